@@ -1,0 +1,61 @@
+//! Health checks for orchestrators and load balancers.
+
+use poem::web::Data;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+
+use super::{ApiError, ApiTags};
+use crate::AppState;
+
+/// A health status.
+#[derive(Debug, Object)]
+pub struct Health {
+    /// `ok`.
+    pub status: String,
+}
+
+/// The answer of the readiness check.
+#[derive(ApiResponse)]
+pub enum ReadyReply {
+    /// The database answers.
+    #[oai(status = 200)]
+    Ready(Json<Health>),
+    /// The database does not answer (`unavailable`).
+    #[oai(status = 503)]
+    Unavailable(Json<ApiError>),
+}
+
+/// Health.
+pub struct MetaApi;
+
+#[OpenApi(tag = "ApiTags::Health")]
+impl MetaApi {
+    /// Liveness
+    ///
+    /// 200 while the process serves requests; it does not touch the database.
+    #[oai(path = "/health/live", method = "get", operation_id = "live")]
+    async fn live(&self) -> Json<Health> {
+        Json(Health {
+            status: "ok".into(),
+        })
+    }
+
+    /// Readiness
+    ///
+    /// 200 when the database answers, 503 when it does not.
+    #[oai(path = "/health/ready", method = "get", operation_id = "ready")]
+    async fn ready(&self, state: Data<&AppState>) -> ReadyReply {
+        match state.auth.store.ping().await {
+            Ok(()) => ReadyReply::Ready(Json(Health {
+                status: "ok".into(),
+            })),
+            Err(err) => {
+                tracing::warn!(error = %err, "readiness check failed");
+                ReadyReply::Unavailable(ApiError::new(
+                    "unavailable",
+                    "the database does not answer",
+                ))
+            }
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! The HTTP API: one `#[OpenApi]` struct per feature, combined into one
+//! OpenAPI service, plus Swagger UI, the spec endpoints and the middleware
+//! that keeps every error a JSON body.
+
+mod meta;
+mod security;
+mod token;
+mod users;
+
+use poem::http::StatusCode;
+use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route};
+use poem_openapi::payload::Json;
+use poem_openapi::{Object, OpenApiService, Tags};
+
+pub use meta::MetaApi;
+pub use security::{BearerAuth, Scopes};
+pub use token::TokenApi;
+pub use users::UsersApi;
+
+use crate::error::Error;
+
+/// The groups of operations in the spec.
+#[derive(Tags)]
+pub enum ApiTags {
+    /// Log in, refresh and log out (OAuth2 token endpoint and JSON twins).
+    Tokens,
+    /// Accounts.
+    Users,
+    /// Liveness and readiness.
+    Health,
+}
+
+/// The error body of every operation except the OAuth2 token endpoints.
+#[derive(Debug, Clone, Object)]
+pub struct ApiError {
+    /// A stable, machine-readable code, e.g. `invalid_request`,
+    /// `invalid_token`, `insufficient_scope`, `username_taken`, `not_found`,
+    /// `unsupported_media_type`, `payload_too_large`, `unavailable`.
+    pub error: String,
+    /// A human-readable explanation.
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(error: &str, message: impl Into<String>) -> Json<Self> {
+        Json(Self {
+            error: error.to_owned(),
+            message: message.into(),
+        })
+    }
+}
+
+/// Every response type of an operation that touches the database can answer
+/// a failure that is not the client's: 503 when the database is
+/// unreachable, 500 otherwise. The body never says more than that.
+pub trait ServerFailure: Sized {
+    fn internal(body: Json<ApiError>) -> Self;
+    fn unavailable(body: Json<ApiError>) -> Self;
+
+    /// Logs `err` in full and answers it opaquely.
+    fn from_error(err: impl Into<Error>) -> Self {
+        let err = err.into();
+        if err.is_unavailable() {
+            tracing::warn!(error = %err, "database unavailable");
+            Self::unavailable(ApiError::new(
+                "unavailable",
+                "the service is temporarily unavailable",
+            ))
+        } else {
+            tracing::error!(error = %err, "internal error");
+            Self::internal(ApiError::new("internal_error", "internal server error"))
+        }
+    }
+}
+
+/// Implements [`ServerFailure`] for a response enum with `InternalError`
+/// and `Unavailable` variants.
+macro_rules! server_failure {
+    ($reply:ty) => {
+        impl $crate::api::ServerFailure for $reply {
+            fn internal(body: poem_openapi::payload::Json<$crate::api::ApiError>) -> Self {
+                Self::InternalError(body)
+            }
+            fn unavailable(body: poem_openapi::payload::Json<$crate::api::ApiError>) -> Self {
+                Self::Unavailable(body)
+            }
+        }
+    };
+}
+pub(crate) use server_failure;
+
+/// What a request that failed before its handler ran gets.
+pub enum Rejection {
+    /// The body or a parameter does not parse (400).
+    BadRequest(Json<ApiError>),
+    /// The body is not in a media type the operation accepts (415).
+    UnsupportedMediaType(Json<ApiError>),
+    /// The access token is missing or invalid (401).
+    Unauthorized(Json<ApiError>, String),
+}
+
+impl Rejection {
+    /// Sorts a poem-openapi extraction error.
+    pub fn from_error(err: &poem::Error) -> Self {
+        if err.status() == StatusCode::UNAUTHORIZED {
+            let (body, header) = security::invalid_token();
+            return Self::Unauthorized(body, header);
+        }
+        if err.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE
+            || err.is::<poem_openapi::error::ContentTypeError>()
+        {
+            return Self::UnsupportedMediaType(ApiError::new(
+                "unsupported_media_type",
+                err.to_string(),
+            ));
+        }
+        Self::BadRequest(ApiError::new("invalid_request", describe(err)))
+    }
+}
+
+/// A client-safe, bounded description of a parse error.
+pub fn describe(err: &poem::Error) -> String {
+    let mut text: String = err.to_string().chars().take(300).collect();
+    if text.is_empty() {
+        text = "malformed request".into();
+    }
+    text
+}
+
+/// The OpenAPI service: every operation, as served and as committed.
+pub fn openapi_service() -> OpenApiService<(TokenApi, UsersApi, MetaApi), ()> {
+    OpenApiService::new(
+        (TokenApi, UsersApi, MetaApi),
+        "Gatehouse",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description(
+        "Password login that issues short-lived JWT access tokens and rotating refresh \
+             tokens. Use **Authorize** (OAuth2 password flow) to try the protected operations.",
+    )
+    .license(poem_openapi::LicenseObject::new("MIT OR Apache-2.0"))
+}
+
+/// The spec as JSON, exactly as `/openapi.json` serves it.
+pub fn spec_json() -> String {
+    openapi_service().spec()
+}
+
+/// Every route with its middleware: the operations, `/docs`, the spec.
+pub fn routes(max_body_bytes: usize) -> impl Endpoint<Output = Response> {
+    let service = openapi_service();
+    let docs = service.swagger_ui();
+    let spec_json = service.spec_endpoint();
+    let spec_yaml = service.spec_endpoint_yaml();
+    Route::new()
+        .nest("/", service)
+        .nest("/docs", docs)
+        .at("/openapi.json", spec_json)
+        .at("/openapi.yaml", spec_yaml)
+        .around(move |ep, req| limit_body(ep, req, max_body_bytes))
+        .catch_all_error(json_error)
+        .around(log_request)
+}
+
+/// Refuses bodies over the limit: 413 by `Content-Length`, and a body sent
+/// without one is cut at the limit (and so fails to parse with 400).
+async fn limit_body<E: Endpoint>(ep: E, mut req: Request, max: usize) -> poem::Result<Response> {
+    let declared = req
+        .headers()
+        .get(poem::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > max as u64) {
+        return Err(poem::Error::from_status(StatusCode::PAYLOAD_TOO_LARGE));
+    }
+    if declared.is_none() {
+        let body = req.take_body();
+        let limited = tokio::io::AsyncReadExt::take(body.into_async_read(), max as u64);
+        req.set_body(poem::Body::from_async_read(limited));
+    }
+    ep.call(req).await.map(IntoResponse::into_response)
+}
+
+/// Any error that reaches the top (unknown path, wrong method, a body over
+/// the limit) becomes a JSON `ApiError` with the same status.
+async fn json_error(err: poem::Error) -> Response {
+    let status = err.status();
+    let code = match status {
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::UNAUTHORIZED => "invalid_token",
+        s if s.is_client_error() => "invalid_request",
+        StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+        _ => "internal_error",
+    };
+    let message = if status.is_server_error() {
+        tracing::error!(error = %err, "unhandled error");
+        "internal server error".to_owned()
+    } else {
+        describe(&err)
+    };
+    ApiError::new(code, message)
+        .with_status(status)
+        .into_response()
+}
+
+/// One line per request: method, path (never the query), status, time.
+async fn log_request<E: Endpoint>(ep: E, req: Request) -> poem::Result<Response> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let started = std::time::Instant::now();
+    let response = ep.call(req).await?.into_response();
+    tracing::info!(
+        %method,
+        path = %path,
+        status = response.status().as_u16(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "request"
+    );
+    Ok(response)
+}

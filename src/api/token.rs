@@ -1,0 +1,368 @@
+//! The token endpoints: the OAuth2 form endpoint (RFC 6749), its JSON twins
+//! for SDK users, and logout.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use poem::Request;
+use poem::web::Data;
+use poem_openapi::payload::{Form, Json};
+use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use super::{ApiError, ApiTags, Rejection, ServerFailure, server_failure};
+use crate::AppState;
+use crate::auth::service::{ClientInfo, GrantError, IssuedTokens};
+
+/// `Cache-Control` of every token endpoint answer (RFC 6749 §5.1).
+const NO_STORE: &str = "no-store";
+
+/// An OAuth2 token request (RFC 6749 §4.3.2 password grant, §6 refresh).
+// No `Debug`: it holds a password.
+#[derive(Object, Deserialize)]
+pub struct TokenRequest {
+    /// `password` or `refresh_token`.
+    pub grant_type: String,
+    /// For `grant_type=password`.
+    pub username: Option<String>,
+    /// For `grant_type=password`.
+    #[oai(write_only)]
+    pub password: Option<String>,
+    /// For `grant_type=refresh_token`.
+    pub refresh_token: Option<String>,
+    /// Space-separated scopes; empty or absent means the default (`profile`).
+    pub scope: Option<String>,
+    /// The public client's id (optional; recorded on the session).
+    pub client_id: Option<String>,
+    /// Accepted and ignored: clients are public in v1.
+    #[oai(write_only)]
+    #[allow(dead_code)] // declared so the spec shows what Swagger UI may send
+    pub client_secret: Option<String>,
+}
+
+/// Log in with a username and password.
+#[derive(Object)]
+pub struct LoginRequest {
+    pub username: String,
+    #[oai(write_only)]
+    pub password: String,
+    /// Space-separated scopes; empty or absent means the default (`profile`).
+    pub scope: Option<String>,
+}
+
+/// Exchange a refresh token for a new token pair.
+#[derive(Object)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+    /// Narrow the scope of the new access token; absent keeps it.
+    pub scope: Option<String>,
+}
+
+/// End the session a refresh token belongs to.
+#[derive(Object)]
+pub struct LogoutRequest {
+    pub refresh_token: String,
+}
+
+/// A successful token response (RFC 6749 §5.1).
+#[derive(Debug, Object)]
+pub struct TokenResponse {
+    /// A JWT (`typ: at+jwt`) to send as `Authorization: Bearer …`.
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+    /// Single-use: every refresh returns a new one.
+    pub refresh_token: String,
+    /// Seconds until the refresh token expires.
+    pub refresh_token_expires_in: i64,
+    /// Space-separated scopes of the access token.
+    pub scope: String,
+}
+
+impl From<IssuedTokens> for TokenResponse {
+    fn from(tokens: IssuedTokens) -> Self {
+        Self {
+            access_token: tokens.access_token,
+            token_type: "Bearer".into(),
+            expires_in: tokens.expires_in,
+            refresh_token: tokens.refresh_token.expose_secret().to_owned(),
+            refresh_token_expires_in: tokens.refresh_token_expires_in,
+            scope: tokens.scope,
+        }
+    }
+}
+
+/// RFC 6749 §5.2 error codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum OAuthErrorCode {
+    InvalidRequest,
+    InvalidClient,
+    InvalidGrant,
+    UnauthorizedClient,
+    UnsupportedGrantType,
+    InvalidScope,
+}
+
+/// An error of the token endpoints (RFC 6749 §5.2).
+#[derive(Debug, Clone, Object)]
+pub struct OAuthError {
+    pub error: OAuthErrorCode,
+    /// A human-readable explanation.
+    pub error_description: String,
+}
+
+/// The answer of a token endpoint.
+#[derive(ApiResponse)]
+#[oai(bad_request_handler = "token_bad_request")]
+pub enum TokenReply {
+    /// Tokens issued.
+    #[oai(status = 200)]
+    Ok(
+        Json<TokenResponse>,
+        #[oai(header = "Cache-Control")] String,
+        #[oai(header = "Pragma")] String,
+    ),
+    /// The request is malformed (`invalid_request`), the credentials or the
+    /// refresh token are refused (`invalid_grant`), or the grant type or
+    /// scope is not supported (`unsupported_grant_type`, `invalid_scope`).
+    #[oai(status = 400)]
+    BadRequest(Json<OAuthError>, #[oai(header = "Cache-Control")] String),
+    /// A malformed `Authorization: Basic` header (`invalid_client`).
+    #[oai(status = 401)]
+    InvalidClient(
+        Json<OAuthError>,
+        #[oai(header = "Cache-Control")] String,
+        #[oai(header = "WWW-Authenticate")] String,
+    ),
+    /// An unexpected server error.
+    #[oai(status = 500)]
+    InternalError(Json<ApiError>),
+    /// The database is unavailable; retry later.
+    #[oai(status = 503)]
+    Unavailable(Json<ApiError>),
+}
+server_failure!(TokenReply);
+
+impl TokenReply {
+    fn error(error: OAuthErrorCode, description: impl Into<String>) -> Self {
+        let body = OAuthError {
+            error,
+            error_description: description.into(),
+        };
+        Self::BadRequest(Json(body), NO_STORE.into())
+    }
+}
+
+fn token_bad_request(err: poem::Error) -> TokenReply {
+    TokenReply::error(OAuthErrorCode::InvalidRequest, super::describe(&err))
+}
+
+impl From<Result<IssuedTokens, GrantError>> for TokenReply {
+    fn from(result: Result<IssuedTokens, GrantError>) -> Self {
+        match result {
+            Ok(tokens) => Self::Ok(Json(tokens.into()), NO_STORE.into(), "no-cache".into()),
+            Err(GrantError::InvalidRequest(msg)) => {
+                Self::error(OAuthErrorCode::InvalidRequest, msg)
+            }
+            Err(GrantError::InvalidGrant(msg)) => Self::error(OAuthErrorCode::InvalidGrant, msg),
+            Err(GrantError::InvalidScope(err)) => Self::error(OAuthErrorCode::InvalidScope, err.0),
+            Err(GrantError::Internal(err)) => Self::from_error(err),
+        }
+    }
+}
+
+/// The answer of logout.
+#[derive(ApiResponse)]
+#[oai(bad_request_handler = "logout_bad_request")]
+pub enum LogoutReply {
+    /// The session is revoked (or the token was unknown: logout is idempotent).
+    #[oai(status = 204)]
+    Done,
+    /// The body does not parse.
+    #[oai(status = 400)]
+    BadRequest(Json<ApiError>),
+    /// The body is not JSON.
+    #[oai(status = 415)]
+    UnsupportedMediaType(Json<ApiError>),
+    /// An unexpected server error.
+    #[oai(status = 500)]
+    InternalError(Json<ApiError>),
+    /// The database is unavailable; retry later.
+    #[oai(status = 503)]
+    Unavailable(Json<ApiError>),
+}
+server_failure!(LogoutReply);
+
+fn logout_bad_request(err: poem::Error) -> LogoutReply {
+    match Rejection::from_error(&err) {
+        Rejection::UnsupportedMediaType(body) => LogoutReply::UnsupportedMediaType(body),
+        Rejection::BadRequest(body) | Rejection::Unauthorized(body, _) => {
+            LogoutReply::BadRequest(body)
+        }
+    }
+}
+
+/// Token issuance and revocation.
+pub struct TokenApi;
+
+#[OpenApi(tag = "ApiTags::Tokens")]
+impl TokenApi {
+    /// OAuth2 token endpoint (password and refresh_token grants)
+    ///
+    /// RFC 6749 §4.3 and §6, form-encoded. This is the `tokenUrl` and
+    /// `refreshUrl` of the OAuth2 security scheme, so Swagger UI's Authorize
+    /// button logs in here. A `client_id` in the body or HTTP Basic client
+    /// credentials are accepted (clients are public).
+    #[oai(path = "/oauth/token", method = "post", operation_id = "token")]
+    async fn token(
+        &self,
+        state: Data<&AppState>,
+        req: &Request,
+        body: Form<TokenRequest>,
+    ) -> TokenReply {
+        let Form(form) = body;
+        let client_id = match basic_client_id(req) {
+            Ok(None) => form.client_id.filter(|id| !id.is_empty()),
+            Ok(Some(basic))
+                if form
+                    .client_id
+                    .as_deref()
+                    .is_none_or(|id| id.is_empty() || id == basic) =>
+            {
+                Some(basic)
+            }
+            Ok(Some(_)) => {
+                return TokenReply::error(
+                    OAuthErrorCode::InvalidRequest,
+                    "`client_id` differs from the client in the Authorization header",
+                );
+            }
+            Err(reply) => return reply,
+        };
+        match form.grant_type.as_str() {
+            "password" => {
+                let username = form.username.unwrap_or_default();
+                let password = SecretString::from(form.password.unwrap_or_default());
+                let client = client_info(req, client_id);
+                state
+                    .auth
+                    .password_grant(&username, password, form.scope.as_deref(), client)
+                    .await
+                    .into()
+            }
+            "refresh_token" => {
+                let token = form.refresh_token.unwrap_or_default();
+                state
+                    .auth
+                    .refresh_grant(&token, form.scope.as_deref())
+                    .await
+                    .into()
+            }
+            "" => TokenReply::error(OAuthErrorCode::InvalidRequest, "`grant_type` is required"),
+            _ => TokenReply::error(
+                OAuthErrorCode::UnsupportedGrantType,
+                "supported grant types are `password` and `refresh_token`",
+            ),
+        }
+    }
+
+    /// Log in with a username and password (JSON)
+    ///
+    /// The password grant as JSON, for SDKs. Unknown users and wrong
+    /// passwords get the same `invalid_grant` answer.
+    #[oai(path = "/auth/login", method = "post", operation_id = "login")]
+    async fn login(
+        &self,
+        state: Data<&AppState>,
+        req: &Request,
+        body: Json<LoginRequest>,
+    ) -> TokenReply {
+        let Json(login) = body;
+        let password = SecretString::from(login.password);
+        let client = client_info(req, None);
+        state
+            .auth
+            .password_grant(&login.username, password, login.scope.as_deref(), client)
+            .await
+            .into()
+    }
+
+    /// Refresh a token pair (JSON)
+    ///
+    /// The refresh grant as JSON, for SDKs. Every refresh rotates the refresh
+    /// token. Presenting a rotated token again within the grace window returns
+    /// the same successor; after it, the whole session is revoked.
+    #[oai(path = "/auth/refresh", method = "post", operation_id = "refresh")]
+    async fn refresh(&self, state: Data<&AppState>, body: Json<RefreshRequest>) -> TokenReply {
+        let Json(refresh) = body;
+        state
+            .auth
+            .refresh_grant(&refresh.refresh_token, refresh.scope.as_deref())
+            .await
+            .into()
+    }
+
+    /// Log out
+    ///
+    /// Revokes the session (the whole refresh-token family) of the given
+    /// refresh token. Idempotent: an unknown or already revoked token also
+    /// gets 204.
+    #[oai(path = "/auth/logout", method = "post", operation_id = "logout")]
+    async fn logout(&self, state: Data<&AppState>, body: Json<LogoutRequest>) -> LogoutReply {
+        match state.auth.logout(&body.0.refresh_token).await {
+            Ok(()) => LogoutReply::Done,
+            Err(err) => LogoutReply::from_error(err),
+        }
+    }
+}
+
+/// The client id of an `Authorization: Basic` header (RFC 6749 §2.3.1), if
+/// there is one; a malformed one is `invalid_client`.
+fn basic_client_id(req: &Request) -> Result<Option<String>, TokenReply> {
+    let Some(value) = req.headers().get(poem::http::header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value.to_str().unwrap_or_default();
+    let Some((scheme, credentials)) = value.split_once(' ') else {
+        return Ok(None);
+    };
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Ok(None);
+    }
+    let decoded = STANDARD
+        .decode(credentials.trim())
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok());
+    match decoded.as_deref().and_then(|text| text.split_once(':')) {
+        Some((id, _secret)) if !id.is_empty() => Ok(Some(id.to_owned())),
+        _ => {
+            let body = OAuthError {
+                error: OAuthErrorCode::InvalidClient,
+                error_description: "malformed HTTP Basic client credentials".into(),
+            };
+            Err(TokenReply::InvalidClient(
+                Json(body),
+                NO_STORE.into(),
+                r#"Basic realm="gatehouse""#.into(),
+            ))
+        }
+    }
+}
+
+fn client_info(req: &Request, client_id: Option<String>) -> ClientInfo {
+    ClientInfo {
+        client_id,
+        user_agent: req
+            .headers()
+            .get(poem::http::header::USER_AGENT)
+            .and_then(|ua| ua.to_str().ok())
+            .map(str::to_owned),
+        ip: req
+            .remote_addr()
+            .as_socket_addr()
+            .map(|addr| addr.ip().to_string()),
+    }
+}

@@ -1,0 +1,175 @@
+//! Accounts: registration and the caller's own profile.
+
+use chrono::{DateTime, Utc};
+use poem::web::Data;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use secrecy::SecretString;
+
+use super::security::{insufficient_scope, invalid_token};
+use super::{ApiError, ApiTags, BearerAuth, Rejection, Scopes, ServerFailure, server_failure};
+use crate::AppState;
+use crate::auth::scope;
+use crate::auth::service::RegisterError;
+use crate::store::UserRecord;
+
+/// A new account.
+#[derive(Object)]
+pub struct RegisterRequest {
+    /// 1 to 64 characters: letters, digits and `. _ - @ +`. Case-sensitive.
+    pub username: String,
+    /// At least 8 characters (configurable), at most 1024 bytes; used exactly
+    /// as given, never trimmed or case-folded.
+    #[oai(write_only)]
+    pub password: String,
+    pub email: Option<String>,
+}
+
+/// An account. Never includes the password or its hash.
+#[derive(Debug, Object)]
+pub struct User {
+    pub id: String,
+    pub username: String,
+    pub email: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<UserRecord> for User {
+    fn from(user: UserRecord) -> Self {
+        Self {
+            id: user.id,
+            username: user.username,
+            email: user.email,
+            created_at: DateTime::from_timestamp_millis(user.created_at).unwrap_or_default(),
+        }
+    }
+}
+
+/// The answer of registration.
+#[derive(ApiResponse)]
+#[oai(bad_request_handler = "register_bad_request")]
+pub enum RegisterReply {
+    /// The account was created.
+    #[oai(status = 201)]
+    Created(Json<User>),
+    /// The body does not parse, or the username, password or email is refused
+    /// (`invalid_request`, `invalid_username`, `invalid_password`, `invalid_email`).
+    #[oai(status = 400)]
+    BadRequest(Json<ApiError>),
+    /// The username is taken (`username_taken`).
+    #[oai(status = 409)]
+    Conflict(Json<ApiError>),
+    /// The body is not JSON.
+    #[oai(status = 415)]
+    UnsupportedMediaType(Json<ApiError>),
+    /// An unexpected server error.
+    #[oai(status = 500)]
+    InternalError(Json<ApiError>),
+    /// The database is unavailable; retry later.
+    #[oai(status = 503)]
+    Unavailable(Json<ApiError>),
+}
+server_failure!(RegisterReply);
+
+fn register_bad_request(err: poem::Error) -> RegisterReply {
+    match Rejection::from_error(&err) {
+        Rejection::UnsupportedMediaType(body) => RegisterReply::UnsupportedMediaType(body),
+        Rejection::BadRequest(body) | Rejection::Unauthorized(body, _) => {
+            RegisterReply::BadRequest(body)
+        }
+    }
+}
+
+/// The answer of an operation on the caller's own account.
+#[derive(ApiResponse)]
+#[oai(bad_request_handler = "me_bad_request")]
+pub enum MeReply {
+    /// The caller's account.
+    #[oai(status = 200)]
+    Ok(Json<User>),
+    /// The access token is missing, malformed, expired or its user is gone.
+    #[oai(status = 401)]
+    Unauthorized(Json<ApiError>, #[oai(header = "WWW-Authenticate")] String),
+    /// The access token lacks the `profile` scope.
+    #[oai(status = 403)]
+    Forbidden(Json<ApiError>, #[oai(header = "WWW-Authenticate")] String),
+    /// An unexpected server error.
+    #[oai(status = 500)]
+    InternalError(Json<ApiError>),
+    /// The database is unavailable; retry later.
+    #[oai(status = 503)]
+    Unavailable(Json<ApiError>),
+}
+server_failure!(MeReply);
+
+fn me_bad_request(err: poem::Error) -> MeReply {
+    match Rejection::from_error(&err) {
+        Rejection::Unauthorized(body, header) => MeReply::Unauthorized(body, header),
+        // Only the security scheme can fail before this handler runs.
+        Rejection::BadRequest(_) | Rejection::UnsupportedMediaType(_) => {
+            let (body, header) = invalid_token();
+            MeReply::Unauthorized(body, header)
+        }
+    }
+}
+
+/// Accounts.
+pub struct UsersApi;
+
+#[OpenApi(tag = "ApiTags::Users")]
+impl UsersApi {
+    /// Register an account
+    ///
+    /// Creates a user. The username must be unused (409 otherwise) and the
+    /// password must satisfy the policy (400 `invalid_password` says why).
+    #[oai(path = "/users", method = "post", operation_id = "register")]
+    async fn register(&self, state: Data<&AppState>, body: Json<RegisterRequest>) -> RegisterReply {
+        let Json(request) = body;
+        let password = SecretString::from(request.password);
+        match state
+            .auth
+            .register(&request.username, password, request.email.as_deref())
+            .await
+        {
+            Ok(user) => RegisterReply::Created(Json(user.into())),
+            Err(RegisterError::InvalidUsername(msg)) => {
+                RegisterReply::BadRequest(ApiError::new("invalid_username", msg))
+            }
+            Err(RegisterError::InvalidEmail(msg)) => {
+                RegisterReply::BadRequest(ApiError::new("invalid_email", msg))
+            }
+            Err(RegisterError::WeakPassword(why)) => {
+                RegisterReply::BadRequest(ApiError::new("invalid_password", why.to_string()))
+            }
+            Err(RegisterError::UsernameTaken) => RegisterReply::Conflict(ApiError::new(
+                "username_taken",
+                "the username is already taken",
+            )),
+            Err(RegisterError::Internal(err)) => RegisterReply::from_error(err),
+        }
+    }
+
+    /// The caller's account
+    ///
+    /// Needs an access token with the `profile` scope.
+    #[oai(path = "/users/me", method = "get", operation_id = "getMe")]
+    async fn me(
+        &self,
+        state: Data<&AppState>,
+        #[oai(scope = "Scopes::Profile")] auth: BearerAuth,
+    ) -> MeReply {
+        let claims = auth.0;
+        if !scope::contains(&claims.scope, scope::PROFILE) {
+            let (body, header) = insufficient_scope(scope::PROFILE);
+            return MeReply::Forbidden(body, header);
+        }
+        match state.auth.store.find_user_by_id(&claims.sub).await {
+            Ok(Some(user)) => MeReply::Ok(Json(user.into())),
+            Ok(None) => {
+                let (body, header) = invalid_token();
+                MeReply::Unauthorized(body, header)
+            }
+            Err(err) => MeReply::from_error(err),
+        }
+    }
+}

@@ -1,0 +1,361 @@
+//! Access tokens: JWTs (RFC 9068 profile) signed with Ed25519.
+//!
+//! Verification pins everything an attacker could steer: the algorithm
+//! (EdDSA only, so `none` and HMAC-with-the-public-key confusion fail), the
+//! `typ` header (jsonwebtoken does not check it), the key id, issuer,
+//! audience, expiry and not-before, with no leeway unless configured.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ed25519_dalek::SigningKey;
+use ed25519_dalek::pkcs8::{DecodePrivateKey as _, EncodePrivateKey as _};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+/// The `typ` header of an access token (RFC 9068 §2.1).
+pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+
+/// The claims of an access token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    pub iss: String,
+    pub aud: String,
+    /// The user id.
+    pub sub: String,
+    pub iat: i64,
+    pub nbf: i64,
+    pub exp: i64,
+    pub jti: String,
+    /// The session (refresh-token family) the token was issued for.
+    pub sid: String,
+    /// Space-separated scopes.
+    pub scope: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+}
+
+/// The key a signing key could not be loaded or stored for.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("cannot read the signing key {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the signing key {path} is not a PKCS#8 PEM Ed25519 private key")]
+    Parse { path: PathBuf },
+    #[error("cannot write the signing key {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// An Ed25519 signing key with its derived public parts.
+pub struct SigningKeys {
+    kid: String,
+    public_key: [u8; 32],
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+}
+
+impl std::fmt::Debug for SigningKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKeys")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SigningKeys {
+    /// Wraps an Ed25519 key; its `kid` is the RFC 7638 JWK thumbprint.
+    pub fn new(key: &SigningKey) -> Self {
+        let public_key = key.verifying_key().to_bytes();
+        let x = URL_SAFE_NO_PAD.encode(public_key);
+        let thumbprint_input = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#);
+        let kid = URL_SAFE_NO_PAD.encode(Sha256::digest(thumbprint_input.as_bytes()));
+        let der = key
+            .to_pkcs8_der()
+            .expect("an Ed25519 key always encodes as PKCS#8");
+        Self {
+            kid,
+            public_key,
+            encoding: EncodingKey::from_ed_der(der.as_bytes()),
+            decoding: DecodingKey::from_ed_der(&public_key),
+        }
+    }
+
+    /// A new random key.
+    pub fn generate() -> Self {
+        Self::new(&SigningKey::from_bytes(&super::random_bytes::<32>()))
+    }
+
+    /// Reads a PKCS#8 PEM Ed25519 key (as `openssl genpkey -algorithm ed25519` writes).
+    pub fn load(path: &Path) -> Result<Self, KeyError> {
+        let pem = std::fs::read_to_string(path).map_err(|source| KeyError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let key = SigningKey::from_pkcs8_pem(&pem).map_err(|_| KeyError::Parse {
+            path: path.to_owned(),
+        })?;
+        Ok(Self::new(&key))
+    }
+
+    /// Reads the key at `path`, or creates it (mode 0600) if there is none.
+    /// Two processes starting at once end up with the same key: the file
+    /// appears complete or not at all (written aside, then hard-linked).
+    pub fn load_or_create(path: &Path) -> Result<Self, KeyError> {
+        if path.exists() {
+            return Self::load(path);
+        }
+        let write_err = |source| KeyError::Write {
+            path: path.to_owned(),
+            source,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(write_err)?;
+        }
+        let key = SigningKey::from_bytes(&super::random_bytes::<32>());
+        let pem = key
+            .to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
+            .expect("an Ed25519 key always encodes as PKCS#8 PEM");
+        let tmp = path.with_extension(format!("tmp-{}", uuid::Uuid::new_v4().simple()));
+        let written =
+            write_private_file(&tmp, pem.as_bytes()).and_then(|()| std::fs::hard_link(&tmp, path));
+        let _ = std::fs::remove_file(&tmp);
+        match written {
+            Ok(()) => Ok(Self::new(&key)),
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Self::load(path),
+            Err(err) => Err(write_err(err)),
+        }
+    }
+
+    /// The key id, as in the `kid` header.
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// The raw 32-byte public key.
+    pub fn public_key(&self) -> &[u8; 32] {
+        &self.public_key
+    }
+}
+
+fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(contents)?;
+    file.sync_all()
+}
+
+/// Why an access token was refused. Logged at debug level; clients only
+/// ever see a generic `invalid_token`.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("malformed token or header: {0}")]
+    Malformed(jsonwebtoken::errors::Error),
+    #[error("wrong token type {0:?}")]
+    WrongType(Option<String>),
+    #[error("unknown key id {0:?}")]
+    UnknownKey(Option<String>),
+    #[error("rejected: {0}")]
+    Rejected(jsonwebtoken::errors::Error),
+    #[error("expired")]
+    Expired,
+}
+
+/// Issues and verifies access tokens.
+#[derive(Debug)]
+pub struct AccessTokens {
+    keys: SigningKeys,
+    issuer: String,
+    audience: String,
+    ttl: Duration,
+    leeway: Duration,
+    validation: Validation,
+}
+
+impl AccessTokens {
+    pub fn new(
+        keys: SigningKeys,
+        issuer: String,
+        audience: String,
+        ttl: Duration,
+        leeway: Duration,
+    ) -> Self {
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.set_issuer(&[&issuer]);
+        validation.set_audience(&[&audience]);
+        validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
+        validation.validate_nbf = true;
+        validation.leeway = leeway.as_secs();
+        Self {
+            keys,
+            issuer,
+            audience,
+            ttl,
+            leeway,
+            validation,
+        }
+    }
+
+    /// The lifetime of a new access token.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// The signing keys.
+    pub fn keys(&self) -> &SigningKeys {
+        &self.keys
+    }
+
+    /// Signs an access token for `sub` in session `sid`, issued at `now_secs`.
+    pub fn issue(
+        &self,
+        sub: &str,
+        sid: &str,
+        scope: &str,
+        client_id: Option<&str>,
+        now_secs: i64,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
+        let claims = AccessClaims {
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            sub: sub.to_owned(),
+            iat: now_secs,
+            nbf: now_secs,
+            exp: now_secs + i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX / 2),
+            jti: uuid::Uuid::new_v4().to_string(),
+            sid: sid.to_owned(),
+            scope: scope.to_owned(),
+            client_id: client_id.map(str::to_owned),
+        };
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.typ = Some(ACCESS_TOKEN_TYP.to_owned());
+        header.kid = Some(self.keys.kid.clone());
+        jsonwebtoken::encode(&header, &claims, &self.keys.encoding)
+    }
+
+    /// Verifies an access token at `now_secs` and returns its claims.
+    pub fn verify(&self, token: &str, now_secs: i64) -> Result<AccessClaims, TokenError> {
+        let header = jsonwebtoken::decode_header(token).map_err(TokenError::Malformed)?;
+        let typ_ok = header.typ.as_deref().is_some_and(|typ| {
+            typ.eq_ignore_ascii_case(ACCESS_TOKEN_TYP)
+                || typ.eq_ignore_ascii_case("application/at+jwt")
+        });
+        if !typ_ok {
+            return Err(TokenError::WrongType(header.typ));
+        }
+        if header.kid.as_deref() != Some(self.keys.kid.as_str()) {
+            return Err(TokenError::UnknownKey(header.kid));
+        }
+        let claims =
+            jsonwebtoken::decode::<AccessClaims>(token, &self.keys.decoding, &self.validation)
+                .map_err(TokenError::Rejected)?
+                .claims;
+        // RFC 7519 §4.1.4: not accepted *on or after* exp; jsonwebtoken
+        // still accepts the exact second of exp.
+        let leeway = i64::try_from(self.leeway.as_secs()).unwrap_or(0);
+        if claims.exp + leeway <= now_secs {
+            return Err(TokenError::Expired);
+        }
+        Ok(claims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tokens() -> AccessTokens {
+        AccessTokens::new(
+            SigningKeys::generate(),
+            "http://issuer.test".into(),
+            "gatehouse".into(),
+            Duration::from_secs(900),
+            Duration::ZERO,
+        )
+    }
+
+    fn now() -> i64 {
+        chrono::Utc::now().timestamp()
+    }
+
+    #[test]
+    fn a_signed_token_verifies_with_its_claims() {
+        let tokens = tokens();
+        let jwt = tokens
+            .issue("user-1", "session-1", "profile", Some("web"), now())
+            .unwrap();
+        let claims = tokens.verify(&jwt, now()).unwrap();
+        assert_eq!(
+            (claims.sub.as_str(), claims.sid.as_str()),
+            ("user-1", "session-1")
+        );
+        assert_eq!(claims.exp - claims.iat, 900);
+        let header = jsonwebtoken::decode_header(&jwt).unwrap();
+        assert_eq!(header.alg, Algorithm::EdDSA);
+        assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+        assert_eq!(header.kid.as_deref(), Some(tokens.keys().kid()));
+    }
+
+    #[test]
+    fn a_token_is_refused_from_the_second_it_expires() {
+        let tokens = tokens();
+        let issued = now() - 900;
+        let jwt = tokens.issue("u", "s", "profile", None, issued).unwrap();
+        assert!(matches!(
+            tokens.verify(&jwt, issued + 900),
+            Err(TokenError::Expired)
+        ));
+        assert!(tokens.verify(&jwt, issued + 899).is_ok());
+    }
+
+    #[test]
+    fn a_token_from_another_key_is_refused() {
+        let jwt = tokens().issue("u", "s", "profile", None, now()).unwrap();
+        assert!(matches!(
+            tokens().verify(&jwt, now()),
+            Err(TokenError::UnknownKey(_))
+        ));
+    }
+
+    #[test]
+    fn a_key_file_is_created_once_with_mode_0600_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys/signing-key.pem");
+        let first = SigningKeys::load_or_create(&path).unwrap();
+        let again = SigningKeys::load_or_create(&path).unwrap();
+        assert_eq!(first.kid(), again.kid());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        assert_eq!(
+            std::fs::read_dir(path.parent().unwrap()).unwrap().count(),
+            1
+        );
+    }
+
+    #[test]
+    fn an_unreadable_key_file_is_an_error_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("garbage.pem");
+        std::fs::write(&path, "not a key").unwrap();
+        assert!(matches!(
+            SigningKeys::load(&path),
+            Err(KeyError::Parse { .. })
+        ));
+    }
+}

@@ -1,0 +1,30 @@
+//! Credentials and tokens: passwords, access tokens (JWT), refresh tokens,
+//! scopes, and the grants that tie them to the store.
+
+pub mod jwt;
+pub mod password;
+pub mod refresh;
+pub mod scope;
+pub mod service;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use secrecy::SecretString;
+
+/// 32 bytes (256 bits) from the operating system's CSPRNG, base64url-encoded.
+pub fn random_token() -> SecretString {
+    SecretString::from(URL_SAFE_NO_PAD.encode(random_bytes::<32>()))
+}
+
+/// `N` bytes from the operating system's CSPRNG.
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    // The OS generator failing is not recoverable: nothing secure can be issued.
+    getrandom::fill(&mut bytes).expect("the operating system's random number generator failed");
+    bytes
+}
+
+/// Milliseconds since the Unix epoch, the unit every stored time uses.
+pub fn now_millis() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}

@@ -1,0 +1,257 @@
+//! Password hashing (Argon2id) and the password policy.
+//!
+//! Hashing is CPU- and memory-bound (19 MiB per hash by default), so it runs
+//! on the blocking pool behind a semaphore sized to the cores: the async
+//! threads keep serving while at most one hash per core is in flight.
+
+use std::sync::Arc;
+
+use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier as _, Version};
+use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::Semaphore;
+
+/// Argon2id cost parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Argon2Params {
+    /// Memory in KiB.
+    pub memory_kib: u32,
+    /// Iterations.
+    pub iterations: u32,
+    /// Lanes.
+    pub parallelism: u32,
+}
+
+impl Default for Argon2Params {
+    /// OWASP's recommendation for Argon2id: m=19456 KiB, t=2, p=1.
+    fn default() -> Self {
+        Self {
+            memory_kib: 19_456,
+            iterations: 2,
+            parallelism: 1,
+        }
+    }
+}
+
+/// Hashing failed for a reason that is not the caller's.
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    #[error("invalid Argon2 parameters: {0}")]
+    Params(argon2::Error),
+    #[error("password hashing failed: {0}")]
+    Hash(argon2::password_hash::Error),
+    #[error("password hashing task failed: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+/// Hashes and verifies passwords off the async threads.
+#[derive(Clone)]
+pub struct Passwords {
+    argon2: Argon2<'static>,
+    permits: Arc<Semaphore>,
+    /// A hash of a random password, verified against when the user is
+    /// unknown so that the answer takes as long as for a wrong password.
+    dummy_hash: Arc<str>,
+}
+
+impl std::fmt::Debug for Passwords {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Passwords")
+            .field("permits", &self.permits.available_permits())
+            .finish()
+    }
+}
+
+impl Passwords {
+    /// Builds the hasher; computes the dummy hash once (blocking, ~one hash).
+    pub fn new(params: Argon2Params) -> Result<Self, HashError> {
+        let params = Params::new(
+            params.memory_kib,
+            params.iterations,
+            params.parallelism,
+            None,
+        )
+        .map_err(HashError::Params)?;
+        let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+        let dummy = crate::auth::random_token();
+        let dummy_hash = argon2
+            .hash_password(dummy.expose_secret().as_bytes())
+            .map_err(HashError::Hash)?;
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        Ok(Self {
+            argon2,
+            permits: Arc::new(Semaphore::new(cores)),
+            dummy_hash: dummy_hash.to_string().into(),
+        })
+    }
+
+    /// The PHC string of a fresh salted hash of `password`.
+    pub async fn hash(&self, password: SecretString) -> Result<String, HashError> {
+        let argon2 = self.argon2.clone();
+        self.run(move || {
+            argon2
+                .hash_password(password.expose_secret().as_bytes())
+                .map(|hash| hash.to_string())
+                .map_err(HashError::Hash)
+        })
+        .await
+    }
+
+    /// Whether `password` matches `stored`. With no stored hash (unknown user)
+    /// it verifies against the dummy hash and answers `false`, taking the
+    /// same time as a wrong password.
+    pub async fn verify(
+        &self,
+        password: SecretString,
+        stored: Option<String>,
+    ) -> Result<bool, HashError> {
+        let argon2 = self.argon2.clone();
+        let known = stored.is_some();
+        let hash: Arc<str> = stored.map_or_else(|| self.dummy_hash.clone(), Arc::from);
+        let matches = self
+            .run(move || {
+                Ok(argon2
+                    .verify_password(password.expose_secret().as_bytes(), &*hash)
+                    .is_ok())
+            })
+            .await?;
+        Ok(known && matches)
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> Result<T, HashError> + Send + 'static,
+    ) -> Result<T, HashError> {
+        // The semaphore is never closed, so acquiring cannot fail.
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .expect("password semaphore is never closed");
+        tokio::task::spawn_blocking(work).await?
+    }
+}
+
+/// Longest password accepted, in bytes. Longer input is refused, never truncated.
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+
+/// Why a new password is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyViolation {
+    #[error("password must be at least {0} characters long")]
+    TooShort(usize),
+    #[error("password must be at most {MAX_PASSWORD_BYTES} bytes long")]
+    TooLong,
+    #[error("password must not contain control characters")]
+    ControlCharacter,
+    #[error("password must not be the username")]
+    SameAsUsername,
+    #[error("password is too weak: it repeats a single character")]
+    SingleCharacter,
+}
+
+/// Checks a new password against the policy. Passwords are compared and
+/// hashed exactly as given: never trimmed, truncated or case-folded.
+pub fn check_policy(
+    password: &str,
+    username: &str,
+    min_chars: usize,
+) -> Result<(), PolicyViolation> {
+    if password.len() > MAX_PASSWORD_BYTES {
+        return Err(PolicyViolation::TooLong);
+    }
+    if password.chars().count() < min_chars {
+        return Err(PolicyViolation::TooShort(min_chars));
+    }
+    if password.chars().any(char::is_control) {
+        return Err(PolicyViolation::ControlCharacter);
+    }
+    if password.to_lowercase() == username.to_lowercase() {
+        return Err(PolicyViolation::SameAsUsername);
+    }
+    let mut chars = password.chars();
+    if let Some(first) = chars.next() {
+        if chars.all(|c| c == first) {
+            return Err(PolicyViolation::SingleCharacter);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cheap() -> Passwords {
+        Passwords::new(Argon2Params {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_hash_verifies_its_password_and_no_other() {
+        let passwords = cheap();
+        let hash = passwords.hash("correct horse".into()).await.unwrap();
+        assert!(hash.starts_with("$argon2id$v=19$m=64,t=1,p=1$"));
+        assert!(
+            passwords
+                .verify("correct horse".into(), Some(hash.clone()))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !passwords
+                .verify("Correct horse".into(), Some(hash))
+                .await
+                .unwrap()
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unknown_user_never_verifies() {
+        assert!(!cheap().verify("anything".into(), None).await.unwrap());
+    }
+
+    #[test]
+    fn the_default_parameters_are_owasps() {
+        let Argon2Params {
+            memory_kib,
+            iterations,
+            parallelism,
+        } = Argon2Params::default();
+        assert_eq!((memory_kib, iterations, parallelism), (19_456, 2, 1));
+    }
+
+    #[test]
+    fn the_policy_refuses_short_long_and_trivial_passwords() {
+        assert_eq!(
+            check_policy("short", "u", 8),
+            Err(PolicyViolation::TooShort(8))
+        );
+        assert_eq!(
+            check_policy(&"ab".repeat(513), "u", 8),
+            Err(PolicyViolation::TooLong)
+        );
+        assert_eq!(
+            check_policy("abcdefgh\0", "u", 8),
+            Err(PolicyViolation::ControlCharacter)
+        );
+        assert_eq!(
+            check_policy("AliceSmith", "alicesmith", 8),
+            Err(PolicyViolation::SameAsUsername)
+        );
+        assert_eq!(
+            check_policy("aaaaaaaaaa", "u", 8),
+            Err(PolicyViolation::SingleCharacter)
+        );
+        // Eight characters, not eight bytes; 1024 bytes is still allowed.
+        assert_eq!(
+            check_policy("ééééééé", "u", 8),
+            Err(PolicyViolation::TooShort(8))
+        );
+        assert_eq!(check_policy(&"ab".repeat(512), "u", 8), Ok(()));
+        assert_eq!(check_policy("  spaced out  ", "u", 8), Ok(()));
+    }
+}

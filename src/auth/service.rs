@@ -1,0 +1,373 @@
+//! The grants: registration, the password grant, the refresh grant and
+//! logout, on top of the store. HTTP handlers translate to and from these.
+
+use secrecy::{ExposeSecret, SecretString};
+
+use super::jwt::{AccessClaims, AccessTokens, TokenError};
+use super::password::{self, Passwords, PolicyViolation};
+use super::refresh::{self, Decision, RefreshPolicy, Successors};
+use super::scope::{self, InvalidScope};
+use crate::error::Error;
+use crate::store::{InsertUser, NewSession, RefreshTokenRecord, Store, UserRecord};
+
+/// Longest username, in characters.
+pub const MAX_USERNAME_CHARS: usize = 64;
+/// Longest email address, in bytes (RFC 5321 path limit).
+pub const MAX_EMAIL_BYTES: usize = 254;
+/// Longest `client_id`, in characters.
+pub const MAX_CLIENT_ID_CHARS: usize = 255;
+/// Longest user agent kept on a session, in characters.
+const MAX_USER_AGENT_CHARS: usize = 512;
+/// Longest string that could be a refresh token we issued.
+const MAX_REFRESH_TOKEN_BYTES: usize = 512;
+
+/// Who is asking for a session, recorded on it.
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    pub client_id: Option<String>,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+}
+
+/// A freshly issued token pair.
+#[derive(Debug)]
+pub struct IssuedTokens {
+    pub access_token: String,
+    pub expires_in: i64,
+    pub refresh_token: SecretString,
+    pub refresh_token_expires_in: i64,
+    pub scope: String,
+}
+
+/// Why a grant was refused (RFC 6749 §5.2), or that it failed.
+#[derive(Debug, thiserror::Error)]
+pub enum GrantError {
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("{0}")]
+    InvalidGrant(&'static str),
+    #[error(transparent)]
+    InvalidScope(#[from] InvalidScope),
+    #[error(transparent)]
+    Internal(#[from] Error),
+}
+
+impl From<sqlx::Error> for GrantError {
+    fn from(err: sqlx::Error) -> Self {
+        Self::Internal(err.into())
+    }
+}
+
+/// Why a registration was refused, or that it failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterError {
+    #[error("{0}")]
+    InvalidUsername(String),
+    #[error("{0}")]
+    InvalidEmail(String),
+    #[error(transparent)]
+    WeakPassword(#[from] PolicyViolation),
+    #[error("the username is already taken")]
+    UsernameTaken,
+    #[error(transparent)]
+    Internal(#[from] Error),
+}
+
+/// The one message for an unknown user and a wrong password alike.
+pub const BAD_CREDENTIALS: &str = "invalid username or password";
+const BAD_REFRESH_TOKEN: &str = "the refresh token is invalid, expired or revoked";
+
+/// Everything the grants need.
+#[derive(Debug)]
+pub struct AuthService {
+    pub store: Store,
+    pub passwords: Passwords,
+    pub access: AccessTokens,
+    pub successors: Successors,
+    pub refresh: RefreshPolicy,
+    pub min_password_chars: usize,
+}
+
+impl AuthService {
+    /// Creates an account.
+    pub async fn register(
+        &self,
+        username: &str,
+        password: SecretString,
+        email: Option<&str>,
+    ) -> Result<UserRecord, RegisterError> {
+        check_username(username).map_err(RegisterError::InvalidUsername)?;
+        if let Some(email) = email {
+            check_email(email).map_err(RegisterError::InvalidEmail)?;
+        }
+        password::check_policy(password.expose_secret(), username, self.min_password_chars)?;
+        let user = UserRecord {
+            id: uuid::Uuid::new_v4().to_string(),
+            username: username.to_owned(),
+            email: email.map(str::to_owned),
+            password_hash: self.passwords.hash(password).await.map_err(Error::from)?,
+            created_at: super::now_millis(),
+        };
+        match self.store.insert_user(&user).await.map_err(Error::from)? {
+            InsertUser::Inserted => Ok(user),
+            InsertUser::UsernameTaken => Err(RegisterError::UsernameTaken),
+        }
+    }
+
+    /// The resource-owner password grant (RFC 6749 §4.3): a new session.
+    pub async fn password_grant(
+        &self,
+        username: &str,
+        password: SecretString,
+        requested_scope: Option<&str>,
+        client: ClientInfo,
+    ) -> Result<IssuedTokens, GrantError> {
+        if username.is_empty() {
+            return Err(GrantError::InvalidRequest("`username` is required".into()));
+        }
+        if password.expose_secret().is_empty() {
+            return Err(GrantError::InvalidRequest("`password` is required".into()));
+        }
+        let client_id = check_client_id(client.client_id.as_deref())?;
+        let scope = scope::for_new_session(requested_scope)?;
+        // Input no account can have is refused without a lookup or a hash:
+        // that reveals nothing about which accounts exist.
+        if username.chars().count() > MAX_USERNAME_CHARS
+            || password.expose_secret().len() > password::MAX_PASSWORD_BYTES
+        {
+            return Err(GrantError::InvalidGrant(BAD_CREDENTIALS));
+        }
+        let user = self.store.find_user_by_name(username).await?;
+        let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
+        if !self
+            .passwords
+            .verify(password, stored_hash)
+            .await
+            .map_err(Error::from)?
+        {
+            return Err(GrantError::InvalidGrant(BAD_CREDENTIALS));
+        }
+        let user = user.expect("a verified password belongs to a stored user");
+
+        let now = super::now_millis();
+        let session_id = uuid::Uuid::new_v4().to_string();
+        let refresh_token = super::random_token();
+        let expires_at = now.saturating_add(refresh::millis(self.refresh.ttl));
+        let user_agent: Option<String> = client
+            .user_agent
+            .map(|ua| ua.chars().take(MAX_USER_AGENT_CHARS).collect());
+        self.store
+            .insert_session(&NewSession {
+                id: &session_id,
+                user_id: &user.id,
+                client_id,
+                scope: &scope,
+                user_agent: user_agent.as_deref(),
+                ip: client.ip.as_deref(),
+                created_at: now,
+                expires_at,
+                first_token_hash: &refresh::hash(refresh_token.expose_secret()),
+            })
+            .await?;
+        tracing::info!(user_id = %user.id, session_id = %session_id, "login succeeded");
+        self.issue(
+            &user.id,
+            &session_id,
+            scope,
+            client_id,
+            refresh_token,
+            expires_at,
+            now,
+        )
+    }
+
+    /// The refresh grant (RFC 6749 §6) with rotation and reuse detection.
+    pub async fn refresh_grant(
+        &self,
+        refresh_token: &str,
+        requested_scope: Option<&str>,
+    ) -> Result<IssuedTokens, GrantError> {
+        if refresh_token.is_empty() {
+            return Err(GrantError::InvalidRequest(
+                "`refresh_token` is required".into(),
+            ));
+        }
+        if refresh_token.len() > MAX_REFRESH_TOKEN_BYTES {
+            return Err(GrantError::InvalidGrant(BAD_REFRESH_TOKEN));
+        }
+        let token_hash = refresh::hash(refresh_token);
+        let Some(mut record) = self.store.find_refresh_token(&token_hash).await? else {
+            return Err(GrantError::InvalidGrant(BAD_REFRESH_TOKEN));
+        };
+        let scope = scope::for_refresh(requested_scope, &record.scope)?;
+        let successor = self.successors.successor(refresh_token);
+        // At most two rounds: a lost rotation race re-reads the token, which
+        // is then rotated and so decided as a replay or a reuse.
+        for _ in 0..2 {
+            let now = super::now_millis();
+            match self.refresh.decide(&record, now) {
+                Decision::Dead => break,
+                Decision::Reuse => {
+                    self.store.revoke_session(&record.session_id, now).await?;
+                    tracing::warn!(
+                        session_id = %record.session_id,
+                        user_id = %record.user_id,
+                        "refresh token reuse detected: session revoked"
+                    );
+                    break;
+                }
+                Decision::Replay => return self.reissue(&record, scope, successor, now),
+                Decision::Rotate => {
+                    let child_hash = refresh::hash(successor.expose_secret());
+                    let rotated = self
+                        .store
+                        .rotate_refresh_token(&record.session_id, &token_hash, &child_hash, now)
+                        .await?;
+                    if rotated {
+                        return self.reissue(&record, scope, successor, now);
+                    }
+                    match self.store.find_refresh_token(&token_hash).await? {
+                        Some(fresh) => record = fresh,
+                        None => break,
+                    }
+                }
+            }
+        }
+        Err(GrantError::InvalidGrant(BAD_REFRESH_TOKEN))
+    }
+
+    /// Revokes the session of a refresh token. Unknown tokens are ignored,
+    /// so logout is idempotent and reveals nothing.
+    pub async fn logout(&self, refresh_token: &str) -> Result<(), Error> {
+        if refresh_token.is_empty() || refresh_token.len() > MAX_REFRESH_TOKEN_BYTES {
+            return Ok(());
+        }
+        if let Some(record) = self
+            .store
+            .find_refresh_token(&refresh::hash(refresh_token))
+            .await?
+        {
+            self.store
+                .revoke_session(&record.session_id, super::now_millis())
+                .await?;
+            tracing::info!(session_id = %record.session_id, "logout: session revoked");
+        }
+        Ok(())
+    }
+
+    /// Verifies an access token now.
+    pub fn verify_access_token(&self, token: &str) -> Result<AccessClaims, TokenError> {
+        self.access.verify(token, chrono::Utc::now().timestamp())
+    }
+
+    fn reissue(
+        &self,
+        record: &RefreshTokenRecord,
+        scope: String,
+        successor: SecretString,
+        now: i64,
+    ) -> Result<IssuedTokens, GrantError> {
+        let client_id = record.client_id.as_deref();
+        self.issue(
+            &record.user_id,
+            &record.session_id,
+            scope,
+            client_id,
+            successor,
+            record.session_expires_at,
+            now,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn issue(
+        &self,
+        user_id: &str,
+        session_id: &str,
+        scope: String,
+        client_id: Option<&str>,
+        refresh_token: SecretString,
+        session_expires_at: i64,
+        now: i64,
+    ) -> Result<IssuedTokens, GrantError> {
+        let access_token = self
+            .access
+            .issue(user_id, session_id, &scope, client_id, now / 1000)
+            .map_err(Error::from)?;
+        Ok(IssuedTokens {
+            access_token,
+            expires_in: i64::try_from(self.access.ttl().as_secs()).unwrap_or(i64::MAX),
+            refresh_token,
+            refresh_token_expires_in: self.refresh.expires_in(session_expires_at, now),
+            scope,
+        })
+    }
+}
+
+/// A username: 1 to 64 characters, letters, digits and `. _ - @ +`.
+pub fn check_username(username: &str) -> Result<(), String> {
+    let chars = username.chars().count();
+    if chars == 0 || chars > MAX_USERNAME_CHARS {
+        return Err(format!(
+            "username must be 1 to {MAX_USERNAME_CHARS} characters long"
+        ));
+    }
+    if !username
+        .chars()
+        .all(|c| c.is_alphanumeric() || "._-@+".contains(c))
+    {
+        return Err("username may contain only letters, digits and . _ - @ +".into());
+    }
+    Ok(())
+}
+
+fn check_email(email: &str) -> Result<(), String> {
+    let well_formed = email.len() <= MAX_EMAIL_BYTES
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && !domain.is_empty() && !domain.contains('@')
+        });
+    if well_formed {
+        Ok(())
+    } else {
+        Err("email must be a valid address of at most 254 bytes".into())
+    }
+}
+
+fn check_client_id(client_id: Option<&str>) -> Result<Option<&str>, GrantError> {
+    match client_id.filter(|id| !id.is_empty()) {
+        Some(id)
+            if id.chars().count() > MAX_CLIENT_ID_CHARS || id.chars().any(char::is_control) =>
+        {
+            Err(GrantError::InvalidRequest(format!(
+                "`client_id` must be at most {MAX_CLIENT_ID_CHARS} printable characters"
+            )))
+        }
+        other => Ok(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames_are_short_printable_words() {
+        assert!(check_username("alice").is_ok());
+        assert!(check_username("élodie.m+test@example.org").is_ok());
+        assert!(check_username("").is_err());
+        assert!(check_username("a b").is_err());
+        assert!(check_username("nul\0byte").is_err());
+        assert!(check_username("x' OR '1'='1").is_err());
+        assert!(check_username(&"a".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn emails_need_one_at_sign_and_no_spaces() {
+        assert!(check_email("a@example.org").is_ok());
+        assert!(check_email("a@b@c").is_err());
+        assert!(check_email("@example.org").is_err());
+        assert!(check_email("a @example.org").is_err());
+        assert!(check_email(&format!("{}@x.org", "a".repeat(250))).is_err());
+    }
+}

@@ -1,0 +1,202 @@
+//! Every setting, as command-line flags with environment twins
+//! (`GATEHOUSE_` + the flag in upper snake case). A `.env` file is read first.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Gatehouse: password login, short-lived JWT access tokens and rotating
+/// refresh tokens, described by an OpenAPI spec.
+#[derive(Debug, Parser)]
+#[command(
+    name = "gatehouse",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Settings for serving when no subcommand is given.
+    #[command(flatten)]
+    pub serve: Config,
+}
+
+/// What to do.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Migrate the database and serve the API (the default).
+    Serve(Config),
+    /// Apply pending database migrations and exit.
+    Migrate(DatabaseArgs),
+    /// Manage user accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Print the OpenAPI spec (JSON) that the server serves at /openapi.json.
+    Openapi,
+}
+
+/// User administration.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user; the password is read from standard input, never from argv.
+    Create {
+        /// The new user's name.
+        #[arg(long)]
+        username: String,
+        /// The new user's email address.
+        #[arg(long)]
+        email: Option<String>,
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[command(flatten)]
+        passwords: PasswordArgs,
+    },
+}
+
+/// Where the data lives.
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// Database URL: `mysql://user:pass@host:port/db` or `sqlite://path`.
+    /// Also read from DATABASE_URL. Default: sqlite://<data-dir>/gatehouse.db.
+    #[arg(long, env = "GATEHOUSE_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Directory for the default SQLite database and the generated signing key.
+    #[arg(long, env = "GATEHOUSE_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// Database connections in the pool.
+    #[arg(long, env = "GATEHOUSE_DB_MAX_CONNECTIONS", default_value_t = 10)]
+    pub db_max_connections: u32,
+    /// How long a request waits for a database connection before answering 503.
+    #[arg(long, env = "GATEHOUSE_DB_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub db_timeout: Duration,
+}
+
+impl DatabaseArgs {
+    /// The database URL: the flag, then DATABASE_URL, then SQLite in the data dir.
+    pub fn url(&self) -> String {
+        self.database_url
+            .clone()
+            .or_else(|| {
+                std::env::var("DATABASE_URL")
+                    .ok()
+                    .filter(|url| !url.is_empty())
+            })
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("gatehouse.db").display()))
+    }
+}
+
+/// Argon2id cost settings. Production defaults are OWASP's; lower them only
+/// for tests.
+#[derive(Debug, Clone, Args)]
+pub struct PasswordArgs {
+    /// Argon2id memory cost in KiB.
+    #[arg(long, env = "GATEHOUSE_ARGON2_MEMORY_KIB", default_value_t = 19_456)]
+    pub argon2_memory_kib: u32,
+    /// Argon2id iterations.
+    #[arg(long, env = "GATEHOUSE_ARGON2_ITERATIONS", default_value_t = 2)]
+    pub argon2_iterations: u32,
+    /// Argon2id parallelism (lanes).
+    #[arg(long, env = "GATEHOUSE_ARGON2_PARALLELISM", default_value_t = 1)]
+    pub argon2_parallelism: u32,
+    /// Minimum password length, in characters.
+    #[arg(long, env = "GATEHOUSE_MIN_PASSWORD_LENGTH", default_value_t = 8)]
+    pub min_password_length: usize,
+}
+
+impl PasswordArgs {
+    pub fn argon2(&self) -> crate::auth::password::Argon2Params {
+        crate::auth::password::Argon2Params {
+            memory_kib: self.argon2_memory_kib,
+            iterations: self.argon2_iterations,
+            parallelism: self.argon2_parallelism,
+        }
+    }
+}
+
+/// Settings of the server.
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "GATEHOUSE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// The `iss` of issued tokens. Default: http://<listen>.
+    #[arg(long, env = "GATEHOUSE_ISSUER")]
+    pub issuer: Option<String>,
+    /// The `aud` of issued tokens.
+    #[arg(long, env = "GATEHOUSE_AUDIENCE", default_value = "gatehouse")]
+    pub audience: String,
+    /// Lifetime of an access token.
+    #[arg(long, env = "GATEHOUSE_ACCESS_TTL", default_value = "15m", value_parser = humantime::parse_duration)]
+    pub access_ttl: Duration,
+    /// Absolute lifetime of a session's refresh tokens, from login.
+    #[arg(long, env = "GATEHOUSE_REFRESH_TTL", default_value = "14d", value_parser = humantime::parse_duration)]
+    pub refresh_ttl: Duration,
+    /// A refresh token unused for this long expires (off when unset).
+    #[arg(long, env = "GATEHOUSE_REFRESH_IDLE_TTL", value_parser = humantime::parse_duration)]
+    pub refresh_idle_ttl: Option<Duration>,
+    /// How long a rotated refresh token may be presented again and get the same
+    /// successor; 0s makes any second use a reuse that revokes the session.
+    #[arg(long, env = "GATEHOUSE_REFRESH_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub refresh_grace: Duration,
+    /// Clock skew tolerated on access-token `exp` and `nbf`.
+    #[arg(long, env = "GATEHOUSE_JWT_LEEWAY", default_value = "0s", value_parser = humantime::parse_duration)]
+    pub jwt_leeway: Duration,
+    /// PKCS#8 PEM Ed25519 signing key. Default: generated once into <data-dir>.
+    #[arg(long, env = "GATEHOUSE_SIGNING_KEY_FILE")]
+    pub signing_key_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub passwords: PasswordArgs,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "GATEHOUSE_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
+    pub max_body_bytes: usize,
+    /// How long shutdown waits for in-flight requests.
+    #[arg(long, env = "GATEHOUSE_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub shutdown_timeout: Duration,
+}
+
+impl Config {
+    /// The configuration with every default, as `gatehouse` with no flags
+    /// and no environment would have it.
+    pub fn defaults() -> Self {
+        Cli::parse_from(["gatehouse"]).serve
+    }
+
+    /// The issuer: the flag, or `http://<listen>`.
+    pub fn issuer(&self) -> String {
+        self.issuer
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+    }
+
+    /// The signing key file: the flag, or `<data-dir>/signing-key.pem`.
+    pub fn signing_key_path(&self) -> PathBuf {
+        self.signing_key_file
+            .clone()
+            .unwrap_or_else(|| self.database.data_dir.join("signing-key.pem"))
+    }
+
+    /// Checks settings that clap cannot check one by one.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.access_ttl < Duration::from_secs(1) {
+            return Err("--access-ttl must be at least 1s".into());
+        }
+        if self.refresh_ttl <= self.access_ttl {
+            return Err("--refresh-ttl must be longer than --access-ttl".into());
+        }
+        if self.refresh_grace >= self.refresh_ttl {
+            return Err("--refresh-grace must be shorter than --refresh-ttl".into());
+        }
+        if self.passwords.min_password_length == 0 {
+            return Err("--min-password-length must be at least 1".into());
+        }
+        if self.audience.is_empty() {
+            return Err("--audience must not be empty".into());
+        }
+        Ok(())
+    }
+}

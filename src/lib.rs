@@ -1,0 +1,228 @@
+//! Gatehouse: an OpenAPI-first authentication service.
+//!
+//! [`build_app`] is what `main` and the tests share: it opens and migrates
+//! the database, loads the signing key and returns the routes and state.
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod store;
+
+use std::io::BufRead as _;
+use std::sync::Arc;
+
+use poem::endpoint::BoxEndpoint;
+use poem::listener::{Acceptor as _, Listener as _, TcpListener};
+use poem::{EndpointExt as _, Response};
+use secrecy::{ExposeSecret as _, SecretString};
+
+use crate::auth::jwt::{AccessTokens, KeyError, SigningKeys};
+use crate::auth::password::{HashError, Passwords};
+use crate::auth::refresh::{RefreshPolicy, SUCCESSOR_SECRET_NAME, Successors};
+use crate::auth::service::{AuthService, RegisterError};
+use crate::config::{Config, DatabaseArgs, PasswordArgs};
+use crate::store::{OpenError, Store, StoreOptions};
+
+/// What every request handler shares.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub auth: Arc<AuthService>,
+}
+
+/// Why Gatehouse could not start or an admin command failed. Each is
+/// reported as one line and exit code 2.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error(transparent)]
+    Store(#[from] OpenError),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error("{0}")]
+    Passwords(#[from] HashError),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("server error: {0}")]
+    Serve(std::io::Error),
+    #[error("cannot read the password from standard input: {0}")]
+    ReadPassword(std::io::Error),
+    #[error("cannot create the user: {0}")]
+    CreateUser(RegisterError),
+}
+
+/// Connects to and migrates the configured database.
+pub async fn open_store(database: &DatabaseArgs) -> Result<Store, OpenError> {
+    let options = StoreOptions {
+        max_connections: database.db_max_connections,
+        acquire_timeout: database.db_timeout,
+    };
+    let store = Store::connect(&database.url(), &options).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+/// Builds the application: the routes with their middleware, and the state.
+pub async fn build_app(
+    config: &Config,
+) -> Result<(BoxEndpoint<'static, Response>, AppState), StartError> {
+    config.validate().map_err(StartError::Config)?;
+    let key_path = config.signing_key_path();
+    let keys = if config.signing_key_file.is_some() {
+        SigningKeys::load(&key_path)?
+    } else {
+        SigningKeys::load_or_create(&key_path)?
+    };
+    let store = open_store(&config.database).await?;
+    let passwords = new_passwords(&config.passwords).await?;
+    let candidate = auth::random_token();
+    let secret = store
+        .get_or_create_secret(
+            SUCCESSOR_SECRET_NAME,
+            candidate.expose_secret(),
+            auth::now_millis(),
+        )
+        .await?;
+    let auth = AuthService {
+        store,
+        passwords,
+        access: AccessTokens::new(
+            keys,
+            config.issuer(),
+            config.audience.clone(),
+            config.access_ttl,
+            config.jwt_leeway,
+        ),
+        successors: Successors::new(SecretString::from(secret)),
+        refresh: RefreshPolicy {
+            ttl: config.refresh_ttl,
+            idle_ttl: config.refresh_idle_ttl,
+            grace: config.refresh_grace,
+        },
+        min_password_chars: config.passwords.min_password_length,
+    };
+    let state = AppState {
+        auth: Arc::new(auth),
+    };
+    let app = api::routes(config.max_body_bytes)
+        .data(state.clone())
+        .boxed();
+    Ok((app, state))
+}
+
+async fn new_passwords(args: &PasswordArgs) -> Result<Passwords, HashError> {
+    let params = args.argon2();
+    tokio::task::spawn_blocking(move || Passwords::new(params)).await?
+}
+
+/// Serves until SIGTERM or SIGINT, then drains in-flight requests.
+pub async fn serve(config: Config) -> Result<(), StartError> {
+    let (app, state) = build_app(&config).await?;
+    let acceptor = TcpListener::bind(config.listen)
+        .into_acceptor()
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    let local = acceptor
+        .local_addr()
+        .into_iter()
+        .next()
+        .map(|addr| addr.to_string())
+        .unwrap_or_default();
+    tracing::info!(
+        listen = %local,
+        backend = ?state.auth.store.backend(),
+        kid = state.auth.access.keys().kid(),
+        "gatehouse is serving; Swagger UI at /docs"
+    );
+    poem::Server::new_with_acceptor(acceptor)
+        .run_with_graceful_shutdown(app, shutdown_signal(), Some(config.shutdown_timeout))
+        .await
+        .map_err(StartError::Serve)?;
+    state.auth.store.close().await;
+    tracing::info!("gatehouse stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("installing a SIGTERM handler cannot fail on Unix");
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+    tracing::info!("shutdown requested: draining in-flight requests");
+}
+
+/// `gatehouse migrate`.
+pub async fn migrate(database: &DatabaseArgs) -> Result<(), StartError> {
+    let store = open_store(database).await?;
+    store.close().await;
+    tracing::info!("migrations applied");
+    Ok(())
+}
+
+/// `gatehouse user create`: the password comes from standard input (a
+/// prompt without echo on a terminal), never from the command line.
+pub async fn create_user(
+    username: &str,
+    email: Option<&str>,
+    database: &DatabaseArgs,
+    password_args: &PasswordArgs,
+) -> Result<(), StartError> {
+    let password = read_password().map_err(StartError::ReadPassword)?;
+    let store = open_store(database).await?;
+    let service = AuthService {
+        store: store.clone(),
+        passwords: new_passwords(password_args).await?,
+        // Registration signs nothing; these are never used.
+        access: AccessTokens::new(
+            SigningKeys::generate(),
+            String::new(),
+            String::new(),
+            std::time::Duration::from_secs(1),
+            std::time::Duration::ZERO,
+        ),
+        successors: Successors::new(auth::random_token()),
+        refresh: RefreshPolicy {
+            ttl: std::time::Duration::from_secs(1),
+            idle_ttl: None,
+            grace: std::time::Duration::ZERO,
+        },
+        min_password_chars: password_args.min_password_length,
+    };
+    let user = service
+        .register(username, password, email)
+        .await
+        .map_err(StartError::CreateUser)?;
+    store.close().await;
+    println!("{}", user.id);
+    Ok(())
+}
+
+fn read_password() -> std::io::Result<SecretString> {
+    use std::io::IsTerminal as _;
+    if std::io::stdin().is_terminal() {
+        return rpassword::prompt_password("Password: ").map(SecretString::from);
+    }
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    let password = line.strip_suffix('\n').unwrap_or(&line);
+    let password = password.strip_suffix('\r').unwrap_or(password);
+    Ok(SecretString::from(password.to_owned()))
+}

@@ -1,0 +1,60 @@
+//! The `gatehouse` binary: parse the configuration, run, exit with a clear
+//! message (exit code 2) when starting fails.
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use gatehouse::config::{Cli, Command, UserCommand};
+
+fn main() -> ExitCode {
+    match dotenvy::dotenv() {
+        Ok(_) => {}
+        Err(err) if err.not_found() => {}
+        Err(err) => return fail(format!("cannot read .env: {err}")),
+    }
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => return fail(format!("cannot start the runtime: {err}")),
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            None => gatehouse::serve(cli.serve).await,
+            Some(Command::Serve(config)) => gatehouse::serve(config).await,
+            Some(Command::Migrate(database)) => gatehouse::migrate(&database).await,
+            Some(Command::User(UserCommand::Create {
+                username,
+                email,
+                database,
+                passwords,
+            })) => gatehouse::create_user(&username, email.as_deref(), &database, &passwords).await,
+            Some(Command::Openapi) => {
+                println!("{}", gatehouse::api::spec_json());
+                Ok(())
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => fail(err.to_string()),
+    }
+}
+
+fn fail(message: String) -> ExitCode {
+    eprintln!("gatehouse: error: {message}");
+    ExitCode::from(2)
+}
+
+/// Logs go to standard error (standard output carries `gatehouse openapi`);
+/// the level comes from GATEHOUSE_LOG or RUST_LOG, default `info`.
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("GATEHOUSE_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
