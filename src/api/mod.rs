@@ -4,6 +4,7 @@
 
 mod meta;
 mod security;
+mod text;
 mod token;
 mod users;
 
@@ -14,6 +15,7 @@ use poem_openapi::{Object, OpenApiService, Tags};
 
 pub use meta::MetaApi;
 pub use security::{BearerAuth, Scopes};
+pub use text::Text;
 pub use token::TokenApi;
 pub use users::UsersApi;
 

@@ -10,7 +10,7 @@ use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use super::{ApiError, ApiTags, Rejection, ServerFailure, server_failure};
+use super::{ApiError, ApiTags, Rejection, ServerFailure, Text, server_failure};
 use crate::AppState;
 use crate::auth::service::{ClientInfo, GrantError, IssuedTokens};
 
@@ -43,25 +43,25 @@ pub struct TokenRequest {
 /// Log in with a username and password.
 #[derive(Object)]
 pub struct LoginRequest {
-    pub username: String,
+    pub username: Text,
     #[oai(write_only)]
-    pub password: String,
+    pub password: Text,
     /// Space-separated scopes; empty or absent means the default (`profile`).
-    pub scope: Option<String>,
+    pub scope: Option<Text>,
 }
 
 /// Exchange a refresh token for a new token pair.
 #[derive(Object)]
 pub struct RefreshRequest {
-    pub refresh_token: String,
+    pub refresh_token: Text,
     /// Narrow the scope of the new access token; absent keeps it.
-    pub scope: Option<String>,
+    pub scope: Option<Text>,
 }
 
 /// End the session a refresh token belongs to.
 #[derive(Object)]
 pub struct LogoutRequest {
-    pub refresh_token: String,
+    pub refresh_token: Text,
 }
 
 /// A successful token response (RFC 6749 §5.1).
@@ -281,7 +281,7 @@ impl TokenApi {
         body: Json<LoginRequest>,
     ) -> TokenReply {
         let Json(login) = body;
-        let password = SecretString::from(login.password);
+        let password = SecretString::from(login.password.0);
         let client = client_info(req, None);
         state
             .auth

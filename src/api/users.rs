@@ -7,7 +7,9 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use secrecy::SecretString;
 
 use super::security::{insufficient_scope, invalid_token};
-use super::{ApiError, ApiTags, BearerAuth, Rejection, Scopes, ServerFailure, server_failure};
+use super::{
+    ApiError, ApiTags, BearerAuth, Rejection, Scopes, ServerFailure, Text, server_failure,
+};
 use crate::AppState;
 use crate::auth::scope;
 use crate::auth::service::RegisterError;
@@ -17,12 +19,12 @@ use crate::store::UserRecord;
 #[derive(Object)]
 pub struct RegisterRequest {
     /// 1 to 64 characters: letters, digits and `. _ - @ +`. Case-sensitive.
-    pub username: String,
+    pub username: Text,
     /// At least 8 characters (configurable), at most 1024 bytes; used exactly
     /// as given, never trimmed or case-folded.
     #[oai(write_only)]
-    pub password: String,
-    pub email: Option<String>,
+    pub password: Text,
+    pub email: Option<Text>,
 }
 
 /// An account. Never includes the password or its hash.
@@ -125,7 +127,7 @@ impl UsersApi {
     #[oai(path = "/users", method = "post", operation_id = "register")]
     async fn register(&self, state: Data<&AppState>, body: Json<RegisterRequest>) -> RegisterReply {
         let Json(request) = body;
-        let password = SecretString::from(request.password);
+        let password = SecretString::from(request.password.0);
         match state
             .auth
             .register(&request.username, password, request.email.as_deref())

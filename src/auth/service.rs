@@ -201,9 +201,10 @@ impl AuthService {
         };
         let scope = scope::for_refresh(requested_scope, &record.scope)?;
         let successor = self.successors.successor(refresh_token);
-        // At most two rounds: a lost rotation race re-reads the token, which
-        // is then rotated and so decided as a replay or a reuse.
-        for _ in 0..2 {
+        // A lost rotation race re-reads the token, which is then rotated and
+        // so decided as a replay or a reuse; a rotation the database aborted
+        // (deadlock) leaves it unrotated and is tried again. Bounded.
+        for _ in 0..4 {
             let now = super::now_millis();
             match self.refresh.decide(&record, now) {
                 Decision::Dead => break,

@@ -290,8 +290,41 @@ impl Store {
     /// only if the parent is not yet rotated and its session is live at `now`.
     ///
     /// Returns `true` for the one caller whose conditional update changed the
-    /// row; every concurrent caller, on any instance, gets `false`.
+    /// row; every concurrent caller, on any instance, gets `false`, and so
+    /// does a caller whose transaction the database aborted to break a
+    /// deadlock (it re-reads the token and decides again).
     pub async fn rotate_refresh_token(
+        &self,
+        session_id: &str,
+        parent_hash: &str,
+        child_hash: &str,
+        now: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let rotated = match self
+            .try_rotate(session_id, parent_hash, child_hash, now)
+            .await
+        {
+            Err(err) if is_transient(&err) => {
+                tracing::debug!(error = %err, "rotation aborted by the database; re-reading");
+                false
+            }
+            other => other?,
+        };
+        if rotated {
+            // Outside the rotation transaction: inside it, this write would
+            // wait on the shared locks that concurrent losers hold on the
+            // session row, and InnoDB would break the cycle with a deadlock.
+            sqlx::query("UPDATE sessions SET last_used_at = ? WHERE id = ? AND last_used_at < ?")
+                .bind(now)
+                .bind(session_id)
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(rotated)
+    }
+
+    async fn try_rotate(
         &self,
         session_id: &str,
         parent_hash: &str,
@@ -325,11 +358,6 @@ impl Store {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("UPDATE sessions SET last_used_at = ? WHERE id = ?")
-            .bind(now)
-            .bind(session_id)
-            .execute(&mut *tx)
-            .await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -375,6 +403,25 @@ impl Store {
             .await?
             .try_get(0)
     }
+}
+
+/// Whether the database aborted the statement to resolve contention
+/// (MySQL deadlock or lock-wait timeout, SQLite busy), so that retrying the
+/// whole decision is safe.
+fn is_transient(err: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(db) = err else {
+        return false;
+    };
+    if let Some(mysql) = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+        // ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT
+        return matches!(mysql.number(), 1213 | 1205);
+    }
+    // SQLITE_BUSY, SQLITE_LOCKED and their extended codes.
+    let code = db
+        .code()
+        .and_then(|code| code.parse::<i32>().ok())
+        .unwrap_or_default();
+    db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() && matches!(code & 0xff, 5 | 6)
 }
 
 fn user_from_row(row: AnyRow) -> Result<UserRecord, sqlx::Error> {

@@ -1,0 +1,362 @@
+//! Starting the real application on a fresh database, and talking to it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use gatehouse::AppState;
+use gatehouse::config::Config;
+use poem::Response;
+use poem::endpoint::BoxEndpoint;
+use poem::http::{HeaderMap, StatusCode};
+use poem::test::{TestClient, TestResponse};
+use serde_json::{Value, json};
+use sqlx::Connection as _;
+
+/// The environment variable naming the MySQL server the tests use (an
+/// account that may create and drop databases).
+pub const MYSQL_URL_VAR: &str = "GATEHOUSE_TEST_MYSQL_URL";
+const DEFAULT_MYSQL_URL: &str = "mysql://root@127.0.0.1:3306";
+
+/// A password that satisfies the policy.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// Which store a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Store {
+    Sqlite,
+    MySql,
+}
+
+/// Runs each named `async fn name(store: Store)` once per store, as the
+/// tests `sqlite::name` and `mysql::name`.
+#[macro_export]
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::Store::Sqlite).await
+                }
+            )*
+        }
+        mod mysql {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::Store::MySql).await
+                }
+            )*
+        }
+    };
+}
+
+/// A database that exists for one test and is removed after it.
+struct TestDb {
+    url: String,
+    mysql: Option<(String, String)>,
+    /// Holds the SQLite file and the generated signing key.
+    data_dir: tempfile::TempDir,
+}
+
+impl TestDb {
+    async fn create(store: Store) -> Self {
+        let data_dir = tempfile::tempdir().expect("a temporary directory");
+        match store {
+            Store::Sqlite => {
+                let url = format!(
+                    "sqlite://{}",
+                    data_dir.path().join("gatehouse.db").display()
+                );
+                Self {
+                    url,
+                    mysql: None,
+                    data_dir,
+                }
+            }
+            Store::MySql => {
+                let server = mysql_server_url();
+                let name = format!("gatehouse_test_{}", uuid::Uuid::new_v4().simple());
+                let mut conn = sqlx::MySqlConnection::connect(&server)
+                    .await
+                    .unwrap_or_else(|err| {
+                        panic!(
+                            "the MySQL tests need a MySQL/MariaDB server at {server} ({err}); \
+                         start one or point {MYSQL_URL_VAR} at an account that may create databases"
+                        )
+                    });
+                sqlx::query(&format!("CREATE DATABASE `{name}`"))
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+                conn.close().await.unwrap();
+                let url = format!("{}/{name}", server.trim_end_matches('/'));
+                Self {
+                    url,
+                    mysql: Some((server, name)),
+                    data_dir,
+                }
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some((server, name)) = self.mysql.take() else {
+            return;
+        };
+        // Drop runs inside the test's runtime; dropping the database needs a
+        // runtime of its own, so it runs on a plain thread.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let mut conn = sqlx::MySqlConnection::connect(&server).await?;
+                sqlx::query(&format!("DROP DATABASE IF EXISTS `{name}`"))
+                    .execute(&mut conn)
+                    .await?;
+                conn.close().await
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) && !std::thread::panicking() {
+            panic!("could not drop the test database: {dropped:?}");
+        }
+    }
+}
+
+fn mysql_server_url() -> String {
+    std::env::var(MYSQL_URL_VAR)
+        .ok()
+        .filter(|url| !url.is_empty())
+        .unwrap_or_else(|| DEFAULT_MYSQL_URL.to_owned())
+}
+
+/// The configuration tests start with: production defaults, except cheap
+/// Argon2 parameters (passed explicitly) and a fresh database.
+pub fn test_config() -> Config {
+    let mut config = Config::defaults();
+    config.passwords.argon2_memory_kib = 256;
+    config.passwords.argon2_iterations = 1;
+    config.issuer = Some("http://gatehouse.test".into());
+    config
+}
+
+/// The running application and the database it owns.
+pub struct TestApp {
+    pub client: TestClient<BoxEndpoint<'static, Response>>,
+    pub state: AppState,
+    pub config: Config,
+    db: TestDb,
+}
+
+/// A response, read.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    pub async fn read(response: TestResponse) -> Self {
+        let response = response.0;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response
+            .into_body()
+            .into_bytes()
+            .await
+            .expect("a readable body");
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+                panic!(
+                    "{status}: the body is not JSON: {:?}",
+                    String::from_utf8_lossy(&bytes)
+                )
+            })
+        };
+        Self {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// A string field of the body.
+    pub fn str(&self, field: &str) -> &str {
+        self.body[field]
+            .as_str()
+            .unwrap_or_else(|| panic!("no string `{field}` in {}", self.body))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts the status, with the body in the message.
+    #[track_caller]
+    pub fn assert_status(&self, status: u16) -> &Self {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected status; body: {}",
+            self.body
+        );
+        self
+    }
+
+    /// Asserts a JSON error answer: the status and the `error` code.
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, error: &str) -> &Self {
+        self.assert_status(status);
+        assert_eq!(
+            self.body["error"], error,
+            "unexpected error code in {}",
+            self.body
+        );
+        let text = self
+            .body
+            .get("message")
+            .or_else(|| self.body.get("error_description"));
+        assert!(
+            text.and_then(Value::as_str).is_some_and(|t| !t.is_empty()),
+            "no explanation in {}",
+            self.body
+        );
+        self
+    }
+}
+
+impl TestApp {
+    /// Starts the app on a fresh database of `store`.
+    pub async fn spawn(store: Store) -> Self {
+        Self::spawn_with(store, |_| {}).await
+    }
+
+    /// Starts the app with a configuration adjusted by `configure`.
+    pub async fn spawn_with(store: Store, configure: impl FnOnce(&mut Config)) -> Self {
+        let db = TestDb::create(store).await;
+        let mut config = test_config();
+        config.database.database_url = Some(db.url.clone());
+        config.database.data_dir = db.data_dir.path().to_owned();
+        configure(&mut config);
+        Self::start(config, db).await
+    }
+
+    async fn start(config: Config, db: TestDb) -> Self {
+        let (app, state) = gatehouse::build_app(&config).await.expect("the app starts");
+        Self {
+            client: TestClient::new(app),
+            state,
+            config,
+            db,
+        }
+    }
+
+    /// Stops the app and starts it again on the same database and data dir.
+    pub async fn restart(self) -> Self {
+        let Self {
+            state,
+            config,
+            db,
+            client,
+        } = self;
+        drop(client);
+        state.auth.store.close().await;
+        drop(state);
+        Self::start(config, db).await
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> Reply {
+        Reply::read(self.client.post(path).body_json(body).send().await).await
+    }
+
+    pub async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> Reply {
+        Reply::read(self.client.post(path).form(&form).send().await).await
+    }
+
+    pub async fn get_with_token(&self, path: &str, token: &str) -> Reply {
+        Reply::read(
+            self.client
+                .get(path)
+                .header("Authorization", format!("Bearer {token}"))
+                .send()
+                .await,
+        )
+        .await
+    }
+
+    pub async fn register(&self, username: &str, password: &str) -> Reply {
+        self.post_json(
+            "/users",
+            &json!({"username": username, "password": password}),
+        )
+        .await
+    }
+
+    /// Registers `username` with [`PASSWORD`] and logs in: the token response.
+    pub async fn user_with_tokens(&self, username: &str) -> Reply {
+        self.register(username, PASSWORD).await.assert_status(201);
+        let tokens = self.login(username, PASSWORD).await;
+        tokens.assert_status(200);
+        tokens
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> Reply {
+        self.post_form(
+            "/oauth/token",
+            &[
+                ("grant_type", "password"),
+                ("username", username),
+                ("password", password),
+            ],
+        )
+        .await
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> Reply {
+        self.post_json("/auth/refresh", &json!({"refresh_token": refresh_token}))
+            .await
+    }
+
+    pub async fn me(&self, access_token: &str) -> Reply {
+        self.get_with_token("/users/me", access_token).await
+    }
+}
+
+/// The claims of a JWT, decoded without verifying it.
+pub fn claims_of(jwt: &str) -> Value {
+    use base64::Engine as _;
+    let payload = jwt.split('.').nth(1).expect("a JWT has three parts");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64url");
+    serde_json::from_slice(&bytes).expect("JSON claims")
+}
+
+/// Sends many requests at once from separate tasks.
+pub async fn concurrently<F, Fut>(app: &Arc<TestApp>, count: usize, request: F) -> Vec<Reply>
+where
+    F: Fn(Arc<TestApp>) -> Fut,
+    Fut: std::future::Future<Output = Reply> + Send + 'static,
+{
+    let tasks: Vec<_> = (0..count)
+        .map(|_| tokio::spawn(request(app.clone())))
+        .collect();
+    let mut replies = Vec::with_capacity(count);
+    for task in tasks {
+        replies.push(task.await.expect("the request task finished"));
+    }
+    replies
+}
+
+/// Waits out a window of time the test configured (never asserts on time).
+pub async fn wait_past(window: Duration) {
+    tokio::time::sleep(window + Duration::from_millis(50)).await;
+}

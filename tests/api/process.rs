@@ -1,0 +1,287 @@
+//! The `gatehouse` binary as operators run it, and the database going away.
+//! The binary tests use SQLite (or no database at all): they test the
+//! process, not a store.
+
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::helpers::{PASSWORD, Reply, Store, TestApp};
+use crate::on_both_stores;
+
+const BIN: &str = env!("CARGO_BIN_EXE_gatehouse");
+
+on_both_stores!(a_lost_database_is_503_json_and_ready_says_so);
+
+async fn a_lost_database_is_503_json_and_ready_says_so(store: Store) {
+    let app = TestApp::spawn(store).await;
+    let tokens = app.user_with_tokens("alice").await;
+    app.state.auth.store.close().await;
+    let ready = Reply::read(app.client.get("/health/ready").send().await).await;
+    ready.assert_error(503, "unavailable");
+    Reply::read(app.client.get("/health/live").send().await)
+        .await
+        .assert_status(200);
+    app.login("alice", PASSWORD)
+        .await
+        .assert_error(503, "unavailable");
+    app.refresh(tokens.str("refresh_token"))
+        .await
+        .assert_error(503, "unavailable");
+    app.me(tokens.str("access_token"))
+        .await
+        .assert_error(503, "unavailable");
+    app.register("bob", PASSWORD)
+        .await
+        .assert_error(503, "unavailable");
+    assert!(
+        !ready.body.to_string().to_lowercase().contains("pool"),
+        "no internals leak: {}",
+        ready.body
+    );
+}
+
+fn gatehouse(args: &[&str], data_dir: &std::path::Path) -> Command {
+    let mut command = Command::new(BIN);
+    command
+        .args(args)
+        .current_dir(data_dir)
+        .env_remove("DATABASE_URL")
+        .env("GATEHOUSE_DATA_DIR", data_dir)
+        .env("GATEHOUSE_LOG", "warn")
+        .stdin(Stdio::null());
+    command
+}
+
+#[track_caller]
+fn assert_fails_with_one_line(output: &Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "stderr: {stderr}");
+    let lines: Vec<_> = stderr
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .collect();
+    assert_eq!(lines.len(), 1, "one line expected: {stderr}");
+    assert!(lines[0].starts_with("gatehouse: error: "), "{stderr}");
+    assert!(lines[0].contains(needle), "expected {needle:?} in {stderr}");
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("backtrace"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn bad_configuration_exits_2_with_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| gatehouse(args, dir.path()).output().unwrap();
+    assert_fails_with_one_line(
+        &run(&["--database-url", "postgres://localhost/x"]),
+        "unsupported database URL",
+    );
+    assert_fails_with_one_line(
+        &run(&["--refresh-ttl", "1m", "--access-ttl", "1h"]),
+        "--refresh-ttl",
+    );
+    assert_fails_with_one_line(
+        &run(&["--signing-key-file", "/nonexistent/key.pem"]),
+        "signing key",
+    );
+    std::fs::write(dir.path().join("garbage.pem"), "garbage").unwrap();
+    assert_fails_with_one_line(&run(&["--signing-key-file", "garbage.pem"]), "PKCS#8");
+    // clap's own errors also exit 2.
+    assert_eq!(run(&["--access-ttl", "soon"]).status.code(), Some(2));
+    assert_eq!(run(&["--no-such-flag"]).status.code(), Some(2));
+}
+
+#[test]
+fn an_unreachable_database_exits_2_quickly() {
+    let dir = tempfile::tempdir().unwrap();
+    let unused = free_port();
+    let url = format!("mysql://root@127.0.0.1:{unused}/gatehouse");
+    let output = gatehouse(&["--database-url", &url, "--db-timeout", "2s"], dir.path())
+        .output()
+        .unwrap();
+    assert_fails_with_one_line(&output, "cannot connect to the database");
+}
+
+#[test]
+fn the_openapi_command_prints_the_committed_spec() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = gatehouse(&["openapi"], dir.path()).output().unwrap();
+    assert!(output.status.success());
+    let committed =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/openapi.json"))
+            .unwrap();
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap().trim_end(),
+        committed.trim_end()
+    );
+}
+
+#[test]
+fn migrate_and_user_create_prepare_a_database_for_login() {
+    let dir = tempfile::tempdir().unwrap();
+    let status = gatehouse(&["migrate"], dir.path()).status().unwrap();
+    assert!(status.success());
+    let mut create = gatehouse(
+        &[
+            "user",
+            "create",
+            "--username",
+            "admin",
+            "--argon2-memory-kib",
+            "256",
+            "--argon2-iterations",
+            "1",
+        ],
+        dir.path(),
+    )
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .spawn()
+    .unwrap();
+    create
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{PASSWORD}\n").as_bytes())
+        .unwrap();
+    let output = create.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(uuid::Uuid::parse_str(String::from_utf8_lossy(&output.stdout).trim()).is_ok());
+
+    let server = Server::start(dir.path(), &[]);
+    let body = format!(
+        "grant_type=password&username=admin&password={}",
+        PASSWORD.replace(' ', "+")
+    );
+    let response = server.request(
+        "POST",
+        "/oauth/token",
+        "application/x-www-form-urlencoded",
+        &body,
+    );
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    server.stop();
+}
+
+#[test]
+fn sigterm_finishes_in_flight_requests_and_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    // Expensive hashing (about a second) keeps a login in flight while the signal arrives.
+    let server = Server::start(
+        dir.path(),
+        &["--argon2-memory-kib", "262144", "--argon2-iterations", "4"],
+    );
+    let addr = server.addr;
+    let in_flight = std::thread::spawn(move || {
+        http(
+            addr,
+            "POST",
+            "/oauth/token",
+            "application/x-www-form-urlencoded",
+            "grant_type=password&username=nobody&password=whatever1",
+        )
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    server.signal("TERM");
+    let response = in_flight.join().unwrap();
+    assert!(
+        response.starts_with("HTTP/1.1 400"),
+        "the in-flight request completes: {response}"
+    );
+    assert!(response.contains("invalid_grant"), "{response}");
+    let status = server.wait();
+    assert_eq!(status.code(), Some(0));
+}
+
+/// A `gatehouse` process serving on a free port.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Server {
+    fn start(data_dir: &std::path::Path, extra: &[&str]) -> Self {
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let listen = addr.to_string();
+        let mut args = vec!["--listen", &listen];
+        args.extend_from_slice(extra);
+        let child = gatehouse(&args, data_dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let server = Self { child, addr };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while TcpStream::connect(addr).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "gatehouse did not start listening"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server
+    }
+
+    fn request(&self, method: &str, path: &str, content_type: &str, body: &str) -> String {
+        http(self.addr, method, path, content_type, body)
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status();
+        assert!(status.unwrap().success());
+    }
+
+    fn wait(mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "gatehouse did not exit after the signal"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn stop(self) {
+        self.signal("TERM");
+        assert_eq!(self.wait().code(), Some(0));
+    }
+}
+
+/// A minimal HTTP/1.1 request; returns the whole response as text.
+fn http(addr: SocketAddr, method: &str, path: &str, content_type: &str, body: &str) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

@@ -1,0 +1,208 @@
+//! Refresh-token rotation, the grace window, reuse detection and logout.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::helpers::{Store, TestApp, claims_of, concurrently, wait_past};
+use crate::on_both_stores;
+
+on_both_stores!(
+    refresh_rotates_the_token_and_keeps_the_session,
+    the_parent_within_the_grace_window_returns_the_same_successor,
+    reuse_after_the_grace_window_revokes_the_family,
+    with_no_grace_window_any_second_use_revokes_the_family,
+    sixteen_concurrent_refreshes_of_one_token_share_one_successor,
+    logout_revokes_the_session,
+    logging_out_twice_or_with_an_unknown_token_is_fine,
+    refreshing_never_extends_the_family_absolute_expiry,
+    an_idle_refresh_token_expires,
+    an_unknown_refresh_token_is_invalid_grant,
+);
+
+async fn refresh_rotates_the_token_and_keeps_the_session(store: Store) {
+    let app = TestApp::spawn(store).await;
+    let login = app.user_with_tokens("alice").await;
+    let refreshed = app.refresh(login.str("refresh_token")).await;
+    refreshed.assert_status(200);
+    assert_eq!(refreshed.header("cache-control"), Some("no-store"));
+    assert_ne!(refreshed.str("refresh_token"), login.str("refresh_token"));
+    assert_ne!(refreshed.str("access_token"), login.str("access_token"));
+    let (before, after) = (
+        claims_of(login.str("access_token")),
+        claims_of(refreshed.str("access_token")),
+    );
+    assert_eq!(
+        (&before["sub"], &before["sid"]),
+        (&after["sub"], &after["sid"])
+    );
+    assert_ne!(before["jti"], after["jti"]);
+    app.me(refreshed.str("access_token"))
+        .await
+        .assert_status(200);
+    // The successor rotates in turn.
+    let again = app.refresh(refreshed.str("refresh_token")).await;
+    again.assert_status(200);
+    assert_ne!(again.str("refresh_token"), refreshed.str("refresh_token"));
+}
+
+async fn the_parent_within_the_grace_window_returns_the_same_successor(store: Store) {
+    let app = TestApp::spawn(store).await;
+    let login = app.user_with_tokens("alice").await;
+    let parent = login.str("refresh_token");
+    let first = app.refresh(parent).await;
+    let second = app.refresh(parent).await;
+    first.assert_status(200);
+    second.assert_status(200);
+    assert_eq!(first.str("refresh_token"), second.str("refresh_token"));
+    // Nothing was revoked: the successor still works.
+    app.refresh(first.str("refresh_token"))
+        .await
+        .assert_status(200);
+}
+
+async fn reuse_after_the_grace_window_revokes_the_family(store: Store) {
+    let grace = Duration::from_millis(300);
+    let app = TestApp::spawn_with(store, |config| config.refresh_grace = grace).await;
+    let login = app.user_with_tokens("alice").await;
+    let parent = login.str("refresh_token");
+    let successor = app.refresh(parent).await;
+    successor.assert_status(200);
+    wait_past(grace).await;
+    app.refresh(parent).await.assert_error(400, "invalid_grant");
+    // The whole family is revoked: the successor too.
+    app.refresh(successor.str("refresh_token"))
+        .await
+        .assert_error(400, "invalid_grant");
+    // Other sessions of the user are untouched.
+    let other = app.login("alice", crate::helpers::PASSWORD).await;
+    app.refresh(other.str("refresh_token"))
+        .await
+        .assert_status(200);
+}
+
+async fn with_no_grace_window_any_second_use_revokes_the_family(store: Store) {
+    let app = TestApp::spawn_with(store, |config| config.refresh_grace = Duration::ZERO).await;
+    let login = app.user_with_tokens("alice").await;
+    let successor = app.refresh(login.str("refresh_token")).await;
+    successor.assert_status(200);
+    app.refresh(login.str("refresh_token"))
+        .await
+        .assert_error(400, "invalid_grant");
+    app.refresh(successor.str("refresh_token"))
+        .await
+        .assert_error(400, "invalid_grant");
+}
+
+async fn sixteen_concurrent_refreshes_of_one_token_share_one_successor(store: Store) {
+    let app = Arc::new(TestApp::spawn(store).await);
+    let login = app.user_with_tokens("alice").await;
+    let parent = login.str("refresh_token").to_owned();
+    let replies = concurrently(&app, 16, |app| {
+        let parent = parent.clone();
+        async move { app.refresh(&parent).await }
+    })
+    .await;
+    for reply in &replies {
+        reply.assert_status(200);
+    }
+    let successor = replies[0].str("refresh_token");
+    assert!(
+        replies
+            .iter()
+            .all(|reply| reply.str("refresh_token") == successor),
+        "{replies:#?}"
+    );
+    assert_ne!(successor, parent);
+    // Exactly one rotation: the successor is live and rotates normally.
+    let next = app.refresh(successor).await;
+    next.assert_status(200);
+    assert_ne!(next.str("refresh_token"), successor);
+}
+
+async fn logout_revokes_the_session(store: Store) {
+    let app = TestApp::spawn(store).await;
+    let login = app.user_with_tokens("alice").await;
+    let successor = app.refresh(login.str("refresh_token")).await;
+    let reply = app
+        .post_json(
+            "/auth/logout",
+            &json!({"refresh_token": successor.str("refresh_token")}),
+        )
+        .await;
+    reply.assert_status(204);
+    app.refresh(successor.str("refresh_token"))
+        .await
+        .assert_error(400, "invalid_grant");
+    // Even the rotated parent, inside its grace window, is dead with its family.
+    app.refresh(login.str("refresh_token"))
+        .await
+        .assert_error(400, "invalid_grant");
+}
+
+async fn logging_out_twice_or_with_an_unknown_token_is_fine(store: Store) {
+    let app = TestApp::spawn(store).await;
+    let login = app.user_with_tokens("alice").await;
+    let body = json!({"refresh_token": login.str("refresh_token")});
+    app.post_json("/auth/logout", &body)
+        .await
+        .assert_status(204);
+    app.post_json("/auth/logout", &body)
+        .await
+        .assert_status(204);
+    app.post_json("/auth/logout", &json!({"refresh_token": "never-issued"}))
+        .await
+        .assert_status(204);
+    app.post_json("/auth/logout", &json!({"refresh_token": "x".repeat(5000)}))
+        .await
+        .assert_status(204);
+}
+
+async fn refreshing_never_extends_the_family_absolute_expiry(store: Store) {
+    let ttl = Duration::from_secs(3);
+    let app = TestApp::spawn_with(store, |config| {
+        config.refresh_ttl = ttl;
+        config.access_ttl = Duration::from_secs(1);
+        config.refresh_grace = Duration::from_secs(1);
+    })
+    .await;
+    let login = app.user_with_tokens("alice").await;
+    assert!(login.body["refresh_token_expires_in"].as_i64().unwrap() <= 3);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let refreshed = app.refresh(login.str("refresh_token")).await;
+    refreshed.assert_status(200);
+    // Counted from the login, not from this refresh.
+    assert!(
+        refreshed.body["refresh_token_expires_in"].as_i64().unwrap() <= 2,
+        "{}",
+        refreshed.body
+    );
+    wait_past(ttl).await;
+    app.refresh(refreshed.str("refresh_token"))
+        .await
+        .assert_error(400, "invalid_grant");
+}
+
+async fn an_idle_refresh_token_expires(store: Store) {
+    let idle = Duration::from_millis(500);
+    let app = TestApp::spawn_with(store, |config| config.refresh_idle_ttl = Some(idle)).await;
+    let login = app.user_with_tokens("alice").await;
+    assert!(login.body["refresh_token_expires_in"].as_i64().unwrap() <= 1);
+    let kept_alive = app.refresh(login.str("refresh_token")).await;
+    kept_alive.assert_status(200);
+    wait_past(idle).await;
+    app.refresh(kept_alive.str("refresh_token"))
+        .await
+        .assert_error(400, "invalid_grant");
+}
+
+async fn an_unknown_refresh_token_is_invalid_grant(store: Store) {
+    let app = TestApp::spawn(store).await;
+    app.refresh("bm90LWEtdG9rZW4")
+        .await
+        .assert_error(400, "invalid_grant");
+    app.refresh(&"A".repeat(10_000))
+        .await
+        .assert_error(400, "invalid_grant");
+}

@@ -1,0 +1,122 @@
+//! The OpenAPI spec: committed, served, and complete.
+
+use serde_json::Value;
+
+use crate::helpers::{Reply, Store, TestApp};
+
+const COMMITTED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/openapi.json");
+
+fn committed() -> String {
+    std::fs::read_to_string(COMMITTED).expect("openapi/openapi.json is committed")
+}
+
+#[test]
+fn the_committed_spec_equals_the_generated_one() {
+    let generated = gatehouse::api::spec_json();
+    assert!(
+        committed().trim_end() == generated.trim_end(),
+        "openapi/openapi.json differs from the code; regenerate it with \
+         `cargo run --quiet -- openapi > openapi/openapi.json` and commit it"
+    );
+}
+
+#[test]
+fn every_operation_has_an_operation_id_a_summary_and_declared_errors() {
+    let spec: Value = serde_json::from_str(&gatehouse::api::spec_json()).unwrap();
+    let mut ids = Vec::new();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let id = operation["operationId"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{method} {path}: no operationId"));
+            ids.push(id.to_owned());
+            assert!(
+                operation["summary"].is_string(),
+                "{method} {path}: no summary"
+            );
+            let responses = operation["responses"].as_object().unwrap();
+            if path.starts_with("/health") {
+                continue;
+            }
+            for status in ["500", "503"] {
+                assert!(
+                    responses.contains_key(status),
+                    "{method} {path}: {status} is not declared"
+                );
+            }
+            for (status, response) in responses {
+                if status.starts_with('4') || status.starts_with('5') {
+                    let schema =
+                        &response["content"]["application/json; charset=utf-8"]["schema"]["$ref"];
+                    let name = schema
+                        .as_str()
+                        .unwrap_or_else(|| panic!("{method} {path} {status}: no body"));
+                    assert!(
+                        name.ends_with("/ApiError") || name.ends_with("/OAuthError"),
+                        "{name}"
+                    );
+                }
+            }
+        }
+    }
+    let count = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), count, "operation ids are unique");
+    for path in [
+        "/oauth/token",
+        "/auth/login",
+        "/auth/refresh",
+        "/auth/logout",
+        "/users",
+        "/users/me",
+    ] {
+        assert!(
+            spec["paths"][path].is_object(),
+            "{path} is missing from the spec"
+        );
+    }
+}
+
+#[test]
+fn the_security_scheme_is_the_oauth2_password_flow_against_the_token_endpoint() {
+    let spec: Value = serde_json::from_str(&gatehouse::api::spec_json()).unwrap();
+    let scheme = &spec["components"]["securitySchemes"]["OAuth2"];
+    assert_eq!(scheme["type"], "oauth2");
+    let flow = &scheme["flows"]["password"];
+    assert_eq!(flow["tokenUrl"], "/oauth/token");
+    assert_eq!(flow["refreshUrl"], "/oauth/token");
+    assert!(flow["scopes"]["profile"].is_string());
+    assert_eq!(
+        spec["paths"]["/users/me"]["get"]["security"][0]["OAuth2"][0],
+        "profile"
+    );
+}
+
+#[tokio::test]
+async fn the_served_spec_is_the_committed_one_and_the_docs_load() {
+    let app = TestApp::spawn(Store::Sqlite).await;
+    let served = app
+        .client
+        .get("/openapi.json")
+        .send()
+        .await
+        .0
+        .into_body()
+        .into_string()
+        .await
+        .unwrap();
+    assert_eq!(served.trim_end(), committed().trim_end());
+    let yaml = app.client.get("/openapi.yaml").send().await;
+    yaml.assert_status_is_ok();
+    let docs = app.client.get("/docs").send().await;
+    docs.assert_status_is_ok();
+    let html = docs.0.into_body().into_string().await.unwrap();
+    assert!(html.contains("swagger-ui"), "Swagger UI is served at /docs");
+    Reply::read(app.client.get("/health/live").send().await)
+        .await
+        .assert_status(200);
+    Reply::read(app.client.get("/health/ready").send().await)
+        .await
+        .assert_status(200);
+}

@@ -1,0 +1,281 @@
+//! The token endpoints: the OAuth2 form endpoint and its JSON twin.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::json;
+
+use crate::helpers::{PASSWORD, Reply, Store, TestApp, claims_of};
+use crate::on_both_stores;
+
+on_both_stores!(
+    login_by_form_issues_a_token_pair,
+    login_by_json_issues_a_token_pair,
+    swagger_ui_authorize_requests_are_accepted,
+    wrong_password_and_unknown_user_get_identical_answers,
+    missing_fields_are_invalid_request,
+    an_unsupported_grant_type_is_refused,
+    an_unknown_scope_is_invalid_scope,
+    a_malformed_basic_header_is_invalid_client,
+);
+
+#[track_caller]
+fn assert_token_pair(reply: &Reply, app: &TestApp) {
+    reply.assert_status(200);
+    assert_eq!(reply.header("cache-control"), Some("no-store"));
+    assert_eq!(reply.str("token_type"), "Bearer");
+    assert_eq!(reply.body["expires_in"], 900);
+    assert_eq!(reply.str("scope"), "profile");
+    assert!(reply.body["refresh_token_expires_in"].as_i64().unwrap() > 13 * 24 * 3600);
+    // At least 256 bits, base64url.
+    let refresh = reply.str("refresh_token");
+    assert!(
+        refresh.len() >= 43
+            && refresh
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    );
+    let jwt = reply.str("access_token");
+    let header = jsonwebtoken::decode_header(jwt).unwrap();
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::EdDSA);
+    assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+    assert_eq!(
+        header.kid.as_deref(),
+        Some(app.state.auth.access.keys().kid())
+    );
+    let claims = claims_of(jwt);
+    for claim in [
+        "iss", "aud", "sub", "iat", "nbf", "exp", "jti", "sid", "scope",
+    ] {
+        assert!(
+            !claims[claim].is_null(),
+            "claim `{claim}` missing from {claims}"
+        );
+    }
+    assert_eq!(claims["iss"], "http://gatehouse.test");
+    assert_eq!(claims["aud"], "gatehouse");
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        900
+    );
+}
+
+async fn login_by_form_issues_a_token_pair(store: Store) {
+    let app = TestApp::spawn(store).await;
+    app.register("alice", PASSWORD).await.assert_status(201);
+    let reply = app.login("alice", PASSWORD).await;
+    assert_token_pair(&reply, &app);
+    app.me(reply.str("access_token")).await.assert_status(200);
+}
+
+async fn login_by_json_issues_a_token_pair(store: Store) {
+    let app = TestApp::spawn(store).await;
+    app.register("alice", PASSWORD).await.assert_status(201);
+    let reply = app
+        .post_json(
+            "/auth/login",
+            &json!({"username": "alice", "password": PASSWORD}),
+        )
+        .await;
+    assert_token_pair(&reply, &app);
+    // Two logins are two sessions.
+    let again = app
+        .post_json(
+            "/auth/login",
+            &json!({"username": "alice", "password": PASSWORD}),
+        )
+        .await;
+    assert_ne!(
+        claims_of(again.str("access_token"))["sid"],
+        claims_of(reply.str("access_token"))["sid"]
+    );
+}
+
+async fn swagger_ui_authorize_requests_are_accepted(store: Store) {
+    let app = TestApp::spawn(store).await;
+    app.register("alice", PASSWORD).await.assert_status(201);
+    // Swagger UI sends an empty scope, and client credentials in the body...
+    let in_body = app
+        .post_form(
+            "/oauth/token",
+            &[
+                ("grant_type", "password"),
+                ("username", "alice"),
+                ("password", PASSWORD),
+                ("scope", ""),
+                ("client_id", "swagger"),
+                ("client_secret", ""),
+            ],
+        )
+        .await;
+    assert_token_pair(&in_body, &app);
+    assert_eq!(
+        claims_of(in_body.str("access_token"))["client_id"],
+        "swagger"
+    );
+    // ...or in a Basic header.
+    let basic = STANDARD.encode("swagger:secret");
+    let response = app
+        .client
+        .post("/oauth/token")
+        .header("Authorization", format!("Basic {basic}"))
+        .form(&[
+            ("grant_type", "password"),
+            ("username", "alice"),
+            ("password", PASSWORD),
+            ("scope", "profile"),
+        ])
+        .send()
+        .await;
+    let in_header = Reply::read(response).await;
+    assert_token_pair(&in_header, &app);
+    assert_eq!(
+        claims_of(in_header.str("access_token"))["client_id"],
+        "swagger"
+    );
+    // And its refresh posts the refresh grant to the same URL.
+    let refreshed = app
+        .post_form(
+            "/oauth/token",
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", in_body.str("refresh_token")),
+                ("scope", ""),
+            ],
+        )
+        .await;
+    assert_token_pair(&refreshed, &app);
+}
+
+async fn wrong_password_and_unknown_user_get_identical_answers(store: Store) {
+    let app = TestApp::spawn(store).await;
+    app.register("alice", PASSWORD).await.assert_status(201);
+    let wrong_password = app.login("alice", "not the password").await;
+    let unknown_user = app.login("mallory", "not the password").await;
+    wrong_password.assert_error(400, "invalid_grant");
+    assert_eq!(wrong_password.status, unknown_user.status);
+    assert_eq!(wrong_password.body, unknown_user.body);
+    assert_eq!(wrong_password.header("cache-control"), Some("no-store"));
+    assert_eq!(unknown_user.header("cache-control"), Some("no-store"));
+    let json_wrong = app
+        .post_json(
+            "/auth/login",
+            &json!({"username": "alice", "password": "nope nope"}),
+        )
+        .await;
+    let json_unknown = app
+        .post_json(
+            "/auth/login",
+            &json!({"username": "nobody", "password": "nope nope"}),
+        )
+        .await;
+    assert_eq!(
+        (json_wrong.status, &json_wrong.body),
+        (json_unknown.status, &json_unknown.body)
+    );
+    assert_eq!(json_wrong.body, wrong_password.body);
+}
+
+async fn missing_fields_are_invalid_request(store: Store) {
+    let app = TestApp::spawn(store).await;
+    let cases: &[&[(&str, &str)]] = &[
+        &[],
+        &[("username", "alice"), ("password", PASSWORD)],
+        &[("grant_type", ""), ("username", "alice")],
+        &[("grant_type", "password"), ("password", PASSWORD)],
+        &[("grant_type", "password"), ("username", "alice")],
+        &[
+            ("grant_type", "password"),
+            ("username", "alice"),
+            ("password", ""),
+        ],
+        &[("grant_type", "refresh_token")],
+        &[("grant_type", "password"), ("grant_type", "refresh_token")],
+    ];
+    for form in cases {
+        let reply = app.post_form("/oauth/token", form).await;
+        reply.assert_error(400, "invalid_request");
+        assert_eq!(reply.header("cache-control"), Some("no-store"), "{form:?}");
+    }
+    for body in [
+        json!({}),
+        json!({"username": "alice"}),
+        json!({"password": PASSWORD}),
+    ] {
+        app.post_json("/auth/login", &body)
+            .await
+            .assert_error(400, "invalid_request");
+    }
+    app.post_json("/auth/refresh", &json!({}))
+        .await
+        .assert_error(400, "invalid_request");
+    app.post_json("/auth/refresh", &json!({"refresh_token": ""}))
+        .await
+        .assert_error(400, "invalid_request");
+}
+
+async fn an_unsupported_grant_type_is_refused(store: Store) {
+    let app = TestApp::spawn(store).await;
+    for grant in ["client_credentials", "authorization_code", "PASSWORD"] {
+        let reply = app
+            .post_form("/oauth/token", &[("grant_type", grant)])
+            .await;
+        reply.assert_error(400, "unsupported_grant_type");
+    }
+}
+
+async fn an_unknown_scope_is_invalid_scope(store: Store) {
+    let app = TestApp::spawn(store).await;
+    let tokens = app.user_with_tokens("alice").await;
+    let form = [
+        ("grant_type", "password"),
+        ("username", "alice"),
+        ("password", PASSWORD),
+        ("scope", "admin"),
+    ];
+    app.post_form("/oauth/token", &form)
+        .await
+        .assert_error(400, "invalid_scope");
+    let json = json!({"username": "alice", "password": PASSWORD, "scope": "profile admin"});
+    app.post_json("/auth/login", &json)
+        .await
+        .assert_error(400, "invalid_scope");
+    // A refresh may not widen the scope, and a refused scope does not use up the token.
+    let widen = json!({"refresh_token": tokens.str("refresh_token"), "scope": "profile admin"});
+    app.post_json("/auth/refresh", &widen)
+        .await
+        .assert_error(400, "invalid_scope");
+    app.refresh(tokens.str("refresh_token"))
+        .await
+        .assert_status(200);
+}
+
+async fn a_malformed_basic_header_is_invalid_client(store: Store) {
+    let app = TestApp::spawn(store).await;
+    app.register("alice", PASSWORD).await.assert_status(201);
+    for header in ["Basic !!!", "Basic bm8tY29sb24=", "basic"] {
+        let response = app
+            .client
+            .post("/oauth/token")
+            .header("Authorization", header)
+            .form(&[
+                ("grant_type", "password"),
+                ("username", "alice"),
+                ("password", PASSWORD),
+            ])
+            .send()
+            .await;
+        let reply = Reply::read(response).await;
+        if header == "basic" {
+            // A scheme without credentials is no client authentication at all.
+            reply.assert_status(200);
+            continue;
+        }
+        reply.assert_error(401, "invalid_client");
+        assert!(
+            reply
+                .header("www-authenticate")
+                .unwrap()
+                .starts_with("Basic")
+        );
+    }
+}
