@@ -240,7 +240,7 @@ impl TokenApi {
                     "`client_id` differs from the client in the Authorization header",
                 );
             }
-            Err(reply) => return reply,
+            Err(malformed) => return malformed.into(),
         };
         match form.grant_type.as_str() {
             "password" => {
@@ -321,7 +321,7 @@ impl TokenApi {
 
 /// The client id of an `Authorization: Basic` header (RFC 6749 §2.3.1), if
 /// there is one; a malformed one is `invalid_client`.
-fn basic_client_id(req: &Request) -> Result<Option<String>, TokenReply> {
+fn basic_client_id(req: &Request) -> Result<Option<String>, MalformedBasic> {
     let Some(value) = req.headers().get(poem::http::header::AUTHORIZATION) else {
         return Ok(None);
     };
@@ -338,17 +338,24 @@ fn basic_client_id(req: &Request) -> Result<Option<String>, TokenReply> {
         .and_then(|bytes| String::from_utf8(bytes).ok());
     match decoded.as_deref().and_then(|text| text.split_once(':')) {
         Some((id, _secret)) if !id.is_empty() => Ok(Some(id.to_owned())),
-        _ => {
-            let body = OAuthError {
-                error: OAuthErrorCode::InvalidClient,
-                error_description: "malformed HTTP Basic client credentials".into(),
-            };
-            Err(TokenReply::InvalidClient(
-                Json(body),
-                NO_STORE.into(),
-                r#"Basic realm="gatehouse""#.into(),
-            ))
-        }
+        _ => Err(MalformedBasic),
+    }
+}
+
+/// An `Authorization: Basic` header that does not decode to `id:secret`.
+struct MalformedBasic;
+
+impl From<MalformedBasic> for TokenReply {
+    fn from(_: MalformedBasic) -> Self {
+        let body = OAuthError {
+            error: OAuthErrorCode::InvalidClient,
+            error_description: "malformed HTTP Basic client credentials".into(),
+        };
+        Self::InvalidClient(
+            Json(body),
+            NO_STORE.into(),
+            r#"Basic realm="gatehouse""#.into(),
+        )
     }
 }
 

@@ -118,8 +118,8 @@ impl SigningKeys {
             path: path.to_owned(),
             source,
         };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(write_err)?;
+        if let Some(dir) = path.parent() {
+            crate::store::create_private_dir(dir).map_err(write_err)?;
         }
         let key = SigningKey::from_bytes(&super::random_bytes::<32>());
         let pem = key

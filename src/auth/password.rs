@@ -169,10 +169,10 @@ pub fn check_policy(
         return Err(PolicyViolation::SameAsUsername);
     }
     let mut chars = password.chars();
-    if let Some(first) = chars.next() {
-        if chars.all(|c| c == first) {
-            return Err(PolicyViolation::SingleCharacter);
-        }
+    if let Some(first) = chars.next()
+        && chars.all(|c| c == first)
+    {
+        return Err(PolicyViolation::SingleCharacter);
     }
     Ok(())
 }

@@ -440,16 +440,14 @@ fn prepare_sqlite_url(url: &str) -> Result<String, OpenError> {
     let rest = url.split_once(':').map_or("", |(_, rest)| rest);
     let path = rest.trim_start_matches("//");
     let path = path.split_once('?').map_or(path, |(path, _)| path);
-    if !path.is_empty() && path != ":memory:" {
-        if let Some(dir) = std::path::Path::new(path)
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-        {
-            std::fs::create_dir_all(dir).map_err(|source| OpenError::CreateDir {
-                path: path.to_owned(),
-                source,
-            })?;
-        }
+    if !path.is_empty()
+        && path != ":memory:"
+        && let Some(dir) = std::path::Path::new(path).parent()
+    {
+        create_private_dir(dir).map_err(|source| OpenError::CreateDir {
+            path: path.to_owned(),
+            source,
+        })?;
     }
     Ok(if url.contains("mode=") {
         url.to_owned()
@@ -458,4 +456,17 @@ fn prepare_sqlite_url(url: &str) -> Result<String, OpenError> {
     } else {
         format!("{url}?mode=rwc")
     })
+}
+
+/// Creates `dir` and its parents; new directories are private to the owner
+/// (0700), since they hold password hashes and the signing key.
+pub(crate) fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    if dir.as_os_str().is_empty() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
 }
