@@ -320,7 +320,9 @@ impl TokenApi {
 }
 
 /// The client id of an `Authorization: Basic` header (RFC 6749 §2.3.1), if
-/// there is one; a malformed one is `invalid_client`.
+/// there is one. Empty credentials (Swagger UI sends `Basic Og==`, i.e. `:`,
+/// when its client fields are blank) are no client at all; credentials that
+/// do not decode to `id:secret` are `invalid_client`.
 fn basic_client_id(req: &Request) -> Result<Option<String>, MalformedBasic> {
     let Some(value) = req.headers().get(poem::http::header::AUTHORIZATION) else {
         return Ok(None);
@@ -337,8 +339,9 @@ fn basic_client_id(req: &Request) -> Result<Option<String>, MalformedBasic> {
         .ok()
         .and_then(|bytes| String::from_utf8(bytes).ok());
     match decoded.as_deref().and_then(|text| text.split_once(':')) {
-        Some((id, _secret)) if !id.is_empty() => Ok(Some(id.to_owned())),
-        _ => Err(MalformedBasic),
+        Some(("", _secret)) => Ok(None),
+        Some((id, _secret)) => Ok(Some(id.to_owned())),
+        None => Err(MalformedBasic),
     }
 }
 

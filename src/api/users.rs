@@ -32,6 +32,8 @@ pub struct RegisterRequest {
 pub struct User {
     pub id: String,
     pub username: String,
+    /// `null` when the user gave none.
+    #[oai(nullable)]
     pub email: Option<String>,
     pub created_at: DateTime<Utc>,
 }

@@ -132,6 +132,26 @@ async fn swagger_ui_authorize_requests_are_accepted(store: Store) {
         claims_of(in_header.str("access_token"))["client_id"],
         "swagger"
     );
+    // With its client fields left blank it sends `Basic Og==` (":"): no client.
+    let blank = app
+        .client
+        .post("/oauth/token")
+        .header("Authorization", "Basic Og==")
+        .form(&[
+            ("grant_type", "password"),
+            ("username", "alice"),
+            ("password", PASSWORD),
+            ("scope", "profile"),
+        ])
+        .send()
+        .await;
+    let blank = Reply::read(blank).await;
+    assert_token_pair(&blank, &app);
+    assert!(
+        claims_of(blank.str("access_token"))
+            .get("client_id")
+            .is_none()
+    );
     // And its refresh posts the refresh grant to the same URL.
     let refreshed = app
         .post_form(
@@ -252,6 +272,7 @@ async fn an_unknown_scope_is_invalid_scope(store: Store) {
 async fn a_malformed_basic_header_is_invalid_client(store: Store) {
     let app = TestApp::spawn(store).await;
     app.register("alice", PASSWORD).await.assert_status(201);
+    // "!!!" is not base64; "bm8tY29sb24=" is "no-colon".
     for header in ["Basic !!!", "Basic bm8tY29sb24=", "basic"] {
         let response = app
             .client
