@@ -281,6 +281,20 @@ impl TestApp {
         Reply::read(self.client.post(path).form(&form).send().await).await
     }
 
+    pub async fn post_form_with_authorization(
+        &self,
+        path: &str,
+        authorization: &str,
+        form: &[(&str, &str)],
+    ) -> Reply {
+        let request = self
+            .client
+            .post(path)
+            .header("Authorization", authorization)
+            .form(&form);
+        Reply::read(request.send().await).await
+    }
+
     pub async fn get_with_token(&self, path: &str, token: &str) -> Reply {
         Reply::read(
             self.client

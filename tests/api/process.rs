@@ -171,6 +171,22 @@ fn migrate_and_user_create_prepare_a_database_for_login() {
 }
 
 #[test]
+fn plain_database_url_is_used_when_no_gatehouse_url_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("elsewhere/from-env.db");
+    let status = gatehouse(&["migrate"], dir.path())
+        .env("DATABASE_URL", format!("sqlite://{}", file.display()))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(file.exists(), "DATABASE_URL was used");
+    assert!(
+        !dir.path().join("gatehouse.db").exists(),
+        "the default database was not created"
+    );
+}
+
+#[test]
 fn sigterm_finishes_in_flight_requests_and_exits_0() {
     let dir = tempfile::tempdir().unwrap();
     // Expensive hashing (about a second) keeps a login in flight while the signal arrives.

@@ -113,20 +113,16 @@ async fn swagger_ui_authorize_requests_are_accepted(store: Store) {
         "swagger"
     );
     // ...or in a Basic header.
-    let basic = STANDARD.encode("swagger:secret");
-    let response = app
-        .client
-        .post("/oauth/token")
-        .header("Authorization", format!("Basic {basic}"))
-        .form(&[
-            ("grant_type", "password"),
-            ("username", "alice"),
-            ("password", PASSWORD),
-            ("scope", "profile"),
-        ])
-        .send()
+    let login = [
+        ("grant_type", "password"),
+        ("username", "alice"),
+        ("password", PASSWORD),
+        ("scope", "profile"),
+    ];
+    let basic = format!("Basic {}", STANDARD.encode("swagger:secret"));
+    let in_header = app
+        .post_form_with_authorization("/oauth/token", &basic, &login)
         .await;
-    let in_header = Reply::read(response).await;
     assert_token_pair(&in_header, &app);
     assert_eq!(
         claims_of(in_header.str("access_token"))["client_id"],
@@ -134,18 +130,8 @@ async fn swagger_ui_authorize_requests_are_accepted(store: Store) {
     );
     // With its client fields left blank it sends `Basic Og==` (":"): no client.
     let blank = app
-        .client
-        .post("/oauth/token")
-        .header("Authorization", "Basic Og==")
-        .form(&[
-            ("grant_type", "password"),
-            ("username", "alice"),
-            ("password", PASSWORD),
-            ("scope", "profile"),
-        ])
-        .send()
+        .post_form_with_authorization("/oauth/token", "Basic Og==", &login)
         .await;
-    let blank = Reply::read(blank).await;
     assert_token_pair(&blank, &app);
     assert!(
         claims_of(blank.str("access_token"))
@@ -274,18 +260,14 @@ async fn a_malformed_basic_header_is_invalid_client(store: Store) {
     app.register("alice", PASSWORD).await.assert_status(201);
     // "!!!" is not base64; "bm8tY29sb24=" is "no-colon".
     for header in ["Basic !!!", "Basic bm8tY29sb24=", "basic"] {
-        let response = app
-            .client
-            .post("/oauth/token")
-            .header("Authorization", header)
-            .form(&[
-                ("grant_type", "password"),
-                ("username", "alice"),
-                ("password", PASSWORD),
-            ])
-            .send()
+        let form = [
+            ("grant_type", "password"),
+            ("username", "alice"),
+            ("password", PASSWORD),
+        ];
+        let reply = app
+            .post_form_with_authorization("/oauth/token", header, &form)
             .await;
-        let reply = Reply::read(response).await;
         if header == "basic" {
             // A scheme without credentials is no client authentication at all.
             reply.assert_status(200);
