@@ -116,6 +116,15 @@ impl PasswordArgs {
     }
 }
 
+/// How access tokens are signed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum JwtAlgorithm {
+    /// Ed25519 signatures; anyone can verify with the public key.
+    Eddsa,
+    /// HMAC-SHA256 with a shared secret; only holders of the secret can verify.
+    Hs256,
+}
+
 /// Settings of the server.
 #[derive(Debug, Clone, Args)]
 pub struct Config {
@@ -146,9 +155,21 @@ pub struct Config {
     /// Clock skew tolerated on access-token `exp` and `nbf`.
     #[arg(long, env = "GATEHOUSE_JWT_LEEWAY", default_value = "0s", value_parser = humantime::parse_duration)]
     pub jwt_leeway: Duration,
+    /// Access-token signature: `eddsa` (Ed25519) or `hs256` (a shared secret).
+    #[arg(
+        long,
+        env = "GATEHOUSE_JWT_ALGORITHM",
+        value_enum,
+        default_value = "eddsa"
+    )]
+    pub jwt_algorithm: JwtAlgorithm,
     /// PKCS#8 PEM Ed25519 signing key. Default: generated once into <data-dir>.
     #[arg(long, env = "GATEHOUSE_SIGNING_KEY_FILE")]
     pub signing_key_file: Option<PathBuf>,
+    /// With --jwt-algorithm hs256: a file holding the shared secret, at least
+    /// 32 random bytes (e.g. `openssl rand -base64 48 > secret`).
+    #[arg(long, env = "GATEHOUSE_HS256_SECRET_FILE")]
+    pub hs256_secret_file: Option<PathBuf>,
     #[command(flatten)]
     pub passwords: PasswordArgs,
     /// Largest request body accepted, in bytes.
@@ -193,6 +214,15 @@ impl Config {
         }
         if self.passwords.min_password_length == 0 {
             return Err("--min-password-length must be at least 1".into());
+        }
+        match (self.jwt_algorithm, &self.hs256_secret_file) {
+            (JwtAlgorithm::Hs256, None) => {
+                return Err("--jwt-algorithm hs256 needs --hs256-secret-file".into());
+            }
+            (JwtAlgorithm::Eddsa, Some(_)) => {
+                return Err("--hs256-secret-file needs --jwt-algorithm hs256".into());
+            }
+            _ => {}
         }
         if self.audience.is_empty() {
             return Err("--audience must not be empty".into());

@@ -21,7 +21,7 @@ use crate::auth::jwt::{AccessTokens, KeyError, SigningKeys};
 use crate::auth::password::{HashError, Passwords};
 use crate::auth::refresh::{RefreshPolicy, SUCCESSOR_SECRET_NAME, Successors};
 use crate::auth::service::{AuthService, RegisterError};
-use crate::config::{Config, DatabaseArgs, PasswordArgs};
+use crate::config::{Config, DatabaseArgs, JwtAlgorithm, PasswordArgs};
 use crate::store::{OpenError, Store, StoreOptions};
 
 /// What every request handler shares.
@@ -73,12 +73,7 @@ pub async fn build_app(
     config: &Config,
 ) -> Result<(BoxEndpoint<'static, Response>, AppState), StartError> {
     config.validate().map_err(StartError::Config)?;
-    let key_path = config.signing_key_path();
-    let keys = if config.signing_key_file.is_some() {
-        SigningKeys::load(&key_path)?
-    } else {
-        SigningKeys::load_or_create(&key_path)?
-    };
+    let keys = load_signing_keys(config)?;
     let store = open_store(&config.database).await?;
     let passwords = new_passwords(&config.passwords).await?;
     let candidate = auth::random_token();
@@ -114,6 +109,18 @@ pub async fn build_app(
         .data(state.clone())
         .boxed();
     Ok((app, state))
+}
+
+fn load_signing_keys(config: &Config) -> Result<SigningKeys, KeyError> {
+    match (
+        config.jwt_algorithm,
+        &config.hs256_secret_file,
+        &config.signing_key_file,
+    ) {
+        (JwtAlgorithm::Hs256, Some(secret), _) => SigningKeys::load_hs256(secret),
+        (_, _, Some(key)) => SigningKeys::load(key),
+        _ => SigningKeys::load_or_create(&config.signing_key_path()),
+    }
 }
 
 async fn new_passwords(args: &PasswordArgs) -> Result<Passwords, HashError> {

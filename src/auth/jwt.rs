@@ -1,7 +1,9 @@
-//! Access tokens: JWTs (RFC 9068 profile) signed with Ed25519.
+//! Access tokens: JWTs (RFC 9068 profile) signed with Ed25519 (default) or,
+//! by configuration, HS256 with a shared secret.
 //!
 //! Verification pins everything an attacker could steer: the algorithm
-//! (EdDSA only, so `none` and HMAC-with-the-public-key confusion fail), the
+//! (only the configured one, so `none` and HMAC-with-the-public-key
+//! confusion fail), the
 //! `typ` header (jsonwebtoken does not check it), the key id, issuer,
 //! audience, expiry and not-before, with no leeway unless configured.
 
@@ -13,6 +15,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::{DecodePrivateKey as _, EncodePrivateKey as _};
+use hmac::{Hmac, KeyInit, Mac as _};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
@@ -39,7 +42,7 @@ pub struct AccessClaims {
     pub client_id: Option<String>,
 }
 
-/// The key a signing key could not be loaded or stored for.
+/// Why a signing key could not be loaded or stored.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     #[error("cannot read the signing key {path}: {source}")]
@@ -54,12 +57,23 @@ pub enum KeyError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "the HS256 secret in {path} is {len} bytes; \
+         at least {MIN_HMAC_SECRET_BYTES} random bytes are required"
+    )]
+    ShortSecret { path: PathBuf, len: usize },
 }
 
-/// An Ed25519 signing key with its derived public parts.
+/// The shortest HS256 secret accepted (RFC 7518 §3.2: at least the hash size).
+pub const MIN_HMAC_SECRET_BYTES: usize = 32;
+
+/// The key access tokens are signed and verified with.
 pub struct SigningKeys {
+    algorithm: Algorithm,
     kid: String,
-    public_key: [u8; 32],
+    /// The Ed25519 public key; `None` for an HMAC secret, which has no
+    /// public part and must never be published.
+    public_key: Option<[u8; 32]>,
     encoding: EncodingKey,
     decoding: DecodingKey,
 }
@@ -83,11 +97,44 @@ impl SigningKeys {
             .to_pkcs8_der()
             .expect("an Ed25519 key always encodes as PKCS#8");
         Self {
+            algorithm: Algorithm::EdDSA,
             kid,
-            public_key,
+            public_key: Some(public_key),
             encoding: EncodingKey::from_ed_der(der.as_bytes()),
             decoding: DecodingKey::from_ed_der(&public_key),
         }
+    }
+
+    /// An HS256 key from the shared secret in the file at `path` (one
+    /// trailing newline is ignored). Its `kid` is an HMAC of a fixed label
+    /// under the secret, so it identifies the key without revealing it.
+    pub fn load_hs256(path: &Path) -> Result<Self, KeyError> {
+        let mut secret = std::fs::read(path).map_err(|source| KeyError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        for end in [b'\n', b'\r'] {
+            if secret.last() == Some(&end) {
+                secret.pop();
+            }
+        }
+        if secret.len() < MIN_HMAC_SECRET_BYTES {
+            return Err(KeyError::ShortSecret {
+                path: path.to_owned(),
+                len: secret.len(),
+            });
+        }
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&secret)
+            .expect("HMAC takes keys of any length");
+        mac.update(b"gatehouse hs256 key id");
+        let kid = URL_SAFE_NO_PAD.encode(&mac.finalize().into_bytes()[..16]);
+        Ok(Self {
+            algorithm: Algorithm::HS256,
+            kid,
+            public_key: None,
+            encoding: EncodingKey::from_secret(&secret).expect("the secret is not empty"),
+            decoding: DecodingKey::from_secret(&secret).expect("the secret is not empty"),
+        })
     }
 
     /// A new random key.
@@ -141,9 +188,14 @@ impl SigningKeys {
         &self.kid
     }
 
-    /// The raw 32-byte public key.
-    pub fn public_key(&self) -> &[u8; 32] {
-        &self.public_key
+    /// The signing algorithm, the only one tokens verify with.
+    pub fn algorithm(&self) -> Algorithm {
+        self.algorithm
+    }
+
+    /// The raw 32-byte Ed25519 public key; `None` for an HMAC secret.
+    pub fn public_key(&self) -> Option<&[u8; 32]> {
+        self.public_key.as_ref()
     }
 }
 
@@ -192,7 +244,7 @@ impl AccessTokens {
         ttl: Duration,
         leeway: Duration,
     ) -> Self {
-        let mut validation = Validation::new(Algorithm::EdDSA);
+        let mut validation = Validation::new(keys.algorithm);
         validation.set_issuer(&[&issuer]);
         validation.set_audience(&[&audience]);
         validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
@@ -239,7 +291,7 @@ impl AccessTokens {
             scope: scope.to_owned(),
             client_id: client_id.map(str::to_owned),
         };
-        let mut header = Header::new(Algorithm::EdDSA);
+        let mut header = Header::new(self.keys.algorithm);
         header.typ = Some(ACCESS_TOKEN_TYP.to_owned());
         header.kid = Some(self.keys.kid.clone());
         jsonwebtoken::encode(&header, &claims, &self.keys.encoding)
@@ -346,6 +398,22 @@ mod tests {
             std::fs::read_dir(path.parent().unwrap()).unwrap().count(),
             1
         );
+    }
+
+    #[test]
+    fn an_hs256_secret_must_be_at_least_32_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret");
+        std::fs::write(&path, format!("{}\n", "s".repeat(31))).unwrap();
+        assert!(matches!(
+            SigningKeys::load_hs256(&path),
+            Err(KeyError::ShortSecret { len: 31, .. })
+        ));
+        std::fs::write(&path, "s".repeat(32)).unwrap();
+        let keys = SigningKeys::load_hs256(&path).unwrap();
+        assert_eq!(keys.algorithm(), Algorithm::HS256);
+        assert!(keys.public_key().is_none());
+        assert!(!keys.kid().contains("ssss"));
     }
 
     #[test]

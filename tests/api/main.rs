@@ -4,6 +4,7 @@
 mod helpers;
 
 mod bad_input;
+mod keys;
 mod process;
 mod refresh;
 mod restart;

@@ -89,6 +89,15 @@ fn bad_configuration_exits_2_with_one_clear_line() {
     );
     std::fs::write(dir.path().join("garbage.pem"), "garbage").unwrap();
     assert_fails_with_one_line(&run(&["--signing-key-file", "garbage.pem"]), "PKCS#8");
+    assert_fails_with_one_line(&run(&["--jwt-algorithm", "hs256"]), "--hs256-secret-file");
+    std::fs::write(dir.path().join("short.secret"), "too short\n").unwrap();
+    let short = run(&[
+        "--jwt-algorithm",
+        "hs256",
+        "--hs256-secret-file",
+        "short.secret",
+    ]);
+    assert_fails_with_one_line(&short, "at least 32 random bytes");
     // clap's own errors also exit 2.
     assert_eq!(run(&["--access-ttl", "soon"]).status.code(), Some(2));
     assert_eq!(run(&["--no-such-flag"]).status.code(), Some(2));

@@ -1,0 +1,84 @@
+//! Signing keys: HS256 with a shared secret, by configuration.
+
+use std::time::Duration;
+
+use gatehouse::auth::jwt::{AccessTokens, SigningKeys};
+use gatehouse::config::JwtAlgorithm;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+
+use crate::helpers::{Store, TestApp, claims_of};
+use crate::on_both_stores;
+
+const SECRET: &str = "0123456789abcdef0123456789abcdef-shared";
+
+on_both_stores!(
+    with_hs256_access_tokens_are_signed_with_the_shared_secret,
+    an_hs256_server_refuses_tokens_signed_any_other_way,
+);
+
+async fn hs256_app(store: Store) -> TestApp {
+    TestApp::spawn_with(store, |config| {
+        let path = config.database.data_dir.join("hs256.secret");
+        std::fs::write(&path, format!("{SECRET}\n")).unwrap();
+        config.jwt_algorithm = JwtAlgorithm::Hs256;
+        config.hs256_secret_file = Some(path);
+    })
+    .await
+}
+
+async fn with_hs256_access_tokens_are_signed_with_the_shared_secret(store: Store) {
+    let app = hs256_app(store).await;
+    let tokens = app.user_with_tokens("alice").await;
+    let jwt = tokens.str("access_token");
+    let header = jsonwebtoken::decode_header(jwt).unwrap();
+    assert_eq!(header.alg, Algorithm::HS256);
+    assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+    assert!(
+        !header.kid.unwrap().contains("0123"),
+        "the kid does not reveal the secret"
+    );
+    // Anyone holding the secret verifies it independently.
+    let mut validation = Validation::new(Algorithm::HS256);
+    validation.set_issuer(&["http://gatehouse.test"]);
+    validation.set_audience(&["gatehouse"]);
+    let key = DecodingKey::from_secret(SECRET.as_bytes()).unwrap();
+    let claims = jsonwebtoken::decode::<serde_json::Value>(jwt, &key, &validation)
+        .unwrap()
+        .claims;
+    assert_eq!(claims["sid"], claims_of(jwt)["sid"]);
+    app.me(jwt).await.assert_status(200);
+    let refreshed = app.refresh(tokens.str("refresh_token")).await;
+    app.me(refreshed.str("access_token"))
+        .await
+        .assert_status(200);
+}
+
+async fn an_hs256_server_refuses_tokens_signed_any_other_way(store: Store) {
+    let app = hs256_app(store).await;
+    let tokens = app.user_with_tokens("alice").await;
+    let claims = claims_of(tokens.str("access_token"));
+    let sub = claims["sub"].as_str().unwrap();
+    let now = chrono::Utc::now().timestamp();
+    // An Ed25519 token with the right issuer and audience.
+    let eddsa = AccessTokens::new(
+        SigningKeys::generate(),
+        "http://gatehouse.test".into(),
+        "gatehouse".into(),
+        Duration::from_secs(900),
+        Duration::ZERO,
+    );
+    let foreign = eddsa.issue(sub, "sid", "profile", None, now).unwrap();
+    app.me(&foreign).await.assert_error(401, "invalid_token");
+    // HS256 under another secret, with the server's own kid.
+    let mut header = Header::new(Algorithm::HS256);
+    header.typ = Some("at+jwt".into());
+    header.kid = Some(app.state.auth.access.keys().kid().to_owned());
+    let wrong_secret = EncodingKey::from_secret(b"another secret, also long enough!!").unwrap();
+    let forged = jsonwebtoken::encode(&header, &claims, &wrong_secret).unwrap();
+    app.me(&forged).await.assert_error(401, "invalid_token");
+    // HS512 under the right secret: the algorithm is pinned, not just the key.
+    header.alg = Algorithm::HS512;
+    let right_secret = EncodingKey::from_secret(SECRET.as_bytes()).unwrap();
+    let other_alg = jsonwebtoken::encode(&header, &claims, &right_secret).unwrap();
+    app.me(&other_alg).await.assert_error(401, "invalid_token");
+}
