@@ -160,7 +160,7 @@ pub fn routes(max_body_bytes: usize) -> impl Endpoint<Output = Response> {
         .at("/openapi.json", spec_json)
         .at("/openapi.yaml", spec_yaml)
         .around(move |ep, req| limit_body(ep, req, max_body_bytes))
-        .catch_all_error(json_error)
+        .around(errors_as_json)
         .around(log_request)
 }
 
@@ -184,8 +184,26 @@ async fn limit_body<E: Endpoint>(ep: E, mut req: Request, max: usize) -> poem::R
 }
 
 /// Any error that reaches the top (unknown path, wrong method, a body over
-/// the limit) becomes a JSON `ApiError` with the same status.
-async fn json_error(err: poem::Error) -> Response {
+/// the limit) becomes a JSON `ApiError` with the same status; a 405 also
+/// says which methods the path allows (RFC 9110 §15.5.6).
+async fn errors_as_json<E: Endpoint>(ep: E, req: Request) -> poem::Result<Response> {
+    let path = req.uri().path().to_owned();
+    let err = match ep.call(req).await {
+        Ok(response) => return Ok(response.into_response()),
+        Err(err) => err,
+    };
+    let mut response = json_error(&err);
+    if response.status() == StatusCode::METHOD_NOT_ALLOWED
+        && let Some(allow) = allowed_methods(&path)
+    {
+        response
+            .headers_mut()
+            .insert(poem::http::header::ALLOW, allow);
+    }
+    Ok(response)
+}
+
+fn json_error(err: &poem::Error) -> Response {
     let status = err.status();
     let code = match status {
         StatusCode::NOT_FOUND => "not_found",
@@ -201,11 +219,40 @@ async fn json_error(err: poem::Error) -> Response {
         tracing::error!(error = %err, "unhandled error");
         "internal server error".to_owned()
     } else {
-        describe(&err)
+        describe(err)
     };
     ApiError::new(code, message)
         .with_status(status)
         .into_response()
+}
+
+/// The methods the spec allows on `path`, as an `Allow` value.
+fn allowed_methods(path: &str) -> Option<poem::http::HeaderValue> {
+    static ROUTES: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceLock::new();
+    let routes = ROUTES.get_or_init(|| {
+        let spec: serde_json::Value = serde_json::from_str(&spec_json()).unwrap_or_default();
+        let paths = spec["paths"].as_object().cloned().unwrap_or_default();
+        paths
+            .iter()
+            .map(|(template, item)| {
+                let methods = item.as_object().into_iter().flat_map(|ops| ops.keys());
+                let methods: Vec<String> = methods.map(|m| m.to_ascii_uppercase()).collect();
+                (template.clone(), methods.join(", "))
+            })
+            .collect()
+    });
+    let matches = |template: &str| {
+        let (mut wanted, mut given) = (template.split('/'), path.split('/'));
+        loop {
+            match (wanted.next(), given.next()) {
+                (None, None) => return true,
+                (Some(w), Some(g)) if w == g || (w.starts_with('{') && !g.is_empty()) => {}
+                _ => return false,
+            }
+        }
+    };
+    let (_, methods) = routes.iter().find(|(template, _)| matches(template))?;
+    poem::http::HeaderValue::from_str(methods).ok()
 }
 
 /// One line per request: method, path (never the query), status, time.

@@ -1,21 +1,110 @@
-//! A JSON string field that is only ever a JSON string.
+//! String fields of request bodies: only ever a JSON string, and with their
+//! rules in the spec.
 //!
 //! poem-openapi's `String` also accepts numbers and booleans (`5` becomes
-//! `"5"`), which contradicts the `type: string` the spec declares. Request
-//! bodies use [`Text`] so that `{"username": 5}` is a 400.
+//! `"5"`), which contradicts the `type: string` the spec declares, so bodies
+//! use [`Text`]. Its [`Rules`] put a field's length and pattern into the
+//! spec, so that generated clients and schema fuzzers know them; the server
+//! enforces the same rules in its services, where each refusal gets a
+//! specific error code (`invalid_password` says why, not just "bad request").
 
 use std::borrow::Cow;
+use std::marker::PhantomData;
 
-use poem_openapi::registry::{MetaSchemaRef, Registry};
+use poem_openapi::registry::{MetaSchema, MetaSchemaRef, Registry};
 use poem_openapi::types::{ParseError, ParseFromJSON, ParseResult, ToJSON, Type};
 use serde_json::Value;
 
-/// A string that parses only from a JSON string.
-#[derive(Clone, PartialEq, Eq, serde::Deserialize)]
-#[serde(transparent)]
-pub struct Text(pub String);
+/// What the spec says about a string field.
+pub trait Rules: Send + Sync + 'static {
+    const MIN_LENGTH: Option<usize> = None;
+    const MAX_LENGTH: Option<usize> = None;
+    const PATTERN: Option<&'static str> = None;
+    const FORMAT: Option<&'static str> = None;
+}
 
-impl std::ops::Deref for Text {
+/// Any string.
+pub struct Any;
+impl Rules for Any {}
+
+/// A string that must not be empty.
+pub struct NonEmpty;
+impl Rules for NonEmpty {
+    const MIN_LENGTH: Option<usize> = Some(1);
+}
+
+/// Control characters (Unicode `Cc`), as `char::is_control` sees them.
+macro_rules! control {
+    () => {
+        "\u{0}-\u{1f}\u{7f}-\u{9f}"
+    };
+}
+/// White space, as `char::is_whitespace` sees it.
+macro_rules! space {
+    () => {
+        "\t-\r \u{85}\u{a0}\u{1680}\u{2000}-\u{200a}\u{2028}\u{2029}\u{202f}\u{205f}\u{3000}"
+    };
+}
+
+/// A public client's id (see `auth::service::check_client_id`).
+pub struct ClientId;
+impl Rules for ClientId {
+    const MAX_LENGTH: Option<usize> = Some(crate::auth::service::MAX_CLIENT_ID_CHARS);
+    const PATTERN: Option<&'static str> = Some(concat!("^[^", control!(), "]*$"));
+}
+
+/// A username (see `auth::service::check_username`).
+pub struct Username;
+impl Rules for Username {
+    const MIN_LENGTH: Option<usize> = Some(1);
+    const MAX_LENGTH: Option<usize> = Some(crate::auth::service::MAX_USERNAME_CHARS);
+    const PATTERN: Option<&'static str> = Some("^[A-Za-z0-9._@+-]+$");
+}
+
+/// A new password (see `auth::password::check_policy`). The minimum is the
+/// default of `--min-password-length`; the maximum is 1024 *bytes* of UTF-8,
+/// which only equals 1024 characters for ASCII.
+pub struct NewPassword;
+impl Rules for NewPassword {
+    const MIN_LENGTH: Option<usize> = Some(8);
+    const MAX_LENGTH: Option<usize> = Some(crate::auth::password::MAX_PASSWORD_BYTES);
+    const PATTERN: Option<&'static str> = Some(concat!("^[^", control!(), "]*$"));
+    const FORMAT: Option<&'static str> = Some("password");
+}
+
+/// A password presented at login.
+pub struct Password;
+impl Rules for Password {
+    const MIN_LENGTH: Option<usize> = Some(1);
+    const FORMAT: Option<&'static str> = Some("password");
+}
+
+/// An email address: one `@` between non-empty parts, no spaces or control
+/// characters (see `auth::service::check_email`).
+pub struct Email;
+impl Rules for Email {
+    const MAX_LENGTH: Option<usize> = Some(crate::auth::service::MAX_EMAIL_BYTES);
+    const PATTERN: Option<&'static str> = Some(concat!(
+        "^[^@",
+        space!(),
+        control!(),
+        "]+@[^@",
+        space!(),
+        control!(),
+        "]+$"
+    ));
+}
+
+/// A string that parses only from a JSON string, documented by `R`.
+pub struct Text<R = Any>(pub String, PhantomData<R>);
+
+impl<R> Text<R> {
+    pub fn new(text: impl Into<String>) -> Self {
+        Self(text.into(), PhantomData)
+    }
+}
+
+impl<R> std::ops::Deref for Text<R> {
     type Target = str;
 
     fn deref(&self) -> &str {
@@ -23,7 +112,14 @@ impl std::ops::Deref for Text {
     }
 }
 
-impl Type for Text {
+// Form bodies are read with serde: any form value is a string.
+impl<'de, R> serde::Deserialize<'de> for Text<R> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Self::new)
+    }
+}
+
+impl<R: Rules> Type for Text<R> {
     const IS_REQUIRED: bool = true;
     type RawValueType = String;
     type RawElementValueType = String;
@@ -33,7 +129,12 @@ impl Type for Text {
     }
 
     fn schema_ref() -> MetaSchemaRef {
-        String::schema_ref()
+        let mut schema = MetaSchema::new("string");
+        schema.min_length = R::MIN_LENGTH;
+        schema.max_length = R::MAX_LENGTH;
+        schema.pattern = R::PATTERN.map(str::to_owned);
+        schema.format = R::FORMAT;
+        MetaSchemaRef::Inline(Box::new(schema))
     }
 
     fn register(registry: &mut Registry) {
@@ -51,7 +152,66 @@ impl Type for Text {
     }
 }
 
-impl ParseFromJSON for Text {
+impl<R: Rules> ParseFromJSON for Text<R> {
+    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+        match value.unwrap_or_default() {
+            Value::String(text) => Ok(Self::new(text)),
+            other => Err(ParseError::expected_type(other)),
+        }
+    }
+}
+
+impl<R: Rules> ToJSON for Text<R> {
+    fn to_json(&self) -> Option<Value> {
+        Some(Value::String(self.0.clone()))
+    }
+}
+
+/// The `grant_type` of a token request. The spec lists the supported values
+/// (so SDKs get a union type), but any string parses: an unsupported one is
+/// answered `unsupported_grant_type` as RFC 6749 §5.2 asks, not as a
+/// malformed request.
+pub struct GrantType(pub String);
+
+/// The grant types Gatehouse supports.
+pub const GRANT_TYPES: [&str; 2] = ["password", "refresh_token"];
+
+impl<'de> serde::Deserialize<'de> for GrantType {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Self)
+    }
+}
+
+impl Type for GrantType {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = String;
+    type RawElementValueType = String;
+
+    fn name() -> Cow<'static, str> {
+        "GrantType".into()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        let mut schema = MetaSchema::new("string");
+        schema.enum_items = GRANT_TYPES
+            .iter()
+            .map(|grant| Value::from(*grant))
+            .collect();
+        MetaSchemaRef::Inline(Box::new(schema))
+    }
+
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        Some(&self.0)
+    }
+
+    fn raw_element_iter<'a>(
+        &'a self,
+    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        Box::new(std::iter::once(&self.0))
+    }
+}
+
+impl ParseFromJSON for GrantType {
     fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
         match value.unwrap_or_default() {
             Value::String(text) => Ok(Self(text)),
@@ -60,8 +220,68 @@ impl ParseFromJSON for Text {
     }
 }
 
-impl ToJSON for Text {
+impl ToJSON for GrantType {
     fn to_json(&self) -> Option<Value> {
         Some(Value::String(self.0.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn matches(pattern: &str, text: &str) -> bool {
+        regex::Regex::new(pattern).unwrap().is_match(text)
+    }
+
+    #[test]
+    fn the_documented_patterns_agree_with_the_server_rules() {
+        use crate::auth::password::check_policy;
+        use crate::auth::service::{check_email, check_username};
+        let usernames = [
+            "alice",
+            "a.b_c-d@e+f",
+            "élodie",
+            "a b",
+            "x\0",
+            "",
+            "Ω",
+            "semi;colon",
+        ];
+        for name in usernames {
+            let documented = !name.is_empty() && matches(Username::PATTERN.unwrap(), name);
+            assert_eq!(documented, check_username(name).is_ok(), "{name:?}");
+        }
+        let emails = [
+            "a@b",
+            "a@b@c",
+            "@b",
+            "a@",
+            "a b@c",
+            "a\u{a0}b@c",
+            "a\u{1}@c",
+            "ü@ß.de",
+        ];
+        for email in emails {
+            assert_eq!(
+                matches(Email::PATTERN.unwrap(), email),
+                check_email(email).is_ok(),
+                "{email:?}"
+            );
+        }
+        for password in [
+            "correct horse",
+            "tab\there1",
+            "nul\0byte1",
+            "del\u{7f}eted1",
+            "ünïcødé pass",
+        ] {
+            let documented = matches(NewPassword::PATTERN.unwrap(), password);
+            assert_eq!(
+                documented,
+                check_policy(password, "someone", 8).is_ok(),
+                "{password:?}"
+            );
+        }
     }
 }

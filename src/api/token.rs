@@ -10,7 +10,8 @@ use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use super::{ApiError, ApiTags, Rejection, ServerFailure, Text, server_failure};
+use super::text::{ClientId, GrantType, NonEmpty, Password, Text};
+use super::{ApiError, ApiTags, Rejection, ServerFailure, server_failure};
 use crate::AppState;
 use crate::auth::service::{ClientInfo, GrantError, IssuedTokens};
 
@@ -22,30 +23,30 @@ const NO_STORE: &str = "no-store";
 #[derive(Object, Deserialize)]
 pub struct TokenRequest {
     /// `password` or `refresh_token`.
-    pub grant_type: String,
+    pub grant_type: GrantType,
     /// For `grant_type=password`.
-    pub username: Option<String>,
+    pub username: Option<Text<NonEmpty>>,
     /// For `grant_type=password`.
     #[oai(write_only)]
-    pub password: Option<String>,
+    pub password: Option<Text<Password>>,
     /// For `grant_type=refresh_token`.
-    pub refresh_token: Option<String>,
+    pub refresh_token: Option<Text<NonEmpty>>,
     /// Space-separated scopes; empty or absent means the default (`profile`).
-    pub scope: Option<String>,
+    pub scope: Option<Text>,
     /// The public client's id (optional; recorded on the session).
-    pub client_id: Option<String>,
+    pub client_id: Option<Text<ClientId>>,
     /// Accepted and ignored: clients are public in v1.
     #[oai(write_only)]
     #[allow(dead_code)] // declared so the spec shows what Swagger UI may send
-    pub client_secret: Option<String>,
+    pub client_secret: Option<Text>,
 }
 
 /// Log in with a username and password.
 #[derive(Object)]
 pub struct LoginRequest {
-    pub username: Text,
+    pub username: Text<NonEmpty>,
     #[oai(write_only)]
-    pub password: Text,
+    pub password: Text<Password>,
     /// Space-separated scopes; empty or absent means the default (`profile`).
     pub scope: Option<Text>,
 }
@@ -53,7 +54,7 @@ pub struct LoginRequest {
 /// Exchange a refresh token for a new token pair.
 #[derive(Object)]
 pub struct RefreshRequest {
-    pub refresh_token: Text,
+    pub refresh_token: Text<NonEmpty>,
     /// Narrow the scope of the new access token; absent keeps it.
     pub scope: Option<Text>,
 }
@@ -61,7 +62,7 @@ pub struct RefreshRequest {
 /// End the session a refresh token belongs to.
 #[derive(Object)]
 pub struct LogoutRequest {
-    pub refresh_token: Text,
+    pub refresh_token: Text<NonEmpty>,
 }
 
 /// A successful token response (RFC 6749 §5.1).
@@ -225,7 +226,7 @@ impl TokenApi {
     ) -> TokenReply {
         let Form(form) = body;
         let client_id = match basic_client_id(req) {
-            Ok(None) => form.client_id.filter(|id| !id.is_empty()),
+            Ok(None) => form.client_id.map(|id| id.0).filter(|id| !id.is_empty()),
             Ok(Some(basic))
                 if form
                     .client_id
@@ -242,10 +243,10 @@ impl TokenApi {
             }
             Err(malformed) => return malformed.into(),
         };
-        match form.grant_type.as_str() {
+        match form.grant_type.0.as_str() {
             "password" => {
-                let username = form.username.unwrap_or_default();
-                let password = SecretString::from(form.password.unwrap_or_default());
+                let username = form.username.map(|name| name.0).unwrap_or_default();
+                let password = SecretString::from(form.password.map(|p| p.0).unwrap_or_default());
                 let client = client_info(req, client_id);
                 state
                     .auth
@@ -254,7 +255,7 @@ impl TokenApi {
                     .into()
             }
             "refresh_token" => {
-                let token = form.refresh_token.unwrap_or_default();
+                let token = form.refresh_token.map(|token| token.0).unwrap_or_default();
                 state
                     .auth
                     .refresh_grant(&token, form.scope.as_deref())
@@ -312,6 +313,12 @@ impl TokenApi {
     /// gets 204.
     #[oai(path = "/auth/logout", method = "post", operation_id = "logout")]
     async fn logout(&self, state: Data<&AppState>, body: Json<LogoutRequest>) -> LogoutReply {
+        if body.refresh_token.is_empty() {
+            return LogoutReply::BadRequest(ApiError::new(
+                "invalid_request",
+                "`refresh_token` is required",
+            ));
+        }
         match state.auth.logout(&body.0.refresh_token).await {
             Ok(()) => LogoutReply::Done,
             Err(err) => LogoutReply::from_error(err),

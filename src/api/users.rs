@@ -7,9 +7,8 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use secrecy::SecretString;
 
 use super::security::{insufficient_scope, invalid_token};
-use super::{
-    ApiError, ApiTags, BearerAuth, Rejection, Scopes, ServerFailure, Text, server_failure,
-};
+use super::text::{Email, NewPassword, Text, Username};
+use super::{ApiError, ApiTags, BearerAuth, Rejection, Scopes, ServerFailure, server_failure};
 use crate::AppState;
 use crate::auth::scope;
 use crate::auth::service::RegisterError;
@@ -18,13 +17,13 @@ use crate::store::UserRecord;
 /// A new account.
 #[derive(Object)]
 pub struct RegisterRequest {
-    /// 1 to 64 characters: letters, digits and `. _ - @ +`. Case-sensitive.
-    pub username: Text,
+    /// 1 to 64 ASCII letters, digits and `. _ - @ +`. Case-sensitive.
+    pub username: Text<Username>,
     /// At least 8 characters (configurable), at most 1024 bytes; used exactly
     /// as given, never trimmed or case-folded.
     #[oai(write_only)]
-    pub password: Text,
-    pub email: Option<Text>,
+    pub password: Text<NewPassword>,
+    pub email: Option<Text<Email>>,
 }
 
 /// An account. Never includes the password or its hash.

@@ -232,6 +232,11 @@ async fn unknown_paths_and_methods_are_json_errors(store: Store) {
     missing.assert_error(404, "not_found");
     let wrong_method = Reply::read(app.client.delete("/oauth/token").send().await).await;
     wrong_method.assert_error(405, "method_not_allowed");
+    assert_eq!(wrong_method.header("allow"), Some("POST"));
     let get_token = Reply::read(app.client.get("/auth/login").send().await).await;
     get_token.assert_error(405, "method_not_allowed");
+    assert_eq!(get_token.header("allow"), Some("POST"));
+    let put_me = Reply::read(app.client.put("/users/me").send().await).await;
+    put_me.assert_error(405, "method_not_allowed");
+    assert_eq!(put_me.header("allow"), Some("GET"));
 }

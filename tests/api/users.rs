@@ -101,7 +101,15 @@ async fn registration_refuses_weak_passwords_with_the_reason(store: Store) {
 
 async fn registration_refuses_malformed_usernames_and_emails(store: Store) {
     let app = TestApp::spawn(store).await;
-    for bad in ["", "has space", "semi;colon", "quote'", &"x".repeat(65)] {
+    for bad in [
+        "",
+        "has space",
+        "semi;colon",
+        "quote'",
+        "élodie",
+        "Ωmega",
+        &"x".repeat(65),
+    ] {
         app.register(bad, PASSWORD)
             .await
             .assert_error(400, "invalid_username");
