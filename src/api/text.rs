@@ -33,16 +33,18 @@ impl Rules for NonEmpty {
     const MIN_LENGTH: Option<usize> = Some(1);
 }
 
-/// Control characters (Unicode `Cc`), as `char::is_control` sees them.
+/// Control characters (Unicode `Cc`), as `char::is_control` sees them,
+/// for a regex character class. Escaped (`\uHHHH`, which ECMA-262, Python
+/// and Rust regexes all read) so that the spec holds no raw control bytes.
 macro_rules! control {
     () => {
-        "\u{0}-\u{1f}\u{7f}-\u{9f}"
+        r"\u0000-\u001F\u007F-\u009F"
     };
 }
-/// White space, as `char::is_whitespace` sees it.
+/// White space, as `char::is_whitespace` sees it, for a character class.
 macro_rules! space {
     () => {
-        "\t-\r \u{85}\u{a0}\u{1680}\u{2000}-\u{200a}\u{2028}\u{2029}\u{202f}\u{205f}\u{3000}"
+        r"\u0009-\u000D\u0020\u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000"
     };
 }
 

@@ -6,6 +6,7 @@ use base64::engine::general_purpose::STANDARD;
 use poem::Request;
 use poem::web::Data;
 use poem_openapi::payload::{Form, Json};
+use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -43,6 +44,7 @@ pub struct TokenRequest {
 
 /// Log in with a username and password.
 #[derive(Object)]
+#[oai(example)]
 pub struct LoginRequest {
     pub username: Text<NonEmpty>,
     #[oai(write_only)]
@@ -67,6 +69,7 @@ pub struct LogoutRequest {
 
 /// A successful token response (RFC 6749 §5.1).
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct TokenResponse {
     /// A JWT (`typ: at+jwt`) to send as `Authorization: Bearer …`.
     pub access_token: String,
@@ -80,6 +83,30 @@ pub struct TokenResponse {
     pub refresh_token_expires_in: i64,
     /// Space-separated scopes of the access token.
     pub scope: String,
+}
+
+impl Example for LoginRequest {
+    fn example() -> Self {
+        Self {
+            username: Text::new("alice"),
+            password: Text::new("correct horse battery staple"),
+            scope: Some(Text::new("profile")),
+        }
+    }
+}
+
+impl Example for TokenResponse {
+    fn example() -> Self {
+        Self {
+            access_token: "eyJ0eXAiOiJhdCtqd3QiLCJhbGciOiJFZERTQSIsImtpZCI6Ii4uLiJ9.eyJzdWIiOiIuLi4ifQ.c2lnbmF0dXJl"
+                .into(),
+            token_type: "Bearer".into(),
+            expires_in: 900,
+            refresh_token: "Y3eTi4h1jQm8jQ2f6V8z3e0r7Q0nZ2pBvS5kW9xL4aE".into(),
+            refresh_token_expires_in: 1_209_600,
+            scope: "profile".into(),
+        }
+    }
 }
 
 impl From<IssuedTokens> for TokenResponse {

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use poem::web::Data;
 use poem_openapi::payload::Json;
+use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use secrecy::SecretString;
 
@@ -16,6 +17,7 @@ use crate::store::UserRecord;
 
 /// A new account.
 #[derive(Object)]
+#[oai(example)]
 pub struct RegisterRequest {
     /// 1 to 64 ASCII letters, digits and `. _ - @ +`. Case-sensitive.
     pub username: Text<Username>,
@@ -28,6 +30,7 @@ pub struct RegisterRequest {
 
 /// An account. Never includes the password or its hash.
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct User {
     pub id: String,
     pub username: String,
@@ -35,6 +38,27 @@ pub struct User {
     #[oai(nullable)]
     pub email: Option<String>,
     pub created_at: DateTime<Utc>,
+}
+
+impl Example for RegisterRequest {
+    fn example() -> Self {
+        Self {
+            username: Text::new("alice"),
+            password: Text::new("correct horse battery staple"),
+            email: Some(Text::new("alice@example.org")),
+        }
+    }
+}
+
+impl Example for User {
+    fn example() -> Self {
+        Self {
+            id: "0b6f1c52-8f0e-4d3b-9d55-5b1f5e0c2a7e".into(),
+            username: "alice".into(),
+            email: Some("alice@example.org".into()),
+            created_at: DateTime::from_timestamp(1_796_083_200, 0).unwrap_or_default(),
+        }
+    }
 }
 
 impl From<UserRecord> for User {
