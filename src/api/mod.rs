@@ -164,21 +164,33 @@ pub fn routes(max_body_bytes: usize) -> impl Endpoint<Output = Response> {
         .around(log_request)
 }
 
-/// Refuses bodies over the limit: 413 by `Content-Length`, and a body sent
-/// without one is cut at the limit (and so fails to parse with 400).
+/// Refuses bodies over the limit with 413: by `Content-Length` when the
+/// client declares one, otherwise by reading at most one byte past the limit
+/// (every operation buffers its small body anyway).
 async fn limit_body<E: Endpoint>(ep: E, mut req: Request, max: usize) -> poem::Result<Response> {
+    let too_large = || poem::Error::from_status(StatusCode::PAYLOAD_TOO_LARGE);
     let declared = req
         .headers()
         .get(poem::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > max as u64) {
-        return Err(poem::Error::from_status(StatusCode::PAYLOAD_TOO_LARGE));
-    }
-    if declared.is_none() {
-        let body = req.take_body();
-        let limited = tokio::io::AsyncReadExt::take(body.into_async_read(), max as u64);
-        req.set_body(poem::Body::from_async_read(limited));
+    match declared {
+        Some(len) if len > max as u64 => return Err(too_large()),
+        Some(_) => {}
+        None => {
+            let mut body = Vec::new();
+            let mut reader =
+                tokio::io::AsyncReadExt::take(req.take_body().into_async_read(), max as u64 + 1);
+            tokio::io::AsyncReadExt::read_to_end(&mut reader, &mut body)
+                .await
+                .map_err(|err| {
+                    poem::Error::from_string(err.to_string(), StatusCode::BAD_REQUEST)
+                })?;
+            if body.len() > max {
+                return Err(too_large());
+            }
+            req.set_body(body);
+        }
     }
     ep.call(req).await.map(IntoResponse::into_response)
 }

@@ -165,6 +165,9 @@ pub enum TokenReply {
         #[oai(header = "Cache-Control")] String,
         #[oai(header = "WWW-Authenticate")] String,
     ),
+    /// The body is larger than the server accepts (`--max-body-bytes`).
+    #[oai(status = 413)]
+    PayloadTooLarge(Json<ApiError>),
     /// An unexpected server error.
     #[oai(status = 500)]
     InternalError(Json<ApiError>),
@@ -215,6 +218,9 @@ pub enum LogoutReply {
     /// The body is not JSON.
     #[oai(status = 415)]
     UnsupportedMediaType(Json<ApiError>),
+    /// The body is larger than the server accepts (`--max-body-bytes`).
+    #[oai(status = 413)]
+    PayloadTooLarge(Json<ApiError>),
     /// An unexpected server error.
     #[oai(status = 500)]
     InternalError(Json<ApiError>),

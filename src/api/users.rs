@@ -89,6 +89,9 @@ pub enum RegisterReply {
     /// The body is not JSON.
     #[oai(status = 415)]
     UnsupportedMediaType(Json<ApiError>),
+    /// The body is larger than the server accepts (`--max-body-bytes`).
+    #[oai(status = 413)]
+    PayloadTooLarge(Json<ApiError>),
     /// An unexpected server error.
     #[oai(status = 500)]
     InternalError(Json<ApiError>),

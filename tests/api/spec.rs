@@ -44,6 +44,13 @@ fn every_operation_has_an_operation_id_a_summary_and_declared_errors() {
                     "{method} {path}: {status} is not declared"
                 );
             }
+            if operation.get("requestBody").is_some() {
+                let declared = responses.contains_key("413");
+                assert!(
+                    declared,
+                    "{method} {path}: 413 (body too large) is not declared"
+                );
+            }
             for (status, response) in responses {
                 if status.starts_with('4') || status.starts_with('5') {
                     let schema =
