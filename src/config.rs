@@ -26,6 +26,7 @@ pub struct Cli {
 
 /// What to do.
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once at startup; its size does not matter
 pub enum Command {
     /// Migrate the database and serve the API (the default).
     Serve(Config),
@@ -152,6 +153,11 @@ pub struct Config {
     /// successor; 0s makes any second use a reuse that revokes the session.
     #[arg(long, env = "GATEHOUSE_REFRESH_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
     pub refresh_grace: Duration,
+    /// How long a session check is trusted: access tokens of a session
+    /// revoked through another instance stop working within this; 0s checks
+    /// the database on every request.
+    #[arg(long, env = "GATEHOUSE_SESSION_CHECK_TTL", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub session_check_ttl: Duration,
     /// Clock skew tolerated on access-token `exp` and `nbf`.
     #[arg(long, env = "GATEHOUSE_JWT_LEEWAY", default_value = "0s", value_parser = humantime::parse_duration)]
     pub jwt_leeway: Duration,

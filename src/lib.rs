@@ -21,6 +21,7 @@ use crate::auth::jwt::{AccessTokens, KeyError, SigningKeys};
 use crate::auth::password::{HashError, Passwords};
 use crate::auth::refresh::{RefreshPolicy, SUCCESSOR_SECRET_NAME, Successors};
 use crate::auth::service::{AuthService, RegisterError};
+use crate::auth::sessions::SessionCheck;
 use crate::config::{Config, DatabaseArgs, JwtAlgorithm, PasswordArgs};
 use crate::store::{OpenError, Store, StoreOptions};
 
@@ -101,6 +102,7 @@ pub async fn build_app(
             grace: config.refresh_grace,
         },
         min_password_chars: config.passwords.min_password_length,
+        session_check: SessionCheck::new(config.session_check_ttl),
     };
     let state = AppState {
         auth: Arc::new(auth),
@@ -212,6 +214,7 @@ pub async fn create_user(
             grace: std::time::Duration::ZERO,
         },
         min_password_chars: password_args.min_password_length,
+        session_check: SessionCheck::new(std::time::Duration::ZERO),
     };
     let user = service
         .register(username, password, email)

@@ -2,8 +2,10 @@
 //! OpenAPI service, plus Swagger UI, the spec endpoints and the middleware
 //! that keeps every error a JSON body.
 
+mod discovery;
 mod meta;
-mod security;
+pub(crate) mod security;
+mod sessions;
 mod text;
 mod token;
 mod users;
@@ -13,8 +15,10 @@ use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route};
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApiService, Tags};
 
+pub use discovery::DiscoveryApi;
 pub use meta::MetaApi;
 pub use security::{BearerAuth, Scopes};
+pub use sessions::SessionsApi;
 pub use text::Text;
 pub use token::TokenApi;
 pub use users::UsersApi;
@@ -28,6 +32,10 @@ pub enum ApiTags {
     Tokens,
     /// Accounts.
     Users,
+    /// Your sessions: list, revoke one, log out everywhere.
+    Sessions,
+    /// Public keys and server metadata, for verifying tokens independently.
+    Discovery,
     /// Liveness and readiness.
     Health,
 }
@@ -58,6 +66,18 @@ impl ApiError {
 pub trait ServerFailure: Sized {
     fn internal(body: Json<ApiError>) -> Self;
     fn unavailable(body: Json<ApiError>) -> Self;
+
+    /// Answers a server-side failure that was already logged.
+    fn failed(status: StatusCode) -> Self {
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            Self::unavailable(ApiError::new(
+                "unavailable",
+                "the service is temporarily unavailable",
+            ))
+        } else {
+            Self::internal(ApiError::new("internal_error", "internal server error"))
+        }
+    }
 
     /// Logs `err` in full and answers it opaquely.
     fn from_error(err: impl Into<Error>) -> Self {
@@ -99,11 +119,16 @@ pub enum Rejection {
     UnsupportedMediaType(Json<ApiError>),
     /// The access token is missing or invalid (401).
     Unauthorized(Json<ApiError>, String),
+    /// Checking the request failed on the server's side (500, 503).
+    Failed(StatusCode),
 }
 
 impl Rejection {
     /// Sorts a poem-openapi extraction error.
     pub fn from_error(err: &poem::Error) -> Self {
+        if err.status().is_server_error() {
+            return Self::Failed(err.status());
+        }
         if err.status() == StatusCode::UNAUTHORIZED {
             let (body, header) = security::invalid_token();
             return Self::Unauthorized(body, header);
@@ -130,9 +155,10 @@ pub fn describe(err: &poem::Error) -> String {
 }
 
 /// The OpenAPI service: every operation, as served and as committed.
-pub fn openapi_service() -> OpenApiService<(TokenApi, UsersApi, MetaApi), ()> {
+pub fn openapi_service()
+-> OpenApiService<(TokenApi, UsersApi, SessionsApi, DiscoveryApi, MetaApi), ()> {
     OpenApiService::new(
-        (TokenApi, UsersApi, MetaApi),
+        (TokenApi, UsersApi, SessionsApi, DiscoveryApi, MetaApi),
         "Gatehouse",
         env!("CARGO_PKG_VERSION"),
     )

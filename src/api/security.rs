@@ -1,6 +1,7 @@
 //! The OAuth2 password-flow security scheme and its access-token checker.
 
 use poem::Request;
+use poem::http::StatusCode;
 use poem_openapi::auth::Bearer;
 use poem_openapi::payload::Json;
 use poem_openapi::{OAuthScopes, SecurityScheme};
@@ -8,6 +9,8 @@ use poem_openapi::{OAuthScopes, SecurityScheme};
 use super::ApiError;
 use crate::AppState;
 use crate::auth::jwt::AccessClaims;
+use crate::auth::revocation::AuthenticateError;
+use crate::auth::scope;
 
 /// The scopes an access token can carry.
 #[derive(Debug, Clone, Copy, OAuthScopes)]
@@ -39,7 +42,7 @@ pub struct InvalidAccessToken;
 
 impl poem::error::ResponseError for InvalidAccessToken {
     fn status(&self) -> poem::http::StatusCode {
-        poem::http::StatusCode::UNAUTHORIZED
+        StatusCode::UNAUTHORIZED
     }
 }
 
@@ -47,13 +50,23 @@ async fn check_access_token(req: &Request, bearer: Bearer) -> poem::Result<Acces
     let state = req
         .data::<AppState>()
         .expect("AppState is attached to every route");
-    state
-        .auth
-        .verify_access_token(&bearer.token)
-        .map_err(|reason| {
+    match state.auth.authenticate(&bearer.token).await {
+        Ok(claims) => Ok(claims),
+        Err(AuthenticateError::Internal(err)) => {
+            let status = if err.is_unavailable() {
+                tracing::warn!(error = %err, "session check: database unavailable");
+                StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                tracing::error!(error = %err, "session check failed");
+                StatusCode::INTERNAL_SERVER_ERROR
+            };
+            Err(poem::Error::from_status(status))
+        }
+        Err(reason) => {
             tracing::debug!(%reason, "access token refused");
-            InvalidAccessToken.into()
-        })
+            Err(InvalidAccessToken.into())
+        }
+    }
 }
 
 /// The 401 body and `WWW-Authenticate` value (RFC 6750 §3) for a missing,
@@ -76,3 +89,77 @@ pub fn insufficient_scope(scope: &str) -> (Json<ApiError>, String) {
         format!(r#"Bearer realm="gatehouse", error="insufficient_scope", scope="{scope}""#),
     )
 }
+
+/// The answers every protected operation shares: 401, 403, 500, 503.
+pub trait Protected: super::ServerFailure {
+    fn unauthorized(body: Json<ApiError>, challenge: String) -> Self;
+    fn forbidden(body: Json<ApiError>, challenge: String) -> Self;
+
+    /// Answers a request that failed before its handler ran: only the
+    /// security scheme can fail for operations without a body.
+    fn rejected(err: poem::Error) -> Self {
+        match super::Rejection::from_error(&err) {
+            super::Rejection::Failed(status) => Self::failed(status),
+            _ => {
+                let (body, challenge) = invalid_token();
+                Self::unauthorized(body, challenge)
+            }
+        }
+    }
+
+    /// `Err` with 403 unless the token carries `scope` (RFC 6750 §3.1).
+    fn require_scope(claims: &AccessClaims, required: &str) -> Result<(), Self> {
+        if scope::contains(&claims.scope, required) {
+            return Ok(());
+        }
+        let (body, challenge) = insufficient_scope(required);
+        Err(Self::forbidden(body, challenge))
+    }
+}
+
+/// The `bad_request_handler` of every protected operation's reply.
+pub fn rejected<T: Protected>(err: poem::Error) -> T {
+    T::rejected(err)
+}
+
+/// Declares the response enum of a protected operation: the given success
+/// (and other) variants, plus 401, 403, 500 and 503 with their handlers.
+macro_rules! protected_reply {
+    ($(#[$meta:meta])* $name:ident { $($variants:tt)* }) => {
+        $(#[$meta])*
+        #[derive(poem_openapi::ApiResponse)]
+        #[oai(bad_request_handler = "crate::api::security::rejected")]
+        pub enum $name {
+            $($variants)*
+            /// The access token is missing, malformed, expired or revoked.
+            #[oai(status = 401)]
+            Unauthorized(
+                poem_openapi::payload::Json<$crate::api::ApiError>,
+                #[oai(header = "WWW-Authenticate")] String,
+            ),
+            /// The access token lacks the scope this operation needs.
+            #[oai(status = 403)]
+            Forbidden(
+                poem_openapi::payload::Json<$crate::api::ApiError>,
+                #[oai(header = "WWW-Authenticate")] String,
+            ),
+            /// An unexpected server error.
+            #[oai(status = 500)]
+            InternalError(poem_openapi::payload::Json<$crate::api::ApiError>),
+            /// The database is unavailable; retry later.
+            #[oai(status = 503)]
+            Unavailable(poem_openapi::payload::Json<$crate::api::ApiError>),
+        }
+        $crate::api::server_failure!($name);
+
+        impl $crate::api::security::Protected for $name {
+            fn unauthorized(body: poem_openapi::payload::Json<$crate::api::ApiError>, challenge: String) -> Self {
+                Self::Unauthorized(body, challenge)
+            }
+            fn forbidden(body: poem_openapi::payload::Json<$crate::api::ApiError>, challenge: String) -> Self {
+                Self::Forbidden(body, challenge)
+            }
+        }
+    };
+}
+pub(crate) use protected_reply;

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use super::text::{ClientId, GrantType, NonEmpty, Password, Text};
 use super::{ApiError, ApiTags, Rejection, ServerFailure, server_failure};
 use crate::AppState;
+use crate::auth::revocation::TokenHint;
 use crate::auth::service::{ClientInfo, GrantError, IssuedTokens};
 
 /// `Cache-Control` of every token endpoint answer (RFC 6749 §5.1).
@@ -233,10 +234,60 @@ server_failure!(LogoutReply);
 fn logout_bad_request(err: poem::Error) -> LogoutReply {
     match Rejection::from_error(&err) {
         Rejection::UnsupportedMediaType(body) => LogoutReply::UnsupportedMediaType(body),
+        Rejection::Failed(status) => ServerFailure::failed(status),
         Rejection::BadRequest(body) | Rejection::Unauthorized(body, _) => {
             LogoutReply::BadRequest(body)
         }
     }
+}
+
+/// A token revocation request (RFC 7009 §2.1).
+#[derive(Object, Deserialize)]
+pub struct RevokeRequest {
+    /// A refresh token or an access token; either ends its session.
+    pub token: Text<NonEmpty>,
+    /// `refresh_token` or `access_token`: which kind to look for first.
+    pub token_type_hint: Option<Text>,
+    /// The public client's id (optional).
+    pub client_id: Option<Text<ClientId>>,
+}
+
+/// The answer of token revocation.
+#[derive(ApiResponse)]
+#[oai(bad_request_handler = "revoke_bad_request")]
+pub enum RevokeReply {
+    /// The token's session is revoked, or the token was unknown or invalid
+    /// (RFC 7009 §2.2: the answer is the same).
+    #[oai(status = 200)]
+    Revoked(#[oai(header = "Cache-Control")] String),
+    /// The request is malformed (`invalid_request`).
+    #[oai(status = 400)]
+    BadRequest(Json<OAuthError>, #[oai(header = "Cache-Control")] String),
+    /// A malformed `Authorization: Basic` header (`invalid_client`).
+    #[oai(status = 401)]
+    InvalidClient(
+        Json<OAuthError>,
+        #[oai(header = "Cache-Control")] String,
+        #[oai(header = "WWW-Authenticate")] String,
+    ),
+    /// The body is larger than the server accepts (`--max-body-bytes`).
+    #[oai(status = 413)]
+    PayloadTooLarge(Json<ApiError>),
+    /// An unexpected server error.
+    #[oai(status = 500)]
+    InternalError(Json<ApiError>),
+    /// The database is unavailable; retry later.
+    #[oai(status = 503)]
+    Unavailable(Json<ApiError>),
+}
+server_failure!(RevokeReply);
+
+fn revoke_bad_request(err: poem::Error) -> RevokeReply {
+    let body = OAuthError {
+        error: OAuthErrorCode::InvalidRequest,
+        error_description: super::describe(&err),
+    };
+    RevokeReply::BadRequest(Json(body), NO_STORE.into())
 }
 
 /// Token issuance and revocation.
@@ -300,6 +351,42 @@ impl TokenApi {
                 OAuthErrorCode::UnsupportedGrantType,
                 "supported grant types are `password` and `refresh_token`",
             ),
+        }
+    }
+
+    /// Revoke a token (RFC 7009)
+    ///
+    /// Ends the session of a refresh token (its whole family) or of an access
+    /// token. Unknown, expired and already revoked tokens get the same 200,
+    /// so the answer reveals nothing.
+    #[oai(path = "/oauth/revoke", method = "post", operation_id = "revokeToken")]
+    async fn revoke(
+        &self,
+        state: Data<&AppState>,
+        req: &Request,
+        body: Form<RevokeRequest>,
+    ) -> RevokeReply {
+        if let Err(malformed) = basic_client_id(req) {
+            let (body, cache, challenge) = malformed.into_parts();
+            return RevokeReply::InvalidClient(body, cache, challenge);
+        }
+        let Form(form) = body;
+        if form.token.is_empty() {
+            let body = OAuthError {
+                error: OAuthErrorCode::InvalidRequest,
+                error_description: "`token` is required".into(),
+            };
+            return RevokeReply::BadRequest(Json(body), NO_STORE.into());
+        }
+        // RFC 7009 §2.1: an unknown hint is ignored, the token still searched.
+        let hint = match form.token_type_hint.as_deref() {
+            Some("access_token") => Some(TokenHint::AccessToken),
+            Some("refresh_token") => Some(TokenHint::RefreshToken),
+            _ => None,
+        };
+        match state.auth.revoke_token(&form.token, hint).await {
+            Ok(()) => RevokeReply::Revoked(NO_STORE.into()),
+            Err(err) => RevokeReply::from_error(err),
         }
     }
 
@@ -388,17 +475,25 @@ fn basic_client_id(req: &Request) -> Result<Option<String>, MalformedBasic> {
 /// An `Authorization: Basic` header that does not decode to `id:secret`.
 struct MalformedBasic;
 
-impl From<MalformedBasic> for TokenReply {
-    fn from(_: MalformedBasic) -> Self {
+impl MalformedBasic {
+    /// The `invalid_client` body, `Cache-Control` and `WWW-Authenticate`.
+    fn into_parts(self) -> (Json<OAuthError>, String, String) {
         let body = OAuthError {
             error: OAuthErrorCode::InvalidClient,
             error_description: "malformed HTTP Basic client credentials".into(),
         };
-        Self::InvalidClient(
+        (
             Json(body),
             NO_STORE.into(),
             r#"Basic realm="gatehouse""#.into(),
         )
+    }
+}
+
+impl From<MalformedBasic> for TokenReply {
+    fn from(malformed: MalformedBasic) -> Self {
+        let (body, cache, challenge) = malformed.into_parts();
+        Self::InvalidClient(body, cache, challenge)
     }
 }
 

@@ -7,7 +7,7 @@ use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use secrecy::SecretString;
 
-use super::security::{insufficient_scope, invalid_token};
+use super::security::{Protected, invalid_token, protected_reply};
 use super::text::{Email, NewPassword, Text, Username};
 use super::{ApiError, ApiTags, BearerAuth, Rejection, Scopes, ServerFailure, server_failure};
 use crate::AppState;
@@ -104,44 +104,21 @@ server_failure!(RegisterReply);
 fn register_bad_request(err: poem::Error) -> RegisterReply {
     match Rejection::from_error(&err) {
         Rejection::UnsupportedMediaType(body) => RegisterReply::UnsupportedMediaType(body),
+        Rejection::Failed(status) => ServerFailure::failed(status),
         Rejection::BadRequest(body) | Rejection::Unauthorized(body, _) => {
             RegisterReply::BadRequest(body)
         }
     }
 }
 
-/// The answer of an operation on the caller's own account.
-#[derive(ApiResponse)]
-#[oai(bad_request_handler = "me_bad_request")]
-pub enum MeReply {
-    /// The caller's account.
-    #[oai(status = 200)]
-    Ok(Json<User>),
-    /// The access token is missing, malformed, expired or its user is gone.
-    #[oai(status = 401)]
-    Unauthorized(Json<ApiError>, #[oai(header = "WWW-Authenticate")] String),
-    /// The access token lacks the `profile` scope.
-    #[oai(status = 403)]
-    Forbidden(Json<ApiError>, #[oai(header = "WWW-Authenticate")] String),
-    /// An unexpected server error.
-    #[oai(status = 500)]
-    InternalError(Json<ApiError>),
-    /// The database is unavailable; retry later.
-    #[oai(status = 503)]
-    Unavailable(Json<ApiError>),
-}
-server_failure!(MeReply);
-
-fn me_bad_request(err: poem::Error) -> MeReply {
-    match Rejection::from_error(&err) {
-        Rejection::Unauthorized(body, header) => MeReply::Unauthorized(body, header),
-        // Only the security scheme can fail before this handler runs.
-        Rejection::BadRequest(_) | Rejection::UnsupportedMediaType(_) => {
-            let (body, header) = invalid_token();
-            MeReply::Unauthorized(body, header)
-        }
+protected_reply!(
+    /// The answer of `GET /users/me`.
+    MeReply {
+        /// The caller's account.
+        #[oai(status = 200)]
+        Ok(Json<User>),
     }
-}
+);
 
 /// Accounts.
 pub struct UsersApi;
@@ -189,9 +166,8 @@ impl UsersApi {
         #[oai(scope = "Scopes::Profile")] auth: BearerAuth,
     ) -> MeReply {
         let claims = auth.0;
-        if !scope::contains(&claims.scope, scope::PROFILE) {
-            let (body, header) = insufficient_scope(scope::PROFILE);
-            return MeReply::Forbidden(body, header);
+        if let Err(forbidden) = MeReply::require_scope(&claims, scope::PROFILE) {
+            return forbidden;
         }
         match state.auth.store.find_user_by_id(&claims.sub).await {
             Ok(Some(user)) => MeReply::Ok(Json(user.into())),

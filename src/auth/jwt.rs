@@ -260,6 +260,11 @@ impl AccessTokens {
         }
     }
 
+    /// The `iss` of issued tokens.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
     /// The lifetime of a new access token.
     pub fn ttl(&self) -> Duration {
         self.ttl

@@ -4,8 +4,10 @@
 pub mod jwt;
 pub mod password;
 pub mod refresh;
+pub mod revocation;
 pub mod scope;
 pub mod service;
+pub mod sessions;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

@@ -19,7 +19,7 @@ pub const MAX_CLIENT_ID_CHARS: usize = 255;
 /// Longest user agent kept on a session, in characters.
 const MAX_USER_AGENT_CHARS: usize = 512;
 /// Longest string that could be a refresh token we issued.
-const MAX_REFRESH_TOKEN_BYTES: usize = 512;
+pub(super) const MAX_REFRESH_TOKEN_BYTES: usize = 512;
 
 /// Who is asking for a session, recorded on it.
 #[derive(Debug, Clone, Default)]
@@ -86,6 +86,7 @@ pub struct AuthService {
     pub successors: Successors,
     pub refresh: RefreshPolicy,
     pub min_password_chars: usize,
+    pub session_check: super::sessions::SessionCheck,
 }
 
 impl AuthService {
@@ -209,7 +210,7 @@ impl AuthService {
             match self.refresh.decide(&record, now) {
                 Decision::Dead => break,
                 Decision::Reuse => {
-                    self.store.revoke_session(&record.session_id, now).await?;
+                    self.revoke(&record.session_id).await?;
                     tracing::warn!(
                         session_id = %record.session_id,
                         user_id = %record.user_id,
@@ -240,18 +241,8 @@ impl AuthService {
     /// Revokes the session of a refresh token. Unknown tokens are ignored,
     /// so logout is idempotent and reveals nothing.
     pub async fn logout(&self, refresh_token: &str) -> Result<(), Error> {
-        if refresh_token.is_empty() || refresh_token.len() > MAX_REFRESH_TOKEN_BYTES {
-            return Ok(());
-        }
-        if let Some(record) = self
-            .store
-            .find_refresh_token(&refresh::hash(refresh_token))
-            .await?
-        {
-            self.store
-                .revoke_session(&record.session_id, super::now_millis())
-                .await?;
-            tracing::info!(session_id = %record.session_id, "logout: session revoked");
+        if self.revoke_refresh_token(refresh_token).await? {
+            tracing::info!("logout: session revoked");
         }
         Ok(())
     }

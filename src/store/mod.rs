@@ -112,6 +112,18 @@ pub struct RefreshTokenRecord {
     pub session_revoked_at: Option<i64>,
 }
 
+/// A session as its owner sees it.
+#[derive(Debug, Clone)]
+pub struct SessionRecord {
+    pub id: String,
+    pub client_id: Option<String>,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    pub created_at: i64,
+    pub last_used_at: i64,
+    pub expires_at: i64,
+}
+
 /// The outcome of inserting a user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InsertUser {
@@ -371,6 +383,94 @@ impl Store {
             .execute(&self.pool)
             .await
             .map(drop)
+    }
+
+    /// The live sessions of a user at `now`, newest first.
+    pub async fn list_sessions(
+        &self,
+        user_id: &str,
+        now: i64,
+    ) -> Result<Vec<SessionRecord>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT id, client_id, user_agent, ip, created_at, last_used_at, expires_at \
+             FROM sessions WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ? \
+             ORDER BY created_at DESC, id",
+        )
+        .bind(user_id)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(SessionRecord {
+                    id: row.try_get(0)?,
+                    client_id: row.try_get(1)?,
+                    user_agent: row.try_get(2)?,
+                    ip: row.try_get(3)?,
+                    created_at: row.try_get(4)?,
+                    last_used_at: row.try_get(5)?,
+                    expires_at: row.try_get(6)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Whether a session exists, is not revoked and has not expired at `now`.
+    pub async fn session_is_live(&self, session_id: &str, now: i64) -> Result<bool, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT 1 FROM sessions WHERE id = ? AND revoked_at IS NULL AND expires_at > ?",
+        )
+        .bind(session_id)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
+    }
+
+    /// Revokes one live session of `user_id`; `false` when there is no such
+    /// live session of that user (someone else's id looks the same as none).
+    pub async fn revoke_user_session(
+        &self,
+        user_id: &str,
+        session_id: &str,
+        now: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let revoked = sqlx::query(
+            "UPDATE sessions SET revoked_at = ? \
+             WHERE id = ? AND user_id = ? AND revoked_at IS NULL AND expires_at > ?",
+        )
+        .bind(now)
+        .bind(session_id)
+        .bind(user_id)
+        .bind(now)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(revoked == 1)
+    }
+
+    /// Revokes every live session of `user_id`; returns the ids revoked.
+    pub async fn revoke_all_sessions(
+        &self,
+        user_id: &str,
+        now: i64,
+    ) -> Result<Vec<String>, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let ids: Vec<String> =
+            sqlx::query("SELECT id FROM sessions WHERE user_id = ? AND revoked_at IS NULL")
+                .bind(user_id)
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .map(|row| row.try_get(0))
+                .collect::<Result<_, _>>()?;
+        sqlx::query("UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL")
+            .bind(now)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(ids)
     }
 
     /// The shared secret called `name`, created from `candidate` if no

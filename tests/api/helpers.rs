@@ -150,7 +150,7 @@ pub struct TestApp {
     pub client: TestClient<BoxEndpoint<'static, Response>>,
     pub state: AppState,
     pub config: Config,
-    db: TestDb,
+    db: Arc<TestDb>,
 }
 
 /// A response, read.
@@ -246,10 +246,10 @@ impl TestApp {
         config.database.database_url = Some(db.url.clone());
         config.database.data_dir = db.data_dir.path().to_owned();
         configure(&mut config);
-        Self::start(config, db).await
+        Self::start(config, Arc::new(db)).await
     }
 
-    async fn start(config: Config, db: TestDb) -> Self {
+    async fn start(config: Config, db: Arc<TestDb>) -> Self {
         let (app, state) = gatehouse::build_app(&config).await.expect("the app starts");
         Self {
             client: TestClient::new(app),
@@ -257,6 +257,14 @@ impl TestApp {
             config,
             db,
         }
+    }
+
+    /// A second instance on the same database and data dir (as behind a
+    /// load balancer), configured by `configure`.
+    pub async fn another_instance(&self, configure: impl FnOnce(&mut Config)) -> TestApp {
+        let mut config = self.config.clone();
+        configure(&mut config);
+        Self::start(config, self.db.clone()).await
     }
 
     /// Stops the app and starts it again on the same database and data dir.

@@ -28,6 +28,10 @@ async fn hs256_app(store: Store) -> TestApp {
 
 async fn with_hs256_access_tokens_are_signed_with_the_shared_secret(store: Store) {
     let app = hs256_app(store).await;
+    // The secret is never published.
+    let jwks =
+        crate::helpers::Reply::read(app.client.get("/.well-known/jwks.json").send().await).await;
+    assert_eq!(jwks.body["keys"], serde_json::json!([]));
     let tokens = app.user_with_tokens("alice").await;
     let jwt = tokens.str("access_token");
     let header = jsonwebtoken::decode_header(jwt).unwrap();

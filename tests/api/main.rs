@@ -4,10 +4,13 @@
 mod helpers;
 
 mod bad_input;
+mod discovery;
 mod keys;
 mod process;
 mod refresh;
 mod restart;
+mod revoke;
+mod sessions;
 mod spec;
 mod tokens;
 mod users;

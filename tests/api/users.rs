@@ -259,7 +259,7 @@ async fn me_with_a_token_without_the_profile_scope_is_403(store: Store) {
         .state
         .auth
         .access
-        .issue(sub, "sid", "", None, now)
+        .issue(sub, claims["sid"].as_str().unwrap(), "", None, now)
         .unwrap();
     let reply = app.me(&unscoped).await;
     reply.assert_error(403, "insufficient_scope");

@@ -1,0 +1,120 @@
+//! What integrators need to verify tokens on their own: the JWKS (RFC 7517)
+//! and the authorization server metadata (RFC 8414).
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use poem::web::Data;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+
+use super::ApiTags;
+use super::text::GRANT_TYPES;
+use crate::AppState;
+use crate::auth::scope;
+
+/// How long clients may cache the JWKS, in seconds.
+const JWKS_MAX_AGE: u32 = 300;
+
+/// A public signing key (RFC 8037 OKP / Ed25519).
+#[derive(Debug, Object)]
+pub struct Jwk {
+    /// `OKP`.
+    pub kty: String,
+    /// `Ed25519`.
+    pub crv: String,
+    /// The public key, base64url.
+    pub x: String,
+    /// Matches the `kid` header of the tokens it signed.
+    pub kid: String,
+    /// `EdDSA`.
+    pub alg: String,
+    /// `sig`.
+    #[oai(rename = "use")]
+    pub use_: String,
+}
+
+/// The public keys access tokens verify with. Empty when tokens are signed
+/// with a shared HS256 secret, which is never published.
+#[derive(Debug, Object)]
+pub struct JwkSet {
+    pub keys: Vec<Jwk>,
+}
+
+/// The JWKS answer.
+#[derive(ApiResponse)]
+pub enum JwksReply {
+    /// The current public keys.
+    #[oai(status = 200)]
+    Ok(Json<JwkSet>, #[oai(header = "Cache-Control")] String),
+}
+
+/// RFC 8414 authorization server metadata.
+#[derive(Debug, Object)]
+pub struct ServerMetadata {
+    /// The `iss` of every access token.
+    pub issuer: String,
+    pub token_endpoint: String,
+    pub revocation_endpoint: String,
+    pub jwks_uri: String,
+    pub grant_types_supported: Vec<String>,
+    pub scopes_supported: Vec<String>,
+    /// Empty: there is no authorization endpoint (no redirect flows in v1).
+    pub response_types_supported: Vec<String>,
+    /// `none`: clients are public; a Basic header is accepted and ignored.
+    pub token_endpoint_auth_methods_supported: Vec<String>,
+    pub revocation_endpoint_auth_methods_supported: Vec<String>,
+}
+
+/// Discovery documents.
+pub struct DiscoveryApi;
+
+#[OpenApi(tag = "ApiTags::Discovery")]
+impl DiscoveryApi {
+    /// Public signing keys (JWKS)
+    ///
+    /// Verify access tokens without calling Gatehouse: pick the key whose
+    /// `kid` matches the token header, and pin `alg` to `EdDSA`.
+    #[oai(path = "/.well-known/jwks.json", method = "get", operation_id = "jwks")]
+    async fn jwks(&self, state: Data<&AppState>) -> JwksReply {
+        let keys = state.auth.access.keys();
+        let keys = keys
+            .public_key()
+            .map(|public_key| Jwk {
+                kty: "OKP".into(),
+                crv: "Ed25519".into(),
+                x: URL_SAFE_NO_PAD.encode(public_key),
+                kid: keys.kid().to_owned(),
+                alg: "EdDSA".into(),
+                use_: "sig".into(),
+            })
+            .into_iter()
+            .collect();
+        JwksReply::Ok(
+            Json(JwkSet { keys }),
+            format!("public, max-age={JWKS_MAX_AGE}"),
+        )
+    }
+
+    /// Authorization server metadata (RFC 8414)
+    #[oai(
+        path = "/.well-known/oauth-authorization-server",
+        method = "get",
+        operation_id = "serverMetadata"
+    )]
+    async fn metadata(&self, state: Data<&AppState>) -> Json<ServerMetadata> {
+        let issuer = state.auth.access.issuer().to_owned();
+        let base = issuer.trim_end_matches('/');
+        let strings = |items: &[&str]| items.iter().map(|item| (*item).to_owned()).collect();
+        Json(ServerMetadata {
+            token_endpoint: format!("{base}/oauth/token"),
+            revocation_endpoint: format!("{base}/oauth/revoke"),
+            jwks_uri: format!("{base}/.well-known/jwks.json"),
+            issuer,
+            grant_types_supported: strings(&GRANT_TYPES),
+            scopes_supported: strings(scope::KNOWN),
+            response_types_supported: Vec::new(),
+            token_endpoint_auth_methods_supported: strings(&["none"]),
+            revocation_endpoint_auth_methods_supported: strings(&["none"]),
+        })
+    }
+}

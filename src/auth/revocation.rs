@@ -1,0 +1,126 @@
+//! Authenticating access tokens against their session, listing and revoking
+//! sessions, and RFC 7009 token revocation.
+
+use super::jwt::{AccessClaims, TokenError};
+use super::refresh;
+use super::service::AuthService;
+use crate::error::Error;
+use crate::store::SessionRecord;
+
+/// Why an access token does not authenticate its bearer.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthenticateError {
+    /// The token itself is invalid (logged at debug level, never sent).
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    #[error("the token's session is revoked or expired")]
+    SessionRevoked,
+    #[error(transparent)]
+    Internal(#[from] Error),
+}
+
+/// Which kind of token `POST /oauth/revoke` was given (RFC 7009 §2.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenHint {
+    AccessToken,
+    RefreshToken,
+}
+
+impl AuthService {
+    /// Verifies an access token and that its session is still live.
+    pub async fn authenticate(&self, token: &str) -> Result<AccessClaims, AuthenticateError> {
+        let claims = self.verify_access_token(token)?;
+        let live = self
+            .session_check
+            .is_live(&self.store, &claims.sid, super::now_millis())
+            .await
+            .map_err(Error::from)?;
+        if live {
+            Ok(claims)
+        } else {
+            Err(AuthenticateError::SessionRevoked)
+        }
+    }
+
+    /// The live sessions of a user, newest first.
+    pub async fn sessions(&self, user_id: &str) -> Result<Vec<SessionRecord>, Error> {
+        Ok(self
+            .store
+            .list_sessions(user_id, super::now_millis())
+            .await?)
+    }
+
+    /// Revokes one of the user's own live sessions; `false` if there is none
+    /// with that id (including someone else's).
+    pub async fn revoke_own_session(&self, user_id: &str, session_id: &str) -> Result<bool, Error> {
+        let revoked = self
+            .store
+            .revoke_user_session(user_id, session_id, super::now_millis())
+            .await?;
+        if revoked {
+            self.session_check.revoked(session_id);
+            tracing::info!(%user_id, %session_id, "session revoked by its owner");
+        }
+        Ok(revoked)
+    }
+
+    /// Revokes every session of the user ("log out everywhere").
+    pub async fn logout_all(&self, user_id: &str) -> Result<(), Error> {
+        let revoked = self
+            .store
+            .revoke_all_sessions(user_id, super::now_millis())
+            .await?;
+        for session_id in &revoked {
+            self.session_check.revoked(session_id);
+        }
+        tracing::info!(%user_id, sessions = revoked.len(), "logged out everywhere");
+        Ok(())
+    }
+
+    /// RFC 7009: revokes the session of a refresh token, or of an access
+    /// token. Unknown and invalid tokens are ignored (the answer is the same).
+    /// The hint only decides which kind is tried first.
+    pub async fn revoke_token(&self, token: &str, hint: Option<TokenHint>) -> Result<(), Error> {
+        if hint == Some(TokenHint::AccessToken) && self.revoke_access_token(token).await? {
+            return Ok(());
+        }
+        if self.revoke_refresh_token(token).await? {
+            return Ok(());
+        }
+        if hint != Some(TokenHint::AccessToken) {
+            self.revoke_access_token(token).await?;
+        }
+        Ok(())
+    }
+
+    /// Revokes the session of a refresh token; `false` if it is unknown.
+    pub(super) async fn revoke_refresh_token(&self, token: &str) -> Result<bool, Error> {
+        if token.is_empty() || token.len() > super::service::MAX_REFRESH_TOKEN_BYTES {
+            return Ok(false);
+        }
+        let Some(record) = self.store.find_refresh_token(&refresh::hash(token)).await? else {
+            return Ok(false);
+        };
+        self.revoke(&record.session_id).await?;
+        Ok(true)
+    }
+
+    async fn revoke_access_token(&self, token: &str) -> Result<bool, Error> {
+        match self.verify_access_token(token) {
+            Ok(claims) => {
+                self.revoke(&claims.sid).await?;
+                Ok(true)
+            }
+            Err(_) => Ok(false),
+        }
+    }
+
+    /// Revokes a session in the store and in this instance's cache.
+    pub(super) async fn revoke(&self, session_id: &str) -> Result<(), Error> {
+        self.store
+            .revoke_session(session_id, super::now_millis())
+            .await?;
+        self.session_check.revoked(session_id);
+        Ok(())
+    }
+}
