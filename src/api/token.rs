@@ -15,7 +15,7 @@ use super::text::{ClientId, GrantType, NonEmpty, Password, Text};
 use super::{ApiError, ApiTags, Rejection, ServerFailure, server_failure};
 use crate::AppState;
 use crate::auth::revocation::TokenHint;
-use crate::auth::service::{ClientInfo, GrantError, IssuedTokens};
+use crate::auth::service::{ClientInfo, GrantError, IssuedTokens, valid_client_id};
 
 /// `Cache-Control` of every token endpoint answer (RFC 6749 §5.1).
 const NO_STORE: &str = "no-store";
@@ -371,12 +371,22 @@ impl TokenApi {
             return RevokeReply::InvalidClient(body, cache, challenge);
         }
         let Form(form) = body;
-        if form.token.is_empty() {
+        let refuse = |description: &str| {
             let body = OAuthError {
                 error: OAuthErrorCode::InvalidRequest,
-                error_description: "`token` is required".into(),
+                error_description: description.into(),
             };
-            return RevokeReply::BadRequest(Json(body), NO_STORE.into());
+            RevokeReply::BadRequest(Json(body), NO_STORE.into())
+        };
+        if form.token.is_empty() {
+            return refuse("`token` is required");
+        }
+        if form
+            .client_id
+            .as_deref()
+            .is_some_and(|id| !valid_client_id(id))
+        {
+            return refuse("`client_id` must be at most 255 printable characters");
         }
         // RFC 7009 §2.1: an unknown hint is ignored, the token still searched.
         let hint = match form.token_type_hint.as_deref() {

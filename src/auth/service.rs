@@ -329,15 +329,16 @@ pub fn check_email(email: &str) -> Result<(), String> {
     }
 }
 
+/// Whether a `client_id` is acceptable: at most 255 printable characters.
+pub fn valid_client_id(client_id: &str) -> bool {
+    client_id.chars().count() <= MAX_CLIENT_ID_CHARS && !client_id.chars().any(char::is_control)
+}
+
 fn check_client_id(client_id: Option<&str>) -> Result<Option<&str>, GrantError> {
     match client_id.filter(|id| !id.is_empty()) {
-        Some(id)
-            if id.chars().count() > MAX_CLIENT_ID_CHARS || id.chars().any(char::is_control) =>
-        {
-            Err(GrantError::InvalidRequest(format!(
-                "`client_id` must be at most {MAX_CLIENT_ID_CHARS} printable characters"
-            )))
-        }
+        Some(id) if !valid_client_id(id) => Err(GrantError::InvalidRequest(format!(
+            "`client_id` must be at most {MAX_CLIENT_ID_CHARS} printable characters"
+        ))),
         other => Ok(other),
     }
 }

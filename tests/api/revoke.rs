@@ -94,4 +94,11 @@ async fn a_revocation_without_a_token_is_invalid_request(store: Store) {
         .post_form_with_authorization("/oauth/revoke", "Basic !!!", &[("token", "x")])
         .await;
     malformed.assert_error(401, "invalid_client");
+    let control = app
+        .post_form(
+            "/oauth/revoke",
+            &[("token", "x"), ("client_id", "a\u{84}b")],
+        )
+        .await;
+    control.assert_error(400, "invalid_request");
 }
