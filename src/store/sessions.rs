@@ -1,0 +1,161 @@
+//! Sessions: one per login, each a family of refresh tokens.
+
+use sqlx::Row;
+
+use super::Store;
+
+/// A new session (refresh-token family) with its first refresh token.
+#[derive(Debug, Clone)]
+pub struct NewSession<'a> {
+    pub id: &'a str,
+    pub user_id: &'a str,
+    pub client_id: Option<&'a str>,
+    pub scope: &'a str,
+    pub user_agent: Option<&'a str>,
+    pub ip: Option<&'a str>,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub first_token_hash: &'a str,
+}
+
+/// A session as its owner sees it.
+#[derive(Debug, Clone)]
+pub struct SessionRecord {
+    pub id: String,
+    pub client_id: Option<String>,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    pub created_at: i64,
+    pub last_used_at: i64,
+    pub expires_at: i64,
+}
+
+impl Store {
+    /// Creates a session and its first refresh token, atomically.
+    pub async fn insert_session(&self, session: &NewSession<'_>) -> Result<(), sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO sessions (id, user_id, client_id, scope, user_agent, ip, \
+             created_at, last_used_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(session.id)
+        .bind(session.user_id)
+        .bind(session.client_id)
+        .bind(session.scope)
+        .bind(session.user_agent)
+        .bind(session.ip)
+        .bind(session.created_at)
+        .bind(session.created_at)
+        .bind(session.expires_at)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO refresh_tokens (token_hash, session_id, created_at) VALUES (?, ?, ?)",
+        )
+        .bind(session.first_token_hash)
+        .bind(session.id)
+        .bind(session.created_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await
+    }
+
+    /// Revokes a session (and so every refresh token of its family). Revoking
+    /// a revoked session keeps its first revocation time.
+    pub async fn revoke_session(&self, session_id: &str, now: i64) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+            .bind(now)
+            .bind(session_id)
+            .execute(&self.pool)
+            .await
+            .map(drop)
+    }
+
+    /// The live sessions of a user at `now`, newest first.
+    pub async fn list_sessions(
+        &self,
+        user_id: &str,
+        now: i64,
+    ) -> Result<Vec<SessionRecord>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT id, client_id, user_agent, ip, created_at, last_used_at, expires_at \
+             FROM sessions WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ? \
+             ORDER BY created_at DESC, id",
+        )
+        .bind(user_id)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(SessionRecord {
+                    id: row.try_get(0)?,
+                    client_id: row.try_get(1)?,
+                    user_agent: row.try_get(2)?,
+                    ip: row.try_get(3)?,
+                    created_at: row.try_get(4)?,
+                    last_used_at: row.try_get(5)?,
+                    expires_at: row.try_get(6)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Whether a session exists, is not revoked and has not expired at `now`.
+    pub async fn session_is_live(&self, session_id: &str, now: i64) -> Result<bool, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT 1 FROM sessions WHERE id = ? AND revoked_at IS NULL AND expires_at > ?",
+        )
+        .bind(session_id)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
+    }
+
+    /// Revokes one live session of `user_id`; `false` when there is no such
+    /// live session of that user (someone else's id looks the same as none).
+    pub async fn revoke_user_session(
+        &self,
+        user_id: &str,
+        session_id: &str,
+        now: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let revoked = sqlx::query(
+            "UPDATE sessions SET revoked_at = ? \
+             WHERE id = ? AND user_id = ? AND revoked_at IS NULL AND expires_at > ?",
+        )
+        .bind(now)
+        .bind(session_id)
+        .bind(user_id)
+        .bind(now)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(revoked == 1)
+    }
+
+    /// Revokes every live session of `user_id`; returns the ids revoked.
+    pub async fn revoke_all_sessions(
+        &self,
+        user_id: &str,
+        now: i64,
+    ) -> Result<Vec<String>, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let ids: Vec<String> =
+            sqlx::query("SELECT id FROM sessions WHERE user_id = ? AND revoked_at IS NULL")
+                .bind(user_id)
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .map(|row| row.try_get(0))
+                .collect::<Result<_, _>>()?;
+        sqlx::query("UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL")
+            .bind(now)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(ids)
+    }
+}

@@ -1,0 +1,82 @@
+//! Users.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::Store;
+
+/// A user as stored.
+#[derive(Debug, Clone)]
+pub struct UserRecord {
+    pub id: String,
+    pub username: String,
+    pub email: Option<String>,
+    pub password_hash: String,
+    pub created_at: i64,
+}
+
+/// The outcome of inserting a user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InsertUser {
+    Inserted,
+    UsernameTaken,
+}
+
+impl Store {
+    /// Inserts a user; a taken username is reported by the unique key.
+    pub async fn insert_user(&self, user: &UserRecord) -> Result<InsertUser, sqlx::Error> {
+        let result = sqlx::query(
+            "INSERT INTO users (id, username, email, password_hash, created_at) \
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(&user.id)
+        .bind(&user.username)
+        .bind(&user.email)
+        .bind(&user.password_hash)
+        .bind(user.created_at)
+        .execute(&self.pool)
+        .await;
+        match result {
+            Ok(_) => Ok(InsertUser::Inserted),
+            Err(sqlx::Error::Database(err)) if err.is_unique_violation() => {
+                Ok(InsertUser::UsernameTaken)
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    /// The user with exactly this username.
+    pub async fn find_user_by_name(
+        &self,
+        username: &str,
+    ) -> Result<Option<UserRecord>, sqlx::Error> {
+        sqlx::query(
+            "SELECT id, username, email, password_hash, created_at FROM users WHERE username = ?",
+        )
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(user_from_row)
+        .transpose()
+    }
+
+    /// The user with this id.
+    pub async fn find_user_by_id(&self, id: &str) -> Result<Option<UserRecord>, sqlx::Error> {
+        sqlx::query("SELECT id, username, email, password_hash, created_at FROM users WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(user_from_row)
+            .transpose()
+    }
+}
+
+fn user_from_row(row: AnyRow) -> Result<UserRecord, sqlx::Error> {
+    Ok(UserRecord {
+        id: row.try_get(0)?,
+        username: row.try_get(1)?,
+        email: row.try_get(2)?,
+        password_hash: row.try_get(3)?,
+        created_at: row.try_get(4)?,
+    })
+}
