@@ -4,6 +4,8 @@
 
 mod discovery;
 mod meta;
+mod oauth;
+mod revoke;
 pub(crate) mod security;
 mod sessions;
 mod text;
@@ -17,6 +19,7 @@ use poem_openapi::{Object, OpenApiService, Tags};
 
 pub use discovery::DiscoveryApi;
 pub use meta::MetaApi;
+pub use revoke::RevokeApi;
 pub use security::{BearerAuth, Scopes};
 pub use sessions::SessionsApi;
 pub use text::Text;
@@ -155,10 +158,26 @@ pub fn describe(err: &poem::Error) -> String {
 }
 
 /// The OpenAPI service: every operation, as served and as committed.
-pub fn openapi_service()
--> OpenApiService<(TokenApi, UsersApi, SessionsApi, DiscoveryApi, MetaApi), ()> {
+pub fn openapi_service() -> OpenApiService<
+    (
+        TokenApi,
+        RevokeApi,
+        UsersApi,
+        SessionsApi,
+        DiscoveryApi,
+        MetaApi,
+    ),
+    (),
+> {
     OpenApiService::new(
-        (TokenApi, UsersApi, SessionsApi, DiscoveryApi, MetaApi),
+        (
+            TokenApi,
+            RevokeApi,
+            UsersApi,
+            SessionsApi,
+            DiscoveryApi,
+            MetaApi,
+        ),
         "Gatehouse",
         env!("CARGO_PKG_VERSION"),
     )

@@ -1,24 +1,21 @@
 //! The token endpoints: the OAuth2 form endpoint (RFC 6749), its JSON twins
 //! for SDK users, and logout.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use poem::Request;
 use poem::web::Data;
 use poem_openapi::payload::{Form, Json};
 use poem_openapi::types::Example;
-use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
+use poem_openapi::{ApiResponse, Object, OpenApi};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+use super::oauth::{
+    MalformedBasic, NO_STORE, OAuthError, OAuthErrorCode, basic_client_id, client_info,
+};
 use super::text::{ClientId, GrantType, NonEmpty, Password, Text};
 use super::{ApiError, ApiTags, Rejection, ServerFailure, server_failure};
 use crate::AppState;
-use crate::auth::revocation::TokenHint;
-use crate::auth::service::{ClientInfo, GrantError, IssuedTokens, valid_client_id};
-
-/// `Cache-Control` of every token endpoint answer (RFC 6749 §5.1).
-const NO_STORE: &str = "no-store";
+use crate::auth::service::{GrantError, IssuedTokens};
 
 /// An OAuth2 token request (RFC 6749 §4.3.2 password grant, §6 refresh).
 // No `Debug`: it holds a password.
@@ -123,26 +120,6 @@ impl From<IssuedTokens> for TokenResponse {
     }
 }
 
-/// RFC 6749 §5.2 error codes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
-#[oai(rename_all = "snake_case")]
-pub enum OAuthErrorCode {
-    InvalidRequest,
-    InvalidClient,
-    InvalidGrant,
-    UnauthorizedClient,
-    UnsupportedGrantType,
-    InvalidScope,
-}
-
-/// An error of the token endpoints (RFC 6749 §5.2).
-#[derive(Debug, Clone, Object)]
-pub struct OAuthError {
-    pub error: OAuthErrorCode,
-    /// A human-readable explanation.
-    pub error_description: String,
-}
-
 /// The answer of a token endpoint.
 #[derive(ApiResponse)]
 #[oai(bad_request_handler = "token_bad_request")]
@@ -241,55 +218,6 @@ fn logout_bad_request(err: poem::Error) -> LogoutReply {
     }
 }
 
-/// A token revocation request (RFC 7009 §2.1).
-#[derive(Object, Deserialize)]
-pub struct RevokeRequest {
-    /// A refresh token or an access token; either ends its session.
-    pub token: Text<NonEmpty>,
-    /// `refresh_token` or `access_token`: which kind to look for first.
-    pub token_type_hint: Option<Text>,
-    /// The public client's id (optional).
-    pub client_id: Option<Text<ClientId>>,
-}
-
-/// The answer of token revocation.
-#[derive(ApiResponse)]
-#[oai(bad_request_handler = "revoke_bad_request")]
-pub enum RevokeReply {
-    /// The token's session is revoked, or the token was unknown or invalid
-    /// (RFC 7009 §2.2: the answer is the same).
-    #[oai(status = 200)]
-    Revoked(#[oai(header = "Cache-Control")] String),
-    /// The request is malformed (`invalid_request`).
-    #[oai(status = 400)]
-    BadRequest(Json<OAuthError>, #[oai(header = "Cache-Control")] String),
-    /// A malformed `Authorization: Basic` header (`invalid_client`).
-    #[oai(status = 401)]
-    InvalidClient(
-        Json<OAuthError>,
-        #[oai(header = "Cache-Control")] String,
-        #[oai(header = "WWW-Authenticate")] String,
-    ),
-    /// The body is larger than the server accepts (`--max-body-bytes`).
-    #[oai(status = 413)]
-    PayloadTooLarge(Json<ApiError>),
-    /// An unexpected server error.
-    #[oai(status = 500)]
-    InternalError(Json<ApiError>),
-    /// The database is unavailable; retry later.
-    #[oai(status = 503)]
-    Unavailable(Json<ApiError>),
-}
-server_failure!(RevokeReply);
-
-fn revoke_bad_request(err: poem::Error) -> RevokeReply {
-    let body = OAuthError {
-        error: OAuthErrorCode::InvalidRequest,
-        error_description: super::describe(&err),
-    };
-    RevokeReply::BadRequest(Json(body), NO_STORE.into())
-}
-
 /// Token issuance and revocation.
 pub struct TokenApi;
 
@@ -354,52 +282,6 @@ impl TokenApi {
         }
     }
 
-    /// Revoke a token (RFC 7009)
-    ///
-    /// Ends the session of a refresh token (its whole family) or of an access
-    /// token. Unknown, expired and already revoked tokens get the same 200,
-    /// so the answer reveals nothing.
-    #[oai(path = "/oauth/revoke", method = "post", operation_id = "revokeToken")]
-    async fn revoke(
-        &self,
-        state: Data<&AppState>,
-        req: &Request,
-        body: Form<RevokeRequest>,
-    ) -> RevokeReply {
-        if let Err(malformed) = basic_client_id(req) {
-            let (body, cache, challenge) = malformed.into_parts();
-            return RevokeReply::InvalidClient(body, cache, challenge);
-        }
-        let Form(form) = body;
-        let refuse = |description: &str| {
-            let body = OAuthError {
-                error: OAuthErrorCode::InvalidRequest,
-                error_description: description.into(),
-            };
-            RevokeReply::BadRequest(Json(body), NO_STORE.into())
-        };
-        if form.token.is_empty() {
-            return refuse("`token` is required");
-        }
-        if form
-            .client_id
-            .as_deref()
-            .is_some_and(|id| !valid_client_id(id))
-        {
-            return refuse("`client_id` must be at most 255 printable characters");
-        }
-        // RFC 7009 §2.1: an unknown hint is ignored, the token still searched.
-        let hint = match form.token_type_hint.as_deref() {
-            Some("access_token") => Some(TokenHint::AccessToken),
-            Some("refresh_token") => Some(TokenHint::RefreshToken),
-            _ => None,
-        };
-        match state.auth.revoke_token(&form.token, hint).await {
-            Ok(()) => RevokeReply::Revoked(NO_STORE.into()),
-            Err(err) => RevokeReply::from_error(err),
-        }
-    }
-
     /// Log in with a username and password (JSON)
     ///
     /// The password grant as JSON, for SDKs. Unknown users and wrong
@@ -456,68 +338,9 @@ impl TokenApi {
     }
 }
 
-/// The client id of an `Authorization: Basic` header (RFC 6749 §2.3.1), if
-/// there is one. Empty credentials (Swagger UI sends `Basic Og==`, i.e. `:`,
-/// when its client fields are blank) are no client at all; credentials that
-/// do not decode to `id:secret` are `invalid_client`.
-fn basic_client_id(req: &Request) -> Result<Option<String>, MalformedBasic> {
-    let Some(value) = req.headers().get(poem::http::header::AUTHORIZATION) else {
-        return Ok(None);
-    };
-    let value = value.to_str().unwrap_or_default();
-    let Some((scheme, credentials)) = value.split_once(' ') else {
-        return Ok(None);
-    };
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return Ok(None);
-    }
-    let decoded = STANDARD
-        .decode(credentials.trim())
-        .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok());
-    match decoded.as_deref().and_then(|text| text.split_once(':')) {
-        Some(("", _secret)) => Ok(None),
-        Some((id, _secret)) => Ok(Some(id.to_owned())),
-        None => Err(MalformedBasic),
-    }
-}
-
-/// An `Authorization: Basic` header that does not decode to `id:secret`.
-struct MalformedBasic;
-
-impl MalformedBasic {
-    /// The `invalid_client` body, `Cache-Control` and `WWW-Authenticate`.
-    fn into_parts(self) -> (Json<OAuthError>, String, String) {
-        let body = OAuthError {
-            error: OAuthErrorCode::InvalidClient,
-            error_description: "malformed HTTP Basic client credentials".into(),
-        };
-        (
-            Json(body),
-            NO_STORE.into(),
-            r#"Basic realm="gatehouse""#.into(),
-        )
-    }
-}
-
 impl From<MalformedBasic> for TokenReply {
     fn from(malformed: MalformedBasic) -> Self {
         let (body, cache, challenge) = malformed.into_parts();
         Self::InvalidClient(body, cache, challenge)
-    }
-}
-
-fn client_info(req: &Request, client_id: Option<String>) -> ClientInfo {
-    ClientInfo {
-        client_id,
-        user_agent: req
-            .headers()
-            .get(poem::http::header::USER_AGENT)
-            .and_then(|ua| ua.to_str().ok())
-            .map(str::to_owned),
-        ip: req
-            .remote_addr()
-            .as_socket_addr()
-            .map(|addr| addr.ip().to_string()),
     }
 }
