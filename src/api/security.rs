@@ -100,11 +100,25 @@ pub trait Protected: super::ServerFailure {
     fn rejected(err: poem::Error) -> Self {
         match super::Rejection::from_error(&err) {
             super::Rejection::Failed(status) => Self::failed(status),
-            _ => {
+            super::Rejection::BadRequest(body) => Self::malformed(body),
+            super::Rejection::UnsupportedMediaType(body) => Self::unsupported(body),
+            super::Rejection::Unauthorized(..) => {
                 let (body, challenge) = invalid_token();
                 Self::unauthorized(body, challenge)
             }
         }
+    }
+
+    /// A body that does not parse; without a body, only the security scheme
+    /// can fail, so the default is 401.
+    fn malformed(_body: Json<ApiError>) -> Self {
+        let (body, challenge) = invalid_token();
+        Self::unauthorized(body, challenge)
+    }
+
+    /// A body in a media type the operation does not take (see `malformed`).
+    fn unsupported(body: Json<ApiError>) -> Self {
+        Self::malformed(body)
     }
 
     /// `Err` with 403 unless the token carries `scope` (RFC 6750 §3.1).
@@ -125,7 +139,32 @@ pub fn rejected<T: Protected>(err: poem::Error) -> T {
 /// Declares the response enum of a protected operation: the given success
 /// (and other) variants, plus 401, 403, 500 and 503 with their handlers.
 macro_rules! protected_reply {
+    // An operation with a JSON body also answers 400, 413 and 415.
+    ($(#[$meta:meta])* $name:ident with body { $($variants:tt)* }) => {
+        $crate::api::security::protected_reply!($(#[$meta])* $name {
+            $($variants)*
+            /// The body does not parse or is refused (see `error`).
+            #[oai(status = 400)]
+            BadRequest(poem_openapi::payload::Json<$crate::api::ApiError>),
+            /// The body is larger than the server accepts (`--max-body-bytes`).
+            #[oai(status = 413)]
+            PayloadTooLarge(poem_openapi::payload::Json<$crate::api::ApiError>),
+            /// The body is not JSON.
+            #[oai(status = 415)]
+            UnsupportedMediaType(poem_openapi::payload::Json<$crate::api::ApiError>),
+        } overriding {
+            fn malformed(body: poem_openapi::payload::Json<$crate::api::ApiError>) -> Self {
+                Self::BadRequest(body)
+            }
+            fn unsupported(body: poem_openapi::payload::Json<$crate::api::ApiError>) -> Self {
+                Self::UnsupportedMediaType(body)
+            }
+        });
+    };
     ($(#[$meta:meta])* $name:ident { $($variants:tt)* }) => {
+        $crate::api::security::protected_reply!($(#[$meta])* $name { $($variants)* } overriding {});
+    };
+    ($(#[$meta:meta])* $name:ident { $($variants:tt)* } overriding { $($overrides:tt)* }) => {
         $(#[$meta])*
         #[derive(poem_openapi::ApiResponse)]
         #[oai(bad_request_handler = "crate::api::security::rejected")]
@@ -159,6 +198,7 @@ macro_rules! protected_reply {
             fn forbidden(body: poem_openapi::payload::Json<$crate::api::ApiError>, challenge: String) -> Self {
                 Self::Forbidden(body, challenge)
             }
+            $($overrides)*
         }
     };
 }

@@ -8,9 +8,10 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use secrecy::SecretString;
 
 use super::security::{Protected, invalid_token, protected_reply};
-use super::text::{Email, NewPassword, Text, Username};
+use super::text::{Email, NewPassword, Password, Text, Username};
 use super::{ApiError, ApiTags, BearerAuth, Rejection, Scopes, ServerFailure, server_failure};
 use crate::AppState;
+use crate::auth::revocation::ChangePasswordError;
 use crate::auth::scope;
 use crate::auth::service::RegisterError;
 use crate::store::UserRecord;
@@ -120,6 +121,25 @@ protected_reply!(
     }
 );
 
+/// A password change.
+#[derive(Object)]
+pub struct ChangePasswordRequest {
+    #[oai(write_only)]
+    pub current_password: Text<Password>,
+    /// Subject to the same policy as at registration.
+    #[oai(write_only)]
+    pub new_password: Text<NewPassword>,
+}
+
+protected_reply!(
+    /// The answer of `PUT /users/me/password`.
+    ChangePasswordReply with body {
+        /// Changed; every other session of the user is revoked.
+        #[oai(status = 204)]
+        Changed,
+    }
+);
+
 /// Accounts.
 pub struct UsersApi;
 
@@ -153,6 +173,50 @@ impl UsersApi {
                 "the username is already taken",
             )),
             Err(RegisterError::Internal(err)) => RegisterReply::from_error(err),
+        }
+    }
+
+    /// Change your password
+    ///
+    /// Needs the current password. The new one must satisfy the policy
+    /// (400 `invalid_password` says why; a wrong current password is 400
+    /// `invalid_current_password`). Every other session of the user is
+    /// revoked; the one making the request stays logged in.
+    #[oai(
+        path = "/users/me/password",
+        method = "put",
+        operation_id = "changePassword"
+    )]
+    async fn change_password(
+        &self,
+        state: Data<&AppState>,
+        #[oai(scope = "Scopes::Profile")] auth: BearerAuth,
+        body: Json<ChangePasswordRequest>,
+    ) -> ChangePasswordReply {
+        let claims = auth.0;
+        if let Err(forbidden) = ChangePasswordReply::require_scope(&claims, scope::PROFILE) {
+            return forbidden;
+        }
+        let Json(request) = body;
+        let current = SecretString::from(request.current_password.0);
+        let new = SecretString::from(request.new_password.0);
+        match state
+            .auth
+            .change_password(&claims.sub, &claims.sid, current, new)
+            .await
+        {
+            Ok(()) => ChangePasswordReply::Changed,
+            Err(ChangePasswordError::WrongPassword) => ChangePasswordReply::BadRequest(
+                ApiError::new("invalid_current_password", "the current password is wrong"),
+            ),
+            Err(ChangePasswordError::WeakPassword(why)) => {
+                ChangePasswordReply::BadRequest(ApiError::new("invalid_password", why.to_string()))
+            }
+            Err(ChangePasswordError::UnknownUser) => {
+                let (body, challenge) = invalid_token();
+                ChangePasswordReply::Unauthorized(body, challenge)
+            }
+            Err(ChangePasswordError::Internal(err)) => ChangePasswordReply::from_error(err),
         }
     }
 

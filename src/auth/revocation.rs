@@ -1,7 +1,10 @@
 //! Authenticating access tokens against their session, listing and revoking
 //! sessions, and RFC 7009 token revocation.
 
+use secrecy::{ExposeSecret, SecretString};
+
 use super::jwt::{AccessClaims, TokenError};
+use super::password::{self, PolicyViolation};
 use super::refresh;
 use super::service::AuthService;
 use crate::error::Error;
@@ -15,6 +18,19 @@ pub enum AuthenticateError {
     Token(#[from] TokenError),
     #[error("the token's session is revoked or expired")]
     SessionRevoked,
+    #[error(transparent)]
+    Internal(#[from] Error),
+}
+
+/// Why a password change was refused, or that it failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangePasswordError {
+    #[error("the current password is wrong")]
+    WrongPassword,
+    #[error("the account no longer exists")]
+    UnknownUser,
+    #[error(transparent)]
+    WeakPassword(#[from] PolicyViolation),
     #[error(transparent)]
     Internal(#[from] Error),
 }
@@ -74,6 +90,53 @@ impl AuthService {
             self.session_check.revoked(session_id);
         }
         tracing::info!(%user_id, sessions = revoked.len(), "logged out everywhere");
+        Ok(())
+    }
+
+    /// Changes a user's password after checking the current one, then
+    /// revokes every session of the user but `current_sid` (ASVS 6.2.3,
+    /// 7.4.3): whoever else knew the old password is logged out.
+    pub async fn change_password(
+        &self,
+        user_id: &str,
+        current_sid: &str,
+        current: SecretString,
+        new: SecretString,
+    ) -> Result<(), ChangePasswordError> {
+        let Some(user) = self
+            .store
+            .find_user_by_id(user_id)
+            .await
+            .map_err(Error::from)?
+        else {
+            return Err(ChangePasswordError::UnknownUser);
+        };
+        let too_long = current.expose_secret().len() > password::MAX_PASSWORD_BYTES;
+        let stored = Some(user.password_hash.clone());
+        if too_long
+            || !self
+                .passwords
+                .verify(current, stored)
+                .await
+                .map_err(Error::from)?
+        {
+            return Err(ChangePasswordError::WrongPassword);
+        }
+        password::check_policy(new.expose_secret(), &user.username, self.min_password_chars)?;
+        let hash = self.passwords.hash(new).await.map_err(Error::from)?;
+        self.store
+            .update_password_hash(user_id, &hash)
+            .await
+            .map_err(Error::from)?;
+        let revoked = self
+            .store
+            .revoke_other_sessions(user_id, current_sid, super::now_millis())
+            .await
+            .map_err(Error::from)?;
+        for session_id in &revoked {
+            self.session_check.revoked(session_id);
+        }
+        tracing::info!(%user_id, other_sessions_revoked = revoked.len(), "password changed");
         Ok(())
     }
 

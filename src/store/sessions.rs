@@ -135,6 +135,35 @@ impl Store {
         Ok(revoked == 1)
     }
 
+    /// Revokes every live session of `user_id` except `keep`; returns the
+    /// ids revoked.
+    pub async fn revoke_other_sessions(
+        &self,
+        user_id: &str,
+        keep: &str,
+        now: i64,
+    ) -> Result<Vec<String>, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let ids: Vec<String> = sqlx::query(
+            "SELECT id FROM sessions WHERE user_id = ? AND id <> ? AND revoked_at IS NULL",
+        )
+        .bind(user_id)
+        .bind(keep)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .map(|row| row.try_get(0))
+        .collect::<Result<_, _>>()?;
+        sqlx::query("UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND id <> ? AND revoked_at IS NULL")
+            .bind(now)
+            .bind(user_id)
+            .bind(keep)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(ids)
+    }
+
     /// Revokes every live session of `user_id`; returns the ids revoked.
     pub async fn revoke_all_sessions(
         &self,

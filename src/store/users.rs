@@ -69,6 +69,20 @@ impl Store {
             .map(user_from_row)
             .transpose()
     }
+
+    /// Replaces a user's password hash.
+    pub async fn update_password_hash(
+        &self,
+        user_id: &str,
+        password_hash: &str,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
+            .bind(password_hash)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await
+            .map(drop)
+    }
 }
 
 fn user_from_row(row: AnyRow) -> Result<UserRecord, sqlx::Error> {
