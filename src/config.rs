@@ -102,6 +102,10 @@ pub struct PasswordArgs {
     /// Argon2id parallelism (lanes).
     #[arg(long, env = "GATEHOUSE_ARGON2_PARALLELISM", default_value_t = 1)]
     pub argon2_parallelism: u32,
+    /// Password hashes that may wait for a free core; more are refused with
+    /// 503 and Retry-After instead of piling up (each hash holds its memory).
+    #[arg(long, env = "GATEHOUSE_ARGON2_QUEUE", default_value_t = 64)]
+    pub argon2_queue: usize,
     /// Minimum password length, in characters.
     #[arg(long, env = "GATEHOUSE_MIN_PASSWORD_LENGTH", default_value_t = 8)]
     pub min_password_length: usize,

@@ -18,20 +18,27 @@ pub enum Error {
     Sign(#[from] jsonwebtoken::errors::Error),
 }
 
+/// `Retry-After` when the database does not answer.
+pub const DATABASE_RETRY_SECS: u32 = 5;
+/// `Retry-After` when every core is hashing and the queue is full.
+pub const HASHING_RETRY_SECS: u32 = 1;
+
 impl Error {
-    /// Whether the failure is the database being unreachable or overloaded,
-    /// which clients should retry (503), rather than a bug (500).
-    pub fn is_unavailable(&self) -> bool {
-        matches!(
-            self,
+    /// When retrying is worth it, after how many seconds: the database is
+    /// unreachable or overloaded, or password hashing is saturated (503).
+    /// `None` for a bug (500).
+    pub fn retry_after(&self) -> Option<u32> {
+        match self {
             Self::Database(
                 sqlx::Error::PoolTimedOut
-                    | sqlx::Error::PoolClosed
-                    | sqlx::Error::Io(_)
-                    | sqlx::Error::Tls(_)
-                    | sqlx::Error::Protocol(_)
-                    | sqlx::Error::WorkerCrashed
-            )
-        )
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::Protocol(_)
+                | sqlx::Error::WorkerCrashed,
+            ) => Some(DATABASE_RETRY_SECS),
+            Self::Hash(HashError::Busy) => Some(HASHING_RETRY_SECS),
+            _ => None,
+        }
     }
 }

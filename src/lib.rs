@@ -126,8 +126,8 @@ fn load_signing_keys(config: &Config) -> Result<SigningKeys, KeyError> {
 }
 
 async fn new_passwords(args: &PasswordArgs) -> Result<Passwords, HashError> {
-    let params = args.argon2();
-    tokio::task::spawn_blocking(move || Passwords::new(params)).await?
+    let (params, queue) = (args.argon2(), args.argon2_queue);
+    tokio::task::spawn_blocking(move || Passwords::new(params, queue)).await?
 }
 
 /// Serves until SIGTERM or SIGINT, then drains in-flight requests.

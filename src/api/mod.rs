@@ -64,19 +64,17 @@ impl ApiError {
 }
 
 /// Every response type of an operation that touches the database can answer
-/// a failure that is not the client's: 503 when the database is
-/// unreachable, 500 otherwise. The body never says more than that.
+/// a failure that is not the client's: 503 with `Retry-After` when it is
+/// worth retrying (the database is unreachable, every core is hashing), 500
+/// otherwise. The body never says more than that.
 pub trait ServerFailure: Sized {
     fn internal(body: Json<ApiError>) -> Self;
-    fn unavailable(body: Json<ApiError>) -> Self;
+    fn unavailable(body: Json<ApiError>, retry_after_secs: u32) -> Self;
 
     /// Answers a server-side failure that was already logged.
     fn failed(status: StatusCode) -> Self {
         if status == StatusCode::SERVICE_UNAVAILABLE {
-            Self::unavailable(ApiError::new(
-                "unavailable",
-                "the service is temporarily unavailable",
-            ))
+            Self::unavailable(unavailable_body(), crate::error::DATABASE_RETRY_SECS)
         } else {
             Self::internal(ApiError::new("internal_error", "internal server error"))
         }
@@ -85,17 +83,21 @@ pub trait ServerFailure: Sized {
     /// Logs `err` in full and answers it opaquely.
     fn from_error(err: impl Into<Error>) -> Self {
         let err = err.into();
-        if err.is_unavailable() {
-            tracing::warn!(error = %err, "database unavailable");
-            Self::unavailable(ApiError::new(
-                "unavailable",
-                "the service is temporarily unavailable",
-            ))
-        } else {
-            tracing::error!(error = %err, "internal error");
-            Self::internal(ApiError::new("internal_error", "internal server error"))
+        match err.retry_after() {
+            Some(secs) => {
+                tracing::warn!(error = %err, "temporarily unavailable");
+                Self::unavailable(unavailable_body(), secs)
+            }
+            None => {
+                tracing::error!(error = %err, "internal error");
+                Self::internal(ApiError::new("internal_error", "internal server error"))
+            }
         }
     }
+}
+
+fn unavailable_body() -> Json<ApiError> {
+    ApiError::new("unavailable", "the service is temporarily unavailable")
 }
 
 /// Implements [`ServerFailure`] for a response enum with `InternalError`
@@ -106,8 +108,11 @@ macro_rules! server_failure {
             fn internal(body: poem_openapi::payload::Json<$crate::api::ApiError>) -> Self {
                 Self::InternalError(body)
             }
-            fn unavailable(body: poem_openapi::payload::Json<$crate::api::ApiError>) -> Self {
-                Self::Unavailable(body)
+            fn unavailable(
+                body: poem_openapi::payload::Json<$crate::api::ApiError>,
+                retry_after_secs: u32,
+            ) -> Self {
+                Self::Unavailable(body, retry_after_secs.to_string())
             }
         }
     };
@@ -206,6 +211,7 @@ pub fn routes(max_body_bytes: usize) -> impl Endpoint<Output = Response> {
         .at("/openapi.yaml", spec_yaml)
         .around(move |ep, req| limit_body(ep, req, max_body_bytes))
         .around(errors_as_json)
+        .around(security_headers)
         .around(log_request)
 }
 
@@ -310,6 +316,24 @@ fn allowed_methods(path: &str) -> Option<poem::http::HeaderValue> {
     };
     let (_, methods) = routes.iter().find(|(template, _)| matches(template))?;
     poem::http::HeaderValue::from_str(methods).ok()
+}
+
+/// Headers every answer carries: no MIME sniffing, no referrer, and outside
+/// Swagger UI (which runs inline scripts) a CSP that allows nothing, since
+/// the API serves only data.
+async fn security_headers<E: Endpoint>(ep: E, req: Request) -> poem::Result<Response> {
+    use poem::http::HeaderValue;
+    use poem::http::header::{CONTENT_SECURITY_POLICY, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS};
+    let docs = req.uri().path() == "/docs" || req.uri().path().starts_with("/docs/");
+    let mut response = ep.call(req).await?.into_response();
+    let headers = response.headers_mut();
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    if !docs {
+        let policy = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'";
+        headers.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(policy));
+    }
+    Ok(response)
 }
 
 /// One line per request: method, path (never the query), status, time.

@@ -50,7 +50,7 @@ pub enum RevokeReply {
     InternalError(Json<ApiError>),
     /// The database is unavailable; retry later.
     #[oai(status = 503)]
-    Unavailable(Json<ApiError>),
+    Unavailable(Json<ApiError>, #[oai(header = "Retry-After")] String),
 }
 server_failure!(RevokeReply);
 

@@ -53,7 +53,7 @@ async fn check_access_token(req: &Request, bearer: Bearer) -> poem::Result<Acces
     match state.auth.authenticate(&bearer.token).await {
         Ok(claims) => Ok(claims),
         Err(AuthenticateError::Internal(err)) => {
-            let status = if err.is_unavailable() {
+            let status = if err.retry_after().is_some() {
                 tracing::warn!(error = %err, "session check: database unavailable");
                 StatusCode::SERVICE_UNAVAILABLE
             } else {
@@ -187,7 +187,10 @@ macro_rules! protected_reply {
             InternalError(poem_openapi::payload::Json<$crate::api::ApiError>),
             /// The database is unavailable; retry later.
             #[oai(status = 503)]
-            Unavailable(poem_openapi::payload::Json<$crate::api::ApiError>),
+            Unavailable(
+                poem_openapi::payload::Json<$crate::api::ApiError>,
+                #[oai(header = "Retry-After")] String,
+            ),
         }
         $crate::api::server_failure!($name);
 

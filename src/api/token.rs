@@ -151,7 +151,7 @@ pub enum TokenReply {
     InternalError(Json<ApiError>),
     /// The database is unavailable; retry later.
     #[oai(status = 503)]
-    Unavailable(Json<ApiError>),
+    Unavailable(Json<ApiError>, #[oai(header = "Retry-After")] String),
 }
 server_failure!(TokenReply);
 
@@ -204,7 +204,7 @@ pub enum LogoutReply {
     InternalError(Json<ApiError>),
     /// The database is unavailable; retry later.
     #[oai(status = 503)]
-    Unavailable(Json<ApiError>),
+    Unavailable(Json<ApiError>, #[oai(header = "Retry-After")] String),
 }
 server_failure!(LogoutReply);
 

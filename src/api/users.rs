@@ -98,7 +98,7 @@ pub enum RegisterReply {
     InternalError(Json<ApiError>),
     /// The database is unavailable; retry later.
     #[oai(status = 503)]
-    Unavailable(Json<ApiError>),
+    Unavailable(Json<ApiError>, #[oai(header = "Retry-After")] String),
 }
 server_failure!(RegisterReply);
 

@@ -41,13 +41,19 @@ pub enum HashError {
     Hash(argon2::password_hash::Error),
     #[error("password hashing task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
+    #[error("every core is hashing and the queue is full")]
+    Busy,
 }
 
 /// Hashes and verifies passwords off the async threads.
 #[derive(Clone)]
 pub struct Passwords {
     argon2: Argon2<'static>,
+    /// One per core: the hashes running at once.
     permits: Arc<Semaphore>,
+    /// Cores plus the queue bound: the hashes running or waiting. A request
+    /// past it is refused at once (503) rather than piling up.
+    admitted: Arc<Semaphore>,
     /// A hash of a random password, verified against when the user is
     /// unknown so that the answer takes as long as for a wrong password.
     dummy_hash: Arc<str>,
@@ -63,7 +69,8 @@ impl std::fmt::Debug for Passwords {
 
 impl Passwords {
     /// Builds the hasher; computes the dummy hash once (blocking, ~one hash).
-    pub fn new(params: Argon2Params) -> Result<Self, HashError> {
+    /// At most one hash per core runs at once, and at most `queue` more wait.
+    pub fn new(params: Argon2Params, queue: usize) -> Result<Self, HashError> {
         let params = Params::new(
             params.memory_kib,
             params.iterations,
@@ -80,8 +87,15 @@ impl Passwords {
         Ok(Self {
             argon2,
             permits: Arc::new(Semaphore::new(cores)),
+            admitted: Arc::new(Semaphore::new(cores + queue)),
             dummy_hash: dummy_hash.to_string().into(),
         })
+    }
+
+    /// Whether a new hash would be refused right now (every core busy and
+    /// the queue full).
+    pub fn is_saturated(&self) -> bool {
+        self.admitted.available_permits() == 0
     }
 
     /// The PHC string of a fresh salted hash of `password`.
@@ -121,6 +135,7 @@ impl Passwords {
         &self,
         work: impl FnOnce() -> Result<T, HashError> + Send + 'static,
     ) -> Result<T, HashError> {
+        let _admitted = self.admitted.try_acquire().map_err(|_| HashError::Busy)?;
         // The semaphore is never closed, so acquiring cannot fail.
         let _permit = self
             .permits
@@ -182,12 +197,12 @@ mod tests {
     use super::*;
 
     fn cheap() -> Passwords {
-        Passwords::new(Argon2Params {
+        let params = Argon2Params {
             memory_kib: 64,
             iterations: 1,
             parallelism: 1,
-        })
-        .unwrap()
+        };
+        Passwords::new(params, 8).unwrap()
     }
 
     #[tokio::test]

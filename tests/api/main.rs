@@ -6,6 +6,7 @@ mod helpers;
 mod bad_input;
 mod discovery;
 mod keys;
+mod limits;
 mod password_change;
 mod process;
 mod refresh;

@@ -128,3 +128,44 @@ async fn the_served_spec_is_the_committed_one_and_the_docs_load() {
         .await
         .assert_status(200);
 }
+
+#[tokio::test]
+async fn every_answer_carries_the_security_headers_and_only_the_docs_may_run_scripts() {
+    let app = TestApp::spawn(Store::Sqlite).await;
+    for path in [
+        "/health/live",
+        "/users/me",
+        "/no/such/path",
+        "/openapi.json",
+        "/docs",
+    ] {
+        let response = app.client.get(path).send().await.0;
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        assert_eq!(
+            header("x-content-type-options").as_deref(),
+            Some("nosniff"),
+            "{path}"
+        );
+        assert_eq!(
+            header("referrer-policy").as_deref(),
+            Some("no-referrer"),
+            "{path}"
+        );
+        let csp = header("content-security-policy");
+        if path == "/docs" {
+            assert!(csp.is_none(), "Swagger UI needs its inline scripts");
+        } else {
+            assert!(
+                csp.as_deref()
+                    .is_some_and(|p| p.starts_with("default-src 'none'")),
+                "{path}: {csp:?}"
+            );
+        }
+    }
+}
