@@ -92,6 +92,20 @@ impl Passwords {
         })
     }
 
+    /// Whether `stored` was made with other parameters than the configured
+    /// ones (or another algorithm), and so should be replaced by a fresh hash
+    /// the next time its password is known.
+    pub fn needs_rehash(&self, stored: &str) -> bool {
+        let params = self.argon2.params();
+        let current = format!(
+            "$argon2id$v=19$m={},t={},p={}$",
+            params.m_cost(),
+            params.t_cost(),
+            params.p_cost()
+        );
+        !stored.starts_with(&current)
+    }
+
     /// Whether a new hash would be refused right now (every core busy and
     /// the queue full).
     pub fn is_saturated(&self) -> bool {
@@ -222,6 +236,16 @@ mod tests {
                 .await
                 .unwrap()
         );
+    }
+
+    #[tokio::test]
+    async fn only_hashes_with_other_parameters_need_a_rehash() {
+        let passwords = cheap();
+        let hash = passwords.hash("correct horse".into()).await.unwrap();
+        assert!(!passwords.needs_rehash(&hash));
+        assert!(passwords.needs_rehash(&hash.replace("m=64,", "m=128,")));
+        assert!(passwords.needs_rehash(&hash.replace("argon2id", "argon2i")));
+        assert!(passwords.needs_rehash("$2b$12$a.bcrypt.hash.from.elsewhere"));
     }
 
     #[tokio::test]

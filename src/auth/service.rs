@@ -140,6 +140,7 @@ impl AuthService {
         }
         let user = self.store.find_user_by_name(username).await?;
         let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
+        let password_for_upgrade = password.clone();
         if !self
             .passwords
             .verify(password, stored_hash)
@@ -149,6 +150,9 @@ impl AuthService {
             return Err(GrantError::InvalidGrant(BAD_CREDENTIALS));
         }
         let user = user.expect("a verified password belongs to a stored user");
+        if self.passwords.needs_rehash(&user.password_hash) {
+            self.upgrade_hash(&user.id, password_for_upgrade).await;
+        }
 
         let now = super::now_millis();
         let session_id = uuid::Uuid::new_v4().to_string();
@@ -180,6 +184,25 @@ impl AuthService {
             expires_at,
             now,
         )
+    }
+
+    /// Re-hashes a user's password with the configured parameters. Best
+    /// effort: the login that triggered it succeeds whatever happens here.
+    async fn upgrade_hash(&self, user_id: &str, password: SecretString) {
+        let upgraded = match self.passwords.hash(password).await {
+            Ok(hash) => self
+                .store
+                .update_password_hash(user_id, &hash)
+                .await
+                .map_err(Error::from),
+            Err(err) => Err(err.into()),
+        };
+        match upgraded {
+            Ok(()) => {
+                tracing::info!(%user_id, "password hash upgraded to the configured parameters")
+            }
+            Err(err) => tracing::warn!(%user_id, error = %err, "password hash upgrade failed"),
+        }
     }
 
     /// The refresh grant (RFC 6749 §6) with rotation and reuse detection.

@@ -5,6 +5,7 @@ mod helpers;
 
 mod bad_input;
 mod discovery;
+mod hash_upgrade;
 mod keys;
 mod limits;
 mod password_change;
