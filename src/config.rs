@@ -55,6 +55,26 @@ pub enum UserCommand {
         #[command(flatten)]
         passwords: PasswordArgs,
     },
+    /// Disable a user: no more logins, and every session is revoked at once.
+    Disable {
+        /// The user's name.
+        #[arg(long)]
+        username: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[command(flatten)]
+        passwords: PasswordArgs,
+    },
+    /// Enable a disabled user again (revoked sessions stay revoked).
+    Enable {
+        /// The user's name.
+        #[arg(long)]
+        username: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[command(flatten)]
+        passwords: PasswordArgs,
+    },
 }
 
 /// Where the data lives.

@@ -56,6 +56,10 @@ pub enum StartError {
     ReadPassword(std::io::Error),
     #[error("cannot create the user: {0}")]
     CreateUser(RegisterError),
+    #[error("no user is called {0:?}")]
+    UnknownUser(String),
+    #[error("{0}")]
+    Admin(crate::error::Error),
 }
 
 /// Connects to and migrates the configured database.
@@ -186,6 +190,34 @@ pub async fn migrate(database: &DatabaseArgs) -> Result<(), StartError> {
     Ok(())
 }
 
+/// The service for admin commands: the store and the password hasher;
+/// they sign nothing, so the signing key and refresh settings are inert.
+async fn admin_service(
+    database: &DatabaseArgs,
+    password_args: &PasswordArgs,
+) -> Result<AuthService, StartError> {
+    let inert = std::time::Duration::from_secs(1);
+    Ok(AuthService {
+        store: open_store(database).await?,
+        passwords: new_passwords(password_args).await?,
+        access: AccessTokens::new(
+            SigningKeys::generate(),
+            String::new(),
+            String::new(),
+            inert,
+            inert,
+        ),
+        successors: Successors::new(auth::random_token()),
+        refresh: RefreshPolicy {
+            ttl: inert,
+            idle_ttl: None,
+            grace: std::time::Duration::ZERO,
+        },
+        min_password_chars: password_args.min_password_length,
+        session_check: SessionCheck::new(std::time::Duration::ZERO),
+    })
+}
+
 /// `gatehouse user create`: the password comes from standard input (a
 /// prompt without echo on a terminal), never from the command line.
 pub async fn create_user(
@@ -195,34 +227,34 @@ pub async fn create_user(
     password_args: &PasswordArgs,
 ) -> Result<(), StartError> {
     let password = read_password().map_err(StartError::ReadPassword)?;
-    let store = open_store(database).await?;
-    let service = AuthService {
-        store: store.clone(),
-        passwords: new_passwords(password_args).await?,
-        // Registration signs nothing; these are never used.
-        access: AccessTokens::new(
-            SigningKeys::generate(),
-            String::new(),
-            String::new(),
-            std::time::Duration::from_secs(1),
-            std::time::Duration::ZERO,
-        ),
-        successors: Successors::new(auth::random_token()),
-        refresh: RefreshPolicy {
-            ttl: std::time::Duration::from_secs(1),
-            idle_ttl: None,
-            grace: std::time::Duration::ZERO,
-        },
-        min_password_chars: password_args.min_password_length,
-        session_check: SessionCheck::new(std::time::Duration::ZERO),
-    };
+    let service = admin_service(database, password_args).await?;
     let user = service
         .register(username, password, email)
         .await
         .map_err(StartError::CreateUser)?;
-    store.close().await;
+    service.store.close().await;
     println!("{}", user.id);
     Ok(())
+}
+
+/// `gatehouse user disable` / `enable`.
+pub async fn set_user_disabled(
+    username: &str,
+    disabled: bool,
+    database: &DatabaseArgs,
+    password_args: &PasswordArgs,
+) -> Result<(), StartError> {
+    let service = admin_service(database, password_args).await?;
+    let found = service
+        .set_user_disabled(username, disabled)
+        .await
+        .map_err(StartError::Admin)?;
+    service.store.close().await;
+    if found {
+        Ok(())
+    } else {
+        Err(StartError::UnknownUser(username.to_owned()))
+    }
 }
 
 fn read_password() -> std::io::Result<SecretString> {

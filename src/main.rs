@@ -29,6 +29,16 @@ fn main() -> ExitCode {
                 database,
                 passwords,
             })) => gatehouse::create_user(&username, email.as_deref(), &database, &passwords).await,
+            Some(Command::User(UserCommand::Disable {
+                username,
+                database,
+                passwords,
+            })) => gatehouse::set_user_disabled(&username, true, &database, &passwords).await,
+            Some(Command::User(UserCommand::Enable {
+                username,
+                database,
+                passwords,
+            })) => gatehouse::set_user_disabled(&username, false, &database, &passwords).await,
             Some(Command::Openapi) => {
                 println!("{}", gatehouse::api::spec_json());
                 Ok(())

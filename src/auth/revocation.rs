@@ -140,6 +140,24 @@ impl AuthService {
         Ok(())
     }
 
+    /// Disables the account `username` and revokes all its sessions (ASVS
+    /// 7.4.2), or re-enables it. `false` if there is no such user.
+    pub async fn set_user_disabled(&self, username: &str, disabled: bool) -> Result<bool, Error> {
+        let now = super::now_millis();
+        let Some(user_id) = self
+            .store
+            .set_user_disabled(username, disabled.then_some(now))
+            .await?
+        else {
+            return Ok(false);
+        };
+        if disabled {
+            self.logout_all(&user_id).await?;
+        }
+        tracing::info!(%user_id, disabled, "account state changed");
+        Ok(true)
+    }
+
     /// RFC 7009: revokes the session of a refresh token, or of an access
     /// token. Unknown and invalid tokens are ignored (the answer is the same).
     /// The hint only decides which kind is tried first.

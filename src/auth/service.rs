@@ -108,6 +108,7 @@ impl AuthService {
             email: email.map(str::to_owned),
             password_hash: self.passwords.hash(password).await.map_err(Error::from)?,
             created_at: super::now_millis(),
+            disabled_at: None,
         };
         match self.store.insert_user(&user).await.map_err(Error::from)? {
             InsertUser::Inserted => Ok(user),
@@ -150,6 +151,12 @@ impl AuthService {
             return Err(GrantError::InvalidGrant(BAD_CREDENTIALS));
         }
         let user = user.expect("a verified password belongs to a stored user");
+        // Checked after the hash, so a disabled account answers like any other
+        // refusal, in the same time.
+        if user.disabled_at.is_some() {
+            tracing::info!(user_id = %user.id, "login refused: the account is disabled");
+            return Err(GrantError::InvalidGrant(BAD_CREDENTIALS));
+        }
         if self.passwords.needs_rehash(&user.password_hash) {
             self.upgrade_hash(&user.id, password_for_upgrade).await;
         }

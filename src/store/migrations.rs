@@ -15,17 +15,31 @@ use super::Backend;
 /// `(version, description, sql)` for each migration file.
 type Embedded = &'static [(i64, &'static str, &'static str)];
 
-const MYSQL: Embedded = &[(
-    1,
-    "initial",
-    include_str!("../../migrations/mysql/0001_initial.sql"),
-)];
+const MYSQL: Embedded = &[
+    (
+        1,
+        "initial",
+        include_str!("../../migrations/mysql/0001_initial.sql"),
+    ),
+    (
+        2,
+        "user disabled_at",
+        include_str!("../../migrations/mysql/0002_user_disabled_at.sql"),
+    ),
+];
 
-const SQLITE: Embedded = &[(
-    1,
-    "initial",
-    include_str!("../../migrations/sqlite/0001_initial.sql"),
-)];
+const SQLITE: Embedded = &[
+    (
+        1,
+        "initial",
+        include_str!("../../migrations/sqlite/0001_initial.sql"),
+    ),
+    (
+        2,
+        "user disabled_at",
+        include_str!("../../migrations/sqlite/0002_user_disabled_at.sql"),
+    ),
+];
 
 /// The migrations of one backend, as a source for [`sqlx::migrate::Migrator`].
 #[derive(Debug, Clone, Copy)]
@@ -59,5 +73,50 @@ impl MigrationSource<'static> for EmbeddedMigrations {
             })
             .collect();
         Box::pin(async move { Ok(migrations) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_migration_file_is_embedded_in_order() {
+        for backend in [Backend::MySql, Backend::Sqlite] {
+            let folder = match backend {
+                Backend::MySql => "mysql",
+                Backend::Sqlite => "sqlite",
+            };
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("migrations")
+                .join(folder);
+            let mut files: Vec<String> = std::fs::read_dir(&dir)
+                .unwrap()
+                .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            files.sort();
+            let embedded = EmbeddedMigrations(backend).files();
+            assert_eq!(
+                files.len(),
+                embedded.len(),
+                "{folder}: every file is listed in migrations.rs"
+            );
+            for (position, (file, (version, _, sql))) in files.iter().zip(embedded).enumerate() {
+                assert_eq!(
+                    *version,
+                    position as i64 + 1,
+                    "{folder}: versions are 1, 2, 3…"
+                );
+                assert!(
+                    file.starts_with(&format!("{version:04}_")),
+                    "{folder}: {file} is version {version}"
+                );
+                assert_eq!(
+                    std::fs::read_to_string(dir.join(file)).unwrap(),
+                    *sql,
+                    "{folder}/{file}"
+                );
+            }
+        }
     }
 }

@@ -13,6 +13,8 @@ pub struct UserRecord {
     pub email: Option<String>,
     pub password_hash: String,
     pub created_at: i64,
+    /// When the account was disabled; it cannot log in while set.
+    pub disabled_at: Option<i64>,
 }
 
 /// The outcome of inserting a user.
@@ -51,7 +53,7 @@ impl Store {
         username: &str,
     ) -> Result<Option<UserRecord>, sqlx::Error> {
         sqlx::query(
-            "SELECT id, username, email, password_hash, created_at FROM users WHERE username = ?",
+            "SELECT id, username, email, password_hash, created_at, disabled_at FROM users WHERE username = ?",
         )
         .bind(username)
         .fetch_optional(&self.pool)
@@ -62,7 +64,7 @@ impl Store {
 
     /// The user with this id.
     pub async fn find_user_by_id(&self, id: &str) -> Result<Option<UserRecord>, sqlx::Error> {
-        sqlx::query("SELECT id, username, email, password_hash, created_at FROM users WHERE id = ?")
+        sqlx::query("SELECT id, username, email, password_hash, created_at, disabled_at FROM users WHERE id = ?")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?
@@ -83,6 +85,21 @@ impl Store {
             .await
             .map(drop)
     }
+
+    /// Disables (`Some(now)`) or re-enables (`None`) the user called
+    /// `username`; returns the user's id, or `None` if there is no such user.
+    pub async fn set_user_disabled(
+        &self,
+        username: &str,
+        disabled_at: Option<i64>,
+    ) -> Result<Option<String>, sqlx::Error> {
+        sqlx::query("UPDATE users SET disabled_at = ? WHERE username = ?")
+            .bind(disabled_at)
+            .bind(username)
+            .execute(&self.pool)
+            .await?;
+        Ok(self.find_user_by_name(username).await?.map(|user| user.id))
+    }
 }
 
 fn user_from_row(row: AnyRow) -> Result<UserRecord, sqlx::Error> {
@@ -92,5 +109,6 @@ fn user_from_row(row: AnyRow) -> Result<UserRecord, sqlx::Error> {
         email: row.try_get(2)?,
         password_hash: row.try_get(3)?,
         created_at: row.try_get(4)?,
+        disabled_at: row.try_get(5)?,
     })
 }

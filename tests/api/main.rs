@@ -4,6 +4,7 @@
 mod helpers;
 
 mod bad_input;
+mod disable;
 mod discovery;
 mod hash_upgrade;
 mod keys;

@@ -129,7 +129,7 @@ fn the_openapi_command_prints_the_committed_spec() {
 }
 
 #[test]
-fn migrate_and_user_create_prepare_a_database_for_login() {
+fn migrate_user_create_disable_and_enable_prepare_a_database_for_login() {
     let dir = tempfile::tempdir().unwrap();
     let status = gatehouse(&["migrate"], dir.path()).status().unwrap();
     assert!(status.success());
@@ -163,6 +163,23 @@ fn migrate_and_user_create_prepare_a_database_for_login() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(uuid::Uuid::parse_str(String::from_utf8_lossy(&output.stdout).trim()).is_ok());
+
+    let cheap = ["--argon2-memory-kib", "256", "--argon2-iterations", "1"];
+    let mut disable = gatehouse(
+        &[&["user", "disable", "--username", "admin"][..], &cheap].concat(),
+        dir.path(),
+    );
+    assert!(disable.status().unwrap().success());
+    let mut unknown = gatehouse(
+        &[&["user", "disable", "--username", "ghost"][..], &cheap].concat(),
+        dir.path(),
+    );
+    assert_fails_with_one_line(&unknown.output().unwrap(), "no user is called \"ghost\"");
+    let mut enable = gatehouse(
+        &[&["user", "enable", "--username", "admin"][..], &cheap].concat(),
+        dir.path(),
+    );
+    assert!(enable.status().unwrap().success());
 
     let server = Server::start(dir.path(), &[]);
     let body = format!(
