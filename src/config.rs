@@ -202,6 +202,24 @@ pub struct Config {
     pub hs256_secret_file: Option<PathBuf>,
     #[command(flatten)]
     pub passwords: PasswordArgs,
+    /// Failed logins an account may have before each further one blocks it
+    /// for a doubling time (1s, 2s, 4s…).
+    #[arg(long, env = "GATEHOUSE_LOGIN_FREE_FAILURES", default_value_t = 5)]
+    pub login_free_failures: u32,
+    /// The longest an account is blocked after failed logins.
+    #[arg(long, env = "GATEHOUSE_LOGIN_BACKOFF_CAP", default_value = "15m", value_parser = humantime::parse_duration)]
+    pub login_backoff_cap: Duration,
+    /// Failed logins from one client address, within --address-failure-window,
+    /// that block the address until the window ends.
+    #[arg(long, env = "GATEHOUSE_ADDRESS_MAX_FAILURES", default_value_t = 100)]
+    pub address_max_failures: u32,
+    /// The window of --address-max-failures.
+    #[arg(long, env = "GATEHOUSE_ADDRESS_FAILURE_WINDOW", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub address_failure_window: Duration,
+    /// Proxies (comma-separated addresses or CIDRs) whose X-Forwarded-For is
+    /// believed: the client address is then its right-most untrusted entry.
+    #[arg(long, env = "GATEHOUSE_TRUSTED_PROXIES", value_delimiter = ',', value_parser = crate::api::Cidr::parse)]
+    pub trusted_proxies: Vec<crate::api::Cidr>,
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "GATEHOUSE_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
     pub max_body_bytes: usize,
@@ -224,6 +242,17 @@ impl Config {
             .unwrap_or_else(|| format!("http://{}", self.listen))
     }
 
+    /// How failed logins are throttled.
+    pub fn throttle(&self) -> crate::auth::throttle::ThrottlePolicy {
+        crate::auth::throttle::ThrottlePolicy {
+            account_free_failures: self.login_free_failures,
+            account_backoff_cap: self.login_backoff_cap,
+            address_max_failures: self.address_max_failures,
+            address_window: self.address_failure_window,
+            ..Default::default()
+        }
+    }
+
     /// The signing key file: the flag, or `<data-dir>/signing-key.pem`.
     pub fn signing_key_path(&self) -> PathBuf {
         self.signing_key_file
@@ -241,6 +270,11 @@ impl Config {
         }
         if self.refresh_grace >= self.refresh_ttl {
             return Err("--refresh-grace must be shorter than --refresh-ttl".into());
+        }
+        if self.login_free_failures == 0 || self.address_max_failures == 0 {
+            return Err(
+                "--login-free-failures and --address-max-failures must be at least 1".into(),
+            );
         }
         if self.passwords.min_password_length == 0 {
             return Err("--min-password-length must be at least 1".into());

@@ -29,6 +29,8 @@ use crate::store::{OpenError, Store, StoreOptions};
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub auth: Arc<AuthService>,
+    /// Whose `X-Forwarded-For` names the client (see `--trusted-proxies`).
+    pub trusted_proxies: Arc<api::TrustedProxies>,
 }
 
 /// Why Gatehouse could not start or an admin command failed. Each is
@@ -107,9 +109,11 @@ pub async fn build_app(
         },
         min_password_chars: config.passwords.min_password_length,
         session_check: SessionCheck::new(config.session_check_ttl),
+        throttle: config.throttle(),
     };
     let state = AppState {
         auth: Arc::new(auth),
+        trusted_proxies: Arc::new(api::TrustedProxies(config.trusted_proxies.clone())),
     };
     let app = api::routes(config.max_body_bytes)
         .data(state.clone())
@@ -215,6 +219,7 @@ async fn admin_service(
         },
         min_password_chars: password_args.min_password_length,
         session_check: SessionCheck::new(std::time::Duration::ZERO),
+        throttle: Default::default(),
     })
 }
 

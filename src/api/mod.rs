@@ -2,6 +2,7 @@
 //! OpenAPI service, plus Swagger UI, the spec endpoints and the middleware
 //! that keeps every error a JSON body.
 
+mod client_address;
 mod discovery;
 mod meta;
 mod oauth;
@@ -17,6 +18,7 @@ use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route};
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApiService, Tags};
 
+pub use client_address::{Cidr, TrustedProxies};
 pub use discovery::DiscoveryApi;
 pub use meta::MetaApi;
 pub use revoke::RevokeApi;

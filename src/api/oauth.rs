@@ -85,8 +85,10 @@ pub fn client_info(req: &Request, client_id: Option<String>) -> ClientInfo {
             .and_then(|ua| ua.to_str().ok())
             .map(str::to_owned),
         ip: req
-            .remote_addr()
-            .as_socket_addr()
-            .map(|addr| addr.ip().to_string()),
+            .data::<crate::AppState>()
+            .expect("AppState is attached to every route")
+            .trusted_proxies
+            .client_address(req)
+            .map(|ip| ip.to_string()),
     }
 }

@@ -146,6 +146,10 @@ pub enum TokenReply {
     /// The body is larger than the server accepts (`--max-body-bytes`).
     #[oai(status = 413)]
     PayloadTooLarge(Json<ApiError>),
+    /// Too many failed logins for this account or client address
+    /// (`too_many_attempts`); retry after `Retry-After` seconds.
+    #[oai(status = 429)]
+    TooManyRequests(Json<ApiError>, #[oai(header = "Retry-After")] String),
     /// An unexpected server error.
     #[oai(status = 500)]
     InternalError(Json<ApiError>),
@@ -178,6 +182,10 @@ impl From<Result<IssuedTokens, GrantError>> for TokenReply {
             }
             Err(GrantError::InvalidGrant(msg)) => Self::error(OAuthErrorCode::InvalidGrant, msg),
             Err(GrantError::InvalidScope(err)) => Self::error(OAuthErrorCode::InvalidScope, err.0),
+            Err(GrantError::TooManyAttempts(retry_after)) => Self::TooManyRequests(
+                ApiError::new("too_many_attempts", "too many failed logins; retry later"),
+                retry_after.to_string(),
+            ),
             Err(GrantError::Internal(err)) => Self::from_error(err),
         }
     }

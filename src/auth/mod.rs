@@ -8,6 +8,7 @@ pub mod revocation;
 pub mod scope;
 pub mod service;
 pub mod sessions;
+pub mod throttle;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

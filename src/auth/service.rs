@@ -7,6 +7,7 @@ use super::jwt::{AccessClaims, AccessTokens, TokenError};
 use super::password::{self, Passwords, PolicyViolation};
 use super::refresh::{self, Decision, RefreshPolicy, Successors};
 use super::scope::{self, InvalidScope};
+use super::throttle::{Attempt, ThrottlePolicy};
 use crate::error::Error;
 use crate::store::{InsertUser, NewSession, RefreshTokenRecord, Store, UserRecord};
 
@@ -48,6 +49,9 @@ pub enum GrantError {
     InvalidGrant(&'static str),
     #[error(transparent)]
     InvalidScope(#[from] InvalidScope),
+    /// Too many failed logins: retry after this many seconds.
+    #[error("too many failed logins; retry in {0} s")]
+    TooManyAttempts(u64),
     #[error(transparent)]
     Internal(#[from] Error),
 }
@@ -87,6 +91,7 @@ pub struct AuthService {
     pub refresh: RefreshPolicy,
     pub min_password_chars: usize,
     pub session_check: super::sessions::SessionCheck,
+    pub throttle: ThrottlePolicy,
 }
 
 impl AuthService {
@@ -132,34 +137,26 @@ impl AuthService {
         }
         let client_id = check_client_id(client.client_id.as_deref())?;
         let scope = scope::for_new_session(requested_scope)?;
-        // Input no account can have is refused without a lookup or a hash:
-        // that reveals nothing about which accounts exist.
-        if username.chars().count() > MAX_USERNAME_CHARS
-            || password.expose_secret().len() > password::MAX_PASSWORD_BYTES
+        let attempt = Attempt::new(username, client.ip.as_deref());
+        let now = super::now_millis();
+        if let Some(retry_after) = self
+            .throttle
+            .retry_after(&self.store, &attempt, now)
+            .await?
         {
-            return Err(GrantError::InvalidGrant(BAD_CREDENTIALS));
+            return Err(GrantError::TooManyAttempts(retry_after));
         }
-        let user = self.store.find_user_by_name(username).await?;
-        let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
-        let password_for_upgrade = password.clone();
-        if !self
-            .passwords
-            .verify(password, stored_hash)
-            .await
-            .map_err(Error::from)?
-        {
-            return Err(GrantError::InvalidGrant(BAD_CREDENTIALS));
-        }
-        let user = user.expect("a verified password belongs to a stored user");
-        // Checked after the hash, so a disabled account answers like any other
-        // refusal, in the same time.
-        if user.disabled_at.is_some() {
-            tracing::info!(user_id = %user.id, "login refused: the account is disabled");
-            return Err(GrantError::InvalidGrant(BAD_CREDENTIALS));
-        }
-        if self.passwords.needs_rehash(&user.password_hash) {
-            self.upgrade_hash(&user.id, password_for_upgrade).await;
-        }
+        let user = match self.check_credentials(username, password).await {
+            Ok(user) => {
+                self.throttle.succeeded(&self.store, &attempt).await?;
+                user
+            }
+            Err(GrantError::InvalidGrant(message)) => {
+                self.throttle.failed(&self.store, &attempt, now).await?;
+                return Err(GrantError::InvalidGrant(message));
+            }
+            Err(err) => return Err(err),
+        };
 
         let now = super::now_millis();
         let session_id = uuid::Uuid::new_v4().to_string();
@@ -191,6 +188,44 @@ impl AuthService {
             expires_at,
             now,
         )
+    }
+
+    /// The user whose password this is, if the account may log in. Every
+    /// refusal is the same `invalid_grant`, whatever the reason.
+    async fn check_credentials(
+        &self,
+        username: &str,
+        password: SecretString,
+    ) -> Result<UserRecord, GrantError> {
+        // Input no account can have is refused without a lookup or a hash:
+        // that reveals nothing about which accounts exist.
+        if username.chars().count() > MAX_USERNAME_CHARS
+            || password.expose_secret().len() > password::MAX_PASSWORD_BYTES
+        {
+            return Err(GrantError::InvalidGrant(BAD_CREDENTIALS));
+        }
+        let user = self.store.find_user_by_name(username).await?;
+        let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
+        let password_for_upgrade = password.clone();
+        if !self
+            .passwords
+            .verify(password, stored_hash)
+            .await
+            .map_err(Error::from)?
+        {
+            return Err(GrantError::InvalidGrant(BAD_CREDENTIALS));
+        }
+        let user = user.expect("a verified password belongs to a stored user");
+        // Checked after the hash, so a disabled account answers like any other
+        // refusal, in the same time.
+        if user.disabled_at.is_some() {
+            tracing::info!(user_id = %user.id, "login refused: the account is disabled");
+            return Err(GrantError::InvalidGrant(BAD_CREDENTIALS));
+        }
+        if self.passwords.needs_rehash(&user.password_hash) {
+            self.upgrade_hash(&user.id, password_for_upgrade).await;
+        }
+        Ok(user)
     }
 
     /// Re-hashes a user's password with the configured parameters. Best

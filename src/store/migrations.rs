@@ -26,6 +26,11 @@ const MYSQL: Embedded = &[
         "user disabled_at",
         include_str!("../../migrations/mysql/0002_user_disabled_at.sql"),
     ),
+    (
+        3,
+        "login throttle",
+        include_str!("../../migrations/mysql/0003_login_throttle.sql"),
+    ),
 ];
 
 const SQLITE: Embedded = &[
@@ -38,6 +43,11 @@ const SQLITE: Embedded = &[
         2,
         "user disabled_at",
         include_str!("../../migrations/sqlite/0002_user_disabled_at.sql"),
+    ),
+    (
+        3,
+        "login throttle",
+        include_str!("../../migrations/sqlite/0003_login_throttle.sql"),
     ),
 ];
 

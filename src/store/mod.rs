@@ -10,6 +10,7 @@
 mod migrations;
 mod refresh_tokens;
 mod sessions;
+mod throttle;
 mod users;
 
 use std::str::FromStr;

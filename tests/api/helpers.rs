@@ -147,7 +147,8 @@ pub fn test_config() -> Config {
 
 /// The running application and the database it owns.
 pub struct TestApp {
-    pub client: TestClient<BoxEndpoint<'static, Response>>,
+    pub client: TestClient<Arc<BoxEndpoint<'static, Response>>>,
+    endpoint: Arc<BoxEndpoint<'static, Response>>,
     pub state: AppState,
     pub config: Config,
     db: Arc<TestDb>,
@@ -251,8 +252,10 @@ impl TestApp {
 
     async fn start(config: Config, db: Arc<TestDb>) -> Self {
         let (app, state) = gatehouse::build_app(&config).await.expect("the app starts");
+        let app = Arc::new(app);
         Self {
-            client: TestClient::new(app),
+            client: TestClient::new(app.clone()),
+            endpoint: app,
             state,
             config,
             db,
@@ -267,6 +270,37 @@ impl TestApp {
         Self::start(config, self.db.clone()).await
     }
 
+    /// A form POST as if from the client address `peer` (the in-process
+    /// client has none), through the same endpoint.
+    pub async fn post_form_from(
+        &self,
+        peer: &str,
+        headers: &[(&str, &str)],
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> Reply {
+        use poem::Endpoint as _;
+        let mut builder = poem::http::Request::builder()
+            .method("POST")
+            .uri(path)
+            .header("content-type", "application/x-www-form-urlencoded");
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let (parts, ()) = builder.body(()).unwrap().into_parts();
+        let peer: std::net::SocketAddr = peer.parse().expect("ip:port");
+        let remote = poem::web::RemoteAddr(poem::Addr::SocketAddr(peer));
+        let local = poem::web::LocalAddr::default();
+        let parts = poem::RequestParts::from((parts, local, remote, poem::http::uri::Scheme::HTTP));
+        let request = poem::Request::from_parts(parts, poem::Body::from(form_encode(form)));
+        let response = self
+            .endpoint
+            .call(request)
+            .await
+            .expect("the app answers every request");
+        Reply::read(poem::test::TestResponse(response)).await
+    }
+
     /// Stops the app and starts it again on the same database and data dir.
     pub async fn restart(self) -> Self {
         let Self {
@@ -274,8 +308,9 @@ impl TestApp {
             config,
             db,
             client,
+            endpoint,
         } = self;
-        drop(client);
+        drop((client, endpoint));
         state.auth.store.close().await;
         drop(state);
         Self::start(config, db).await
@@ -350,6 +385,25 @@ impl TestApp {
     pub async fn me(&self, access_token: &str) -> Reply {
         self.get_with_token("/users/me", access_token).await
     }
+}
+
+/// `application/x-www-form-urlencoded`.
+fn form_encode(form: &[(&str, &str)]) -> String {
+    let encode = |text: &str| -> String {
+        text.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                    (b as char).to_string()
+                }
+                b' ' => "+".to_owned(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    };
+    form.iter()
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 /// The claims of a JWT, decoded without verifying it.

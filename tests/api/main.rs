@@ -16,5 +16,6 @@ mod restart;
 mod revoke;
 mod sessions;
 mod spec;
+mod throttle;
 mod tokens;
 mod users;

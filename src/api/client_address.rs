@@ -1,0 +1,118 @@
+//! The client's address: the socket peer, or behind trusted proxies the
+//! right-most address in `X-Forwarded-For` that is not one of them.
+
+use std::net::IpAddr;
+
+use poem::Request;
+
+/// An address range (`10.0.0.0/8`, `::1/128`, or a single address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    network: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// Parses `addr` or `addr/prefix`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        let (addr, prefix) = text
+            .split_once('/')
+            .map_or((text, None), |(a, p)| (a, Some(p)));
+        let network: IpAddr = addr
+            .parse()
+            .map_err(|_| format!("{text:?} is not an address or CIDR"))?;
+        let max = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("bad prefix in {text:?}"))?,
+            None => max,
+        };
+        Ok(Self { network, prefix })
+    }
+
+    /// Whether `ip` is in the range.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let bits = |ip: IpAddr| match ip {
+            IpAddr::V4(v4) => (u128::from(u32::from(v4)) << 96, true),
+            IpAddr::V6(v6) => (u128::from(v6), false),
+        };
+        let ((net, net_v4), (addr, addr_v4)) = (bits(self.network), bits(ip.to_canonical()));
+        // IPv4 sits in the top 32 bits, so one mask fits both families.
+        let mask = if self.prefix == 0 {
+            0
+        } else {
+            u128::MAX << (128 - u32::from(self.prefix))
+        };
+        net_v4 == addr_v4 && (net & mask) == (addr & mask)
+    }
+}
+
+/// The proxies whose `X-Forwarded-For` is believed.
+#[derive(Debug, Clone, Default)]
+pub struct TrustedProxies(pub Vec<Cidr>);
+
+impl TrustedProxies {
+    fn trusts(&self, ip: IpAddr) -> bool {
+        self.0.iter().any(|cidr| cidr.contains(ip))
+    }
+
+    /// The client address of `req`.
+    pub fn client_address(&self, req: &Request) -> Option<IpAddr> {
+        let peer = req
+            .remote_addr()
+            .as_socket_addr()
+            .map(|addr| addr.ip().to_canonical())?;
+        if !self.trusts(peer) {
+            return Some(peer);
+        }
+        let forwarded = req.headers().get_all("x-forwarded-for");
+        let hops: Vec<IpAddr> = forwarded
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .filter_map(|hop| hop.trim().parse::<IpAddr>().ok())
+            .collect();
+        // Right to left: the first hop no trusted proxy vouches for.
+        Some(
+            hops.into_iter()
+                .rev()
+                .map(|ip| ip.to_canonical())
+                .find(|ip| !self.trusts(*ip))
+                .unwrap_or(peer),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn ranges_contain_their_addresses_only() {
+        let private = Cidr::parse("10.0.0.0/8").unwrap();
+        assert!(private.contains(ip("10.200.3.4")));
+        assert!(!private.contains(ip("11.0.0.1")));
+        assert!(
+            private.contains(ip("::ffff:10.1.2.3")),
+            "IPv4-mapped IPv6 is the same address"
+        );
+        assert!(!private.contains(ip("::1")));
+        assert!(Cidr::parse("::1").unwrap().contains(ip("::1")));
+        assert!(Cidr::parse("fd00::/8").unwrap().contains(ip("fd12::1")));
+        assert!(
+            Cidr::parse("0.0.0.0/0")
+                .unwrap()
+                .contains(ip("203.0.113.9"))
+        );
+        assert!(Cidr::parse("10.0.0.0/33").is_err());
+        assert!(Cidr::parse("not-an-ip").is_err());
+    }
+}
