@@ -220,6 +220,13 @@ pub struct Config {
     /// believed: the client address is then its right-most untrusted entry.
     #[arg(long, env = "GATEHOUSE_TRUSTED_PROXIES", value_delimiter = ',', value_parser = crate::api::Cidr::parse)]
     pub trusted_proxies: Vec<crate::api::Cidr>,
+    /// How often expired and long-revoked sessions and stale throttle
+    /// counters are deleted.
+    #[arg(long, env = "GATEHOUSE_PRUNE_INTERVAL", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub prune_interval: Duration,
+    /// How long a revoked session is kept (and listed nowhere) before deletion.
+    #[arg(long, env = "GATEHOUSE_REVOKED_RETENTION", default_value = "7d", value_parser = humantime::parse_duration)]
+    pub revoked_retention: Duration,
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "GATEHOUSE_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
     pub max_body_bytes: usize,
@@ -270,6 +277,9 @@ impl Config {
         }
         if self.refresh_grace >= self.refresh_ttl {
             return Err("--refresh-grace must be shorter than --refresh-ttl".into());
+        }
+        if self.prune_interval.is_zero() {
+            return Err("--prune-interval must be positive".into());
         }
         if self.login_free_failures == 0 || self.address_max_failures == 0 {
             return Err(

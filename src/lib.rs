@@ -160,13 +160,36 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         kid = state.auth.access.keys().kid(),
         "gatehouse is serving; Swagger UI at /docs"
     );
+    let pruner = tokio::spawn(prune_periodically(
+        state.auth.clone(),
+        config.prune_interval,
+        config.revoked_retention,
+    ));
     poem::Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(app, shutdown_signal(), Some(config.shutdown_timeout))
         .await
         .map_err(StartError::Serve)?;
+    pruner.abort();
     state.auth.store.close().await;
     tracing::info!("gatehouse stopped");
     Ok(())
+}
+
+/// Deletes dead sessions and stale counters every `interval`, so tables do
+/// not grow without bound. Failures are logged and retried next time.
+async fn prune_periodically(
+    auth: Arc<AuthService>,
+    interval: std::time::Duration,
+    retention: std::time::Duration,
+) {
+    let mut ticks = tokio::time::interval(interval);
+    loop {
+        ticks.tick().await;
+        match auth.prune(auth::now_millis(), retention).await {
+            Ok((sessions, counters)) => tracing::info!(sessions, counters, "pruned"),
+            Err(err) => tracing::warn!(error = %err, "pruning failed"),
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -140,6 +140,27 @@ impl AuthService {
         Ok(())
     }
 
+    /// Deletes what can no longer matter at `now` (ms): expired sessions,
+    /// sessions revoked longer than `retention` ago, and stale throttle
+    /// counters. Rotated tokens of live sessions stay: reuse detection
+    /// needs them, and they go with their session.
+    pub async fn prune(
+        &self,
+        now: i64,
+        retention: std::time::Duration,
+    ) -> Result<(u64, u64), Error> {
+        let retention = super::refresh::millis(retention);
+        let oldest_window = super::refresh::millis(
+            self.throttle
+                .account_window
+                .max(self.throttle.address_window),
+        );
+        Ok(self
+            .store
+            .prune(now, now - retention, now - oldest_window)
+            .await?)
+    }
+
     /// Disables the account `username` and revokes all its sessions (ASVS
     /// 7.4.2), or re-enables it. `false` if there is no such user.
     pub async fn set_user_disabled(&self, username: &str, disabled: bool) -> Result<bool, Error> {

@@ -188,3 +188,33 @@ impl Store {
         Ok(ids)
     }
 }
+
+impl Store {
+    /// Deletes sessions that expired before `now` or were revoked before
+    /// `revoked_before`, with their refresh tokens (the foreign key
+    /// cascades), and throttle counters whose window started before
+    /// `throttle_before` and that block nothing at `now`. Returns the number
+    /// of sessions and of counters deleted.
+    pub async fn prune(
+        &self,
+        now: i64,
+        revoked_before: i64,
+        throttle_before: i64,
+    ) -> Result<(u64, u64), sqlx::Error> {
+        let sessions = sqlx::query("DELETE FROM sessions WHERE expires_at <= ? OR revoked_at < ?")
+            .bind(now)
+            .bind(revoked_before)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        let counters = sqlx::query(
+            "DELETE FROM login_throttle WHERE window_start < ? AND (blocked_until IS NULL OR blocked_until <= ?)",
+        )
+        .bind(throttle_before)
+        .bind(now)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok((sessions, counters))
+    }
+}

@@ -11,6 +11,7 @@ mod keys;
 mod limits;
 mod password_change;
 mod process;
+mod prune;
 mod refresh;
 mod restart;
 mod revoke;

@@ -1,0 +1,75 @@
+//! Pruning: dead sessions and stale counters go, nothing live does.
+
+use std::time::Duration;
+
+use gatehouse::auth::refresh::hash;
+
+use crate::helpers::{PASSWORD, Store, TestApp, claims_of};
+use crate::on_both_stores;
+
+on_both_stores!(pruning_deletes_expired_and_long_revoked_sessions_and_stale_counters_only);
+
+async fn pruning_deletes_expired_and_long_revoked_sessions_and_stale_counters_only(store: Store) {
+    let app = TestApp::spawn(store).await;
+    let live = app.user_with_tokens("alice").await;
+    let recently_revoked = app.login("alice", PASSWORD).await;
+    let long_revoked = app.login("alice", PASSWORD).await;
+    let short_lived = app
+        .another_instance(|config| {
+            config.refresh_ttl = Duration::from_secs(2);
+            config.access_ttl = Duration::from_secs(1);
+            config.refresh_grace = Duration::from_secs(1);
+        })
+        .await
+        .login("alice", PASSWORD)
+        .await;
+    app.login("ghost", "wrong password")
+        .await
+        .assert_error(400, "invalid_grant");
+
+    let auth = &app.state.auth;
+    let now = gatehouse::auth::now_millis();
+    let logout = serde_json::json!({"refresh_token": recently_revoked.str("refresh_token")});
+    app.post_json("/auth/logout", &logout)
+        .await
+        .assert_status(204);
+    let sid = claims_of(long_revoked.str("access_token"))["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    auth.store
+        .revoke_session(&sid, now - 8 * 24 * 3600 * 1000)
+        .await
+        .unwrap();
+
+    // A day later: the 2-second session has expired, the old revocation is
+    // past the 7-day retention, and the failed login's counters are stale.
+    let (sessions, counters) = auth
+        .prune(now + 25 * 3600 * 1000, Duration::from_secs(7 * 24 * 3600))
+        .await
+        .unwrap();
+    assert_eq!(sessions, 2);
+    assert_eq!(counters, 1);
+
+    let stored = |token: &str| {
+        let token_hash = hash(token);
+        async move {
+            auth.store
+                .find_refresh_token(&token_hash)
+                .await
+                .unwrap()
+                .is_some()
+        }
+    };
+    assert!(stored(live.str("refresh_token")).await);
+    assert!(
+        stored(recently_revoked.str("refresh_token")).await,
+        "kept for its retention"
+    );
+    assert!(!stored(long_revoked.str("refresh_token")).await);
+    assert!(!stored(short_lived.str("refresh_token")).await);
+    // The live session works as before.
+    app.refresh(live.str("refresh_token"))
+        .await
+        .assert_status(200);
+}
