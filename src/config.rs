@@ -230,6 +230,13 @@ pub struct Config {
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "GATEHOUSE_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
     pub max_body_bytes: usize,
+    /// A request still running after this is answered 503.
+    #[arg(long, env = "GATEHOUSE_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub request_timeout: Duration,
+    /// Origins (comma-separated, e.g. `https://app.example.com`) allowed to
+    /// call the API from a browser; none by default (CORS off).
+    #[arg(long, env = "GATEHOUSE_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
     /// How long shutdown waits for in-flight requests.
     #[arg(long, env = "GATEHOUSE_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Duration,
@@ -247,6 +254,15 @@ impl Config {
         self.issuer
             .clone()
             .unwrap_or_else(|| format!("http://{}", self.listen))
+    }
+
+    /// The HTTP layer's own limits.
+    pub fn http(&self) -> crate::api::HttpSettings {
+        crate::api::HttpSettings {
+            max_body_bytes: self.max_body_bytes,
+            request_timeout: self.request_timeout,
+            cors_origins: self.cors_origins.clone(),
+        }
     }
 
     /// How failed logins are throttled.

@@ -115,9 +115,7 @@ pub async fn build_app(
         auth: Arc::new(auth),
         trusted_proxies: Arc::new(api::TrustedProxies(config.trusted_proxies.clone())),
     };
-    let app = api::routes(config.max_body_bytes)
-        .data(state.clone())
-        .boxed();
+    let app = api::routes(&config.http()).data(state.clone()).boxed();
     Ok((app, state))
 }
 

@@ -200,21 +200,62 @@ pub fn spec_json() -> String {
     openapi_service().spec()
 }
 
+/// How the HTTP layer guards itself.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// Larger bodies get 413.
+    pub max_body_bytes: usize,
+    /// A request still running after this gets 503.
+    pub request_timeout: std::time::Duration,
+    /// Origins allowed cross-origin requests; empty turns CORS off.
+    pub cors_origins: Vec<String>,
+}
+
 /// Every route with its middleware: the operations, `/docs`, the spec.
-pub fn routes(max_body_bytes: usize) -> impl Endpoint<Output = Response> {
+pub fn routes(settings: &HttpSettings) -> impl Endpoint<Output = Response> + use<> {
     let service = openapi_service();
     let docs = service.swagger_ui();
     let spec_json = service.spec_endpoint();
     let spec_yaml = service.spec_endpoint_yaml();
+    let max_body_bytes = settings.max_body_bytes;
+    let timeout = settings.request_timeout;
+    let cors = poem::middleware::Cors::new()
+        .allow_origins(settings.cors_origins.iter().map(String::as_str))
+        .allow_methods([
+            poem::http::Method::GET,
+            poem::http::Method::POST,
+            poem::http::Method::PUT,
+            poem::http::Method::DELETE,
+        ])
+        .allow_headers(["authorization", "content-type"])
+        .max_age(600);
     Route::new()
         .nest("/", service)
         .nest("/docs", docs)
         .at("/openapi.json", spec_json)
         .at("/openapi.yaml", spec_yaml)
         .around(move |ep, req| limit_body(ep, req, max_body_bytes))
+        .around(move |ep, req| time_limit(ep, req, timeout))
         .around(errors_as_json)
+        .with_if(!settings.cors_origins.is_empty(), cors)
         .around(security_headers)
         .around(log_request)
+}
+
+/// Answers 503 for a request still running after `limit`, rather than
+/// letting it hang (a stuck database connection, say).
+async fn time_limit<E: Endpoint>(
+    ep: E,
+    req: Request,
+    limit: std::time::Duration,
+) -> poem::Result<Response> {
+    match tokio::time::timeout(limit, ep.call(req)).await {
+        Ok(result) => result.map(IntoResponse::into_response),
+        Err(_) => {
+            tracing::warn!(limit_ms = limit.as_millis() as u64, "request timed out");
+            Err(poem::Error::from_status(StatusCode::SERVICE_UNAVAILABLE))
+        }
+    }
 }
 
 /// Refuses bodies over the limit with 413: by `Content-Length` when the
@@ -258,6 +299,12 @@ async fn errors_as_json<E: Endpoint>(ep: E, req: Request) -> poem::Result<Respon
         Err(err) => err,
     };
     let mut response = json_error(&err);
+    if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+        let retry = poem::http::HeaderValue::from(crate::error::DATABASE_RETRY_SECS);
+        response
+            .headers_mut()
+            .insert(poem::http::header::RETRY_AFTER, retry);
+    }
     if response.status() == StatusCode::METHOD_NOT_ALLOWED
         && let Some(allow) = allowed_methods(&path)
     {

@@ -169,3 +169,61 @@ async fn every_answer_carries_the_security_headers_and_only_the_docs_may_run_scr
         }
     }
 }
+
+async fn preflight(app: &TestApp, origin: &str) -> poem::test::TestResponse {
+    app.client
+        .options("/auth/login")
+        .header("Origin", origin)
+        .header("Access-Control-Request-Method", "POST")
+        .header("Access-Control-Request-Headers", "content-type")
+        .send()
+        .await
+}
+
+// CORS and timeouts are HTTP-layer behaviour, the same on any store.
+#[tokio::test]
+async fn cors_is_off_by_default_and_allows_only_the_configured_origins() {
+    let allow_origin = |response: &poem::test::TestResponse| {
+        response
+            .0
+            .headers()
+            .get("access-control-allow-origin")
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    let closed = TestApp::spawn(Store::Sqlite).await;
+    assert_eq!(
+        allow_origin(&preflight(&closed, "https://app.example").await),
+        None
+    );
+
+    let open = TestApp::spawn_with(Store::Sqlite, |config| {
+        config.cors_origins = vec!["https://app.example".into()];
+    })
+    .await;
+    let allowed = preflight(&open, "https://app.example").await;
+    assert_eq!(
+        allow_origin(&allowed).as_deref(),
+        Some("https://app.example")
+    );
+    assert_eq!(
+        allow_origin(&preflight(&open, "https://evil.example").await),
+        None
+    );
+}
+
+#[tokio::test]
+async fn a_request_past_the_timeout_gets_503_not_a_hang() {
+    // An unknown user's login costs one configured hash: made slow here.
+    let app = TestApp::spawn_with(Store::Sqlite, |config| {
+        config.request_timeout = std::time::Duration::from_millis(50);
+        config.passwords.argon2_memory_kib = 64 * 1024;
+        config.passwords.argon2_iterations = 8;
+    })
+    .await;
+    let reply = app.login("nobody", "whatever password").await;
+    reply.assert_error(503, "unavailable");
+    assert!(reply.header("retry-after").is_some());
+    Reply::read(app.client.get("/health/live").send().await)
+        .await
+        .assert_status(200);
+}
