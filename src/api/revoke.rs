@@ -6,7 +6,7 @@ use poem_openapi::payload::{Form, Json};
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde::Deserialize;
 
-use super::oauth::{NO_STORE, OAuthError, OAuthErrorCode, basic_client_id};
+use super::oauth::{NO_STORE, OAuthError, OAuthErrorCode, basic_client_id, client_info};
 use super::text::{ClientId, NonEmpty, Text};
 use super::{ApiError, ApiTags, ServerFailure, server_failure};
 use crate::AppState;
@@ -107,7 +107,11 @@ impl RevokeApi {
             Some("refresh_token") => Some(TokenHint::RefreshToken),
             _ => None,
         };
-        match state.auth.revoke_token(&form.token, hint).await {
+        match state
+            .auth
+            .revoke_token(&form.token, hint, &client_info(req, None))
+            .await
+        {
             Ok(()) => RevokeReply::Revoked(NO_STORE.into()),
             Err(err) => RevokeReply::from_error(err),
         }

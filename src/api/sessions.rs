@@ -1,11 +1,13 @@
 //! The caller's sessions: list them, revoke one, revoke all.
 
 use chrono::{DateTime, Utc};
+use poem::Request;
 use poem::web::Data;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 
+use super::oauth::client_info;
 use super::security::{Protected, protected_reply};
 use super::{ApiError, ApiTags, BearerAuth, Scopes, ServerFailure};
 use crate::AppState;
@@ -127,6 +129,7 @@ impl SessionsApi {
     async fn revoke(
         &self,
         state: Data<&AppState>,
+        req: &Request,
         #[oai(scope = "Scopes::Profile")] auth: BearerAuth,
         /// The session id, as listed by `GET /users/me/sessions`.
         id: Path<String>,
@@ -135,7 +138,11 @@ impl SessionsApi {
         if let Err(forbidden) = RevokeSessionReply::require_scope(&claims, scope::PROFILE) {
             return forbidden;
         }
-        match state.auth.revoke_own_session(&claims.sub, &id.0).await {
+        match state
+            .auth
+            .revoke_own_session(&claims.sub, &id.0, &client_info(req, None))
+            .await
+        {
             Ok(true) => RevokeSessionReply::Revoked,
             Ok(false) => {
                 RevokeSessionReply::NotFound(ApiError::new("not_found", "no such session"))
@@ -151,13 +158,18 @@ impl SessionsApi {
     async fn logout_all(
         &self,
         state: Data<&AppState>,
+        req: &Request,
         #[oai(scope = "Scopes::Profile")] auth: BearerAuth,
     ) -> LogoutAllReply {
         let claims = auth.0;
         if let Err(forbidden) = LogoutAllReply::require_scope(&claims, scope::PROFILE) {
             return forbidden;
         }
-        match state.auth.logout_all(&claims.sub).await {
+        match state
+            .auth
+            .logout_all(&claims.sub, &client_info(req, None))
+            .await
+        {
             Ok(()) => LogoutAllReply::Done,
             Err(err) => LogoutAllReply::from_error(err),
         }

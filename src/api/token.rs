@@ -278,7 +278,7 @@ impl TokenApi {
                 let token = form.refresh_token.map(|token| token.0).unwrap_or_default();
                 state
                     .auth
-                    .refresh_grant(&token, form.scope.as_deref())
+                    .refresh_grant(&token, form.scope.as_deref(), &client_info(req, None))
                     .await
                     .into()
             }
@@ -317,11 +317,17 @@ impl TokenApi {
     /// token. Presenting a rotated token again within the grace window returns
     /// the same successor; after it, the whole session is revoked.
     #[oai(path = "/auth/refresh", method = "post", operation_id = "refresh")]
-    async fn refresh(&self, state: Data<&AppState>, body: Json<RefreshRequest>) -> TokenReply {
+    async fn refresh(
+        &self,
+        state: Data<&AppState>,
+        req: &Request,
+        body: Json<RefreshRequest>,
+    ) -> TokenReply {
         let Json(refresh) = body;
+        let client = client_info(req, None);
         state
             .auth
-            .refresh_grant(&refresh.refresh_token, refresh.scope.as_deref())
+            .refresh_grant(&refresh.refresh_token, refresh.scope.as_deref(), &client)
             .await
             .into()
     }
@@ -332,14 +338,23 @@ impl TokenApi {
     /// refresh token. Idempotent: an unknown or already revoked token also
     /// gets 204.
     #[oai(path = "/auth/logout", method = "post", operation_id = "logout")]
-    async fn logout(&self, state: Data<&AppState>, body: Json<LogoutRequest>) -> LogoutReply {
+    async fn logout(
+        &self,
+        state: Data<&AppState>,
+        req: &Request,
+        body: Json<LogoutRequest>,
+    ) -> LogoutReply {
         if body.refresh_token.is_empty() {
             return LogoutReply::BadRequest(ApiError::new(
                 "invalid_request",
                 "`refresh_token` is required",
             ));
         }
-        match state.auth.logout(&body.0.refresh_token).await {
+        match state
+            .auth
+            .logout(&body.0.refresh_token, &client_info(req, None))
+            .await
+        {
             Ok(()) => LogoutReply::Done,
             Err(err) => LogoutReply::from_error(err),
         }

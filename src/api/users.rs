@@ -1,12 +1,14 @@
 //! Accounts: registration and the caller's own profile.
 
 use chrono::{DateTime, Utc};
+use poem::Request;
 use poem::web::Data;
 use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use secrecy::SecretString;
 
+use super::oauth::client_info;
 use super::security::{Protected, invalid_token, protected_reply};
 use super::text::{Email, NewPassword, Password, Text, Username};
 use super::{ApiError, ApiTags, BearerAuth, Rejection, Scopes, ServerFailure, server_failure};
@@ -190,6 +192,7 @@ impl UsersApi {
     async fn change_password(
         &self,
         state: Data<&AppState>,
+        req: &Request,
         #[oai(scope = "Scopes::Profile")] auth: BearerAuth,
         body: Json<ChangePasswordRequest>,
     ) -> ChangePasswordReply {
@@ -202,7 +205,13 @@ impl UsersApi {
         let new = SecretString::from(request.new_password.0);
         match state
             .auth
-            .change_password(&claims.sub, &claims.sid, current, new)
+            .change_password(
+                &claims.sub,
+                &claims.sid,
+                current,
+                new,
+                &client_info(req, None),
+            )
             .await
         {
             Ok(()) => ChangePasswordReply::Changed,

@@ -1,6 +1,7 @@
 //! Credentials and tokens: passwords, access tokens (JWT), refresh tokens,
 //! scopes, and the grants that tie them to the store.
 
+mod audit;
 pub mod jwt;
 pub mod password;
 pub mod refresh;

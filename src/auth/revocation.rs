@@ -6,7 +6,7 @@ use secrecy::{ExposeSecret, SecretString};
 use super::jwt::{AccessClaims, TokenError};
 use super::password::{self, PolicyViolation};
 use super::refresh;
-use super::service::AuthService;
+use super::service::{AuthService, ClientInfo};
 use crate::error::Error;
 use crate::store::SessionRecord;
 
@@ -68,20 +68,35 @@ impl AuthService {
 
     /// Revokes one of the user's own live sessions; `false` if there is none
     /// with that id (including someone else's).
-    pub async fn revoke_own_session(&self, user_id: &str, session_id: &str) -> Result<bool, Error> {
+    pub async fn revoke_own_session(
+        &self,
+        user_id: &str,
+        session_id: &str,
+        client: &ClientInfo,
+    ) -> Result<bool, Error> {
+        let now = super::now_millis();
         let revoked = self
             .store
-            .revoke_user_session(user_id, session_id, super::now_millis())
+            .revoke_user_session(user_id, session_id, now)
             .await?;
         if revoked {
             self.session_check.revoked(session_id);
             tracing::info!(%user_id, %session_id, "session revoked by its owner");
+            self.audit("session_revoked", Some(user_id), Some(session_id), client)
+                .await;
         }
         Ok(revoked)
     }
 
     /// Revokes every session of the user ("log out everywhere").
-    pub async fn logout_all(&self, user_id: &str) -> Result<(), Error> {
+    pub async fn logout_all(&self, user_id: &str, client: &ClientInfo) -> Result<(), Error> {
+        let revoked = self.revoke_all_of(user_id).await?;
+        tracing::info!(%user_id, sessions = revoked, "logged out everywhere");
+        self.audit("logout_all", Some(user_id), None, client).await;
+        Ok(())
+    }
+
+    async fn revoke_all_of(&self, user_id: &str) -> Result<usize, Error> {
         let revoked = self
             .store
             .revoke_all_sessions(user_id, super::now_millis())
@@ -89,8 +104,7 @@ impl AuthService {
         for session_id in &revoked {
             self.session_check.revoked(session_id);
         }
-        tracing::info!(%user_id, sessions = revoked.len(), "logged out everywhere");
-        Ok(())
+        Ok(revoked.len())
     }
 
     /// Changes a user's password after checking the current one, then
@@ -102,6 +116,7 @@ impl AuthService {
         current_sid: &str,
         current: SecretString,
         new: SecretString,
+        client: &ClientInfo,
     ) -> Result<(), ChangePasswordError> {
         let Some(user) = self
             .store
@@ -137,6 +152,8 @@ impl AuthService {
             self.session_check.revoked(session_id);
         }
         tracing::info!(%user_id, other_sessions_revoked = revoked.len(), "password changed");
+        self.audit("password_changed", Some(user_id), Some(current_sid), client)
+            .await;
         Ok(())
     }
 
@@ -173,47 +190,68 @@ impl AuthService {
             return Ok(false);
         };
         if disabled {
-            self.logout_all(&user_id).await?;
+            self.revoke_all_of(&user_id).await?;
         }
         tracing::info!(%user_id, disabled, "account state changed");
+        let event = if disabled {
+            "user_disabled"
+        } else {
+            "user_enabled"
+        };
+        self.audit(event, Some(&user_id), None, &ClientInfo::default())
+            .await;
         Ok(true)
     }
 
     /// RFC 7009: revokes the session of a refresh token, or of an access
     /// token. Unknown and invalid tokens are ignored (the answer is the same).
     /// The hint only decides which kind is tried first.
-    pub async fn revoke_token(&self, token: &str, hint: Option<TokenHint>) -> Result<(), Error> {
-        if hint == Some(TokenHint::AccessToken) && self.revoke_access_token(token).await? {
-            return Ok(());
+    pub async fn revoke_token(
+        &self,
+        token: &str,
+        hint: Option<TokenHint>,
+        client: &ClientInfo,
+    ) -> Result<(), Error> {
+        let mut revoked = None;
+        if hint == Some(TokenHint::AccessToken) {
+            revoked = self.revoke_access_token(token).await?;
         }
-        if self.revoke_refresh_token(token).await? {
-            return Ok(());
+        if revoked.is_none() {
+            revoked = self.revoke_refresh_token(token).await?;
         }
-        if hint != Some(TokenHint::AccessToken) {
-            self.revoke_access_token(token).await?;
+        if revoked.is_none() && hint != Some(TokenHint::AccessToken) {
+            revoked = self.revoke_access_token(token).await?;
+        }
+        if let Some((user_id, session_id)) = revoked {
+            self.audit("token_revoked", Some(&user_id), Some(&session_id), client)
+                .await;
         }
         Ok(())
     }
 
-    /// Revokes the session of a refresh token; `false` if it is unknown.
-    pub(super) async fn revoke_refresh_token(&self, token: &str) -> Result<bool, Error> {
+    /// Revokes the session of a refresh token: its user and session, or
+    /// `None` if the token is unknown.
+    pub(super) async fn revoke_refresh_token(
+        &self,
+        token: &str,
+    ) -> Result<Option<(String, String)>, Error> {
         if token.is_empty() || token.len() > super::service::MAX_REFRESH_TOKEN_BYTES {
-            return Ok(false);
+            return Ok(None);
         }
         let Some(record) = self.store.find_refresh_token(&refresh::hash(token)).await? else {
-            return Ok(false);
+            return Ok(None);
         };
         self.revoke(&record.session_id).await?;
-        Ok(true)
+        Ok(Some((record.user_id, record.session_id)))
     }
 
-    async fn revoke_access_token(&self, token: &str) -> Result<bool, Error> {
+    async fn revoke_access_token(&self, token: &str) -> Result<Option<(String, String)>, Error> {
         match self.verify_access_token(token) {
             Ok(claims) => {
                 self.revoke(&claims.sid).await?;
-                Ok(true)
+                Ok(Some((claims.sub, claims.sid)))
             }
-            Err(_) => Ok(false),
+            Err(_) => Ok(None),
         }
     }
 

@@ -77,6 +77,12 @@ pub enum RegisterError {
     Internal(#[from] Error),
 }
 
+/// The outcome of checking a username and password.
+enum Credentials {
+    Valid(UserRecord),
+    Refused { user_id: Option<String> },
+}
+
 /// The one message for an unknown user and a wrong password alike.
 pub const BAD_CREDENTIALS: &str = "invalid username or password";
 const BAD_REFRESH_TOKEN: &str = "the refresh token is invalid, expired or revoked";
@@ -144,18 +150,20 @@ impl AuthService {
             .retry_after(&self.store, &attempt, now)
             .await?
         {
+            self.audit("login_throttled", None, None, &client).await;
             return Err(GrantError::TooManyAttempts(retry_after));
         }
-        let user = match self.check_credentials(username, password).await {
-            Ok(user) => {
+        let user = match self.check_credentials(username, password).await? {
+            Credentials::Valid(user) => {
                 self.throttle.succeeded(&self.store, &attempt).await?;
                 user
             }
-            Err(GrantError::InvalidGrant(message)) => {
+            Credentials::Refused { user_id } => {
                 self.throttle.failed(&self.store, &attempt, now).await?;
-                return Err(GrantError::InvalidGrant(message));
+                self.audit("login_failed", user_id.as_deref(), None, &client)
+                    .await;
+                return Err(GrantError::InvalidGrant(BAD_CREDENTIALS));
             }
-            Err(err) => return Err(err),
         };
 
         let now = super::now_millis();
@@ -164,6 +172,7 @@ impl AuthService {
         let expires_at = now.saturating_add(refresh::millis(self.refresh.ttl));
         let user_agent: Option<String> = client
             .user_agent
+            .as_ref()
             .map(|ua| ua.chars().take(MAX_USER_AGENT_CHARS).collect());
         self.store
             .insert_session(&NewSession {
@@ -179,6 +188,13 @@ impl AuthService {
             })
             .await?;
         tracing::info!(user_id = %user.id, session_id = %session_id, "login succeeded");
+        self.audit(
+            "login_succeeded",
+            Some(&user.id),
+            Some(&session_id),
+            &client,
+        )
+        .await;
         self.issue(
             &user.id,
             &session_id,
@@ -191,18 +207,19 @@ impl AuthService {
     }
 
     /// The user whose password this is, if the account may log in. Every
-    /// refusal is the same `invalid_grant`, whatever the reason.
+    /// refusal looks the same to the client, whatever the reason; the
+    /// refused account's id (if it exists) is kept for the audit trail.
     async fn check_credentials(
         &self,
         username: &str,
         password: SecretString,
-    ) -> Result<UserRecord, GrantError> {
+    ) -> Result<Credentials, GrantError> {
         // Input no account can have is refused without a lookup or a hash:
         // that reveals nothing about which accounts exist.
         if username.chars().count() > MAX_USERNAME_CHARS
             || password.expose_secret().len() > password::MAX_PASSWORD_BYTES
         {
-            return Err(GrantError::InvalidGrant(BAD_CREDENTIALS));
+            return Ok(Credentials::Refused { user_id: None });
         }
         let user = self.store.find_user_by_name(username).await?;
         let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
@@ -213,19 +230,23 @@ impl AuthService {
             .await
             .map_err(Error::from)?
         {
-            return Err(GrantError::InvalidGrant(BAD_CREDENTIALS));
+            return Ok(Credentials::Refused {
+                user_id: user.map(|u| u.id),
+            });
         }
         let user = user.expect("a verified password belongs to a stored user");
         // Checked after the hash, so a disabled account answers like any other
         // refusal, in the same time.
         if user.disabled_at.is_some() {
             tracing::info!(user_id = %user.id, "login refused: the account is disabled");
-            return Err(GrantError::InvalidGrant(BAD_CREDENTIALS));
+            return Ok(Credentials::Refused {
+                user_id: Some(user.id),
+            });
         }
         if self.passwords.needs_rehash(&user.password_hash) {
             self.upgrade_hash(&user.id, password_for_upgrade).await;
         }
-        Ok(user)
+        Ok(Credentials::Valid(user))
     }
 
     /// Re-hashes a user's password with the configured parameters. Best
@@ -252,6 +273,7 @@ impl AuthService {
         &self,
         refresh_token: &str,
         requested_scope: Option<&str>,
+        client: &ClientInfo,
     ) -> Result<IssuedTokens, GrantError> {
         if refresh_token.is_empty() {
             return Err(GrantError::InvalidRequest(
@@ -281,9 +303,24 @@ impl AuthService {
                         user_id = %record.user_id,
                         "refresh token reuse detected: session revoked"
                     );
+                    let (user, session) = (
+                        Some(record.user_id.as_str()),
+                        Some(record.session_id.as_str()),
+                    );
+                    self.audit("refresh_reuse_detected", user, session, client)
+                        .await;
                     break;
                 }
-                Decision::Replay => return self.reissue(&record, scope, successor, now),
+                Decision::Replay => {
+                    self.audit(
+                        "refresh",
+                        Some(&record.user_id),
+                        Some(&record.session_id),
+                        client,
+                    )
+                    .await;
+                    return self.reissue(&record, scope, successor, now);
+                }
                 Decision::Rotate => {
                     let child_hash = refresh::hash(successor.expose_secret());
                     let rotated = self
@@ -291,6 +328,11 @@ impl AuthService {
                         .rotate_refresh_token(&record.session_id, &token_hash, &child_hash, now)
                         .await?;
                     if rotated {
+                        let (user, session) = (
+                            Some(record.user_id.as_str()),
+                            Some(record.session_id.as_str()),
+                        );
+                        self.audit("refresh", user, session, client).await;
                         return self.reissue(&record, scope, successor, now);
                     }
                     match self.store.find_refresh_token(&token_hash).await? {
@@ -305,9 +347,11 @@ impl AuthService {
 
     /// Revokes the session of a refresh token. Unknown tokens are ignored,
     /// so logout is idempotent and reveals nothing.
-    pub async fn logout(&self, refresh_token: &str) -> Result<(), Error> {
-        if self.revoke_refresh_token(refresh_token).await? {
-            tracing::info!("logout: session revoked");
+    pub async fn logout(&self, refresh_token: &str, client: &ClientInfo) -> Result<(), Error> {
+        if let Some((user_id, session_id)) = self.revoke_refresh_token(refresh_token).await? {
+            tracing::info!(%session_id, "logout: session revoked");
+            self.audit("logout", Some(&user_id), Some(&session_id), client)
+                .await;
         }
         Ok(())
     }

@@ -31,6 +31,11 @@ const MYSQL: Embedded = &[
         "login throttle",
         include_str!("../../migrations/mysql/0003_login_throttle.sql"),
     ),
+    (
+        4,
+        "audit events",
+        include_str!("../../migrations/mysql/0004_audit_events.sql"),
+    ),
 ];
 
 const SQLITE: Embedded = &[
@@ -48,6 +53,11 @@ const SQLITE: Embedded = &[
         3,
         "login throttle",
         include_str!("../../migrations/sqlite/0003_login_throttle.sql"),
+    ),
+    (
+        4,
+        "audit events",
+        include_str!("../../migrations/sqlite/0004_audit_events.sql"),
     ),
 ];
 

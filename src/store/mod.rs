@@ -7,6 +7,7 @@
 //! Every race is decided by the database: unique keys, conditional updates
 //! whose affected-row count says who won, and transactions.
 
+mod audit;
 mod migrations;
 mod refresh_tokens;
 mod sessions;
@@ -20,6 +21,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor, Row};
 
+pub use audit::AuditEvent;
 pub use migrations::EmbeddedMigrations;
 pub use refresh_tokens::RefreshTokenRecord;
 pub use sessions::{NewSession, SessionRecord};

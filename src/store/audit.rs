@@ -1,0 +1,59 @@
+//! The audit trail.
+
+use sqlx::Row;
+
+use super::Store;
+
+/// One audited event.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditEvent {
+    pub occurred_at: i64,
+    /// What happened, e.g. `login_succeeded`, `refresh_reuse_detected`.
+    pub event: String,
+    pub user_id: Option<String>,
+    pub session_id: Option<String>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+impl Store {
+    /// Appends an event to the trail.
+    pub async fn insert_audit_event(&self, event: &AuditEvent) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO audit_events (occurred_at, event, user_id, session_id, ip, user_agent) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(event.occurred_at)
+        .bind(&event.event)
+        .bind(&event.user_id)
+        .bind(&event.session_id)
+        .bind(&event.ip)
+        .bind(&event.user_agent)
+        .execute(&self.pool)
+        .await
+        .map(drop)
+    }
+
+    /// A user's events, oldest first.
+    pub async fn audit_events_of(&self, user_id: &str) -> Result<Vec<AuditEvent>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT occurred_at, event, user_id, session_id, ip, user_agent FROM audit_events \
+             WHERE user_id = ? ORDER BY occurred_at, id",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(AuditEvent {
+                    occurred_at: row.try_get(0)?,
+                    event: row.try_get(1)?,
+                    user_id: row.try_get(2)?,
+                    session_id: row.try_get(3)?,
+                    ip: row.try_get(4)?,
+                    user_agent: row.try_get(5)?,
+                })
+            })
+            .collect()
+    }
+}

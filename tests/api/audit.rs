@@ -1,0 +1,112 @@
+//! The audit trail: what happened to an account, and never a secret.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::helpers::{PASSWORD, Reply, Store, TestApp, claims_of};
+use crate::on_both_stores;
+
+on_both_stores!(an_accounts_life_is_audited_in_order_without_secrets);
+
+async fn an_accounts_life_is_audited_in_order_without_secrets(store: Store) {
+    let app = TestApp::spawn_with(store, |config| config.refresh_grace = Duration::ZERO).await;
+    app.register("alice", PASSWORD).await.assert_status(201);
+    app.login("alice", "wrong password")
+        .await
+        .assert_error(400, "invalid_grant");
+    let form = [
+        ("grant_type", "password"),
+        ("username", "alice"),
+        ("password", PASSWORD),
+    ];
+    let first = Reply::read(
+        app.client
+            .post("/oauth/token")
+            .header("User-Agent", "audit-test/1.0")
+            .form(&form)
+            .send()
+            .await,
+    )
+    .await;
+    first.assert_status(200);
+    let refreshed = app.refresh(first.str("refresh_token")).await;
+    refreshed.assert_status(200);
+    app.refresh(first.str("refresh_token"))
+        .await
+        .assert_error(400, "invalid_grant");
+    let second = app.login("alice", PASSWORD).await;
+    let change = json!({"current_password": PASSWORD, "new_password": "another passphrase"});
+    let request = app.client.put("/users/me/password").header(
+        "Authorization",
+        format!("Bearer {}", second.str("access_token")),
+    );
+    Reply::read(request.body_json(&change).send().await)
+        .await
+        .assert_status(204);
+    app.post_json(
+        "/auth/logout",
+        &json!({"refresh_token": second.str("refresh_token")}),
+    )
+    .await
+    .assert_status(204);
+    assert!(
+        app.state
+            .auth
+            .set_user_disabled("alice", true)
+            .await
+            .unwrap()
+    );
+
+    let user_id = claims_of(first.str("access_token"))["sub"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let events = app
+        .state
+        .auth
+        .store
+        .audit_events_of(&user_id)
+        .await
+        .unwrap();
+    let names: Vec<&str> = events.iter().map(|e| e.event.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "login_failed",
+            "login_succeeded",
+            "refresh",
+            "refresh_reuse_detected",
+            "login_succeeded",
+            "password_changed",
+            "logout",
+            "user_disabled",
+        ]
+    );
+    let first_sid = claims_of(first.str("access_token"))["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(events[1].session_id.as_deref(), Some(first_sid.as_str()));
+    assert_eq!(events[1].user_agent.as_deref(), Some("audit-test/1.0"));
+    assert_eq!(events[3].session_id.as_deref(), Some(first_sid.as_str()));
+    assert!(
+        events
+            .windows(2)
+            .all(|pair| pair[0].occurred_at <= pair[1].occurred_at)
+    );
+
+    let trail = format!("{events:?}");
+    for secret in [
+        PASSWORD,
+        "wrong password",
+        "another passphrase",
+        first.str("refresh_token"),
+        first.str("access_token"),
+    ] {
+        assert!(
+            !trail.contains(secret),
+            "the audit trail holds no password or token"
+        );
+    }
+}
