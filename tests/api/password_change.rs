@@ -70,7 +70,14 @@ async fn a_wrong_current_password_changes_nothing(store: Store) {
 async fn a_weak_new_password_is_refused_with_the_reason(store: Store) {
     let app = TestApp::spawn(store).await;
     let here = app.user_with_tokens("alice").await;
-    for weak in ["short", "alice", "aaaaaaaaaaaa", "tab\tinside1"] {
+    for weak in [
+        "short",
+        "alice",
+        "aaaaaaaaaaaa",
+        "tab\tinside1",
+        "iloveyou123",
+        "alice12345",
+    ] {
         let body = json!({"current_password": PASSWORD, "new_password": weak});
         change(&app, here.str("access_token"), &body)
             .await

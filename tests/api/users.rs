@@ -76,7 +76,15 @@ async fn usernames_are_case_sensitive_and_stored_exactly(store: Store) {
 
 async fn registration_refuses_weak_passwords_with_the_reason(store: Store) {
     let app = TestApp::spawn(store).await;
-    for weak in ["short", "", "aaaaaaaaaaaa", "alicesmith"] {
+    for weak in [
+        "short",
+        "",
+        "aaaaaaaaaaaa",
+        "alicesmith",
+        "password1",
+        "qwertyuiop",
+        "alicesmith2024",
+    ] {
         let reply = app.register("alicesmith", weak).await;
         reply.assert_error(400, "invalid_password");
     }
