@@ -22,7 +22,8 @@ use crate::store::UserRecord;
 #[derive(Object)]
 #[oai(example)]
 pub struct RegisterRequest {
-    /// 1 to 64 ASCII letters, digits and `. _ - @ +`. Case-sensitive.
+    /// 1 to 64 ASCII letters, digits and `. _ - @ +`. Unique regardless of
+    /// case; shown as registered.
     pub username: Text<Username>,
     /// At least 8 characters (configurable), at most 1024 bytes; used exactly
     /// as given, never trimmed or case-folded.

@@ -184,7 +184,10 @@ impl AuthService {
         let now = super::now_millis();
         let Some(user_id) = self
             .store
-            .set_user_disabled(username, disabled.then_some(now))
+            .set_user_disabled(
+                &super::service::username_key(username),
+                disabled.then_some(now),
+            )
             .await?
         else {
             return Ok(false);

@@ -121,7 +121,13 @@ impl AuthService {
             created_at: super::now_millis(),
             disabled_at: None,
         };
-        match self.store.insert_user(&user).await.map_err(Error::from)? {
+        let key = username_key(&user.username);
+        match self
+            .store
+            .insert_user(&user, &key)
+            .await
+            .map_err(Error::from)?
+        {
             InsertUser::Inserted => Ok(user),
             InsertUser::UsernameTaken => Err(RegisterError::UsernameTaken),
         }
@@ -221,7 +227,7 @@ impl AuthService {
         {
             return Ok(Credentials::Refused { user_id: None });
         }
-        let user = self.store.find_user_by_name(username).await?;
+        let user = self.store.find_user_by_key(&username_key(username)).await?;
         let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
         let password_for_upgrade = password.clone();
         if !self
@@ -403,6 +409,14 @@ impl AuthService {
             scope,
         })
     }
+}
+
+/// The case-insensitive key of a username: its NFKC form, lower-cased. Two
+/// names with the same key are the same account, so `Alice`, `alice` and
+/// the full-width `ａｌｉｃｅ` all log in as one user.
+pub fn username_key(username: &str) -> String {
+    use unicode_normalization::UnicodeNormalization as _;
+    username.nfkc().collect::<String>().to_lowercase()
 }
 
 /// A username: 1 to 64 ASCII letters, digits and `. _ - @ +`. ASCII only,

@@ -36,6 +36,11 @@ const MYSQL: Embedded = &[
         "audit events",
         include_str!("../../migrations/mysql/0004_audit_events.sql"),
     ),
+    (
+        5,
+        "username key",
+        include_str!("../../migrations/mysql/0005_username_key.sql"),
+    ),
 ];
 
 const SQLITE: Embedded = &[
@@ -58,6 +63,11 @@ const SQLITE: Embedded = &[
         4,
         "audit events",
         include_str!("../../migrations/sqlite/0004_audit_events.sql"),
+    ),
+    (
+        5,
+        "username key",
+        include_str!("../../migrations/sqlite/0005_username_key.sql"),
     ),
 ];
 

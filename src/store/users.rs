@@ -25,14 +25,20 @@ pub enum InsertUser {
 }
 
 impl Store {
-    /// Inserts a user; a taken username is reported by the unique key.
-    pub async fn insert_user(&self, user: &UserRecord) -> Result<InsertUser, sqlx::Error> {
+    /// Inserts a user; a taken username (by its case-insensitive `key`) is
+    /// reported by the unique key.
+    pub async fn insert_user(
+        &self,
+        user: &UserRecord,
+        key: &str,
+    ) -> Result<InsertUser, sqlx::Error> {
         let result = sqlx::query(
-            "INSERT INTO users (id, username, email, password_hash, created_at) \
-             VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO users (id, username, username_key, email, password_hash, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?)",
         )
         .bind(&user.id)
         .bind(&user.username)
+        .bind(key)
         .bind(&user.email)
         .bind(&user.password_hash)
         .bind(user.created_at)
@@ -47,15 +53,12 @@ impl Store {
         }
     }
 
-    /// The user with exactly this username.
-    pub async fn find_user_by_name(
-        &self,
-        username: &str,
-    ) -> Result<Option<UserRecord>, sqlx::Error> {
+    /// The user whose username has this case-insensitive key.
+    pub async fn find_user_by_key(&self, key: &str) -> Result<Option<UserRecord>, sqlx::Error> {
         sqlx::query(
-            "SELECT id, username, email, password_hash, created_at, disabled_at FROM users WHERE username = ?",
+            "SELECT id, username, email, password_hash, created_at, disabled_at FROM users WHERE username_key = ?",
         )
-        .bind(username)
+        .bind(key)
         .fetch_optional(&self.pool)
         .await?
         .map(user_from_row)
@@ -86,19 +89,19 @@ impl Store {
             .map(drop)
     }
 
-    /// Disables (`Some(now)`) or re-enables (`None`) the user called
-    /// `username`; returns the user's id, or `None` if there is no such user.
+    /// Disables (`Some(now)`) or re-enables (`None`) the user whose username
+    /// has this `key`; returns the user's id, or `None` if there is none.
     pub async fn set_user_disabled(
         &self,
-        username: &str,
+        key: &str,
         disabled_at: Option<i64>,
     ) -> Result<Option<String>, sqlx::Error> {
-        sqlx::query("UPDATE users SET disabled_at = ? WHERE username = ?")
+        sqlx::query("UPDATE users SET disabled_at = ? WHERE username_key = ?")
             .bind(disabled_at)
-            .bind(username)
+            .bind(key)
             .execute(&self.pool)
             .await?;
-        Ok(self.find_user_by_name(username).await?.map(|user| user.id))
+        Ok(self.find_user_by_key(key).await?.map(|user| user.id))
     }
 }
 

@@ -9,7 +9,7 @@ async fn stored_hash(app: &TestApp, username: &str) -> String {
     app.state
         .auth
         .store
-        .find_user_by_name(username)
+        .find_user_by_key(username)
         .await
         .unwrap()
         .unwrap()

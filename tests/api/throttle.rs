@@ -10,6 +10,7 @@ use crate::on_both_stores;
 on_both_stores!(
     an_account_is_refused_with_429_after_repeated_failures_until_its_backoff_ends,
     unknown_accounts_are_throttled_exactly_like_real_ones,
+    case_variants_of_a_username_share_one_counter,
     a_client_address_is_blocked_after_many_failures_across_accounts,
     behind_a_trusted_proxy_the_forwarded_address_is_the_one_throttled,
 );
@@ -70,6 +71,17 @@ async fn unknown_accounts_are_throttled_exactly_like_real_ones(store: Store) {
     }
     assert_eq!(real, ghost);
     assert_eq!(real.last().unwrap().0, 429);
+}
+
+async fn case_variants_of_a_username_share_one_counter(store: Store) {
+    let app = TestApp::spawn_with(store, |config| config.login_free_failures = 2).await;
+    app.register("alice", PASSWORD).await.assert_status(201);
+    for variant in ["alice", "ALICE", "Alice"] {
+        app.login(variant, "wrong password")
+            .await
+            .assert_error(400, "invalid_grant");
+    }
+    assert_throttled(&app.login("aLiCe", PASSWORD).await);
 }
 
 async fn a_client_address_is_blocked_after_many_failures_across_accounts(store: Store) {

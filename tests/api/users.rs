@@ -10,7 +10,7 @@ use crate::on_both_stores;
 on_both_stores!(
     registering_returns_the_user_and_never_a_secret,
     registering_a_taken_username_is_a_conflict,
-    usernames_are_case_sensitive_and_stored_exactly,
+    usernames_are_unique_case_insensitively_and_shown_as_registered,
     registration_refuses_weak_passwords_with_the_reason,
     registration_refuses_malformed_usernames_and_emails,
     me_returns_the_caller,
@@ -59,19 +59,27 @@ async fn registering_a_taken_username_is_a_conflict(store: Store) {
         .assert_error(400, "invalid_grant");
 }
 
-async fn usernames_are_case_sensitive_and_stored_exactly(store: Store) {
+async fn usernames_are_unique_case_insensitively_and_shown_as_registered(store: Store) {
     let app = TestApp::spawn(store).await;
     app.register("Alice", PASSWORD).await.assert_status(201);
-    app.register("alice", "a different password")
+    for variant in ["alice", "ALICE", "aLiCe"] {
+        app.register(variant, "a different password")
+            .await
+            .assert_error(409, "username_taken");
+    }
+    // Full-width letters are not registrable (ASCII only)...
+    app.register("ａｌｉｃｅ２", PASSWORD)
         .await
-        .assert_status(201);
-    let upper = app.login("Alice", PASSWORD).await;
-    upper.assert_status(200);
-    let me = app.me(upper.str("access_token")).await;
-    assert_eq!(me.str("username"), "Alice");
-    app.login("ALICE", PASSWORD)
-        .await
-        .assert_error(400, "invalid_grant");
+        .assert_error(400, "invalid_username");
+    // ...but any case or Unicode-compatible form logs in as the one account.
+    for variant in ["Alice", "alice", "ALICE", "ａｌｉｃｅ"] {
+        let tokens = app.login(variant, PASSWORD).await;
+        tokens.assert_status(200);
+        assert_eq!(
+            app.me(tokens.str("access_token")).await.str("username"),
+            "Alice"
+        );
+    }
 }
 
 async fn registration_refuses_weak_passwords_with_the_reason(store: Store) {
