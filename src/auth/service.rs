@@ -227,7 +227,12 @@ impl AuthService {
         {
             return Ok(Credentials::Refused { user_id: None });
         }
-        let user = self.store.find_user_by_key(&username_key(username)).await?;
+        // Registered names are ASCII, so no account has a non-ASCII key.
+        let key = username_key(username);
+        if !key.is_ascii() {
+            return Ok(Credentials::Refused { user_id: None });
+        }
+        let user = self.store.find_user_by_key(&key).await?;
         let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
         let password_for_upgrade = password.clone();
         if !self

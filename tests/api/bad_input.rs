@@ -13,6 +13,7 @@ on_both_stores!(
     a_one_megabyte_password_is_refused,
     a_hundred_kilobyte_username_is_refused,
     nul_bytes_are_refused_or_harmless,
+    non_ascii_and_control_characters_in_a_login_are_invalid_grant,
     sql_metacharacters_are_just_text,
     unknown_paths_and_methods_are_json_errors,
 );
@@ -197,6 +198,28 @@ async fn nul_bytes_are_refused_or_harmless(store: Store) {
     app.post_json("/users", &email)
         .await
         .assert_error(400, "invalid_email");
+    assert_still_serving(&app).await;
+}
+
+async fn non_ascii_and_control_characters_in_a_login_are_invalid_grant(store: Store) {
+    let app = TestApp::spawn(store).await;
+    app.register("alice", PASSWORD).await.assert_status(201);
+    for name in [
+        "ünïcødé",
+        "\u{1}\u{15}",
+        "𣗆⿱",
+        "ali\u{301}ce",
+        "\u{feff}alice",
+        "ａ\u{0}",
+    ] {
+        app.login(name, PASSWORD)
+            .await
+            .assert_error(400, "invalid_grant");
+        let json = json!({"username": name, "password": PASSWORD});
+        app.post_json("/auth/login", &json)
+            .await
+            .assert_error(400, "invalid_grant");
+    }
     assert_still_serving(&app).await;
 }
 
