@@ -7,6 +7,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod metrics;
 pub mod store;
 
 use std::io::BufRead as _;
@@ -110,6 +111,7 @@ pub async fn build_app(
         min_password_chars: config.passwords.min_password_length,
         session_check: SessionCheck::new(config.session_check_ttl),
         throttle: config.throttle(),
+        metrics: Default::default(),
     };
     let state = AppState {
         auth: Arc::new(auth),
@@ -241,6 +243,7 @@ async fn admin_service(
         min_password_chars: password_args.min_password_length,
         session_check: SessionCheck::new(std::time::Duration::ZERO),
         throttle: Default::default(),
+        metrics: Default::default(),
     })
 }
 

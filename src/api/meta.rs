@@ -1,7 +1,7 @@
 //! Health checks for orchestrators and load balancers.
 
 use poem::web::Data;
-use poem_openapi::payload::Json;
+use poem_openapi::payload::{Json, PlainText};
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use super::{ApiError, ApiTags};
@@ -25,7 +25,15 @@ pub enum ReadyReply {
     Unavailable(Json<ApiError>),
 }
 
-/// Health.
+/// The metrics answer.
+#[derive(ApiResponse)]
+pub enum MetricsReply {
+    /// Prometheus text format 0.0.4.
+    #[oai(status = 200, content_type = "text/plain; version=0.0.4")]
+    Ok(PlainText<String>),
+}
+
+/// Health and metrics.
 pub struct MetaApi;
 
 #[OpenApi(tag = "ApiTags::Health")]
@@ -57,5 +65,19 @@ impl MetaApi {
                 ))
             }
         }
+    }
+
+    /// Prometheus metrics
+    ///
+    /// Audited events and answered requests since start, and the current
+    /// password-hashing and session-cache load, in Prometheus text format.
+    /// Expose it to your monitoring, not to the public.
+    #[oai(path = "/metrics", method = "get", operation_id = "metrics")]
+    async fn metrics(&self, state: Data<&AppState>) -> MetricsReply {
+        let auth = &state.auth;
+        let text = auth
+            .metrics
+            .render(auth.passwords.in_flight(), auth.session_check.cached());
+        MetricsReply::Ok(PlainText(text))
     }
 }

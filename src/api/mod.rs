@@ -41,7 +41,7 @@ pub enum ApiTags {
     Sessions,
     /// Public keys and server metadata, for verifying tokens independently.
     Discovery,
-    /// Liveness and readiness.
+    /// Liveness, readiness and metrics.
     Health,
 }
 
@@ -387,10 +387,14 @@ async fn security_headers<E: Endpoint>(ep: E, req: Request) -> poem::Result<Resp
 
 /// One line per request: method, path (never the query), status, time.
 async fn log_request<E: Endpoint>(ep: E, req: Request) -> poem::Result<Response> {
+    let state = req.data::<crate::AppState>().cloned();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let started = std::time::Instant::now();
     let response = ep.call(req).await?.into_response();
+    if let Some(state) = state {
+        state.auth.metrics.response(response.status().as_u16());
+    }
     tracing::info!(
         %method,
         path = %path,

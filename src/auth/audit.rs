@@ -14,6 +14,7 @@ impl AuthService {
         session_id: Option<&str>,
         client: &ClientInfo,
     ) {
+        self.metrics.event(event);
         let record = AuditEvent {
             occurred_at: super::now_millis(),
             event: event.to_owned(),

@@ -54,6 +54,7 @@ pub struct Passwords {
     /// Cores plus the queue bound: the hashes running or waiting. A request
     /// past it is refused at once (503) rather than piling up.
     admitted: Arc<Semaphore>,
+    capacity: usize,
     /// A hash of a random password, verified against when the user is
     /// unknown so that the answer takes as long as for a wrong password.
     dummy_hash: Arc<str>,
@@ -88,6 +89,7 @@ impl Passwords {
             argon2,
             permits: Arc::new(Semaphore::new(cores)),
             admitted: Arc::new(Semaphore::new(cores + queue)),
+            capacity: cores + queue,
             dummy_hash: dummy_hash.to_string().into(),
         })
     }
@@ -104,6 +106,11 @@ impl Passwords {
             params.p_cost()
         );
         !stored.starts_with(&current)
+    }
+
+    /// Hashes running or waiting for a core now.
+    pub fn in_flight(&self) -> usize {
+        self.capacity - self.admitted.available_permits()
     }
 
     /// Whether a new hash would be refused right now (every core busy and

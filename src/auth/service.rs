@@ -98,6 +98,7 @@ pub struct AuthService {
     pub min_password_chars: usize,
     pub session_check: super::sessions::SessionCheck,
     pub throttle: ThrottlePolicy,
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl AuthService {

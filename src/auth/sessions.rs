@@ -65,6 +65,11 @@ impl SessionCheck {
         Ok(live)
     }
 
+    /// Sessions whose state is cached now.
+    pub fn cached(&self) -> usize {
+        self.cache.lock().expect("session cache lock").len()
+    }
+
     /// Records that this instance revoked `session_id`.
     pub fn revoked(&self, session_id: &str) {
         self.remember(session_id, State::Dead);

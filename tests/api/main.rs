@@ -10,6 +10,7 @@ mod discovery;
 mod hash_upgrade;
 mod keys;
 mod limits;
+mod metrics;
 mod password_change;
 mod process;
 mod prune;

@@ -1,0 +1,115 @@
+//! Counters for `GET /metrics` (Prometheus text format, version 0.0.4).
+//!
+//! A fixed set of atomic counters: no labels from user input, so the output
+//! stays small and cannot be inflated by clients.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The audited events, each counted in `gatehouse_events_total{event=…}`.
+pub const EVENTS: &[&str] = &[
+    "login_succeeded",
+    "login_failed",
+    "login_throttled",
+    "refresh",
+    "refresh_reuse_detected",
+    "logout",
+    "logout_all",
+    "session_revoked",
+    "token_revoked",
+    "password_changed",
+    "user_disabled",
+    "user_enabled",
+];
+
+const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// Process-wide counters.
+#[derive(Debug)]
+pub struct Metrics {
+    events: Vec<AtomicU64>,
+    responses: [AtomicU64; 5],
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            events: EVENTS.iter().map(|_| AtomicU64::new(0)).collect(),
+            responses: Default::default(),
+        }
+    }
+}
+
+impl Metrics {
+    /// Counts one `event` (one of [`EVENTS`]; others are ignored).
+    pub fn event(&self, event: &str) {
+        if let Some(position) = EVENTS.iter().position(|known| *known == event) {
+            self.events[position].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts one answered request by its status class.
+    pub fn response(&self, status: u16) {
+        if let Some(counter) = self
+            .responses
+            .get(usize::from(status / 100).wrapping_sub(1))
+        {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The Prometheus text exposition, with the current gauges.
+    pub fn render(&self, hashes_running: usize, cached_sessions: usize) -> String {
+        let mut out = String::new();
+        out.push_str("# HELP gatehouse_events_total Audited events since start.\n");
+        out.push_str("# TYPE gatehouse_events_total counter\n");
+        for (event, count) in EVENTS.iter().zip(&self.events) {
+            let _ = writeln!(
+                out,
+                "gatehouse_events_total{{event=\"{event}\"}} {}",
+                count.load(Ordering::Relaxed)
+            );
+        }
+        out.push_str("# HELP gatehouse_http_responses_total Answered requests by status class.\n");
+        out.push_str("# TYPE gatehouse_http_responses_total counter\n");
+        for (class, count) in CLASSES.iter().zip(&self.responses) {
+            let _ = writeln!(
+                out,
+                "gatehouse_http_responses_total{{class=\"{class}\"}} {}",
+                count.load(Ordering::Relaxed)
+            );
+        }
+        out.push_str(
+            "# HELP gatehouse_password_hashes_running Password hashes running or waiting now.\n",
+        );
+        out.push_str("# TYPE gatehouse_password_hashes_running gauge\n");
+        let _ = writeln!(out, "gatehouse_password_hashes_running {hashes_running}");
+        out.push_str("# HELP gatehouse_session_cache_entries Sessions whose liveness is cached.\n");
+        out.push_str("# TYPE gatehouse_session_cache_entries gauge\n");
+        let _ = writeln!(out, "gatehouse_session_cache_entries {cached_sessions}");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_render_in_prometheus_text_format() {
+        let metrics = Metrics::default();
+        metrics.event("login_succeeded");
+        metrics.event("login_succeeded");
+        metrics.event("not_an_event");
+        metrics.response(200);
+        metrics.response(404);
+        metrics.response(999);
+        let text = metrics.render(1, 3);
+        assert!(text.contains("gatehouse_events_total{event=\"login_succeeded\"} 2\n"));
+        assert!(text.contains("gatehouse_events_total{event=\"login_failed\"} 0\n"));
+        assert!(text.contains("gatehouse_http_responses_total{class=\"2xx\"} 1\n"));
+        assert!(text.contains("gatehouse_http_responses_total{class=\"4xx\"} 1\n"));
+        assert!(text.contains("gatehouse_password_hashes_running 1\n"));
+        assert!(!text.contains("not_an_event"));
+    }
+}

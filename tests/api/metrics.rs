@@ -1,0 +1,63 @@
+//! Prometheus metrics.
+
+use crate::helpers::{PASSWORD, Store, TestApp};
+use crate::on_both_stores;
+
+on_both_stores!(metrics_count_events_and_answers_in_prometheus_text);
+
+async fn metrics(app: &TestApp) -> String {
+    let response = app.client.get("/metrics").send().await;
+    response.assert_status_is_ok();
+    let content_type = response
+        .0
+        .headers()
+        .get("content-type")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        content_type.starts_with("text/plain; version=0.0.4"),
+        "{content_type}"
+    );
+    response.0.into_body().into_string().await.unwrap()
+}
+
+fn value(text: &str, series: &str) -> u64 {
+    let line = text
+        .lines()
+        .find(|line| line.starts_with(series))
+        .unwrap_or_else(|| panic!("no {series} in {text}"));
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+async fn metrics_count_events_and_answers_in_prometheus_text(store: Store) {
+    let app = TestApp::spawn(store).await;
+    let before = metrics(&app).await;
+    app.register("alice", PASSWORD).await.assert_status(201);
+    app.login("alice", "wrong password")
+        .await
+        .assert_error(400, "invalid_grant");
+    let tokens = app.login("alice", PASSWORD).await;
+    app.refresh(tokens.str("refresh_token"))
+        .await
+        .assert_status(200);
+    let after = metrics(&app).await;
+    for (series, delta) in [
+        ("gatehouse_events_total{event=\"login_succeeded\"}", 1),
+        ("gatehouse_events_total{event=\"login_failed\"}", 1),
+        ("gatehouse_events_total{event=\"refresh\"}", 1),
+        ("gatehouse_http_responses_total{class=\"4xx\"}", 1),
+    ] {
+        assert_eq!(
+            value(&after, series) - value(&before, series),
+            delta,
+            "{series}"
+        );
+    }
+    // The two /metrics reads and the register, login and refresh: 2xx.
+    let ok = value(&after, "gatehouse_http_responses_total{class=\"2xx\"}")
+        - value(&before, "gatehouse_http_responses_total{class=\"2xx\"}");
+    assert_eq!(ok, 4);
+    assert!(!after.contains("alice"), "no user data in metrics");
+}
