@@ -14,6 +14,7 @@ const SECRET: &str = "0123456789abcdef0123456789abcdef-shared";
 on_both_stores!(
     with_hs256_access_tokens_are_signed_with_the_shared_secret,
     an_hs256_server_refuses_tokens_signed_any_other_way,
+    tokens_signed_with_the_real_key_but_wrong_claims_or_type_are_refused,
 );
 
 async fn hs256_app(store: Store) -> TestApp {
@@ -85,4 +86,69 @@ async fn an_hs256_server_refuses_tokens_signed_any_other_way(store: Store) {
     let right_secret = EncodingKey::from_secret(SECRET.as_bytes()).unwrap();
     let other_alg = jsonwebtoken::encode(&header, &claims, &right_secret).unwrap();
     app.me(&other_alg).await.assert_error(401, "invalid_token");
+}
+
+/// Tokens carrying a valid signature by the server's own key, but each with
+/// one thing wrong: the signature alone must not be enough.
+async fn tokens_signed_with_the_real_key_but_wrong_claims_or_type_are_refused(store: Store) {
+    use ed25519_dalek::pkcs8::{DecodePrivateKey as _, EncodePrivateKey as _};
+
+    let app = TestApp::spawn(store).await;
+    let tokens = app.user_with_tokens("alice").await;
+    let claims = claims_of(tokens.str("access_token"));
+    let (sub, sid) = (
+        claims["sub"].as_str().unwrap(),
+        claims["sid"].as_str().unwrap(),
+    );
+    let now = chrono::Utc::now().timestamp();
+    let path = app.config.signing_key_path();
+    let signer = |issuer: &str, audience: &str| {
+        let keys = SigningKeys::load(&path).unwrap();
+        AccessTokens::new(
+            keys,
+            issuer.into(),
+            audience.into(),
+            Duration::from_secs(900),
+            Duration::ZERO,
+        )
+    };
+    // The control: the real issuer and audience work.
+    let genuine = signer("http://gatehouse.test", "gatehouse")
+        .issue(sub, sid, "profile", None, now)
+        .unwrap();
+    app.me(&genuine).await.assert_status(200);
+
+    let wrong_issuer = signer("http://evil.test", "gatehouse")
+        .issue(sub, sid, "profile", None, now)
+        .unwrap();
+    app.me(&wrong_issuer)
+        .await
+        .assert_error(401, "invalid_token");
+    let wrong_audience = signer("http://gatehouse.test", "another-api")
+        .issue(sub, sid, "profile", None, now)
+        .unwrap();
+    app.me(&wrong_audience)
+        .await
+        .assert_error(401, "invalid_token");
+    let not_yet_valid = signer("http://gatehouse.test", "gatehouse")
+        .issue(sub, sid, "profile", None, now + 3600)
+        .unwrap();
+    app.me(&not_yet_valid)
+        .await
+        .assert_error(401, "invalid_token");
+
+    // The right claims, but typed as something other than an access token.
+    let pem = std::fs::read_to_string(&path).unwrap();
+    let der = ed25519_dalek::SigningKey::from_pkcs8_pem(&pem)
+        .unwrap()
+        .to_pkcs8_der()
+        .unwrap();
+    let key = EncodingKey::from_ed_der(der.as_bytes());
+    for typ in [Some("JWT"), Some("id_token+jwt"), None] {
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(app.state.auth.access.keys().kid().to_owned());
+        header.typ = typ.map(str::to_owned);
+        let retyped = jsonwebtoken::encode(&header, &claims, &key).unwrap();
+        app.me(&retyped).await.assert_error(401, "invalid_token");
+    }
 }
