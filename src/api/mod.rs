@@ -237,9 +237,19 @@ pub fn routes(settings: &HttpSettings) -> impl Endpoint<Output = Response> + use
         .around(move |ep, req| limit_body(ep, req, max_body_bytes))
         .around(move |ep, req| time_limit(ep, req, timeout))
         .around(errors_as_json)
+        .with(poem::middleware::CatchPanic::new().with_handler(panic_answer))
         .with_if(!settings.cors_origins.is_empty(), cors)
         .around(security_headers)
         .around(log_request)
+}
+
+/// A panic in a handler is a bug: log it, answer an opaque JSON 500, and keep
+/// the connection and the process serving.
+fn panic_answer(_panic: Box<dyn std::any::Any + Send>) -> Response {
+    tracing::error!("a request handler panicked");
+    ApiError::new("internal_error", "internal server error")
+        .with_status(StatusCode::INTERNAL_SERVER_ERROR)
+        .into_response()
 }
 
 /// Answers 503 for a request still running after `limit`, rather than

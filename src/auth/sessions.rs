@@ -38,6 +38,9 @@ impl SessionCheck {
         }
     }
 
+    // A poisoned lock is taken over: the map cannot be left half-updated by
+    // the trivial operations done under it.
+
     /// Whether `session_id` is live at `now` (ms), from the cache or the store.
     pub async fn is_live(
         &self,
@@ -48,7 +51,7 @@ impl SessionCheck {
         match self
             .cache
             .lock()
-            .expect("session cache lock")
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(session_id)
         {
             Some(State::Dead) => return Ok(false),
@@ -67,7 +70,10 @@ impl SessionCheck {
 
     /// Sessions whose state is cached now.
     pub fn cached(&self) -> usize {
-        self.cache.lock().expect("session cache lock").len()
+        self.cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
     }
 
     /// Records that this instance revoked `session_id`.
@@ -79,7 +85,10 @@ impl SessionCheck {
         if self.ttl.is_zero() && matches!(state, State::LiveAt(_)) {
             return;
         }
-        let mut cache = self.cache.lock().expect("session cache lock");
+        let mut cache = self
+            .cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if cache.len() >= MAX_ENTRIES {
             cache.clear();
         }
