@@ -66,6 +66,7 @@ pub struct ServerMetadata {
 }
 
 /// Discovery documents.
+#[derive(Default)]
 pub struct DiscoveryApi;
 
 #[OpenApi(tag = "ApiTags::Discovery")]

@@ -34,6 +34,7 @@ pub enum MetricsReply {
 }
 
 /// Health and metrics.
+#[derive(Default)]
 pub struct MetaApi;
 
 #[OpenApi(tag = "ApiTags::Health")]

@@ -164,35 +164,24 @@ pub fn describe(err: &poem::Error) -> String {
     text
 }
 
+/// Every operation group, in the order the spec lists them.
+pub type Apis = (
+    TokenApi,
+    RevokeApi,
+    UsersApi,
+    SessionsApi,
+    DiscoveryApi,
+    MetaApi,
+);
+
 /// The OpenAPI service: every operation, as served and as committed.
-pub fn openapi_service() -> OpenApiService<
-    (
-        TokenApi,
-        RevokeApi,
-        UsersApi,
-        SessionsApi,
-        DiscoveryApi,
-        MetaApi,
-    ),
-    (),
-> {
-    OpenApiService::new(
-        (
-            TokenApi,
-            RevokeApi,
-            UsersApi,
-            SessionsApi,
-            DiscoveryApi,
-            MetaApi,
-        ),
-        "Gatehouse",
-        env!("CARGO_PKG_VERSION"),
-    )
-    .description(
-        "Password login that issues short-lived JWT access tokens and rotating refresh \
+pub fn openapi_service() -> OpenApiService<Apis, ()> {
+    OpenApiService::new(Apis::default(), "Gatehouse", env!("CARGO_PKG_VERSION"))
+        .description(
+            "Password login that issues short-lived JWT access tokens and rotating refresh \
              tokens. Use **Authorize** (OAuth2 password flow) to try the protected operations.",
-    )
-    .license(poem_openapi::LicenseObject::new("MIT OR Apache-2.0"))
+        )
+        .license(poem_openapi::LicenseObject::new("MIT OR Apache-2.0"))
 }
 
 /// The spec as JSON, exactly as `/openapi.json` serves it.

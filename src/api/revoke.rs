@@ -63,6 +63,7 @@ fn revoke_bad_request(err: poem::Error) -> RevokeReply {
 }
 
 /// Token revocation.
+#[derive(Default)]
 pub struct RevokeApi;
 
 #[OpenApi(tag = "ApiTags::Tokens")]

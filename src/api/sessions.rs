@@ -84,6 +84,7 @@ protected_reply!(
 );
 
 /// The caller's sessions.
+#[derive(Default)]
 pub struct SessionsApi;
 
 #[OpenApi(tag = "ApiTags::Sessions")]

@@ -21,6 +21,8 @@ pub trait Rules: Send + Sync + 'static {
     const MAX_LENGTH: Option<usize> = None;
     const PATTERN: Option<&'static str> = None;
     const FORMAT: Option<&'static str> = None;
+    /// The only values the spec lists (the server may still parse others).
+    const ENUM: Option<&'static [&'static str]> = None;
 }
 
 /// Any string.
@@ -136,6 +138,11 @@ impl<R: Rules> Type for Text<R> {
         schema.max_length = R::MAX_LENGTH;
         schema.pattern = R::PATTERN.map(str::to_owned);
         schema.format = R::FORMAT;
+        schema.enum_items = R::ENUM
+            .unwrap_or_default()
+            .iter()
+            .map(|value| Value::from(*value))
+            .collect();
         MetaSchemaRef::Inline(Box::new(schema))
     }
 
@@ -169,64 +176,20 @@ impl<R: Rules> ToJSON for Text<R> {
     }
 }
 
+/// The grant types Gatehouse supports.
+pub const GRANT_TYPES: [&str; 2] = ["password", "refresh_token"];
+
 /// The `grant_type` of a token request. The spec lists the supported values
 /// (so SDKs get a union type), but any string parses: an unsupported one is
 /// answered `unsupported_grant_type` as RFC 6749 §5.2 asks, not as a
 /// malformed request.
-pub struct GrantType(pub String);
-
-/// The grant types Gatehouse supports.
-pub const GRANT_TYPES: [&str; 2] = ["password", "refresh_token"];
-
-impl<'de> serde::Deserialize<'de> for GrantType {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(Self)
-    }
+pub struct GrantTypes;
+impl Rules for GrantTypes {
+    const ENUM: Option<&'static [&'static str]> = Some(&GRANT_TYPES);
 }
 
-impl Type for GrantType {
-    const IS_REQUIRED: bool = true;
-    type RawValueType = String;
-    type RawElementValueType = String;
-
-    fn name() -> Cow<'static, str> {
-        "GrantType".into()
-    }
-
-    fn schema_ref() -> MetaSchemaRef {
-        let mut schema = MetaSchema::new("string");
-        schema.enum_items = GRANT_TYPES
-            .iter()
-            .map(|grant| Value::from(*grant))
-            .collect();
-        MetaSchemaRef::Inline(Box::new(schema))
-    }
-
-    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
-        Some(&self.0)
-    }
-
-    fn raw_element_iter<'a>(
-        &'a self,
-    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
-        Box::new(std::iter::once(&self.0))
-    }
-}
-
-impl ParseFromJSON for GrantType {
-    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
-        match value.unwrap_or_default() {
-            Value::String(text) => Ok(Self(text)),
-            other => Err(ParseError::expected_type(other)),
-        }
-    }
-}
-
-impl ToJSON for GrantType {
-    fn to_json(&self) -> Option<Value> {
-        Some(Value::String(self.0.clone()))
-    }
-}
+/// A `grant_type` form field.
+pub type GrantType = Text<GrantTypes>;
 
 #[cfg(test)]
 mod tests {

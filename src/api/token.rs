@@ -227,6 +227,7 @@ fn logout_bad_request(err: poem::Error) -> LogoutReply {
 }
 
 /// Token issuance and revocation.
+#[derive(Default)]
 pub struct TokenApi;
 
 #[OpenApi(tag = "ApiTags::Tokens")]

@@ -144,6 +144,7 @@ protected_reply!(
 );
 
 /// Accounts.
+#[derive(Default)]
 pub struct UsersApi;
 
 #[OpenApi(tag = "ApiTags::Users")]
