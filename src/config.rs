@@ -44,37 +44,28 @@ pub enum Command {
 pub enum UserCommand {
     /// Create a user; the password is read from standard input, never from argv.
     Create {
-        /// The new user's name.
-        #[arg(long)]
-        username: String,
         /// The new user's email address.
         #[arg(long)]
         email: Option<String>,
         #[command(flatten)]
-        database: DatabaseArgs,
-        #[command(flatten)]
-        passwords: PasswordArgs,
+        user: UserArgs,
     },
     /// Disable a user: no more logins, and every session is revoked at once.
-    Disable {
-        /// The user's name.
-        #[arg(long)]
-        username: String,
-        #[command(flatten)]
-        database: DatabaseArgs,
-        #[command(flatten)]
-        passwords: PasswordArgs,
-    },
+    Disable(UserArgs),
     /// Enable a disabled user again (revoked sessions stay revoked).
-    Enable {
-        /// The user's name.
-        #[arg(long)]
-        username: String,
-        #[command(flatten)]
-        database: DatabaseArgs,
-        #[command(flatten)]
-        passwords: PasswordArgs,
-    },
+    Enable(UserArgs),
+}
+
+/// Which user, in which database, with which password hashing.
+#[derive(Debug, Clone, Args)]
+pub struct UserArgs {
+    /// The user's name.
+    #[arg(long)]
+    pub username: String,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub passwords: PasswordArgs,
 }
 
 /// Where the data lives.

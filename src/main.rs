@@ -23,22 +23,23 @@ fn main() -> ExitCode {
             None => gatehouse::serve(cli.serve).await,
             Some(Command::Serve(config)) => gatehouse::serve(config).await,
             Some(Command::Migrate(database)) => gatehouse::migrate(&database).await,
-            Some(Command::User(UserCommand::Create {
-                username,
-                email,
-                database,
-                passwords,
-            })) => gatehouse::create_user(&username, email.as_deref(), &database, &passwords).await,
-            Some(Command::User(UserCommand::Disable {
-                username,
-                database,
-                passwords,
-            })) => gatehouse::set_user_disabled(&username, true, &database, &passwords).await,
-            Some(Command::User(UserCommand::Enable {
-                username,
-                database,
-                passwords,
-            })) => gatehouse::set_user_disabled(&username, false, &database, &passwords).await,
+            Some(Command::User(UserCommand::Create { email, user })) => {
+                gatehouse::create_user(
+                    &user.username,
+                    email.as_deref(),
+                    &user.database,
+                    &user.passwords,
+                )
+                .await
+            }
+            Some(Command::User(UserCommand::Disable(user))) => {
+                gatehouse::set_user_disabled(&user.username, true, &user.database, &user.passwords)
+                    .await
+            }
+            Some(Command::User(UserCommand::Enable(user))) => {
+                gatehouse::set_user_disabled(&user.username, false, &user.database, &user.passwords)
+                    .await
+            }
             Some(Command::Openapi) => {
                 println!("{}", gatehouse::api::spec_json());
                 Ok(())
