@@ -35,6 +35,9 @@ pub enum Command {
     /// Manage user accounts.
     #[command(subcommand)]
     User(UserCommand),
+    /// Manage the keys access tokens are signed with.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Print the OpenAPI spec (JSON) that the server serves at /openapi.json.
     Openapi,
 }
@@ -54,6 +57,32 @@ pub enum UserCommand {
     Disable(UserArgs),
     /// Enable a disabled user again (revoked sessions stay revoked).
     Enable(UserArgs),
+}
+
+/// Signing-key administration.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Make a new signing key with a new `kid`. Instances sign with it from
+    /// its activation (after their next reload); tokens signed by the
+    /// previous key keep verifying until they expire, then it leaves the JWKS.
+    Rotate {
+        /// Publish the new key in the JWKS this long before signing with it,
+        /// so verifiers that cache the JWKS know it in time (e.g. 5m, the
+        /// JWKS max-age). Default: sign with it at once.
+        #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+        activate_in: Duration,
+        #[command(flatten)]
+        keys: KeyArgs,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// List the signing keys in the database, oldest first.
+    List {
+        #[command(flatten)]
+        keys: KeyArgs,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
 }
 
 /// Which user, in which database, with which password hashing.
@@ -141,6 +170,78 @@ pub enum JwtAlgorithm {
     Hs256,
 }
 
+/// Where the signing keys come from.
+#[derive(Debug, Clone, Args)]
+pub struct KeyArgs {
+    /// Access-token signature: `eddsa` (Ed25519) or `hs256` (a shared secret).
+    #[arg(
+        long,
+        env = "GATEHOUSE_JWT_ALGORITHM",
+        value_enum,
+        default_value = "eddsa"
+    )]
+    pub jwt_algorithm: JwtAlgorithm,
+    /// A fixed PKCS#8 PEM Ed25519 signing key, managed by you (no
+    /// `gatehouse keys rotate`). Default: keys are generated into the
+    /// database, sealed with the key-encryption key.
+    #[arg(long, env = "GATEHOUSE_SIGNING_KEY_FILE")]
+    pub signing_key_file: Option<PathBuf>,
+    /// With --jwt-algorithm hs256: a file holding the shared secret, at least
+    /// 32 random bytes (e.g. `openssl rand -base64 48 > secret`).
+    #[arg(long, env = "GATEHOUSE_HS256_SECRET_FILE")]
+    pub hs256_secret_file: Option<PathBuf>,
+    /// The key that seals the signing keys stored in the database: 32 random
+    /// bytes, base64 (`openssl rand -base64 32`). Every instance sharing a
+    /// database needs the same one. Default: generated once into <data-dir>.
+    #[arg(long, env = "GATEHOUSE_KEY_ENCRYPTION_KEY_FILE")]
+    pub key_encryption_key_file: Option<PathBuf>,
+}
+
+impl KeyArgs {
+    /// Whether the signing keys live in the database (the default), as
+    /// opposed to one fixed key from a file or an HS256 secret.
+    pub fn in_database(&self) -> bool {
+        self.jwt_algorithm == JwtAlgorithm::Eddsa && self.signing_key_file.is_none()
+    }
+
+    /// The key-encryption key file: the flag, or `<data-dir>/key-encryption-key`.
+    pub fn key_encryption_key_path(&self, data_dir: &std::path::Path) -> PathBuf {
+        self.key_encryption_key_file
+            .clone()
+            .unwrap_or_else(|| data_dir.join("key-encryption-key"))
+    }
+
+    /// The signing key file of earlier versions, `<data-dir>/signing-key.pem`:
+    /// imported into the database once, so its tokens stay valid.
+    pub fn legacy_key_path(data_dir: &std::path::Path) -> PathBuf {
+        data_dir.join("signing-key.pem")
+    }
+
+    /// Checks that the flags name one way of signing.
+    pub fn validate(&self) -> Result<(), String> {
+        match (self.jwt_algorithm, &self.hs256_secret_file) {
+            (JwtAlgorithm::Hs256, None) => {
+                return Err("--jwt-algorithm hs256 needs --hs256-secret-file".into());
+            }
+            (JwtAlgorithm::Eddsa, Some(_)) => {
+                return Err("--hs256-secret-file needs --jwt-algorithm hs256".into());
+            }
+            _ => {}
+        }
+        if self.jwt_algorithm == JwtAlgorithm::Hs256 && self.signing_key_file.is_some() {
+            return Err("--signing-key-file is an Ed25519 key; hs256 uses --hs256-secret-file".into());
+        }
+        if !self.in_database() && self.key_encryption_key_file.is_some() {
+            return Err(
+                "--key-encryption-key-file seals keys kept in the database; \
+                 it does not apply with --signing-key-file or hs256"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+}
+
 /// Settings of the server.
 #[derive(Debug, Clone, Args)]
 pub struct Config {
@@ -176,21 +277,13 @@ pub struct Config {
     /// Clock skew tolerated on access-token `exp` and `nbf`.
     #[arg(long, env = "GATEHOUSE_JWT_LEEWAY", default_value = "0s", value_parser = humantime::parse_duration)]
     pub jwt_leeway: Duration,
-    /// Access-token signature: `eddsa` (Ed25519) or `hs256` (a shared secret).
-    #[arg(
-        long,
-        env = "GATEHOUSE_JWT_ALGORITHM",
-        value_enum,
-        default_value = "eddsa"
-    )]
-    pub jwt_algorithm: JwtAlgorithm,
-    /// PKCS#8 PEM Ed25519 signing key. Default: generated once into <data-dir>.
-    #[arg(long, env = "GATEHOUSE_SIGNING_KEY_FILE")]
-    pub signing_key_file: Option<PathBuf>,
-    /// With --jwt-algorithm hs256: a file holding the shared secret, at least
-    /// 32 random bytes (e.g. `openssl rand -base64 48 > secret`).
-    #[arg(long, env = "GATEHOUSE_HS256_SECRET_FILE")]
-    pub hs256_secret_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub keys: KeyArgs,
+    /// How often the signing keys are re-read from the database, so a
+    /// `gatehouse keys rotate` reaches every instance (a token with an
+    /// unknown `kid` also triggers a re-read, at most once a second).
+    #[arg(long, env = "GATEHOUSE_KEY_RELOAD_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub key_reload_interval: Duration,
     #[command(flatten)]
     pub passwords: PasswordArgs,
     /// Failed logins an account may have before each further one blocks it
@@ -267,13 +360,6 @@ impl Config {
         }
     }
 
-    /// The signing key file: the flag, or `<data-dir>/signing-key.pem`.
-    pub fn signing_key_path(&self) -> PathBuf {
-        self.signing_key_file
-            .clone()
-            .unwrap_or_else(|| self.database.data_dir.join("signing-key.pem"))
-    }
-
     /// Checks settings that clap cannot check one by one.
     pub fn validate(&self) -> Result<(), String> {
         if self.access_ttl < Duration::from_secs(1) {
@@ -296,14 +382,9 @@ impl Config {
         if self.passwords.min_password_length == 0 {
             return Err("--min-password-length must be at least 1".into());
         }
-        match (self.jwt_algorithm, &self.hs256_secret_file) {
-            (JwtAlgorithm::Hs256, None) => {
-                return Err("--jwt-algorithm hs256 needs --hs256-secret-file".into());
-            }
-            (JwtAlgorithm::Eddsa, Some(_)) => {
-                return Err("--hs256-secret-file needs --jwt-algorithm hs256".into());
-            }
-            _ => {}
+        self.keys.validate()?;
+        if self.key_reload_interval < Duration::from_secs(1) {
+            return Err("--key-reload-interval must be at least 1s".into());
         }
         if self.audience.is_empty() {
             return Err("--audience must not be empty".into());

@@ -18,12 +18,13 @@ use poem::listener::{Acceptor as _, Listener as _, TcpListener};
 use poem::{EndpointExt as _, Response};
 use secrecy::{ExposeSecret as _, SecretString};
 
-use crate::auth::jwt::{AccessTokens, KeyError, SigningKeys};
+use crate::auth::jwt::{AccessTokens, KeyError, TokenKey};
+use crate::auth::keys::{DatabaseKeys, Kek, KeyRing, KeySource, RingError};
 use crate::auth::password::{HashError, Passwords};
 use crate::auth::refresh::{RefreshPolicy, SUCCESSOR_SECRET_NAME, Successors};
 use crate::auth::service::{AuthService, RegisterError};
 use crate::auth::sessions::SessionCheck;
-use crate::config::{Config, DatabaseArgs, JwtAlgorithm, PasswordArgs};
+use crate::config::{Config, DatabaseArgs, JwtAlgorithm, KeyArgs, PasswordArgs};
 use crate::store::{OpenError, Store, StoreOptions};
 
 /// What every request handler shares.
@@ -44,6 +45,8 @@ pub enum StartError {
     Store(#[from] OpenError),
     #[error(transparent)]
     Key(#[from] KeyError),
+    #[error(transparent)]
+    Ring(#[from] RingError),
     #[error("{0}")]
     Passwords(#[from] HashError),
     #[error("database error: {0}")]
@@ -81,8 +84,22 @@ pub async fn build_app(
     config: &Config,
 ) -> Result<(BoxEndpoint<'static, Response>, AppState), StartError> {
     config.validate().map_err(StartError::Config)?;
-    let keys = load_signing_keys(config)?;
+    let fixed_key = fixed_signing_key(&config.keys)?;
     let store = open_store(&config.database).await?;
+    let (ring, keys) = match fixed_key {
+        Some(key) => (KeyRing::from(key), KeySource::Fixed),
+        None => {
+            let overlap = config.access_ttl + config.jwt_leeway + config.key_reload_interval;
+            let keys = database_keys(&config.keys, &config.database, overlap)?;
+            let ring = keys
+                .load(
+                    &store,
+                    Some(&KeyArgs::legacy_key_path(&config.database.data_dir)),
+                )
+                .await?;
+            (ring, KeySource::Database(keys))
+        }
+    };
     let passwords = new_passwords(&config.passwords).await?;
     let candidate = auth::random_token();
     let secret = store
@@ -96,12 +113,13 @@ pub async fn build_app(
         store,
         passwords,
         access: AccessTokens::new(
-            keys,
+            ring,
             config.issuer(),
             config.audience.clone(),
             config.access_ttl,
             config.jwt_leeway,
         ),
+        keys,
         successors: Successors::new(SecretString::from(secret)),
         refresh: RefreshPolicy {
             ttl: config.refresh_ttl,
@@ -121,16 +139,33 @@ pub async fn build_app(
     Ok((app, state))
 }
 
-fn load_signing_keys(config: &Config) -> Result<SigningKeys, KeyError> {
+/// The one key configured by file, or `None` when keys live in the database.
+fn fixed_signing_key(keys: &KeyArgs) -> Result<Option<TokenKey>, KeyError> {
     match (
-        config.jwt_algorithm,
-        &config.hs256_secret_file,
-        &config.signing_key_file,
+        keys.jwt_algorithm,
+        &keys.hs256_secret_file,
+        &keys.signing_key_file,
     ) {
-        (JwtAlgorithm::Hs256, Some(secret), _) => SigningKeys::load_hs256(secret),
-        (_, _, Some(key)) => SigningKeys::load(key),
-        _ => SigningKeys::load_or_create(&config.signing_key_path()),
+        (JwtAlgorithm::Hs256, Some(secret), _) => TokenKey::load_hs256(secret).map(Some),
+        (_, _, Some(key)) => TokenKey::load(key).map(Some),
+        _ => Ok(None),
     }
+}
+
+/// The database key ring's settings, with its key-encryption key (created
+/// in the data directory unless configured).
+fn database_keys(
+    keys: &KeyArgs,
+    database: &DatabaseArgs,
+    overlap: std::time::Duration,
+) -> Result<DatabaseKeys, KeyError> {
+    let path = keys.key_encryption_key_path(&database.data_dir);
+    let kek = if keys.key_encryption_key_file.is_some() {
+        Kek::load(&path)?
+    } else {
+        Kek::load_or_create(&path)?
+    };
+    Ok(DatabaseKeys::new(kek, overlap))
 }
 
 async fn new_passwords(args: &PasswordArgs) -> Result<Passwords, HashError> {
@@ -157,7 +192,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     tracing::info!(
         listen = %local,
         backend = ?state.auth.store.backend(),
-        kid = state.auth.access.keys().kid(),
+        kid = state.auth.access.signing_key().kid(),
         "gatehouse is serving; Swagger UI at /docs"
     );
     let pruner = tokio::spawn(prune_periodically(
@@ -165,11 +200,16 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         config.prune_interval,
         config.revoked_retention,
     ));
+    let reloader = tokio::spawn(reload_keys_periodically(
+        state.auth.clone(),
+        config.key_reload_interval,
+    ));
     poem::Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(app, shutdown_signal(), Some(config.shutdown_timeout))
         .await
         .map_err(StartError::Serve)?;
     pruner.abort();
+    reloader.abort();
     state.auth.store.close().await;
     tracing::info!("gatehouse stopped");
     Ok(())
@@ -185,9 +225,29 @@ async fn prune_periodically(
     let mut ticks = tokio::time::interval(interval);
     loop {
         ticks.tick().await;
-        match auth.prune(auth::now_millis(), retention).await {
+        let now = auth::now_millis();
+        match auth.prune(now, retention).await {
             Ok((sessions, counters)) => tracing::info!(sessions, counters, "pruned"),
             Err(err) => tracing::warn!(error = %err, "pruning failed"),
+        }
+        match auth.prune_keys(now).await {
+            Ok(0) => {}
+            Ok(keys) => tracing::info!(keys, "deleted retired signing keys"),
+            Err(err) => tracing::warn!(error = %err, "pruning signing keys failed"),
+        }
+    }
+}
+
+/// Re-reads the signing keys every `interval`, so rotations reach this
+/// instance. Failures are logged; the keys in use stay.
+async fn reload_keys_periodically(auth: Arc<AuthService>, interval: std::time::Duration) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        if let Err(err) = auth.reload_keys().await {
+            tracing::warn!(error = %err, "cannot reload the signing keys");
         }
     }
 }
@@ -228,12 +288,13 @@ async fn admin_service(
         store: open_store(database).await?,
         passwords: new_passwords(password_args).await?,
         access: AccessTokens::new(
-            SigningKeys::generate(),
+            TokenKey::generate(),
             String::new(),
             String::new(),
             inert,
             inert,
         ),
+        keys: KeySource::Fixed,
         successors: Successors::new(auth::random_token()),
         refresh: RefreshPolicy {
             ttl: inert,
@@ -284,6 +345,56 @@ pub async fn set_user_disabled(
     } else {
         Err(StartError::UnknownUser(username.to_owned()))
     }
+}
+
+/// `gatehouse keys rotate`: adds a new signing key to the database.
+pub async fn rotate_keys(
+    keys: &KeyArgs,
+    database: &DatabaseArgs,
+    activate_in: std::time::Duration,
+) -> Result<auth::keys::Rotation, StartError> {
+    let (store, ring) = key_admin(keys, database).await?;
+    let rotation = ring
+        .rotate(
+            &store,
+            Some(&KeyArgs::legacy_key_path(&database.data_dir)),
+            activate_in,
+        )
+        .await;
+    store.close().await;
+    Ok(rotation?)
+}
+
+/// `gatehouse keys list`: the signing keys, oldest first.
+pub async fn list_keys(
+    keys: &KeyArgs,
+    database: &DatabaseArgs,
+) -> Result<Vec<store::SigningKeyRecord>, StartError> {
+    let (store, ring) = key_admin(keys, database).await?;
+    let records = store.signing_keys().await;
+    store.close().await;
+    let records = records?;
+    ring.ring(&records)?;
+    Ok(records)
+}
+
+/// The store and key ring for `gatehouse keys`; refused when the
+/// configuration signs with a fixed key instead.
+async fn key_admin(
+    keys: &KeyArgs,
+    database: &DatabaseArgs,
+) -> Result<(Store, DatabaseKeys), StartError> {
+    keys.validate().map_err(StartError::Config)?;
+    if !keys.in_database() {
+        return Err(StartError::Config(
+            "this configuration signs with a fixed key (--signing-key-file or hs256), \
+             which gatehouse keys does not manage: replace that file instead"
+                .into(),
+        ));
+    }
+    // The overlap only matters to a serving instance.
+    let ring = database_keys(keys, database, std::time::Duration::ZERO)?;
+    Ok((open_store(database).await?, ring))
 }
 
 fn read_password() -> std::io::Result<SecretString> {

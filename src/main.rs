@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use gatehouse::config::{Cli, Command, UserCommand};
+use gatehouse::config::{Cli, Command, KeysCommand, UserCommand};
 
 fn main() -> ExitCode {
     match dotenvy::dotenv() {
@@ -40,6 +40,35 @@ fn main() -> ExitCode {
                 gatehouse::set_user_disabled(&user.username, false, &user.database, &user.passwords)
                     .await
             }
+            Some(Command::Keys(KeysCommand::Rotate {
+                activate_in,
+                keys,
+                database,
+            })) => gatehouse::rotate_keys(&keys, &database, activate_in)
+                .await
+                .map(|rotation| {
+                    println!("{}", rotation.kid);
+                    eprintln!(
+                        "gatehouse: new signing key {} (replacing {}), signing from {}",
+                        rotation.kid,
+                        rotation.previous.as_deref().unwrap_or("none"),
+                        format_millis(rotation.activates_at)
+                    );
+                }),
+            Some(Command::Keys(KeysCommand::List { keys, database })) => {
+                gatehouse::list_keys(&keys, &database).await.map(|records| {
+                    println!("generation\tkid\tcreated\tsigning from");
+                    for record in records {
+                        println!(
+                            "{}\t{}\t{}\t{}",
+                            record.generation,
+                            record.kid,
+                            format_millis(record.created_at),
+                            format_millis(record.activates_at)
+                        );
+                    }
+                })
+            }
             Some(Command::Openapi) => {
                 println!("{}", gatehouse::api::spec_json());
                 Ok(())
@@ -50,6 +79,12 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => fail(err.to_string()),
     }
+}
+
+/// A Unix-millisecond time as RFC 3339 (UTC).
+fn format_millis(millis: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(millis)
+        .map_or_else(|| millis.to_string(), |time| time.to_rfc3339())
 }
 
 fn fail(message: String) -> ExitCode {

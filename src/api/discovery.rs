@@ -77,18 +77,19 @@ impl DiscoveryApi {
     /// `kid` matches the token header, and pin `alg` to `EdDSA`.
     #[oai(path = "/.well-known/jwks.json", method = "get", operation_id = "jwks")]
     async fn jwks(&self, state: Data<&AppState>) -> JwksReply {
-        let keys = state.auth.access.keys();
-        let keys = keys
-            .public_key()
-            .map(|public_key| Jwk {
-                kty: "OKP".into(),
-                crv: "Ed25519".into(),
-                x: URL_SAFE_NO_PAD.encode(public_key),
-                kid: keys.kid().to_owned(),
-                alg: "EdDSA".into(),
-                use_: "sig".into(),
+        let ring = state.auth.access.ring();
+        let keys = ring
+            .published(crate::auth::now_millis())
+            .filter_map(|key| {
+                key.public_key().map(|public_key| Jwk {
+                    kty: "OKP".into(),
+                    crv: "Ed25519".into(),
+                    x: URL_SAFE_NO_PAD.encode(public_key),
+                    kid: key.kid().to_owned(),
+                    alg: "EdDSA".into(),
+                    use_: "sig".into(),
+                })
             })
-            .into_iter()
             .collect();
         JwksReply::Ok(
             Json(JwkSet { keys }),

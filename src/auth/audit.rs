@@ -25,6 +25,7 @@ impl AuthService {
                 .user_agent
                 .as_ref()
                 .map(|ua| ua.chars().take(512).collect()),
+            detail: None,
         };
         if let Err(err) = self.store.insert_audit_event(&record).await {
             tracing::error!(error = %err, event, "cannot record an audit event");

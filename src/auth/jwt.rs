@@ -7,8 +7,8 @@
 //! `typ` header (jsonwebtoken does not check it), the key id, issuer,
 //! audience, expiry and not-before, with no leeway unless configured.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -19,6 +19,8 @@ use hmac::{Hmac, KeyInit, Mac as _};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
+
+use super::keys::KeyRing;
 
 /// The `typ` header of an access token (RFC 9068 §2.1).
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
@@ -58,17 +60,33 @@ pub enum KeyError {
         source: std::io::Error,
     },
     #[error(
+        "the key-encryption key in {path} must be 32 random bytes, base64-encoded \
+         (as `openssl rand -base64 32` prints)"
+    )]
+    BadKek { path: PathBuf },
+    #[error(
         "the HS256 secret in {path} is {len} bytes; \
          at least {MIN_HMAC_SECRET_BYTES} random bytes are required"
     )]
     ShortSecret { path: PathBuf, len: usize },
 }
 
+/// Reads a PKCS#8 PEM Ed25519 private key.
+pub fn read_ed25519_pem(path: &Path) -> Result<SigningKey, KeyError> {
+    let pem = std::fs::read_to_string(path).map_err(|source| KeyError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    SigningKey::from_pkcs8_pem(&pem).map_err(|_| KeyError::Parse {
+        path: path.to_owned(),
+    })
+}
+
 /// The shortest HS256 secret accepted (RFC 7518 §3.2: at least the hash size).
 pub const MIN_HMAC_SECRET_BYTES: usize = 32;
 
 /// The key access tokens are signed and verified with.
-pub struct SigningKeys {
+pub struct TokenKey {
     algorithm: Algorithm,
     kid: String,
     /// The Ed25519 public key; `None` for an HMAC secret, which has no
@@ -78,15 +96,15 @@ pub struct SigningKeys {
     decoding: DecodingKey,
 }
 
-impl std::fmt::Debug for SigningKeys {
+impl std::fmt::Debug for TokenKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SigningKeys")
+        f.debug_struct("TokenKey")
             .field("kid", &self.kid)
             .finish_non_exhaustive()
     }
 }
 
-impl SigningKeys {
+impl TokenKey {
     /// Wraps an Ed25519 key; its `kid` is the RFC 7638 JWK thumbprint.
     pub fn new(key: &SigningKey) -> Self {
         let public_key = key.verifying_key().to_bytes();
@@ -144,43 +162,7 @@ impl SigningKeys {
 
     /// Reads a PKCS#8 PEM Ed25519 key (as `openssl genpkey -algorithm ed25519` writes).
     pub fn load(path: &Path) -> Result<Self, KeyError> {
-        let pem = std::fs::read_to_string(path).map_err(|source| KeyError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        let key = SigningKey::from_pkcs8_pem(&pem).map_err(|_| KeyError::Parse {
-            path: path.to_owned(),
-        })?;
-        Ok(Self::new(&key))
-    }
-
-    /// Reads the key at `path`, or creates it (mode 0600) if there is none.
-    /// Two processes starting at once end up with the same key: the file
-    /// appears complete or not at all (written aside, then hard-linked).
-    pub fn load_or_create(path: &Path) -> Result<Self, KeyError> {
-        if path.exists() {
-            return Self::load(path);
-        }
-        let write_err = |source| KeyError::Write {
-            path: path.to_owned(),
-            source,
-        };
-        if let Some(dir) = path.parent() {
-            crate::store::create_private_dir(dir).map_err(write_err)?;
-        }
-        let key = SigningKey::from_bytes(&super::random_bytes::<32>());
-        let pem = key
-            .to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
-            .expect("an Ed25519 key always encodes as PKCS#8 PEM");
-        let tmp = path.with_extension(format!("tmp-{}", uuid::Uuid::new_v4().simple()));
-        let written =
-            write_private_file(&tmp, pem.as_bytes()).and_then(|()| std::fs::hard_link(&tmp, path));
-        let _ = std::fs::remove_file(&tmp);
-        match written {
-            Ok(()) => Ok(Self::new(&key)),
-            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Self::load(path),
-            Err(err) => Err(write_err(err)),
-        }
+        read_ed25519_pem(path).map(|key| Self::new(&key))
     }
 
     /// The key id, as in the `kid` header.
@@ -197,16 +179,6 @@ impl SigningKeys {
     pub fn public_key(&self) -> Option<&[u8; 32]> {
         self.public_key.as_ref()
     }
-}
-
-fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path)?;
-    file.write_all(contents)?;
-    file.sync_all()
 }
 
 /// Why an access token was refused. Logged at debug level; clients only
@@ -228,7 +200,8 @@ pub enum TokenError {
 /// Issues and verifies access tokens.
 #[derive(Debug)]
 pub struct AccessTokens {
-    keys: SigningKeys,
+    /// Swapped whole when the keys are reloaded; readers clone the `Arc`.
+    ring: RwLock<Arc<KeyRing>>,
     issuer: String,
     audience: String,
     ttl: Duration,
@@ -238,20 +211,21 @@ pub struct AccessTokens {
 
 impl AccessTokens {
     pub fn new(
-        keys: SigningKeys,
+        ring: impl Into<KeyRing>,
         issuer: String,
         audience: String,
         ttl: Duration,
         leeway: Duration,
     ) -> Self {
-        let mut validation = Validation::new(keys.algorithm);
+        let ring = ring.into();
+        let mut validation = Validation::new(ring.algorithm());
         validation.set_issuer(&[&issuer]);
         validation.set_audience(&[&audience]);
         validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
         validation.validate_nbf = true;
         validation.leeway = leeway.as_secs();
         Self {
-            keys,
+            ring: RwLock::new(Arc::new(ring)),
             issuer,
             audience,
             ttl,
@@ -270,9 +244,32 @@ impl AccessTokens {
         self.ttl
     }
 
-    /// The signing keys.
-    pub fn keys(&self) -> &SigningKeys {
-        &self.keys
+    /// How much clock skew `exp` and `nbf` tolerate.
+    pub fn leeway(&self) -> Duration {
+        self.leeway
+    }
+
+    /// The keys as they are now.
+    pub fn ring(&self) -> Arc<KeyRing> {
+        self.ring
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces the keys (after a reload). A ring of another algorithm is
+    /// refused: the algorithm is pinned for the life of the process.
+    pub fn replace_ring(&self, ring: KeyRing) -> Result<(), KeyRing> {
+        if ring.algorithm() != self.validation.algorithms[0] {
+            return Err(ring);
+        }
+        *self.ring.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(ring);
+        Ok(())
+    }
+
+    /// The key new tokens are signed with now.
+    pub fn signing_key(&self) -> Arc<TokenKey> {
+        self.ring().signing(crate::auth::now_millis()).clone()
     }
 
     /// Signs an access token for `sub` in session `sid`, issued at `now_secs`.
@@ -296,10 +293,12 @@ impl AccessTokens {
             scope: scope.to_owned(),
             client_id: client_id.map(str::to_owned),
         };
-        let mut header = Header::new(self.keys.algorithm);
+        let ring = self.ring();
+        let key = ring.signing(now_secs.saturating_mul(1000));
+        let mut header = Header::new(key.algorithm);
         header.typ = Some(ACCESS_TOKEN_TYP.to_owned());
-        header.kid = Some(self.keys.kid.clone());
-        jsonwebtoken::encode(&header, &claims, &self.keys.encoding)
+        header.kid = Some(key.kid.clone());
+        jsonwebtoken::encode(&header, &claims, &key.encoding)
     }
 
     /// Verifies an access token at `now_secs` and returns its claims.
@@ -312,13 +311,17 @@ impl AccessTokens {
         if !typ_ok {
             return Err(TokenError::WrongType(header.typ));
         }
-        if header.kid.as_deref() != Some(self.keys.kid.as_str()) {
+        let ring = self.ring();
+        let Some(key) = header
+            .kid
+            .as_deref()
+            .and_then(|kid| ring.verifying(kid, now_secs.saturating_mul(1000)))
+        else {
             return Err(TokenError::UnknownKey(header.kid));
-        }
-        let claims =
-            jsonwebtoken::decode::<AccessClaims>(token, &self.keys.decoding, &self.validation)
-                .map_err(TokenError::Rejected)?
-                .claims;
+        };
+        let claims = jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &self.validation)
+            .map_err(TokenError::Rejected)?
+            .claims;
         // RFC 7519 §4.1.4: not accepted *on or after* exp; jsonwebtoken
         // still accepts the exact second of exp.
         let leeway = i64::try_from(self.leeway.as_secs()).unwrap_or(0);
@@ -335,7 +338,7 @@ mod tests {
 
     fn tokens() -> AccessTokens {
         AccessTokens::new(
-            SigningKeys::generate(),
+            TokenKey::generate(),
             "http://issuer.test".into(),
             "gatehouse".into(),
             Duration::from_secs(900),
@@ -362,7 +365,7 @@ mod tests {
         let header = jsonwebtoken::decode_header(&jwt).unwrap();
         assert_eq!(header.alg, Algorithm::EdDSA);
         assert_eq!(header.typ.as_deref(), Some("at+jwt"));
-        assert_eq!(header.kid.as_deref(), Some(tokens.keys().kid()));
+        assert_eq!(header.kid.as_deref(), Some(tokens.signing_key().kid()));
     }
 
     #[test]
@@ -389,35 +392,16 @@ mod tests {
     }
 
     #[test]
-    fn a_key_file_is_created_once_with_mode_0600_and_reused() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("keys/signing-key.pem");
-        let first = SigningKeys::load_or_create(&path).unwrap();
-        let again = SigningKeys::load_or_create(&path).unwrap();
-        assert_eq!(first.kid(), again.kid());
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt as _;
-            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
-            assert_eq!(mode & 0o777, 0o600);
-        }
-        assert_eq!(
-            std::fs::read_dir(path.parent().unwrap()).unwrap().count(),
-            1
-        );
-    }
-
-    #[test]
     fn an_hs256_secret_must_be_at_least_32_bytes() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("secret");
         std::fs::write(&path, format!("{}\n", "s".repeat(31))).unwrap();
         assert!(matches!(
-            SigningKeys::load_hs256(&path),
+            TokenKey::load_hs256(&path),
             Err(KeyError::ShortSecret { len: 31, .. })
         ));
         std::fs::write(&path, "s".repeat(32)).unwrap();
-        let keys = SigningKeys::load_hs256(&path).unwrap();
+        let keys = TokenKey::load_hs256(&path).unwrap();
         assert_eq!(keys.algorithm(), Algorithm::HS256);
         assert!(keys.public_key().is_none());
         assert!(!keys.kid().contains("ssss"));
@@ -429,7 +413,7 @@ mod tests {
         let path = dir.path().join("garbage.pem");
         std::fs::write(&path, "not a key").unwrap();
         assert!(matches!(
-            SigningKeys::load(&path),
+            TokenKey::load(&path),
             Err(KeyError::Parse { .. })
         ));
     }

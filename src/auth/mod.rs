@@ -3,6 +3,7 @@
 
 mod audit;
 pub mod jwt;
+pub mod keys;
 pub mod password;
 pub mod refresh;
 pub mod revocation;

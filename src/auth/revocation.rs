@@ -45,7 +45,7 @@ pub enum TokenHint {
 impl AuthService {
     /// Verifies an access token and that its session is still live.
     pub async fn authenticate(&self, token: &str) -> Result<AccessClaims, AuthenticateError> {
-        let claims = self.verify_access_token(token)?;
+        let claims = self.verify_access_token(token).await?;
         let live = self
             .session_check
             .is_live(&self.store, &claims.sid, super::now_millis())
@@ -249,7 +249,7 @@ impl AuthService {
     }
 
     async fn revoke_access_token(&self, token: &str) -> Result<Option<(String, String)>, Error> {
-        match self.verify_access_token(token) {
+        match self.verify_access_token(token).await {
             Ok(claims) => {
                 self.revoke(&claims.sid).await?;
                 Ok(Some((claims.sub, claims.sid)))

@@ -93,6 +93,8 @@ pub struct AuthService {
     pub store: Store,
     pub passwords: Passwords,
     pub access: AccessTokens,
+    /// Where `access` gets its keys, for reloads.
+    pub keys: super::keys::KeySource,
     pub successors: Successors,
     pub refresh: RefreshPolicy,
     pub min_password_chars: usize,
@@ -368,9 +370,16 @@ impl AuthService {
         Ok(())
     }
 
-    /// Verifies an access token now.
-    pub fn verify_access_token(&self, token: &str) -> Result<AccessClaims, TokenError> {
-        self.access.verify(token, chrono::Utc::now().timestamp())
+    /// Verifies an access token now. A token signed with a key this
+    /// instance does not know yet (a rotation another instance has already
+    /// picked up) triggers a rate-limited reload of the keys.
+    pub async fn verify_access_token(&self, token: &str) -> Result<AccessClaims, TokenError> {
+        match self.access.verify(token, chrono::Utc::now().timestamp()) {
+            Err(TokenError::UnknownKey(Some(_))) if self.reload_keys_for_unknown_kid().await => {
+                self.access.verify(token, chrono::Utc::now().timestamp())
+            }
+            verified => verified,
+        }
     }
 
     fn reissue(

@@ -14,14 +14,18 @@ pub struct AuditEvent {
     pub session_id: Option<String>,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    /// What the event was about when that is not a user or session, such as
+    /// a key id. Never a secret.
+    pub detail: Option<String>,
 }
 
 impl Store {
     /// Appends an event to the trail.
     pub async fn insert_audit_event(&self, event: &AuditEvent) -> Result<(), sqlx::Error> {
         sqlx::query(
-            "INSERT INTO audit_events (occurred_at, event, user_id, session_id, ip, user_agent) \
-             VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO audit_events \
+             (occurred_at, event, user_id, session_id, ip, user_agent, detail) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(event.occurred_at)
         .bind(&event.event)
@@ -29,6 +33,7 @@ impl Store {
         .bind(&event.session_id)
         .bind(&event.ip)
         .bind(&event.user_agent)
+        .bind(&event.detail)
         .execute(&self.pool)
         .await
         .map(drop)
@@ -36,11 +41,24 @@ impl Store {
 
     /// A user's events, oldest first.
     pub async fn audit_events_of(&self, user_id: &str) -> Result<Vec<AuditEvent>, sqlx::Error> {
-        let rows = sqlx::query(
-            "SELECT occurred_at, event, user_id, session_id, ip, user_agent FROM audit_events \
-             WHERE user_id = ? ORDER BY occurred_at, id",
-        )
-        .bind(user_id)
+        self.audit_events_where("user_id", user_id).await
+    }
+
+    /// The events called `event`, oldest first.
+    pub async fn audit_events_named(&self, event: &str) -> Result<Vec<AuditEvent>, sqlx::Error> {
+        self.audit_events_where("event", event).await
+    }
+
+    async fn audit_events_where(
+        &self,
+        column: &'static str,
+        value: &str,
+    ) -> Result<Vec<AuditEvent>, sqlx::Error> {
+        let rows = sqlx::query(&format!(
+            "SELECT occurred_at, event, user_id, session_id, ip, user_agent, detail \
+             FROM audit_events WHERE {column} = ? ORDER BY occurred_at, id"
+        ))
+        .bind(value)
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter()
@@ -52,6 +70,7 @@ impl Store {
                     session_id: row.try_get(3)?,
                     ip: row.try_get(4)?,
                     user_agent: row.try_get(5)?,
+                    detail: row.try_get(6)?,
                 })
             })
             .collect()

@@ -41,6 +41,11 @@ const MYSQL: Embedded = &[
         "username key",
         include_str!("../../migrations/mysql/0005_username_key.sql"),
     ),
+    (
+        6,
+        "signing keys",
+        include_str!("../../migrations/mysql/0006_signing_keys.sql"),
+    ),
 ];
 
 const SQLITE: Embedded = &[
@@ -68,6 +73,11 @@ const SQLITE: Embedded = &[
         5,
         "username key",
         include_str!("../../migrations/sqlite/0005_username_key.sql"),
+    ),
+    (
+        6,
+        "signing keys",
+        include_str!("../../migrations/sqlite/0006_signing_keys.sql"),
     ),
 ];
 

@@ -11,6 +11,7 @@ mod audit;
 mod migrations;
 mod refresh_tokens;
 mod sessions;
+mod signing_keys;
 mod throttle;
 mod users;
 
@@ -25,6 +26,7 @@ pub use audit::AuditEvent;
 pub use migrations::EmbeddedMigrations;
 pub use refresh_tokens::RefreshTokenRecord;
 pub use sessions::{NewSession, SessionRecord};
+pub use signing_keys::SigningKeyRecord;
 pub use users::{InsertUser, UserRecord};
 
 /// Which database engine a URL selects.

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use gatehouse::auth::jwt::{AccessTokens, SigningKeys};
+use gatehouse::auth::jwt::{AccessTokens, TokenKey};
 use gatehouse::config::JwtAlgorithm;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 
@@ -21,8 +21,8 @@ async fn hs256_app(store: Store) -> TestApp {
     TestApp::spawn_with(store, |config| {
         let path = config.database.data_dir.join("hs256.secret");
         std::fs::write(&path, format!("{SECRET}\n")).unwrap();
-        config.jwt_algorithm = JwtAlgorithm::Hs256;
-        config.hs256_secret_file = Some(path);
+        config.keys.jwt_algorithm = JwtAlgorithm::Hs256;
+        config.keys.hs256_secret_file = Some(path);
     })
     .await
 }
@@ -66,7 +66,7 @@ async fn an_hs256_server_refuses_tokens_signed_any_other_way(store: Store) {
     let now = chrono::Utc::now().timestamp();
     // An Ed25519 token with the right issuer and audience.
     let eddsa = AccessTokens::new(
-        SigningKeys::generate(),
+        TokenKey::generate(),
         "http://gatehouse.test".into(),
         "gatehouse".into(),
         Duration::from_secs(900),
@@ -77,7 +77,7 @@ async fn an_hs256_server_refuses_tokens_signed_any_other_way(store: Store) {
     // HS256 under another secret, with the server's own kid.
     let mut header = Header::new(Algorithm::HS256);
     header.typ = Some("at+jwt".into());
-    header.kid = Some(app.state.auth.access.keys().kid().to_owned());
+    header.kid = Some(app.state.auth.access.signing_key().kid().to_owned());
     let wrong_secret = EncodingKey::from_secret(b"another secret, also long enough!!").unwrap();
     let forged = jsonwebtoken::encode(&header, &claims, &wrong_secret).unwrap();
     app.me(&forged).await.assert_error(401, "invalid_token");
@@ -93,7 +93,15 @@ async fn an_hs256_server_refuses_tokens_signed_any_other_way(store: Store) {
 async fn tokens_signed_with_the_real_key_but_wrong_claims_or_type_are_refused(store: Store) {
     use ed25519_dalek::pkcs8::{DecodePrivateKey as _, EncodePrivateKey as _};
 
-    let app = TestApp::spawn(store).await;
+    let path = tempfile::NamedTempFile::new().unwrap().into_temp_path();
+    let pem = ed25519_dalek::SigningKey::from_bytes(&[7; 32])
+        .to_pkcs8_pem(Default::default())
+        .unwrap();
+    std::fs::write(&path, pem.as_bytes()).unwrap();
+    let app = TestApp::spawn_with(store, |config| {
+        config.keys.signing_key_file = Some(path.to_path_buf());
+    })
+    .await;
     let tokens = app.user_with_tokens("alice").await;
     let claims = claims_of(tokens.str("access_token"));
     let (sub, sid) = (
@@ -101,9 +109,8 @@ async fn tokens_signed_with_the_real_key_but_wrong_claims_or_type_are_refused(st
         claims["sid"].as_str().unwrap(),
     );
     let now = chrono::Utc::now().timestamp();
-    let path = app.config.signing_key_path();
     let signer = |issuer: &str, audience: &str| {
-        let keys = SigningKeys::load(&path).unwrap();
+        let keys = TokenKey::load(&path).unwrap();
         AccessTokens::new(
             keys,
             issuer.into(),
@@ -146,7 +153,7 @@ async fn tokens_signed_with_the_real_key_but_wrong_claims_or_type_are_refused(st
     let key = EncodingKey::from_ed_der(der.as_bytes());
     for typ in [Some("JWT"), Some("id_token+jwt"), None] {
         let mut header = Header::new(Algorithm::EdDSA);
-        header.kid = Some(app.state.auth.access.keys().kid().to_owned());
+        header.kid = Some(app.state.auth.access.signing_key().kid().to_owned());
         header.typ = typ.map(str::to_owned);
         let retyped = jsonwebtoken::encode(&header, &claims, &key).unwrap();
         app.me(&retyped).await.assert_error(401, "invalid_token");

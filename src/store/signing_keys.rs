@@ -1,0 +1,88 @@
+//! The signing keys shared by every instance (sealed private keys).
+
+use sqlx::Row;
+
+use super::Store;
+
+/// One signing key as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningKeyRecord {
+    /// Orders the keys; unique, so concurrent rotations cannot collide.
+    pub generation: i64,
+    pub kid: String,
+    /// The JWS `alg`, e.g. `EdDSA`.
+    pub algorithm: String,
+    /// The private key, sealed with the key-encryption key `kek_id`.
+    pub private_key: String,
+    pub kek_id: String,
+    pub created_at: i64,
+    /// From when instances sign with it (Unix ms).
+    pub activates_at: i64,
+}
+
+impl Store {
+    /// Every signing key, oldest generation first.
+    pub async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT generation, kid, algorithm, private_key, kek_id, created_at, activates_at \
+             FROM signing_keys ORDER BY generation",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(SigningKeyRecord {
+                    generation: row.try_get(0)?,
+                    kid: row.try_get(1)?,
+                    algorithm: row.try_get(2)?,
+                    private_key: row.try_get(3)?,
+                    kek_id: row.try_get(4)?,
+                    created_at: row.try_get(5)?,
+                    activates_at: row.try_get(6)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Stores a key; `false` if its generation (or kid) is taken, i.e. a
+    /// concurrent rotation or first start got there first.
+    pub async fn insert_signing_key(&self, key: &SigningKeyRecord) -> Result<bool, sqlx::Error> {
+        let inserted = sqlx::query(
+            "INSERT INTO signing_keys \
+             (generation, kid, algorithm, private_key, kek_id, created_at, activates_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(key.generation)
+        .bind(&key.kid)
+        .bind(&key.algorithm)
+        .bind(&key.private_key)
+        .bind(&key.kek_id)
+        .bind(key.created_at)
+        .bind(key.activates_at)
+        .execute(&self.pool)
+        .await;
+        match inserted {
+            Ok(_) => Ok(true),
+            Err(sqlx::Error::Database(err)) if err.is_unique_violation() => Ok(false),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Deletes the keys older than the newest one active since
+    /// `superseded_before`: no token they signed verifies any more.
+    pub async fn prune_signing_keys(&self, superseded_before: i64) -> Result<u64, sqlx::Error> {
+        let newest: Option<i64> = sqlx::query(
+            "SELECT MAX(generation) FROM signing_keys WHERE activates_at <= ?",
+        )
+        .bind(superseded_before)
+        .fetch_one(&self.pool)
+        .await?
+        .try_get(0)?;
+        let Some(newest) = newest else { return Ok(0) };
+        Ok(sqlx::query("DELETE FROM signing_keys WHERE generation < ?")
+            .bind(newest)
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+    }
+}
