@@ -229,7 +229,9 @@ impl KeyArgs {
             _ => {}
         }
         if self.jwt_algorithm == JwtAlgorithm::Hs256 && self.signing_key_file.is_some() {
-            return Err("--signing-key-file is an Ed25519 key; hs256 uses --hs256-secret-file".into());
+            return Err(
+                "--signing-key-file is an Ed25519 key; hs256 uses --hs256-secret-file".into(),
+            );
         }
         if !self.in_database() && self.key_encryption_key_file.is_some() {
             return Err(

@@ -272,15 +272,17 @@ impl AccessTokens {
         self.ring().signing(crate::auth::now_millis()).clone()
     }
 
-    /// Signs an access token for `sub` in session `sid`, issued at `now_secs`.
+    /// Signs an access token for `sub` in session `sid`, issued at
+    /// `now_millis` (Unix ms; the claims keep whole seconds).
     pub fn issue(
         &self,
         sub: &str,
         sid: &str,
         scope: &str,
         client_id: Option<&str>,
-        now_secs: i64,
+        now_millis: i64,
     ) -> Result<String, jsonwebtoken::errors::Error> {
+        let now_secs = now_millis.div_euclid(1000);
         let claims = AccessClaims {
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
@@ -294,7 +296,7 @@ impl AccessTokens {
             client_id: client_id.map(str::to_owned),
         };
         let ring = self.ring();
-        let key = ring.signing(now_secs.saturating_mul(1000));
+        let key = ring.signing(now_millis);
         let mut header = Header::new(key.algorithm);
         header.typ = Some(ACCESS_TOKEN_TYP.to_owned());
         header.kid = Some(key.kid.clone());
@@ -354,7 +356,7 @@ mod tests {
     fn a_signed_token_verifies_with_its_claims() {
         let tokens = tokens();
         let jwt = tokens
-            .issue("user-1", "session-1", "profile", Some("web"), now())
+            .issue("user-1", "session-1", "profile", Some("web"), now() * 1000)
             .unwrap();
         let claims = tokens.verify(&jwt, now()).unwrap();
         assert_eq!(
@@ -374,7 +376,9 @@ mod tests {
         // Expires 10 s from now by the wall clock (which jsonwebtoken also
         // checks), so only the `now` given to verify decides.
         let issued = now() - 890;
-        let jwt = tokens.issue("u", "s", "profile", None, issued).unwrap();
+        let jwt = tokens
+            .issue("u", "s", "profile", None, issued * 1000)
+            .unwrap();
         assert!(matches!(
             tokens.verify(&jwt, issued + 900),
             Err(TokenError::Expired)
@@ -384,7 +388,9 @@ mod tests {
 
     #[test]
     fn a_token_from_another_key_is_refused() {
-        let jwt = tokens().issue("u", "s", "profile", None, now()).unwrap();
+        let jwt = tokens()
+            .issue("u", "s", "profile", None, now() * 1000)
+            .unwrap();
         assert!(matches!(
             tokens().verify(&jwt, now()),
             Err(TokenError::UnknownKey(_))
@@ -412,9 +418,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("garbage.pem");
         std::fs::write(&path, "not a key").unwrap();
-        assert!(matches!(
-            TokenKey::load(&path),
-            Err(KeyError::Parse { .. })
-        ));
+        assert!(matches!(TokenKey::load(&path), Err(KeyError::Parse { .. })));
     }
 }

@@ -414,7 +414,7 @@ impl AuthService {
     ) -> Result<IssuedTokens, GrantError> {
         let access_token = self
             .access
-            .issue(user_id, session_id, &scope, client_id, now / 1000)
+            .issue(user_id, session_id, &scope, client_id, now)
             .map_err(Error::from)?;
         Ok(IssuedTokens {
             access_token,

@@ -71,13 +71,12 @@ impl Store {
     /// Deletes the keys older than the newest one active since
     /// `superseded_before`: no token they signed verifies any more.
     pub async fn prune_signing_keys(&self, superseded_before: i64) -> Result<u64, sqlx::Error> {
-        let newest: Option<i64> = sqlx::query(
-            "SELECT MAX(generation) FROM signing_keys WHERE activates_at <= ?",
-        )
-        .bind(superseded_before)
-        .fetch_one(&self.pool)
-        .await?
-        .try_get(0)?;
+        let newest: Option<i64> =
+            sqlx::query("SELECT MAX(generation) FROM signing_keys WHERE activates_at <= ?")
+                .bind(superseded_before)
+                .fetch_one(&self.pool)
+                .await?
+                .try_get(0)?;
         let Some(newest) = newest else { return Ok(0) };
         Ok(sqlx::query("DELETE FROM signing_keys WHERE generation < ?")
             .bind(newest)

@@ -145,6 +145,19 @@ pub fn test_config() -> Config {
     config
 }
 
+/// A fresh database (and data dir) that no app has started on, with the
+/// test configuration pointing at it. It is dropped with the guard.
+pub async fn fresh_database(store: Store) -> (Config, FreshDatabase) {
+    let db = TestDb::create(store).await;
+    let mut config = test_config();
+    config.database.database_url = Some(db.url.clone());
+    config.database.data_dir = db.data_dir.path().to_owned();
+    (config, FreshDatabase(db))
+}
+
+/// Keeps a [`fresh_database`] alive.
+pub struct FreshDatabase(#[allow(dead_code)] TestDb);
+
 /// The running application and the database it owns.
 pub struct TestApp {
     pub client: TestClient<Arc<BoxEndpoint<'static, Response>>>,
@@ -242,10 +255,7 @@ impl TestApp {
 
     /// Starts the app with a configuration adjusted by `configure`.
     pub async fn spawn_with(store: Store, configure: impl FnOnce(&mut Config)) -> Self {
-        let db = TestDb::create(store).await;
-        let mut config = test_config();
-        config.database.database_url = Some(db.url.clone());
-        config.database.data_dir = db.data_dir.path().to_owned();
+        let (mut config, FreshDatabase(db)) = fresh_database(store).await;
         configure(&mut config);
         Self::start(config, Arc::new(db)).await
     }

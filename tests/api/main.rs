@@ -17,6 +17,7 @@ mod prune;
 mod refresh;
 mod restart;
 mod revoke;
+mod rotation;
 mod sessions;
 mod spec;
 mod throttle;

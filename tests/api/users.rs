@@ -203,18 +203,18 @@ async fn me_with_an_expired_token_is_401(store: Store) {
     let app = TestApp::spawn(store).await;
     let tokens = app.user_with_tokens("alice").await;
     let claims = claims_of(tokens.str("access_token"));
-    let now = chrono::Utc::now().timestamp();
-    let ttl = app.config.access_ttl.as_secs() as i64;
+    let now = chrono::Utc::now().timestamp_millis();
+    let ttl = app.config.access_ttl.as_millis() as i64;
     let access = &app.state.auth.access;
     let sub = claims["sub"].as_str().unwrap();
     let sid = claims["sid"].as_str().unwrap();
     let expired = access
-        .issue(sub, sid, "profile", None, now - ttl - 1)
+        .issue(sub, sid, "profile", None, now - ttl - 1_000)
         .unwrap();
     app.me(&expired).await.assert_error(401, "invalid_token");
     // A token of the same user and session within its lifetime works: the expiry is what counts.
     let fresh = access
-        .issue(sub, sid, "profile", None, now - ttl + 60)
+        .issue(sub, sid, "profile", None, now - ttl + 60_000)
         .unwrap();
     app.me(&fresh).await.assert_status(200);
 }
@@ -269,7 +269,7 @@ async fn me_with_a_token_without_the_profile_scope_is_403(store: Store) {
     let app = TestApp::spawn(store).await;
     let tokens = app.user_with_tokens("alice").await;
     let claims = claims_of(tokens.str("access_token"));
-    let now = chrono::Utc::now().timestamp();
+    let now = chrono::Utc::now().timestamp_millis();
     let sub = claims["sub"].as_str().unwrap();
     let unscoped = app
         .state
