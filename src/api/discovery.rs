@@ -33,8 +33,11 @@ pub struct Jwk {
     pub use_: String,
 }
 
-/// The public keys access tokens verify with. Empty when tokens are signed
-/// with a shared HS256 secret, which is never published.
+/// The public keys access tokens verify with: the current key, earlier keys
+/// until the last token they signed has expired, and a next key that
+/// `gatehouse keys rotate --activate-in` published ahead of its use. Empty
+/// when tokens are signed with a shared HS256 secret, which is never
+/// published.
 #[derive(Debug, Object)]
 pub struct JwkSet {
     pub keys: Vec<Jwk>,
@@ -43,7 +46,7 @@ pub struct JwkSet {
 /// The JWKS answer.
 #[derive(ApiResponse)]
 pub enum JwksReply {
-    /// The current public keys.
+    /// The public keys whose tokens verify now.
     #[oai(status = 200)]
     Ok(Json<JwkSet>, #[oai(header = "Cache-Control")] String),
 }
@@ -74,7 +77,9 @@ impl DiscoveryApi {
     /// Public signing keys (JWKS)
     ///
     /// Verify access tokens without calling Gatehouse: pick the key whose
-    /// `kid` matches the token header, and pin `alg` to `EdDSA`.
+    /// `kid` matches the token header, and pin `alg` to `EdDSA`. After a key
+    /// rotation a token may name a `kid` your cached copy lacks: fetch the
+    /// JWKS again before refusing it (and rate-limit such refetches).
     #[oai(path = "/.well-known/jwks.json", method = "get", operation_id = "jwks")]
     async fn jwks(&self, state: Data<&AppState>) -> JwksReply {
         let ring = state.auth.access.ring();

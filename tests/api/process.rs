@@ -243,6 +243,64 @@ fn sigterm_finishes_in_flight_requests_and_exits_0() {
     assert_eq!(status.code(), Some(0));
 }
 
+#[test]
+fn keys_rotate_reaches_a_running_server_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--key-reload-interval", "1s"]);
+    let jwks_kids = || {
+        let response = server.request("GET", "/.well-known/jwks.json", "text/plain", "");
+        let body = response
+            .split("\r\n\r\n")
+            .nth(1)
+            .unwrap_or_default()
+            .to_owned();
+        let jwks: serde_json::Value = serde_json::from_str(&body).expect("JWKS JSON");
+        jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|key| key["kid"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let first = jwks_kids();
+    assert_eq!(first.len(), 1);
+
+    let output = gatehouse(&["keys", "rotate"], dir.path()).output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let new_kid = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+    assert_ne!(new_kid, first[0]);
+    let listed = gatehouse(&["keys", "list"], dir.path()).output().unwrap();
+    let listed = String::from_utf8(listed.stdout).unwrap();
+    assert!(
+        listed.contains(&first[0]) && listed.contains(&new_kid),
+        "{listed}"
+    );
+
+    // The server picks the new key up on its next reload, and keeps the old one.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while jwks_kids() != [first[0].clone(), new_kid.clone()] {
+        assert!(
+            Instant::now() < deadline,
+            "the rotation never reached the server"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    server.stop();
+
+    // A fixed key file is the operator's to replace, not ours to rotate.
+    let refused = gatehouse(
+        &["keys", "rotate", "--signing-key-file", "x.pem"],
+        dir.path(),
+    )
+    .output()
+    .unwrap();
+    assert_fails_with_one_line(&refused, "--signing-key-file");
+}
+
 /// A `gatehouse` process serving on a free port.
 struct Server {
     child: Child,
