@@ -76,6 +76,16 @@ pub enum KeysCommand {
         #[command(flatten)]
         database: DatabaseArgs,
     },
+    /// Replace every signing key with a new one at once: after a key leaked,
+    /// or the key-encryption key was lost. Access tokens issued so far stop
+    /// verifying (within --key-reload-interval everywhere); sessions and
+    /// refresh tokens are unaffected.
+    Reset {
+        #[command(flatten)]
+        keys: KeyArgs,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
     /// List the signing keys in the database, oldest first.
     List {
         #[command(flatten)]

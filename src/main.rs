@@ -55,6 +55,16 @@ fn main() -> ExitCode {
                         format_millis(rotation.activates_at)
                     );
                 }),
+            Some(Command::Keys(KeysCommand::Reset { keys, database })) => {
+                gatehouse::reset_keys(&keys, &database).await.map(|reset| {
+                    println!("{}", reset.kid);
+                    eprintln!(
+                        "gatehouse: new signing key {}; {} earlier key(s) discarded: \
+                             access tokens they signed no longer verify",
+                        reset.kid, reset.discarded
+                    );
+                })
+            }
             Some(Command::Keys(KeysCommand::List { keys, database })) => {
                 gatehouse::list_keys(&keys, &database).await.map(|records| {
                     println!("generation\tkid\tcreated\tsigning from");

@@ -49,7 +49,8 @@ pub enum RingError {
     #[error(
         "the signing keys in the database are sealed with key-encryption key {stored}, \
          but the configured key-encryption key is {configured}: every instance sharing a \
-         database needs the same --key-encryption-key-file"
+         database needs the same --key-encryption-key-file (if that key is lost, \
+         `gatehouse keys reset` replaces the signing keys)"
     )]
     WrongKek { stored: String, configured: String },
     #[error(
@@ -61,6 +62,11 @@ pub enum RingError {
         "the signing key {kid} in the database uses {algorithm:?}, which this version cannot use"
     )]
     UnknownAlgorithm { kid: String, algorithm: String },
+    #[error(
+        "the database holds no signing key yet: start gatehouse once, \
+         or run gatehouse keys rotate"
+    )]
+    Empty,
     #[error("another rotation kept winning the race; run it again")]
     Contended,
     #[error("database error: {0}")]
@@ -368,9 +374,7 @@ impl DatabaseKeys {
             }
             keys.push((key, record.activates_at));
         }
-        KeyRing::new(keys, self.overlap).ok_or_else(|| RingError::Unsealable {
-            kid: "(none)".into(),
-        })
+        KeyRing::new(keys, self.overlap).ok_or(RingError::Empty)
     }
 
     async fn insert(
@@ -430,22 +434,60 @@ impl DatabaseKeys {
                 previous.as_deref().unwrap_or("-")
             );
             tracing::info!(%kid, ?previous, activates_at, "signing key rotated");
-            store
-                .insert_audit_event(&AuditEvent {
-                    occurred_at: now,
-                    event: "key_rotated".into(),
-                    detail: Some(detail),
-                    ..Default::default()
-                })
-                .await?;
+            audit_key_event(store, "key_rotated", detail, now).await?;
             return Ok(Rotation {
                 kid,
                 previous,
                 activates_at,
+                discarded: 0,
             });
         }
         Err(RingError::Contended)
     }
+
+    /// Replaces every key with a new one, at once: for a signing key that
+    /// leaked, or keys sealed with a key-encryption key that was lost. Every
+    /// access token issued so far stops verifying as soon as instances
+    /// reload; sessions and refresh tokens are unaffected, so clients
+    /// recover by refreshing. The old keys need not be readable.
+    pub async fn reset(&self, store: &Store) -> Result<Rotation, RingError> {
+        for _ in 0..8 {
+            let records = store.signing_keys().await?;
+            let generation = records.last().map_or(1, |last| last.generation + 1);
+            let now = super::now_millis();
+            let key = SigningKey::from_bytes(&super::random_bytes::<32>());
+            let Some(kid) = self.insert(store, &key, generation, now, now).await? else {
+                continue;
+            };
+            let discarded = store.delete_signing_keys_before(generation).await?;
+            tracing::warn!(%kid, discarded, "signing keys reset");
+            let detail = format!("kid={kid} discarded={discarded}");
+            audit_key_event(store, "keys_reset", detail, now).await?;
+            return Ok(Rotation {
+                kid,
+                previous: None,
+                activates_at: now,
+                discarded,
+            });
+        }
+        Err(RingError::Contended)
+    }
+}
+
+async fn audit_key_event(
+    store: &Store,
+    event: &str,
+    detail: String,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    store
+        .insert_audit_event(&AuditEvent {
+            occurred_at: now,
+            event: event.to_owned(),
+            detail: Some(detail),
+            ..Default::default()
+        })
+        .await
 }
 
 /// What `gatehouse keys rotate` did.
@@ -457,6 +499,8 @@ pub struct Rotation {
     pub previous: Option<String>,
     /// When instances start signing with it (Unix ms).
     pub activates_at: i64,
+    /// How many keys a reset discarded.
+    pub discarded: u64,
 }
 
 /// Where an instance's signing keys come from.
@@ -481,10 +525,11 @@ impl AuthService {
         let now = super::now_millis();
         let before = self.access.ring().signing(now).kid().to_owned();
         let after = ring.signing(now).kid().to_owned();
-        if self.access.replace_ring(ring).is_err() {
+        if let Err(ring) = self.access.replace_ring(ring) {
+            // Only Ed25519 keys are stored, so this cannot happen today.
             return Err(RingError::UnknownAlgorithm {
                 kid: after,
-                algorithm: "another algorithm".into(),
+                algorithm: format!("{:?}", ring.algorithm()),
             });
         }
         if before != after {

@@ -77,9 +77,16 @@ impl Store {
                 .fetch_one(&self.pool)
                 .await?
                 .try_get(0)?;
-        let Some(newest) = newest else { return Ok(0) };
+        match newest {
+            Some(newest) => self.delete_signing_keys_before(newest).await,
+            None => Ok(0),
+        }
+    }
+
+    /// Deletes every key older than `generation`.
+    pub async fn delete_signing_keys_before(&self, generation: i64) -> Result<u64, sqlx::Error> {
         Ok(sqlx::query("DELETE FROM signing_keys WHERE generation < ?")
-            .bind(newest)
+            .bind(generation)
             .execute(&self.pool)
             .await?
             .rows_affected())

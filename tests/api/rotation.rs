@@ -23,6 +23,8 @@ on_both_stores!(
     the_signing_key_file_of_earlier_versions_is_imported_on_first_start,
     retired_keys_are_pruned_and_the_current_one_never_is,
     a_fixed_key_file_is_not_managed_by_keys_rotate,
+    a_reset_replaces_every_key_at_once_and_sessions_survive_it,
+    a_lost_key_encryption_key_is_recovered_by_a_reset,
 );
 
 /// Short lifetimes, so a rotated key retires within seconds: a key verifies
@@ -338,4 +340,65 @@ async fn a_fixed_key_file_is_not_managed_by_keys_rotate(store: Store) {
             .join("key-encryption-key")
             .exists()
     );
+}
+
+async fn a_reset_replaces_every_key_at_once_and_sessions_survive_it(store: Store) {
+    let app = TestApp::spawn(store).await;
+    let before = app.user_with_tokens("alice").await;
+    rotate(&app, Duration::ZERO).await;
+    let reset = gatehouse::reset_keys(&app.config.keys, &app.config.database)
+        .await
+        .unwrap();
+    assert_eq!(reset.discarded, 2);
+    app.state.auth.reload_keys().await.unwrap();
+    assert_eq!(jwks_kids(&app).await, std::slice::from_ref(&reset.kid));
+    // Access tokens signed before the reset no longer verify...
+    app.me(before.str("access_token"))
+        .await
+        .assert_error(401, "invalid_token");
+    // ...but the session does: refreshing gets a token signed with the new key.
+    let refreshed = app.refresh(before.str("refresh_token")).await;
+    refreshed.assert_status(200);
+    assert_eq!(kid_of(refreshed.str("access_token")), reset.kid);
+    app.me(refreshed.str("access_token"))
+        .await
+        .assert_status(200);
+    let events = app
+        .state
+        .auth
+        .store
+        .audit_events_named("keys_reset")
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        events[0].detail.as_deref(),
+        Some(format!("kid={} discarded=2", reset.kid).as_str())
+    );
+}
+
+async fn a_lost_key_encryption_key_is_recovered_by_a_reset(store: Store) {
+    let app = TestApp::spawn(store).await;
+    let before = app.user_with_tokens("alice").await;
+    std::fs::remove_file(app.config.database.data_dir.join("key-encryption-key")).unwrap();
+    let Err(err) = gatehouse::build_app(&app.config).await else {
+        panic!("started with keys it cannot unseal");
+    };
+    assert!(err.to_string().contains("gatehouse keys reset"), "{err}");
+    // Rotating cannot help (it keeps the unreadable keys); a reset does.
+    assert!(
+        gatehouse::rotate_keys(&app.config.keys, &app.config.database, Duration::ZERO)
+            .await
+            .is_err()
+    );
+    let reset = gatehouse::reset_keys(&app.config.keys, &app.config.database)
+        .await
+        .unwrap();
+    let app = app.restart().await;
+    assert_eq!(app.state.auth.access.signing_key().kid(), reset.kid);
+    let refreshed = app.refresh(before.str("refresh_token")).await;
+    refreshed.assert_status(200);
+    app.me(refreshed.str("access_token"))
+        .await
+        .assert_status(200);
 }
