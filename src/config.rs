@@ -86,6 +86,18 @@ pub enum KeysCommand {
         #[command(flatten)]
         database: DatabaseArgs,
     },
+    /// Re-seal every signing key under a new key-encryption key (the
+    /// signing keys stay the same); then restart every instance with it.
+    Reseal {
+        /// The new key-encryption key: 32 random bytes, base64
+        /// (`openssl rand -base64 32`).
+        #[arg(long)]
+        new_key_encryption_key_file: PathBuf,
+        #[command(flatten)]
+        keys: KeyArgs,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
     /// List the signing keys in the database, oldest first.
     List {
         #[command(flatten)]

@@ -376,6 +376,20 @@ pub async fn reset_keys(
     Ok(reset?)
 }
 
+/// `gatehouse keys reseal`: re-seals the signing keys under a new
+/// key-encryption key; returns how many.
+pub async fn reseal_keys(
+    keys: &KeyArgs,
+    database: &DatabaseArgs,
+    new_kek_file: &std::path::Path,
+) -> Result<u64, StartError> {
+    let new_kek = Kek::load(new_kek_file)?;
+    let (store, ring) = key_admin(keys, database).await?;
+    let resealed = ring.reseal(&store, &new_kek).await;
+    store.close().await;
+    Ok(resealed?)
+}
+
 /// `gatehouse keys list`: the signing keys, oldest first.
 pub async fn list_keys(
     keys: &KeyArgs,

@@ -65,6 +65,19 @@ fn main() -> ExitCode {
                     );
                 })
             }
+            Some(Command::Keys(KeysCommand::Reseal {
+                new_key_encryption_key_file,
+                keys,
+                database,
+            })) => gatehouse::reseal_keys(&keys, &database, &new_key_encryption_key_file)
+                .await
+                .map(|resealed| {
+                    eprintln!(
+                        "gatehouse: {resealed} signing key(s) resealed; restart every instance \
+                         with --key-encryption-key-file {}",
+                        new_key_encryption_key_file.display()
+                    );
+                }),
             Some(Command::Keys(KeysCommand::List { keys, database })) => {
                 gatehouse::list_keys(&keys, &database).await.map(|records| {
                     println!("generation\tkid\tcreated\tsigning from");

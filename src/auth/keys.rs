@@ -474,6 +474,36 @@ impl DatabaseKeys {
     }
 }
 
+impl DatabaseKeys {
+    /// Re-seals every key under `new_kek`, at once, so the key-encryption
+    /// key can be replaced without touching the signing keys. Instances must
+    /// then be restarted with the new key-encryption key; until then they
+    /// keep the keys they hold but cannot load new ones.
+    pub async fn reseal(&self, store: &Store, new_kek: &Kek) -> Result<u64, RingError> {
+        let resealed = store
+            .reseal_signing_keys(new_kek.id(), |record| {
+                if record.kek_id != self.kek.id() {
+                    return Err(RingError::WrongKek {
+                        stored: record.kek_id.clone(),
+                        configured: self.kek.id().to_owned(),
+                    });
+                }
+                let seed = self
+                    .kek
+                    .open(&record.kid, &record.private_key)
+                    .ok_or_else(|| RingError::Unsealable {
+                        kid: record.kid.clone(),
+                    })?;
+                Ok(new_kek.seal(&record.kid, seed.expose_secret()))
+            })
+            .await?;
+        let detail = format!("kek={}->{} keys={resealed}", self.kek.id(), new_kek.id());
+        tracing::info!(resealed, kek = new_kek.id(), "signing keys resealed");
+        audit_key_event(store, "keys_resealed", detail, super::now_millis()).await?;
+        Ok(resealed)
+    }
+}
+
 async fn audit_key_event(
     store: &Store,
     event: &str,

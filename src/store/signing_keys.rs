@@ -1,6 +1,7 @@
 //! The signing keys shared by every instance (sealed private keys).
 
 use sqlx::Row;
+use sqlx::any::AnyRow;
 
 use super::Store;
 
@@ -29,19 +30,7 @@ impl Store {
         )
         .fetch_all(&self.pool)
         .await?;
-        rows.into_iter()
-            .map(|row| {
-                Ok(SigningKeyRecord {
-                    generation: row.try_get(0)?,
-                    kid: row.try_get(1)?,
-                    algorithm: row.try_get(2)?,
-                    private_key: row.try_get(3)?,
-                    kek_id: row.try_get(4)?,
-                    created_at: row.try_get(5)?,
-                    activates_at: row.try_get(6)?,
-                })
-            })
-            .collect()
+        rows.iter().map(record_of).collect()
     }
 
     /// Stores a key; `false` if its generation (or kid) is taken, i.e. a
@@ -83,6 +72,45 @@ impl Store {
         }
     }
 
+    /// Re-seals every key under the key-encryption key `kek_id`, in one
+    /// transaction: `reseal` gives a key's private key sealed anew, or an
+    /// error that leaves every key as it was. The keys are read locked (on
+    /// SQLite a concurrent writer makes the commit fail instead), so a key
+    /// added meanwhile cannot be left under the old key-encryption key.
+    pub async fn reseal_signing_keys<E: From<sqlx::Error>>(
+        &self,
+        kek_id: &str,
+        reseal: impl Fn(&SigningKeyRecord) -> Result<String, E>,
+    ) -> Result<u64, E> {
+        let lock = match self.backend {
+            super::Backend::MySql => " FOR UPDATE",
+            super::Backend::Sqlite => "",
+        };
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query(&format!(
+            "SELECT generation, kid, algorithm, private_key, kek_id, created_at, activates_at \
+             FROM signing_keys ORDER BY generation{lock}"
+        ))
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut resealed = 0;
+        for row in rows {
+            let record = record_of(&row)?;
+            let private_key = reseal(&record)?;
+            resealed += sqlx::query(
+                "UPDATE signing_keys SET private_key = ?, kek_id = ? WHERE generation = ?",
+            )
+            .bind(private_key)
+            .bind(kek_id)
+            .bind(record.generation)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(resealed)
+    }
+
     /// Deletes every key older than `generation`.
     pub async fn delete_signing_keys_before(&self, generation: i64) -> Result<u64, sqlx::Error> {
         Ok(sqlx::query("DELETE FROM signing_keys WHERE generation < ?")
@@ -91,4 +119,16 @@ impl Store {
             .await?
             .rows_affected())
     }
+}
+
+fn record_of(row: &AnyRow) -> Result<SigningKeyRecord, sqlx::Error> {
+    Ok(SigningKeyRecord {
+        generation: row.try_get(0)?,
+        kid: row.try_get(1)?,
+        algorithm: row.try_get(2)?,
+        private_key: row.try_get(3)?,
+        kek_id: row.try_get(4)?,
+        created_at: row.try_get(5)?,
+        activates_at: row.try_get(6)?,
+    })
 }

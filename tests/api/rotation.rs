@@ -25,6 +25,7 @@ on_both_stores!(
     a_fixed_key_file_is_not_managed_by_keys_rotate,
     a_reset_replaces_every_key_at_once_and_sessions_survive_it,
     a_lost_key_encryption_key_is_recovered_by_a_reset,
+    the_key_encryption_key_is_replaced_by_resealing_and_tokens_keep_verifying,
 );
 
 /// Short lifetimes, so a rotated key retires within seconds: a key verifies
@@ -401,4 +402,57 @@ async fn a_lost_key_encryption_key_is_recovered_by_a_reset(store: Store) {
     app.me(refreshed.str("access_token"))
         .await
         .assert_status(200);
+}
+
+async fn the_key_encryption_key_is_replaced_by_resealing_and_tokens_keep_verifying(store: Store) {
+    let app = TestApp::spawn(store).await;
+    let tokens = app.user_with_tokens("alice").await;
+    rotate(&app, Duration::ZERO).await;
+    let kids_before: Vec<String> = app
+        .state
+        .auth
+        .store
+        .signing_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|record| record.kid)
+        .collect();
+    let new_kek_path = app.config.database.data_dir.join("new-kek");
+    std::fs::write(&new_kek_path, base64_std(&[4; 32])).unwrap();
+    let resealed = gatehouse::reseal_keys(&app.config.keys, &app.config.database, &new_kek_path)
+        .await
+        .unwrap();
+    assert_eq!(resealed, 2);
+    let new_kek = Kek::load(&new_kek_path).unwrap();
+    let records = app.state.auth.store.signing_keys().await.unwrap();
+    assert!(records.iter().all(|record| record.kek_id == new_kek.id()));
+
+    // The running instance keeps the keys it holds (a reload now fails)...
+    assert!(matches!(
+        app.state.auth.reload_keys().await,
+        Err(RingError::WrongKek { .. })
+    ));
+    app.me(tokens.str("access_token")).await.assert_status(200);
+    // ...an instance with the old key-encryption key no longer starts...
+    assert!(gatehouse::build_app(&app.config).await.is_err());
+    // ...and one with the new key has the same signing keys.
+    let second = app
+        .another_instance(|config| config.keys.key_encryption_key_file = Some(new_kek_path))
+        .await;
+    let ring = second.state.auth.access.ring();
+    let kids_after: Vec<&str> = ring.keys().iter().map(|key| key.key.kid()).collect();
+    assert_eq!(kids_after, kids_before);
+    second
+        .me(tokens.str("access_token"))
+        .await
+        .assert_status(200);
+    let events = app
+        .state
+        .auth
+        .store
+        .audit_events_named("keys_resealed")
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 1);
 }
