@@ -53,6 +53,21 @@ async fn jwks_kids(app: &TestApp) -> Vec<String> {
         .collect()
 }
 
+async fn audit_events(app: &TestApp, event: &str) -> Vec<gatehouse::store::AuditEvent> {
+    app.state
+        .auth
+        .store
+        .audit_events_named(event)
+        .await
+        .unwrap()
+}
+
+/// The kids in the database, oldest first.
+async fn stored_kids(app: &TestApp) -> Vec<String> {
+    let records = app.state.auth.store.signing_keys().await.unwrap();
+    records.into_iter().map(|record| record.kid).collect()
+}
+
 fn kid_of(jwt: &str) -> String {
     jsonwebtoken::decode_header(jwt).unwrap().kid.unwrap()
 }
@@ -184,13 +199,7 @@ async fn a_rotation_is_audited_without_key_material(store: Store) {
     let app = TestApp::spawn(store).await;
     let old_kid = app.state.auth.access.signing_key().kid().to_owned();
     let new_kid = rotate(&app, Duration::ZERO).await;
-    let events = app
-        .state
-        .auth
-        .store
-        .audit_events_named("key_rotated")
-        .await
-        .unwrap();
+    let events = audit_events(&app, "key_rotated").await;
     assert_eq!(events.len(), 1);
     let detail = events[0].detail.as_deref().unwrap();
     assert!(detail.contains(&format!("kid={new_kid}")), "{detail}");
@@ -300,16 +309,7 @@ async fn retired_keys_are_pruned_and_the_current_one_never_is(store: Store) {
     let later = now + 60_000;
     assert_eq!(app.state.auth.prune_keys(later).await.unwrap(), 1);
     assert_eq!(app.state.auth.prune_keys(i64::MAX / 2).await.unwrap(), 0);
-    let kids: Vec<String> = app
-        .state
-        .auth
-        .store
-        .signing_keys()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|record| record.kid)
-        .collect();
+    let kids = stored_kids(&app).await;
     assert_eq!(kids, [new_kid]);
     assert!(!kids.contains(&old_kid));
 }
@@ -364,13 +364,7 @@ async fn a_reset_replaces_every_key_at_once_and_sessions_survive_it(store: Store
     app.me(refreshed.str("access_token"))
         .await
         .assert_status(200);
-    let events = app
-        .state
-        .auth
-        .store
-        .audit_events_named("keys_reset")
-        .await
-        .unwrap();
+    let events = audit_events(&app, "keys_reset").await;
     assert_eq!(events.len(), 1);
     assert_eq!(
         events[0].detail.as_deref(),
@@ -408,16 +402,7 @@ async fn the_key_encryption_key_is_replaced_by_resealing_and_tokens_keep_verifyi
     let app = TestApp::spawn(store).await;
     let tokens = app.user_with_tokens("alice").await;
     rotate(&app, Duration::ZERO).await;
-    let kids_before: Vec<String> = app
-        .state
-        .auth
-        .store
-        .signing_keys()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|record| record.kid)
-        .collect();
+    let kids_before = stored_kids(&app).await;
     let new_kek_path = app.config.database.data_dir.join("new-kek");
     std::fs::write(&new_kek_path, base64_std(&[4; 32])).unwrap();
     let resealed = gatehouse::reseal_keys(&app.config.keys, &app.config.database, &new_kek_path)
@@ -447,12 +432,6 @@ async fn the_key_encryption_key_is_replaced_by_resealing_and_tokens_keep_verifyi
         .me(tokens.str("access_token"))
         .await
         .assert_status(200);
-    let events = app
-        .state
-        .auth
-        .store
-        .audit_events_named("keys_resealed")
-        .await
-        .unwrap();
+    let events = audit_events(&app, "keys_resealed").await;
     assert_eq!(events.len(), 1);
 }
