@@ -3,6 +3,7 @@
 //! [`build_app`] is what `main` and the tests share: it opens and migrates
 //! the database, loads the signing key and returns the routes and state.
 
+mod admin;
 pub mod api;
 pub mod auth;
 pub mod config;
@@ -10,7 +11,6 @@ pub mod error;
 pub mod metrics;
 pub mod store;
 
-use std::io::BufRead as _;
 use std::sync::Arc;
 
 use poem::endpoint::BoxEndpoint;
@@ -26,6 +26,10 @@ use crate::auth::service::{AuthService, RegisterError};
 use crate::auth::sessions::SessionCheck;
 use crate::config::{Config, DatabaseArgs, JwtAlgorithm, KeyArgs, PasswordArgs};
 use crate::store::{OpenError, Store, StoreOptions};
+
+pub use admin::{
+    create_user, list_keys, migrate, reseal_keys, reset_keys, rotate_keys, set_user_disabled,
+};
 
 /// What every request handler shares.
 #[derive(Debug, Clone)]
@@ -154,7 +158,7 @@ fn fixed_signing_key(keys: &KeyArgs) -> Result<Option<TokenKey>, KeyError> {
 
 /// The database key ring's settings, with its key-encryption key (created
 /// in the data directory unless configured).
-fn database_keys(
+pub(crate) fn database_keys(
     keys: &KeyArgs,
     database: &DatabaseArgs,
     overlap: std::time::Duration,
@@ -168,7 +172,7 @@ fn database_keys(
     Ok(DatabaseKeys::new(kek, overlap))
 }
 
-async fn new_passwords(args: &PasswordArgs) -> Result<Passwords, HashError> {
+pub(crate) async fn new_passwords(args: &PasswordArgs) -> Result<Passwords, HashError> {
     let (params, queue) = (args.argon2(), args.argon2_queue);
     tokio::task::spawn_blocking(move || Passwords::new(params, queue)).await?
 }
@@ -267,171 +271,4 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let _ = interrupt.await;
     tracing::info!("shutdown requested: draining in-flight requests");
-}
-
-/// `gatehouse migrate`.
-pub async fn migrate(database: &DatabaseArgs) -> Result<(), StartError> {
-    let store = open_store(database).await?;
-    store.close().await;
-    tracing::info!("migrations applied");
-    Ok(())
-}
-
-/// The service for admin commands: the store and the password hasher;
-/// they sign nothing, so the signing key and refresh settings are inert.
-async fn admin_service(
-    database: &DatabaseArgs,
-    password_args: &PasswordArgs,
-) -> Result<AuthService, StartError> {
-    let inert = std::time::Duration::from_secs(1);
-    Ok(AuthService {
-        store: open_store(database).await?,
-        passwords: new_passwords(password_args).await?,
-        access: AccessTokens::new(
-            TokenKey::generate(),
-            String::new(),
-            String::new(),
-            inert,
-            inert,
-        ),
-        keys: KeySource::Fixed,
-        successors: Successors::new(auth::random_token()),
-        refresh: RefreshPolicy {
-            ttl: inert,
-            idle_ttl: None,
-            grace: std::time::Duration::ZERO,
-        },
-        min_password_chars: password_args.min_password_length,
-        session_check: SessionCheck::new(std::time::Duration::ZERO),
-        throttle: Default::default(),
-        metrics: Default::default(),
-    })
-}
-
-/// `gatehouse user create`: the password comes from standard input (a
-/// prompt without echo on a terminal), never from the command line.
-pub async fn create_user(
-    username: &str,
-    email: Option<&str>,
-    database: &DatabaseArgs,
-    password_args: &PasswordArgs,
-) -> Result<(), StartError> {
-    let password = read_password().map_err(StartError::ReadPassword)?;
-    let service = admin_service(database, password_args).await?;
-    let user = service
-        .register(username, password, email)
-        .await
-        .map_err(StartError::CreateUser)?;
-    service.store.close().await;
-    println!("{}", user.id);
-    Ok(())
-}
-
-/// `gatehouse user disable` / `enable`.
-pub async fn set_user_disabled(
-    username: &str,
-    disabled: bool,
-    database: &DatabaseArgs,
-    password_args: &PasswordArgs,
-) -> Result<(), StartError> {
-    let service = admin_service(database, password_args).await?;
-    let found = service
-        .set_user_disabled(username, disabled)
-        .await
-        .map_err(StartError::Admin)?;
-    service.store.close().await;
-    if found {
-        Ok(())
-    } else {
-        Err(StartError::UnknownUser(username.to_owned()))
-    }
-}
-
-/// `gatehouse keys rotate`: adds a new signing key to the database.
-pub async fn rotate_keys(
-    keys: &KeyArgs,
-    database: &DatabaseArgs,
-    activate_in: std::time::Duration,
-) -> Result<auth::keys::Rotation, StartError> {
-    let (store, ring) = key_admin(keys, database).await?;
-    let rotation = ring
-        .rotate(
-            &store,
-            Some(&KeyArgs::legacy_key_path(&database.data_dir)),
-            activate_in,
-        )
-        .await;
-    store.close().await;
-    Ok(rotation?)
-}
-
-/// `gatehouse keys reset`: replaces every signing key with a new one.
-pub async fn reset_keys(
-    keys: &KeyArgs,
-    database: &DatabaseArgs,
-) -> Result<auth::keys::Rotation, StartError> {
-    let (store, ring) = key_admin(keys, database).await?;
-    let reset = ring.reset(&store).await;
-    store.close().await;
-    Ok(reset?)
-}
-
-/// `gatehouse keys reseal`: re-seals the signing keys under a new
-/// key-encryption key; returns how many.
-pub async fn reseal_keys(
-    keys: &KeyArgs,
-    database: &DatabaseArgs,
-    new_kek_file: &std::path::Path,
-) -> Result<u64, StartError> {
-    let new_kek = Kek::load(new_kek_file)?;
-    let (store, ring) = key_admin(keys, database).await?;
-    let resealed = ring.reseal(&store, &new_kek).await;
-    store.close().await;
-    Ok(resealed?)
-}
-
-/// `gatehouse keys list`: the signing keys, oldest first.
-pub async fn list_keys(
-    keys: &KeyArgs,
-    database: &DatabaseArgs,
-) -> Result<Vec<store::SigningKeyRecord>, StartError> {
-    let (store, ring) = key_admin(keys, database).await?;
-    let records = store.signing_keys().await;
-    store.close().await;
-    let records = records?;
-    if !records.is_empty() {
-        ring.ring(&records)?;
-    }
-    Ok(records)
-}
-
-/// The store and key ring for `gatehouse keys`; refused when the
-/// configuration signs with a fixed key instead.
-async fn key_admin(
-    keys: &KeyArgs,
-    database: &DatabaseArgs,
-) -> Result<(Store, DatabaseKeys), StartError> {
-    keys.validate().map_err(StartError::Config)?;
-    if !keys.in_database() {
-        return Err(StartError::Config(
-            "this configuration signs with a fixed key (--signing-key-file or hs256), \
-             which gatehouse keys does not manage: replace that file instead"
-                .into(),
-        ));
-    }
-    // The overlap only matters to a serving instance.
-    let ring = database_keys(keys, database, std::time::Duration::ZERO)?;
-    Ok((open_store(database).await?, ring))
-}
-
-fn read_password() -> std::io::Result<SecretString> {
-    use std::io::IsTerminal as _;
-    if std::io::stdin().is_terminal() {
-        return rpassword::prompt_password("Password: ").map(SecretString::from);
-    }
-    let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line)?;
-    let password = line.strip_suffix('\n').unwrap_or(&line);
-    let password = password.strip_suffix('\r').unwrap_or(password);
-    Ok(SecretString::from(password.to_owned()))
 }
