@@ -5,8 +5,7 @@ use std::io::BufRead as _;
 
 use secrecy::SecretString;
 
-use crate::auth::jwt::AccessTokens;
-use crate::auth::jwt::TokenKey;
+use crate::auth::jwt::{AccessTokens, TokenKey};
 use crate::auth::keys::{DatabaseKeys, KeySource, Rotation};
 use crate::auth::refresh::{RefreshPolicy, Successors};
 use crate::auth::service::AuthService;
