@@ -191,6 +191,69 @@ impl From<Result<IssuedTokens, GrantError>> for TokenReply {
     }
 }
 
+/// The answer of the JSON grant endpoints: as [`TokenReply`], without the
+/// `401 invalid_client`, since they take no client credentials.
+#[derive(ApiResponse)]
+#[oai(bad_request_handler = "grant_bad_request")]
+pub enum GrantReply {
+    /// Tokens issued.
+    #[oai(status = 200)]
+    Ok(
+        Json<TokenResponse>,
+        #[oai(header = "Cache-Control")] String,
+        #[oai(header = "Pragma")] String,
+    ),
+    /// The request is malformed (`invalid_request`), the credentials or the
+    /// refresh token are refused (`invalid_grant`), or the scope is not
+    /// supported (`invalid_scope`).
+    #[oai(status = 400)]
+    BadRequest(Json<OAuthError>, #[oai(header = "Cache-Control")] String),
+    /// The body is larger than the server accepts (`--max-body-bytes`).
+    #[oai(status = 413)]
+    PayloadTooLarge(Json<ApiError>),
+    /// Too many failed logins for this account or client address
+    /// (`too_many_attempts`); retry after `Retry-After` seconds.
+    #[oai(status = 429)]
+    TooManyRequests(Json<ApiError>, #[oai(header = "Retry-After")] String),
+    /// An unexpected server error.
+    #[oai(status = 500)]
+    InternalError(Json<ApiError>),
+    /// The database is unavailable; retry later.
+    #[oai(status = 503)]
+    Unavailable(Json<ApiError>, #[oai(header = "Retry-After")] String),
+}
+server_failure!(GrantReply);
+
+fn grant_bad_request(err: poem::Error) -> GrantReply {
+    token_bad_request(err).into()
+}
+
+impl From<Result<IssuedTokens, GrantError>> for GrantReply {
+    fn from(result: Result<IssuedTokens, GrantError>) -> Self {
+        TokenReply::from(result).into()
+    }
+}
+
+impl From<TokenReply> for GrantReply {
+    /// The same answer. Only the form endpoint reads client credentials, so
+    /// a grant never produces `invalid_client`; if it ever did, that would
+    /// be a bug, answered as one.
+    fn from(reply: TokenReply) -> Self {
+        match reply {
+            TokenReply::Ok(body, cache, pragma) => Self::Ok(body, cache, pragma),
+            TokenReply::BadRequest(body, cache) => Self::BadRequest(body, cache),
+            TokenReply::PayloadTooLarge(body) => Self::PayloadTooLarge(body),
+            TokenReply::TooManyRequests(body, retry) => Self::TooManyRequests(body, retry),
+            TokenReply::Unavailable(body, retry) => Self::Unavailable(body, retry),
+            TokenReply::InternalError(body) => Self::InternalError(body),
+            TokenReply::InvalidClient(..) => {
+                tracing::error!("a JSON grant answered invalid_client");
+                Self::failed(poem::http::StatusCode::INTERNAL_SERVER_ERROR)
+            }
+        }
+    }
+}
+
 /// The answer of logout.
 #[derive(ApiResponse)]
 #[oai(bad_request_handler = "logout_bad_request")]
@@ -301,7 +364,7 @@ impl TokenApi {
         state: Data<&AppState>,
         req: &Request,
         body: Json<LoginRequest>,
-    ) -> TokenReply {
+    ) -> GrantReply {
         let Json(login) = body;
         let password = SecretString::from(login.password.0);
         let client = client_info(req, None);
@@ -323,7 +386,7 @@ impl TokenApi {
         state: Data<&AppState>,
         req: &Request,
         body: Json<RefreshRequest>,
-    ) -> TokenReply {
+    ) -> GrantReply {
         let Json(refresh) = body;
         let client = client_info(req, None);
         state

@@ -88,6 +88,21 @@ fn every_operation_has_an_operation_id_a_summary_and_declared_errors() {
 }
 
 #[test]
+fn only_endpoints_that_read_client_credentials_declare_invalid_client() {
+    let spec: Value = serde_json::from_str(&gatehouse::api::spec_json()).unwrap();
+    let declares_401 = |path: &str| {
+        spec["paths"][path]["post"]["responses"]
+            .as_object()
+            .unwrap()
+            .contains_key("401")
+    };
+    assert!(declares_401("/oauth/token"));
+    assert!(declares_401("/oauth/revoke"));
+    assert!(!declares_401("/auth/login"));
+    assert!(!declares_401("/auth/refresh"));
+}
+
+#[test]
 fn the_security_scheme_is_the_oauth2_password_flow_against_the_token_endpoint() {
     let spec: Value = serde_json::from_str(&gatehouse::api::spec_json()).unwrap();
     let scheme = &spec["components"]["securitySchemes"]["OAuth2"];
