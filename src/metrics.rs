@@ -59,7 +59,7 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition, with the current gauges.
-    pub fn render(&self, hashes_running: usize, cached_sessions: usize) -> String {
+    pub fn render(&self, gauges: &Gauges) -> String {
         let mut out = String::new();
         out.push_str("# HELP gatehouse_events_total Audited events since start.\n");
         out.push_str("# TYPE gatehouse_events_total counter\n");
@@ -83,12 +83,50 @@ impl Metrics {
             "# HELP gatehouse_password_hashes_running Password hashes running or waiting now.\n",
         );
         out.push_str("# TYPE gatehouse_password_hashes_running gauge\n");
-        let _ = writeln!(out, "gatehouse_password_hashes_running {hashes_running}");
+        let _ = writeln!(
+            out,
+            "gatehouse_password_hashes_running {}",
+            gauges.hashes_running
+        );
         out.push_str("# HELP gatehouse_session_cache_entries Sessions whose liveness is cached.\n");
         out.push_str("# TYPE gatehouse_session_cache_entries gauge\n");
-        let _ = writeln!(out, "gatehouse_session_cache_entries {cached_sessions}");
+        let _ = writeln!(
+            out,
+            "gatehouse_session_cache_entries {}",
+            gauges.cached_sessions
+        );
+        out.push_str(
+            "# HELP gatehouse_signing_keys_published Public keys in the JWKS (current, previous, next).\n",
+        );
+        out.push_str("# TYPE gatehouse_signing_keys_published gauge\n");
+        let _ = writeln!(
+            out,
+            "gatehouse_signing_keys_published {}",
+            gauges.published_keys
+        );
+        if let Some(age) = gauges.signing_key_age_secs {
+            out.push_str(
+                "# HELP gatehouse_signing_key_age_seconds Since the key new tokens are signed \
+                 with took over (alert on it to rotate on schedule).\n",
+            );
+            out.push_str("# TYPE gatehouse_signing_key_age_seconds gauge\n");
+            let _ = writeln!(out, "gatehouse_signing_key_age_seconds {age}");
+        }
         out
     }
+}
+
+/// The values of the gauges at the moment of rendering.
+#[derive(Debug, Clone, Default)]
+pub struct Gauges {
+    /// Password hashes running or waiting.
+    pub hashes_running: usize,
+    /// Sessions whose liveness is cached.
+    pub cached_sessions: usize,
+    /// Public keys in the JWKS.
+    pub published_keys: usize,
+    /// Since the current signing key took over; `None` for a fixed key.
+    pub signing_key_age_secs: Option<i64>,
 }
 
 #[cfg(test)]
@@ -104,12 +142,21 @@ mod tests {
         metrics.response(200);
         metrics.response(404);
         metrics.response(999);
-        let text = metrics.render(1, 3);
+        let text = metrics.render(&Gauges {
+            hashes_running: 1,
+            cached_sessions: 3,
+            published_keys: 2,
+            signing_key_age_secs: Some(60),
+        });
         assert!(text.contains("gatehouse_events_total{event=\"login_succeeded\"} 2\n"));
         assert!(text.contains("gatehouse_events_total{event=\"login_failed\"} 0\n"));
         assert!(text.contains("gatehouse_http_responses_total{class=\"2xx\"} 1\n"));
         assert!(text.contains("gatehouse_http_responses_total{class=\"4xx\"} 1\n"));
         assert!(text.contains("gatehouse_password_hashes_running 1\n"));
+        assert!(text.contains("gatehouse_signing_keys_published 2\n"));
+        assert!(text.contains("gatehouse_signing_key_age_seconds 60\n"));
+        let fixed = metrics.render(&Gauges::default());
+        assert!(!fixed.contains("gatehouse_signing_key_age_seconds"));
         assert!(!text.contains("not_an_event"));
     }
 }

@@ -6,6 +6,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use super::{ApiError, ApiTags};
 use crate::AppState;
+use crate::metrics::Gauges;
 
 /// A health status.
 #[derive(Debug, Object)]
@@ -71,14 +72,25 @@ impl MetaApi {
     /// Prometheus metrics
     ///
     /// Audited events and answered requests since start, and the current
-    /// password-hashing and session-cache load, in Prometheus text format.
+    /// password-hashing and session-cache load and signing keys, in
+    /// Prometheus text format.
     /// Expose it to your monitoring, not to the public.
     #[oai(path = "/metrics", method = "get", operation_id = "metrics")]
     async fn metrics(&self, state: Data<&AppState>) -> MetricsReply {
         let auth = &state.auth;
-        let text = auth
-            .metrics
-            .render(auth.passwords.in_flight(), auth.session_check.cached());
+        let now = crate::auth::now_millis();
+        let ring = auth.access.ring();
+        let signing = ring.current(now);
+        let text = auth.metrics.render(&Gauges {
+            hashes_running: auth.passwords.in_flight(),
+            cached_sessions: auth.session_check.cached(),
+            published_keys: ring
+                .published(now)
+                .filter(|key| key.public_key().is_some())
+                .count(),
+            signing_key_age_secs: (signing.activates_at > i64::MIN)
+                .then(|| (now - signing.activates_at).max(0) / 1000),
+        });
         MetricsReply::Ok(PlainText(text))
     }
 }

@@ -3,7 +3,10 @@
 use crate::helpers::{PASSWORD, Store, TestApp};
 use crate::on_both_stores;
 
-on_both_stores!(metrics_count_events_and_answers_in_prometheus_text);
+on_both_stores!(
+    metrics_count_events_and_answers_in_prometheus_text,
+    metrics_show_the_published_keys_and_how_old_the_signing_key_is,
+);
 
 async fn metrics(app: &TestApp) -> String {
     let response = app.client.get("/metrics").send().await;
@@ -60,4 +63,26 @@ async fn metrics_count_events_and_answers_in_prometheus_text(store: Store) {
         - value(&before, "gatehouse_http_responses_total{class=\"2xx\"}");
     assert_eq!(ok, 4);
     assert!(!after.contains("alice"), "no user data in metrics");
+}
+
+async fn metrics_show_the_published_keys_and_how_old_the_signing_key_is(store: Store) {
+    let app = TestApp::spawn(store).await;
+    let before = metrics(&app).await;
+    assert_eq!(value(&before, "gatehouse_signing_keys_published"), 1);
+    assert!(value(&before, "gatehouse_signing_key_age_seconds") < 3600);
+    gatehouse::rotate_keys(
+        &app.config.keys,
+        &app.config.database,
+        std::time::Duration::from_secs(3600),
+    )
+    .await
+    .unwrap();
+    app.state.auth.reload_keys().await.unwrap();
+    let after = metrics(&app).await;
+    // The next key is published ahead; the current one still signs.
+    assert_eq!(value(&after, "gatehouse_signing_keys_published"), 2);
+    assert!(
+        value(&after, "gatehouse_signing_key_age_seconds")
+            >= value(&before, "gatehouse_signing_key_age_seconds")
+    );
 }

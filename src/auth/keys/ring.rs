@@ -74,8 +74,13 @@ impl KeyRing {
 
     /// The key to sign with at `now`: the newest active one.
     pub fn signing(&self, now: i64) -> &Arc<TokenKey> {
+        &self.current(now).key
+    }
+
+    /// The newest active key at `now`, with its lifetime.
+    pub fn current(&self, now: i64) -> &RingKey {
         let active = self.keys.iter().rev().find(|key| key.activates_at <= now);
-        &active.unwrap_or(&self.keys[0]).key
+        active.unwrap_or(&self.keys[0])
     }
 
     /// The key `kid`, if tokens signed with it verify at `now`.
