@@ -8,6 +8,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use chacha20poly1305::aead::{Aead as _, KeyInit as _, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use hmac::{Hmac, Mac as _};
+use secrecy::zeroize::Zeroizing;
 use secrecy::{ExposeSecret as _, SecretBox};
 use sha2::Sha256;
 
@@ -46,19 +47,24 @@ impl Kek {
 
     /// Reads the KEK in `path`: 32 bytes, base64 (standard or URL-safe).
     pub fn load(path: &Path) -> Result<Self, KeyError> {
-        let text = std::fs::read_to_string(path).map_err(|source| KeyError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        let text =
+            Zeroizing::new(
+                std::fs::read_to_string(path).map_err(|source| KeyError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?,
+            );
+        warn_if_readable_by_others(path);
         let text = text.trim();
-        let bytes = STANDARD
-            .decode(text)
-            .or_else(|_| URL_SAFE_NO_PAD.decode(text.trim_end_matches('=')))
-            .ok()
-            .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
-            .ok_or_else(|| KeyError::BadKek {
-                path: path.to_owned(),
-            })?;
+        let bytes = Zeroizing::new(
+            STANDARD
+                .decode(text)
+                .or_else(|_| URL_SAFE_NO_PAD.decode(text.trim_end_matches('=')))
+                .unwrap_or_default(),
+        );
+        let bytes = <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| KeyError::BadKek {
+            path: path.to_owned(),
+        })?;
         Ok(Self::from_bytes(bytes))
     }
 
@@ -120,6 +126,23 @@ impl Kek {
             .ok()?;
         let seed = <[u8; 32]>::try_from(plain.as_slice()).ok()?;
         Some(SecretBox::new(Box::new(seed)))
+    }
+}
+
+/// A key file others can read is worth a warning, not a refusal: the
+/// operator may have reasons (a group-readable secret mount).
+fn warn_if_readable_by_others(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        if let Ok(metadata) = std::fs::metadata(path)
+            && metadata.permissions().mode() & 0o077 != 0
+        {
+            tracing::warn!(
+                path = %path.display(),
+                "the key-encryption key file is readable by others than its owner; chmod 600 it"
+            );
+        }
     }
 }
 
