@@ -338,6 +338,15 @@ pub struct Config {
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "GATEHOUSE_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
     pub max_body_bytes: usize,
+    /// Largest request header section (names and values), in bytes; larger
+    /// gets 431.
+    #[arg(long, env = "GATEHOUSE_MAX_HEADER_BYTES", default_value_t = 16 * 1024)]
+    pub max_header_bytes: usize,
+    /// A client must send each request's headers within this, also on a
+    /// kept-alive connection between requests: slow-header (slowloris) and
+    /// idle connections are closed.
+    #[arg(long, env = "GATEHOUSE_HEADER_READ_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub header_read_timeout: Duration,
     /// A request still running after this is answered 503.
     #[arg(long, env = "GATEHOUSE_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub request_timeout: Duration,
@@ -368,6 +377,7 @@ impl Config {
     pub fn http(&self) -> crate::api::HttpSettings {
         crate::api::HttpSettings {
             max_body_bytes: self.max_body_bytes,
+            max_header_bytes: self.max_header_bytes,
             request_timeout: self.request_timeout,
             cors_origins: self.cors_origins.clone(),
         }
@@ -409,6 +419,9 @@ impl Config {
         self.keys.validate()?;
         if self.key_reload_interval < Duration::from_secs(1) {
             return Err("--key-reload-interval must be at least 1s".into());
+        }
+        if self.header_read_timeout.is_zero() {
+            return Err("--header-read-timeout must be positive".into());
         }
         if self.audience.is_empty() {
             return Err("--audience must not be empty".into());

@@ -9,12 +9,12 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod metrics;
+mod server;
 pub mod store;
 
 use std::sync::Arc;
 
 use poem::endpoint::BoxEndpoint;
-use poem::listener::{Acceptor as _, Listener as _, TcpListener};
 use poem::{EndpointExt as _, Response};
 use secrecy::{ExposeSecret as _, SecretString};
 
@@ -180,17 +180,14 @@ pub(crate) async fn new_passwords(args: &PasswordArgs) -> Result<Passwords, Hash
 /// Serves until SIGTERM or SIGINT, then drains in-flight requests.
 pub async fn serve(config: Config) -> Result<(), StartError> {
     let (app, state) = build_app(&config).await?;
-    let acceptor = TcpListener::bind(config.listen)
-        .into_acceptor()
+    let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| StartError::Listen {
             addr: config.listen,
             source,
         })?;
-    let local = acceptor
+    let local = listener
         .local_addr()
-        .into_iter()
-        .next()
         .map(|addr| addr.to_string())
         .unwrap_or_default();
     tracing::info!(
@@ -208,8 +205,11 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         state.auth.clone(),
         config.key_reload_interval,
     ));
-    poem::Server::new_with_acceptor(acceptor)
-        .run_with_graceful_shutdown(app, shutdown_signal(), Some(config.shutdown_timeout))
+    let limits = server::ConnectionLimits {
+        header_read_timeout: config.header_read_timeout,
+        shutdown_timeout: config.shutdown_timeout,
+    };
+    server::run(listener, app, limits, shutdown_signal())
         .await
         .map_err(StartError::Serve)?;
     pruner.abort();

@@ -194,6 +194,8 @@ pub fn spec_json() -> String {
 pub struct HttpSettings {
     /// Larger bodies get 413.
     pub max_body_bytes: usize,
+    /// Larger header sections (names and values) get 431.
+    pub max_header_bytes: usize,
     /// A request still running after this gets 503.
     pub request_timeout: std::time::Duration,
     /// Origins allowed cross-origin requests; empty turns CORS off.
@@ -207,6 +209,7 @@ pub fn routes(settings: &HttpSettings) -> impl Endpoint<Output = Response> + use
     let spec_json = service.spec_endpoint();
     let spec_yaml = service.spec_endpoint_yaml();
     let max_body_bytes = settings.max_body_bytes;
+    let max_header_bytes = settings.max_header_bytes;
     let timeout = settings.request_timeout;
     let cors = poem::middleware::Cors::new()
         .allow_origins(settings.cors_origins.iter().map(String::as_str))
@@ -224,6 +227,7 @@ pub fn routes(settings: &HttpSettings) -> impl Endpoint<Output = Response> + use
         .at("/openapi.json", spec_json)
         .at("/openapi.yaml", spec_yaml)
         .around(move |ep, req| limit_body(ep, req, max_body_bytes))
+        .around(move |ep, req| limit_headers(ep, req, max_header_bytes))
         .around(move |ep, req| time_limit(ep, req, timeout))
         .around(errors_as_json)
         .with(poem::middleware::CatchPanic::new().with_handler(panic_answer))
@@ -260,6 +264,24 @@ async fn time_limit<E: Endpoint>(
 /// Refuses bodies over the limit with 413: by `Content-Length` when the
 /// client declares one, otherwise by reading at most one byte past the limit
 /// (every operation buffers its small body anyway).
+/// Refuses a request whose header names and values add up to more than
+/// `max` bytes with 431 (RFC 6585), before anything reads them. (HTTP/1
+/// header sections beyond hyper's own buffer, about 400 KiB, never get here.)
+async fn limit_headers<E: Endpoint>(ep: E, req: Request, max: usize) -> poem::Result<Response> {
+    let size: usize = req
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if size > max {
+        return Err(poem::Error::from_string(
+            format!("the request headers add up to {size} bytes; at most {max} are accepted"),
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        ));
+    }
+    ep.call(req).await.map(IntoResponse::into_response)
+}
+
 async fn limit_body<E: Endpoint>(ep: E, mut req: Request, max: usize) -> poem::Result<Response> {
     let too_large = || poem::Error::from_status(StatusCode::PAYLOAD_TOO_LARGE);
     let declared = req
@@ -320,6 +342,7 @@ fn json_error(err: &poem::Error) -> Response {
         StatusCode::NOT_FOUND => "not_found",
         StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
         StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => "headers_too_large",
         StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
         StatusCode::UNAUTHORIZED => "invalid_token",
         s if s.is_client_error() => "invalid_request",

@@ -16,6 +16,7 @@ on_both_stores!(
     non_ascii_and_control_characters_in_a_login_are_invalid_grant,
     sql_metacharacters_are_just_text,
     unknown_paths_and_methods_are_json_errors,
+    oversized_headers_are_a_431_json_error,
 );
 
 /// Registers and logs in a fresh user: the service still works.
@@ -265,4 +266,31 @@ async fn unknown_paths_and_methods_are_json_errors(store: Store) {
     let put_me = Reply::read(app.client.put("/users/me").send().await).await;
     put_me.assert_error(405, "method_not_allowed");
     assert_eq!(put_me.header("allow"), Some("GET"));
+}
+
+async fn oversized_headers_are_a_431_json_error(store: Store) {
+    let app = TestApp::spawn(store).await;
+    let tokens = app.user_with_tokens("alice").await;
+    let padding = "x".repeat(app.config.max_header_bytes);
+    let request = app
+        .client
+        .get("/users/me")
+        .header(
+            "Authorization",
+            format!("Bearer {}", tokens.str("access_token")),
+        )
+        .header("X-Padding", &padding);
+    let reply = Reply::read(request.send().await).await;
+    reply.assert_error(431, "headers_too_large");
+    // Many small headers count too.
+    let mut request = app.client.get("/health/live");
+    for i in 0..64 {
+        request = request.header(format!("x-filler-{i}"), "y".repeat(300));
+    }
+    Reply::read(request.send().await)
+        .await
+        .assert_error(431, "headers_too_large");
+    // Within the limit, the same request works.
+    app.me(tokens.str("access_token")).await.assert_status(200);
+    assert_still_serving(&app).await;
 }

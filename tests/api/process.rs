@@ -301,6 +301,42 @@ fn keys_rotate_reaches_a_running_server_without_a_restart() {
     assert_fails_with_one_line(&refused, "--signing-key-file");
 }
 
+#[test]
+fn slow_and_idle_connections_are_closed_after_the_header_read_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--header-read-timeout", "1s"]);
+    let connect = || {
+        let stream = TcpStream::connect(server.addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        stream
+    };
+    // Slowloris: half a request line, then nothing.
+    let mut slow = connect();
+    slow.write_all(b"GET /health/li").unwrap();
+    // Idle: one request answered, then nothing on the kept-alive connection.
+    let mut idle = connect();
+    write!(
+        idle,
+        "GET /health/live HTTP/1.1\r\nHost: {}\r\n\r\n",
+        server.addr
+    )
+    .unwrap();
+    for (name, stream) in [("slow", &mut slow), ("idle", &mut idle)] {
+        let mut received = Vec::new();
+        let closed = stream.read_to_end(&mut received);
+        assert!(
+            closed.is_ok(),
+            "the {name} connection stayed open: {closed:?}"
+        );
+    }
+    // The server itself is fine.
+    let live = server.request("GET", "/health/live", "text/plain", "");
+    assert!(live.starts_with("HTTP/1.1 200"), "{live}");
+    server.stop();
+}
+
 /// A `gatehouse` process serving on a free port.
 struct Server {
     child: Child,
