@@ -40,7 +40,11 @@ def main() -> None:
 
     # A token altered after signing does not verify.
     header, payload, signature = access_token.split(".")
-    tampered = ".".join([header, payload, signature[:-2] + ("AA" if signature[-2:] != "AA" else "BB")])
+    # Change a character in the middle: every one there carries six whole
+    # bits, so the signature still decodes, and is wrong. (The last one has
+    # spare bits that strict decoders refuse before checking anything.)
+    flipped = "A" if signature[10] != "A" else "B"
+    tampered = ".".join([header, payload, signature[:10] + flipped + signature[11:]])
     try:
         jwt.decode(tampered, signing_key.key, algorithms=["EdDSA"], audience="gatehouse", issuer=metadata["issuer"])
     except jwt.InvalidSignatureError:
