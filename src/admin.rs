@@ -102,7 +102,7 @@ pub async fn rotate_keys(
     let rotation = ring
         .rotate(
             &store,
-            Some(&KeyArgs::legacy_key_path(&database.data_dir)),
+            &KeyArgs::legacy_key_path(&database.data_dir),
             activate_in,
         )
         .await;

@@ -96,10 +96,7 @@ pub async fn build_app(
             let overlap = config.access_ttl + config.jwt_leeway + config.key_reload_interval;
             let keys = database_keys(&config.keys, &config.database, overlap)?;
             let ring = keys
-                .load(
-                    &store,
-                    Some(&KeyArgs::legacy_key_path(&config.database.data_dir)),
-                )
+                .load(&store, &KeyArgs::legacy_key_path(&config.database.data_dir))
                 .await?;
             (ring, KeySource::Database(keys))
         }

@@ -32,6 +32,16 @@ pub struct OAuthError {
     pub error_description: String,
 }
 
+impl OAuthError {
+    /// The body of an RFC 6749 error answer.
+    pub fn new(error: OAuthErrorCode, description: impl Into<String>) -> Json<Self> {
+        Json(Self {
+            error,
+            error_description: description.into(),
+        })
+    }
+}
+
 /// The client id of an `Authorization: Basic` header (RFC 6749 §2.3.1), if
 /// there is one. Empty credentials (Swagger UI sends `Basic Og==`, i.e. `:`,
 /// when its client fields are blank) are no client at all; credentials that
@@ -64,12 +74,11 @@ pub struct MalformedBasic;
 impl MalformedBasic {
     /// The `invalid_client` body, `Cache-Control` and `WWW-Authenticate`.
     pub fn into_parts(self) -> (Json<OAuthError>, String, String) {
-        let body = OAuthError {
-            error: OAuthErrorCode::InvalidClient,
-            error_description: "malformed HTTP Basic client credentials".into(),
-        };
         (
-            Json(body),
+            OAuthError::new(
+                OAuthErrorCode::InvalidClient,
+                "malformed HTTP Basic client credentials",
+            ),
             NO_STORE.into(),
             r#"Basic realm="gatehouse""#.into(),
         )

@@ -55,11 +55,14 @@ pub enum RevokeReply {
 server_failure!(RevokeReply);
 
 fn revoke_bad_request(err: poem::Error) -> RevokeReply {
-    let body = OAuthError {
-        error: OAuthErrorCode::InvalidRequest,
-        error_description: super::describe(&err),
-    };
-    RevokeReply::BadRequest(Json(body), NO_STORE.into())
+    RevokeReply::invalid_request(super::describe(&err))
+}
+
+impl RevokeReply {
+    fn invalid_request(description: impl Into<String>) -> Self {
+        let body = OAuthError::new(OAuthErrorCode::InvalidRequest, description);
+        Self::BadRequest(body, NO_STORE.into())
+    }
 }
 
 /// Token revocation.
@@ -85,22 +88,17 @@ impl RevokeApi {
             return RevokeReply::InvalidClient(body, cache, challenge);
         }
         let Form(form) = body;
-        let refuse = |description: &str| {
-            let body = OAuthError {
-                error: OAuthErrorCode::InvalidRequest,
-                error_description: description.into(),
-            };
-            RevokeReply::BadRequest(Json(body), NO_STORE.into())
-        };
         if form.token.is_empty() {
-            return refuse("`token` is required");
+            return RevokeReply::invalid_request("`token` is required");
         }
         if form
             .client_id
             .as_deref()
             .is_some_and(|id| !valid_client_id(id))
         {
-            return refuse("`client_id` must be at most 255 printable characters");
+            return RevokeReply::invalid_request(
+                "`client_id` must be at most 255 printable characters",
+            );
         }
         // RFC 7009 §2.1: an unknown hint is ignored, the token still searched.
         let hint = match form.token_type_hint.as_deref() {

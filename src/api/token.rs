@@ -161,11 +161,7 @@ server_failure!(TokenReply);
 
 impl TokenReply {
     fn error(error: OAuthErrorCode, description: impl Into<String>) -> Self {
-        let body = OAuthError {
-            error,
-            error_description: description.into(),
-        };
-        Self::BadRequest(Json(body), NO_STORE.into())
+        Self::BadRequest(OAuthError::new(error, description), NO_STORE.into())
     }
 }
 

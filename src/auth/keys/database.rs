@@ -43,31 +43,35 @@ impl DatabaseKeys {
     /// Reads the ring, creating its first key if the database has none:
     /// the key in `legacy_file` if that exists (a data directory from before
     /// keys moved into the database), or a new one.
-    pub async fn load(
+    pub async fn load(&self, store: &Store, legacy_file: &Path) -> Result<KeyRing, RingError> {
+        self.ring(&self.records_or_first(store, legacy_file).await?)
+    }
+
+    /// The stored keys, after creating the first one if there are none.
+    async fn records_or_first(
         &self,
         store: &Store,
-        legacy_file: Option<&Path>,
-    ) -> Result<KeyRing, RingError> {
-        let mut records = store.signing_keys().await?;
-        if records.is_empty() {
-            let key = match legacy_file.filter(|path| path.exists()) {
-                Some(path) => {
-                    let key = read_ed25519_pem(path)?;
-                    tracing::info!(
-                        path = %path.display(),
-                        "imported the signing key file into the database; it is no longer read"
-                    );
-                    key
-                }
-                None => SigningKey::from_bytes(&random_bytes::<32>()),
-            };
-            let now = now_millis();
-            // Instances starting together race here; the unique generation
-            // decides, and the losers read the winner's key.
-            self.insert(store, &key, 1, now, now).await?;
-            records = store.signing_keys().await?;
+        legacy_file: &Path,
+    ) -> Result<Vec<SigningKeyRecord>, RingError> {
+        let records = store.signing_keys().await?;
+        if !records.is_empty() {
+            return Ok(records);
         }
-        self.ring(&records)
+        let key = if legacy_file.exists() {
+            let key = read_ed25519_pem(legacy_file)?;
+            tracing::info!(
+                path = %legacy_file.display(),
+                "imported the signing key file into the database; it is no longer read"
+            );
+            key
+        } else {
+            SigningKey::from_bytes(&random_bytes::<32>())
+        };
+        let now = now_millis();
+        // Instances starting together race here; the unique generation
+        // decides, and the losers read the winner's key.
+        self.insert(store, &key, 1, now, now).await?;
+        Ok(store.signing_keys().await?)
     }
 
     /// Unseals `records` into a ring.
@@ -132,12 +136,12 @@ impl DatabaseKeys {
     pub async fn rotate(
         &self,
         store: &Store,
-        legacy_file: Option<&Path>,
+        legacy_file: &Path,
         activate_in: Duration,
     ) -> Result<Rotation, RingError> {
-        self.load(store, legacy_file).await?;
+        let mut records = self.records_or_first(store, legacy_file).await?;
         for _ in 0..8 {
-            let records = store.signing_keys().await?;
+            // Refuse to add a key the others could not be read beside.
             self.ring(&records)?;
             let last = records.last();
             let now = now_millis();
@@ -151,6 +155,7 @@ impl DatabaseKeys {
                 .insert(store, &key, generation, now, activates_at)
                 .await?
             else {
+                records = store.signing_keys().await?;
                 continue;
             };
             let previous = last.map(|last| last.kid.clone());
@@ -257,13 +262,7 @@ impl AuthService {
         let now = now_millis();
         let before = self.access.ring().signing(now).kid().to_owned();
         let after = ring.signing(now).kid().to_owned();
-        if let Err(ring) = self.access.replace_ring(ring) {
-            // Only Ed25519 keys are stored, so this cannot happen today.
-            return Err(RingError::UnknownAlgorithm {
-                kid: after,
-                algorithm: format!("{:?}", ring.algorithm()),
-            });
-        }
+        self.access.replace_ring(ring);
         if before != after {
             tracing::info!(kid = %after, previous = %before, "now signing with a new key");
         }
