@@ -2,6 +2,7 @@
 //! opens the store itself and reports failures as a [`StartError`].
 
 use std::io::BufRead as _;
+use std::sync::Arc;
 
 use secrecy::SecretString;
 
@@ -10,6 +11,7 @@ use crate::auth::keys::{DatabaseKeys, KeySource, Rotation};
 use crate::auth::refresh::{RefreshPolicy, Successors};
 use crate::auth::service::AuthService;
 use crate::auth::sessions::SessionCheck;
+use crate::clock::{Clock, SystemClock};
 use crate::config::{DatabaseArgs, KeyArgs, PasswordArgs};
 use crate::store::{SigningKeyRecord, Store};
 use crate::{StartError, auth, database_keys, new_passwords, open_store};
@@ -29,8 +31,10 @@ async fn admin_service(
     password_args: &PasswordArgs,
 ) -> Result<AuthService, StartError> {
     let inert = std::time::Duration::from_secs(1);
+    let store = open_store(database).await?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let metrics = Arc::new(crate::metrics::Metrics::default());
     Ok(AuthService {
-        store: open_store(database).await?,
         passwords: new_passwords(password_args).await?,
         access: AccessTokens::new(
             TokenKey::generate(),
@@ -40,16 +44,25 @@ async fn admin_service(
             inert,
         ),
         keys: KeySource::Fixed,
-        successors: Successors::new(auth::random_token()),
-        refresh: RefreshPolicy {
-            ttl: inert,
-            idle_ttl: None,
-            grace: std::time::Duration::ZERO,
-        },
+        rotation: crate::auth::refresh_rotation::RefreshRotation::new(
+            store.clone(),
+            Successors::new(auth::random_token()),
+            RefreshPolicy {
+                ttl: inert,
+                idle_ttl: None,
+                grace: std::time::Duration::ZERO,
+                replay_window: std::time::Duration::ZERO,
+            },
+            clock.clone(),
+            metrics.clone(),
+            inert,
+        ),
+        store,
         min_password_chars: password_args.min_password_length,
         session_check: SessionCheck::new(std::time::Duration::ZERO),
         throttle: Default::default(),
-        metrics: Default::default(),
+        metrics,
+        clock,
     })
 }
 

@@ -293,6 +293,12 @@ pub struct Config {
     /// successor; 0s makes any second use a reuse that revokes the session.
     #[arg(long, env = "GATEHOUSE_REFRESH_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
     pub refresh_grace: Duration,
+    /// How long after its rotation a refresh token whose successor has never
+    /// been used still gets that successor, so that a client that never
+    /// received it (lost response, outage, crash) stays signed in; once the
+    /// successor is used, the old token is reuse. Not with --refresh-grace 0s.
+    #[arg(long, env = "GATEHOUSE_REFRESH_REPLAY_WINDOW", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub refresh_replay_window: Duration,
     /// How long a session check is trusted: access tokens of a session
     /// revoked through another instance stop working within this; 0s checks
     /// the database on every request.
@@ -380,6 +386,16 @@ impl Config {
             max_header_bytes: self.max_header_bytes,
             request_timeout: self.request_timeout,
             cors_origins: self.cors_origins.clone(),
+        }
+    }
+
+    /// How refresh tokens live and rotate.
+    pub fn refresh_policy(&self) -> crate::auth::refresh::RefreshPolicy {
+        crate::auth::refresh::RefreshPolicy {
+            ttl: self.refresh_ttl,
+            idle_ttl: self.refresh_idle_ttl,
+            grace: self.refresh_grace,
+            replay_window: self.refresh_replay_window,
         }
     }
 

@@ -16,10 +16,16 @@ pub enum Error {
     Hash(#[from] HashError),
     #[error("cannot sign an access token: {0}")]
     Sign(#[from] jsonwebtoken::errors::Error),
+    /// The database kept aborting a transaction (contention) until the
+    /// request's deadline.
+    #[error("the database kept aborting the transaction until the deadline")]
+    Contended,
 }
 
 /// `Retry-After` when the database does not answer.
 pub const DATABASE_RETRY_SECS: u32 = 5;
+/// `Retry-After` when the database kept aborting a transaction.
+pub const CONTENDED_RETRY_SECS: u32 = 1;
 /// `Retry-After` when every core is hashing and the queue is full.
 pub const HASHING_RETRY_SECS: u32 = 1;
 
@@ -37,6 +43,8 @@ impl Error {
                 | sqlx::Error::Protocol(_)
                 | sqlx::Error::WorkerCrashed,
             ) => Some(DATABASE_RETRY_SECS),
+            Self::Database(err) if crate::store::is_unavailable(err) => Some(DATABASE_RETRY_SECS),
+            Self::Contended => Some(CONTENDED_RETRY_SECS),
             Self::Hash(HashError::Busy) => Some(HASHING_RETRY_SECS),
             _ => None,
         }

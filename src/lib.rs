@@ -6,6 +6,7 @@
 mod admin;
 pub mod api;
 pub mod auth;
+pub mod clock;
 pub mod config;
 pub mod error;
 pub mod metrics;
@@ -21,9 +22,11 @@ use secrecy::{ExposeSecret as _, SecretString};
 use crate::auth::jwt::{AccessTokens, KeyError, TokenKey};
 use crate::auth::keys::{DatabaseKeys, Kek, KeyRing, KeySource, RingError};
 use crate::auth::password::{HashError, Passwords};
-use crate::auth::refresh::{RefreshPolicy, SUCCESSOR_SECRET_NAME, Successors};
+use crate::auth::refresh::{SUCCESSOR_SECRET_NAME, Successors};
+use crate::auth::refresh_rotation::RefreshRotation;
 use crate::auth::service::{AuthService, RegisterError};
 use crate::auth::sessions::SessionCheck;
+use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, DatabaseArgs, JwtAlgorithm, KeyArgs, PasswordArgs};
 use crate::store::{OpenError, Store, StoreOptions};
 
@@ -76,7 +79,7 @@ pub enum StartError {
 pub async fn open_store(database: &DatabaseArgs) -> Result<Store, OpenError> {
     let options = StoreOptions {
         max_connections: database.db_max_connections,
-        acquire_timeout: database.db_timeout,
+        timeout: database.db_timeout,
     };
     let store = Store::connect(&database.url(), &options).await?;
     store.migrate().await?;
@@ -86,6 +89,14 @@ pub async fn open_store(database: &DatabaseArgs) -> Result<Store, OpenError> {
 /// Builds the application: the routes with their middleware, and the state.
 pub async fn build_app(
     config: &Config,
+) -> Result<(BoxEndpoint<'static, Response>, AppState), StartError> {
+    build_app_with_clock(config, Arc::new(SystemClock)).await
+}
+
+/// [`build_app`] with time read from `clock`.
+pub async fn build_app_with_clock(
+    config: &Config,
+    clock: Arc<dyn Clock>,
 ) -> Result<(BoxEndpoint<'static, Response>, AppState), StartError> {
     config.validate().map_err(StartError::Config)?;
     let fixed_key = fixed_signing_key(&config.keys)?;
@@ -107,9 +118,18 @@ pub async fn build_app(
         .get_or_create_secret(
             SUCCESSOR_SECRET_NAME,
             candidate.expose_secret(),
-            auth::now_millis(),
+            clock.now_millis(),
         )
         .await?;
+    let metrics = Arc::new(metrics::Metrics::default());
+    let rotation = RefreshRotation::new(
+        store.clone(),
+        Successors::new(SecretString::from(secret)),
+        config.refresh_policy(),
+        clock.clone(),
+        metrics.clone(),
+        config.database.db_timeout,
+    );
     let auth = AuthService {
         store,
         passwords,
@@ -121,16 +141,12 @@ pub async fn build_app(
             config.jwt_leeway,
         ),
         keys,
-        successors: Successors::new(SecretString::from(secret)),
-        refresh: RefreshPolicy {
-            ttl: config.refresh_ttl,
-            idle_ttl: config.refresh_idle_ttl,
-            grace: config.refresh_grace,
-        },
+        rotation,
         min_password_chars: config.passwords.min_password_length,
         session_check: SessionCheck::new(config.session_check_ttl),
         throttle: config.throttle(),
-        metrics: Default::default(),
+        metrics,
+        clock,
     };
     let state = AppState {
         auth: Arc::new(auth),

@@ -29,6 +29,8 @@ const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 pub struct Metrics {
     events: Vec<AtomicU64>,
     responses: [AtomicU64; 5],
+    transaction_retries: AtomicU64,
+    refresh_replays: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -36,6 +38,8 @@ impl Default for Metrics {
         Self {
             events: EVENTS.iter().map(|_| AtomicU64::new(0)).collect(),
             responses: Default::default(),
+            transaction_retries: AtomicU64::new(0),
+            refresh_replays: AtomicU64::new(0),
         }
     }
 }
@@ -46,6 +50,17 @@ impl Metrics {
         if let Some(position) = EVENTS.iter().position(|known| *known == event) {
             self.events[position].fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Counts one transaction that the database aborted (deadlock, lock
+    /// wait, certification failure, busy) and that was tried again.
+    pub fn transaction_retried(&self) {
+        self.transaction_retries.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one refresh answered with a successor already issued.
+    pub fn refresh_replayed(&self) {
+        self.refresh_replays.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts one answered request by its status class.
@@ -78,6 +93,24 @@ impl Metrics {
                 "gatehouse_http_responses_total{{class=\"{class}\"}} {}",
                 count.load(Ordering::Relaxed)
             );
+        }
+        let counters = [
+            (
+                "gatehouse_db_transaction_retries_total",
+                "Transactions the database aborted (deadlock, lock wait, certification \
+                 failure, busy) and that were tried again.",
+                &self.transaction_retries,
+            ),
+            (
+                "gatehouse_refresh_replays_total",
+                "Refreshes answered with the successor already issued (a retry, a second tab).",
+                &self.refresh_replays,
+            ),
+        ];
+        for (name, help, count) in counters {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} counter");
+            let _ = writeln!(out, "{name} {}", count.load(Ordering::Relaxed));
         }
         out.push_str(
             "# HELP gatehouse_password_hashes_running Password hashes running or waiting now.\n",
@@ -142,6 +175,7 @@ mod tests {
         metrics.response(200);
         metrics.response(404);
         metrics.response(999);
+        metrics.transaction_retried();
         let text = metrics.render(&Gauges {
             hashes_running: 1,
             cached_sessions: 3,
@@ -153,6 +187,8 @@ mod tests {
         assert!(text.contains("gatehouse_http_responses_total{class=\"2xx\"} 1\n"));
         assert!(text.contains("gatehouse_http_responses_total{class=\"4xx\"} 1\n"));
         assert!(text.contains("gatehouse_password_hashes_running 1\n"));
+        assert!(text.contains("gatehouse_db_transaction_retries_total 1\n"));
+        assert!(text.contains("gatehouse_refresh_replays_total 0\n"));
         assert!(text.contains("gatehouse_signing_keys_published 2\n"));
         assert!(text.contains("gatehouse_signing_key_age_seconds 60\n"));
         let fixed = metrics.render(&Gauges::default());

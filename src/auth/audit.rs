@@ -1,7 +1,7 @@
 //! Writing the audit trail.
 
-use super::service::{AuthService, ClientInfo};
-use crate::store::AuditEvent;
+use super::client::ClientInfo;
+use super::service::AuthService;
 
 impl AuthService {
     /// Records `event` about `user_id` / `session_id`, with where it came
@@ -15,18 +15,7 @@ impl AuthService {
         client: &ClientInfo,
     ) {
         self.metrics.event(event);
-        let record = AuditEvent {
-            occurred_at: super::now_millis(),
-            event: event.to_owned(),
-            user_id: user_id.map(str::to_owned),
-            session_id: session_id.map(str::to_owned),
-            ip: client.ip.clone(),
-            user_agent: client
-                .user_agent
-                .as_ref()
-                .map(|ua| ua.chars().take(512).collect()),
-            detail: None,
-        };
+        let record = client.audit_event(event, user_id, session_id, self.clock.now_millis());
         if let Err(err) = self.store.insert_audit_event(&record).await {
             tracing::error!(error = %err, event, "cannot record an audit event");
         }

@@ -195,6 +195,8 @@ pub enum TokenError {
     Rejected(jsonwebtoken::errors::Error),
     #[error("expired")]
     Expired,
+    #[error("not valid yet (nbf)")]
+    NotYetValid,
 }
 
 /// Issues and verifies access tokens.
@@ -222,7 +224,10 @@ impl AccessTokens {
         validation.set_issuer(&[&issuer]);
         validation.set_audience(&[&audience]);
         validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
-        validation.validate_nbf = true;
+        // Time is checked below against the caller's `now`, the app's
+        // clock, not against jsonwebtoken's own reading of the wall clock.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
         validation.leeway = leeway.as_secs();
         Self {
             ring: RwLock::new(Arc::new(ring)),
@@ -322,11 +327,14 @@ impl AccessTokens {
         let claims = jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &self.validation)
             .map_err(TokenError::Rejected)?
             .claims;
-        // RFC 7519 §4.1.4: not accepted *on or after* exp; jsonwebtoken
-        // still accepts the exact second of exp.
+        // RFC 7519 §4.1.4: not accepted *on or after* exp; §4.1.5: not
+        // before nbf.
         let leeway = i64::try_from(self.leeway.as_secs()).unwrap_or(0);
-        if claims.exp + leeway <= now_secs {
+        if claims.exp.saturating_add(leeway) <= now_secs {
             return Err(TokenError::Expired);
+        }
+        if claims.nbf.saturating_sub(leeway) > now_secs {
+            return Err(TokenError::NotYetValid);
         }
         Ok(claims)
     }

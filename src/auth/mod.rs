@@ -2,10 +2,12 @@
 //! scopes, and the grants that tie them to the store.
 
 mod audit;
+pub mod client;
 pub mod jwt;
 pub mod keys;
 pub mod password;
 pub mod refresh;
+pub mod refresh_rotation;
 pub mod revocation;
 pub mod scope;
 pub mod service;

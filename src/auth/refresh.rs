@@ -14,7 +14,7 @@ use hmac::{Hmac, KeyInit as _, Mac as _};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest as _, Sha256};
 
-use crate::store::RefreshTokenRecord;
+use crate::store::{RefreshState, SuccessorRecord};
 
 /// The name of the shared successor-derivation secret in the store.
 pub const SUCCESSOR_SECRET_NAME: &str = "refresh_successor_v1";
@@ -61,8 +61,13 @@ pub struct RefreshPolicy {
     /// A token unused for this long expires, if set.
     pub idle_ttl: Option<Duration>,
     /// How long after its rotation a token may be presented again and get the
-    /// same successor. Zero: any second presentation is reuse.
+    /// same successor, whatever became of it. Zero: strict, any second
+    /// presentation is reuse (and `replay_window` does not apply).
     pub grace: Duration,
+    /// How long after its rotation a token whose successor has never been
+    /// used still gets that successor: the client that presents it never
+    /// received it (a lost response, an outage, a crash).
+    pub replay_window: Duration,
 }
 
 /// What to do with a presented refresh token.
@@ -70,32 +75,56 @@ pub struct RefreshPolicy {
 pub enum Decision {
     /// Live and not yet rotated: rotate it.
     Rotate,
-    /// Rotated within the grace window: answer with the same successor.
+    /// Rotated within the grace window, or its successor never used within
+    /// the replay window: answer with the same successor.
     Replay,
-    /// Rotated before the grace window: reuse, revoke the family.
+    /// Rotated, and neither of those: reuse, revoke the family.
     Reuse,
     /// Expired (absolute or idle) or its family revoked.
     Dead,
 }
 
 impl RefreshPolicy {
-    /// Decides for `token` at `now` (ms). The grace window counts from the
-    /// token's own `rotated_at`, which only rotation ever writes.
-    pub fn decide(&self, token: &RefreshTokenRecord, now: i64) -> Decision {
+    /// Decides for a presented token at `now` (ms). Both windows count from
+    /// the token's own `rotated_at`, which only rotation ever writes.
+    ///
+    /// Within the grace window a rotated token gets its successor whatever
+    /// became of it (two tabs, racing requests). After it, only while the
+    /// successor has never been used: whoever presents the parent then
+    /// cannot have received the successor, or holds no more than the
+    /// successor itself, which its owner still holds too. Once the successor
+    /// has been used, the parent is stolen or replayed (RFC 9700 §4.14.2).
+    pub fn decide(&self, state: &RefreshState, now: i64) -> Decision {
+        let token = &state.token;
         if token.session_revoked_at.is_some() || now >= token.session_expires_at {
             return Decision::Dead;
         }
-        if let Some(rotated_at) = token.rotated_at {
-            let in_grace = !self.grace.is_zero() && now - rotated_at <= millis(self.grace);
-            return if in_grace {
-                Decision::Replay
-            } else {
-                Decision::Reuse
-            };
+        let Some(rotated_at) = token.rotated_at else {
+            return self.unless_idle(token.token_created_at, now, Decision::Rotate);
+        };
+        if self.grace.is_zero() {
+            return Decision::Reuse;
         }
+        let since_rotation = now - rotated_at;
+        if since_rotation <= millis(self.grace) {
+            return Decision::Replay;
+        }
+        match state.successor {
+            Some(SuccessorRecord {
+                created_at,
+                rotated_at: None,
+            }) if since_rotation <= millis(self.replay_window) => {
+                self.unless_idle(created_at, now, Decision::Replay)
+            }
+            _ => Decision::Reuse,
+        }
+    }
+
+    /// `decision`, unless a token created at `created_at` has been idle too long.
+    fn unless_idle(&self, created_at: i64, now: i64, decision: Decision) -> Decision {
         match self.idle_ttl {
-            Some(idle) if now - token.token_created_at >= millis(idle) => Decision::Dead,
-            _ => Decision::Rotate,
+            Some(idle) if now - created_at >= millis(idle) => Decision::Dead,
+            _ => decision,
         }
     }
 
@@ -117,24 +146,42 @@ pub fn millis(duration: Duration) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::RefreshTokenRecord;
 
-    fn token(rotated_at: Option<i64>) -> RefreshTokenRecord {
-        RefreshTokenRecord {
-            session_id: "s".into(),
-            user_id: "u".into(),
-            client_id: None,
-            scope: "profile".into(),
-            token_created_at: 0,
-            rotated_at,
-            session_expires_at: 100_000,
-            session_revoked_at: None,
+    fn token(rotated_at: Option<i64>) -> RefreshState {
+        RefreshState {
+            token: RefreshTokenRecord {
+                session_id: "s".into(),
+                user_id: "u".into(),
+                client_id: None,
+                scope: "profile".into(),
+                token_created_at: 0,
+                rotated_at,
+                session_expires_at: 100_000,
+                session_revoked_at: None,
+            },
+            successor: rotated_at.map(|created_at| SuccessorRecord {
+                created_at,
+                rotated_at: None,
+            }),
         }
+    }
+
+    /// A rotated token whose successor has been used at `used_at`.
+    fn used_successor(rotated_at: i64, used_at: i64) -> RefreshState {
+        let mut state = token(Some(rotated_at));
+        state.successor = Some(SuccessorRecord {
+            created_at: rotated_at,
+            rotated_at: Some(used_at),
+        });
+        state
     }
 
     const POLICY: RefreshPolicy = RefreshPolicy {
         ttl: Duration::from_secs(100),
         idle_ttl: Some(Duration::from_secs(50)),
         grace: Duration::from_secs(10),
+        replay_window: Duration::from_secs(40),
     };
 
     #[test]
@@ -160,24 +207,51 @@ mod tests {
     fn the_grace_window_counts_from_the_rotation() {
         assert_eq!(POLICY.decide(&token(None), 1_000), Decision::Rotate);
         assert_eq!(
-            POLICY.decide(&token(Some(20_000)), 30_000),
+            POLICY.decide(&used_successor(20_000, 21_000), 30_000),
             Decision::Replay
         );
-        assert_eq!(POLICY.decide(&token(Some(20_000)), 30_001), Decision::Reuse);
+        assert_eq!(
+            POLICY.decide(&used_successor(20_000, 21_000), 30_001),
+            Decision::Reuse
+        );
+    }
+
+    #[test]
+    fn an_unused_successor_is_replayed_until_the_replay_window_ends() {
+        assert_eq!(
+            POLICY.decide(&token(Some(20_000)), 45_000),
+            Decision::Replay
+        );
+        assert_eq!(
+            POLICY.decide(&token(Some(20_000)), 60_000),
+            Decision::Replay
+        );
+        assert_eq!(POLICY.decide(&token(Some(20_000)), 60_001), Decision::Reuse);
+        let mut missing = token(Some(20_000));
+        missing.successor = None;
+        assert_eq!(POLICY.decide(&missing, 45_000), Decision::Reuse);
+    }
+
+    #[test]
+    fn an_idle_successor_is_not_replayed() {
+        let mut idle = token(Some(1_000));
+        idle.token.session_expires_at = 1_000_000;
+        let patient = RefreshPolicy {
+            replay_window: Duration::from_secs(600),
+            ..POLICY
+        };
+        assert_eq!(patient.decide(&idle, 50_999), Decision::Replay);
+        assert_eq!(patient.decide(&idle, 51_000), Decision::Dead);
+    }
+
+    #[test]
+    fn with_no_grace_window_every_second_presentation_is_reuse() {
         let strict = RefreshPolicy {
             grace: Duration::ZERO,
             ..POLICY
         };
         assert_eq!(strict.decide(&token(Some(20_000)), 20_000), Decision::Reuse);
-    }
-
-    #[test]
-    fn expiry_and_revocation_kill_a_token() {
-        assert_eq!(POLICY.decide(&token(None), 50_000), Decision::Dead);
-        assert_eq!(POLICY.decide(&token(None), 100_000), Decision::Dead);
-        let mut revoked = token(None);
-        revoked.session_revoked_at = Some(1);
-        assert_eq!(POLICY.decide(&revoked, 2), Decision::Dead);
+        assert_eq!(strict.decide(&token(Some(20_000)), 30_000), Decision::Reuse);
     }
 
     #[test]

@@ -48,7 +48,7 @@ impl AuthService {
         let claims = self.verify_access_token(token).await?;
         let live = self
             .session_check
-            .is_live(&self.store, &claims.sid, super::now_millis())
+            .is_live(&self.store, &claims.sid, self.clock.now_millis())
             .await
             .map_err(Error::from)?;
         if live {
@@ -62,7 +62,7 @@ impl AuthService {
     pub async fn sessions(&self, user_id: &str) -> Result<Vec<SessionRecord>, Error> {
         Ok(self
             .store
-            .list_sessions(user_id, super::now_millis())
+            .list_sessions(user_id, self.clock.now_millis())
             .await?)
     }
 
@@ -74,7 +74,7 @@ impl AuthService {
         session_id: &str,
         client: &ClientInfo,
     ) -> Result<bool, Error> {
-        let now = super::now_millis();
+        let now = self.clock.now_millis();
         let revoked = self
             .store
             .revoke_user_session(user_id, session_id, now)
@@ -99,7 +99,7 @@ impl AuthService {
     async fn revoke_all_of(&self, user_id: &str) -> Result<usize, Error> {
         let revoked = self
             .store
-            .revoke_all_sessions(user_id, super::now_millis())
+            .revoke_all_sessions(user_id, self.clock.now_millis())
             .await?;
         for session_id in &revoked {
             self.session_check.revoked(session_id);
@@ -145,7 +145,7 @@ impl AuthService {
             .map_err(Error::from)?;
         let revoked = self
             .store
-            .revoke_other_sessions(user_id, current_sid, super::now_millis())
+            .revoke_other_sessions(user_id, current_sid, self.clock.now_millis())
             .await
             .map_err(Error::from)?;
         for session_id in &revoked {
@@ -181,7 +181,7 @@ impl AuthService {
     /// Disables the account `username` and revokes all its sessions (ASVS
     /// 7.4.2), or re-enables it. `false` if there is no such user.
     pub async fn set_user_disabled(&self, username: &str, disabled: bool) -> Result<bool, Error> {
-        let now = super::now_millis();
+        let now = self.clock.now_millis();
         let Some(user_id) = self
             .store
             .set_user_disabled(
@@ -261,7 +261,7 @@ impl AuthService {
     /// Revokes a session in the store and in this instance's cache.
     pub(super) async fn revoke(&self, session_id: &str) -> Result<(), Error> {
         self.store
-            .revoke_session(session_id, super::now_millis())
+            .revoke_session(session_id, self.clock.now_millis())
             .await?;
         self.session_check.revoked(session_id);
         Ok(())

@@ -1,15 +1,20 @@
 //! The grants: registration, the password grant, the refresh grant and
 //! logout, on top of the store. HTTP handlers translate to and from these.
 
+use std::sync::Arc;
+
 use secrecy::{ExposeSecret, SecretString};
 
+pub use super::client::ClientInfo;
 use super::jwt::{AccessClaims, AccessTokens, TokenError};
 use super::password::{self, Passwords, PolicyViolation};
-use super::refresh::{self, Decision, RefreshPolicy, Successors};
+use super::refresh;
+use super::refresh_rotation::{RefreshError, RefreshRotation};
 use super::scope::{self, InvalidScope};
 use super::throttle::{Attempt, ThrottlePolicy};
+use crate::clock::Clock;
 use crate::error::Error;
-use crate::store::{InsertUser, NewSession, RefreshTokenRecord, Store, UserRecord};
+use crate::store::{InsertUser, NewSession, Store, UserRecord};
 
 /// Longest username, in characters.
 pub const MAX_USERNAME_CHARS: usize = 64;
@@ -17,18 +22,8 @@ pub const MAX_USERNAME_CHARS: usize = 64;
 pub const MAX_EMAIL_BYTES: usize = 254;
 /// Longest `client_id`, in characters.
 pub const MAX_CLIENT_ID_CHARS: usize = 255;
-/// Longest user agent kept on a session, in characters.
-const MAX_USER_AGENT_CHARS: usize = 512;
 /// Longest string that could be a refresh token we issued.
 pub(super) const MAX_REFRESH_TOKEN_BYTES: usize = 512;
-
-/// Who is asking for a session, recorded on it.
-#[derive(Debug, Clone, Default)]
-pub struct ClientInfo {
-    pub client_id: Option<String>,
-    pub user_agent: Option<String>,
-    pub ip: Option<String>,
-}
 
 /// A freshly issued token pair.
 #[derive(Debug)]
@@ -95,12 +90,14 @@ pub struct AuthService {
     pub access: AccessTokens,
     /// Where `access` gets its keys, for reloads.
     pub keys: super::keys::KeySource,
-    pub successors: Successors,
-    pub refresh: RefreshPolicy,
+    /// The refresh grant's transaction.
+    pub rotation: RefreshRotation,
     pub min_password_chars: usize,
     pub session_check: super::sessions::SessionCheck,
     pub throttle: ThrottlePolicy,
-    pub metrics: crate::metrics::Metrics,
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// Where "now" comes from.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl AuthService {
@@ -121,7 +118,7 @@ impl AuthService {
             username: username.to_owned(),
             email: email.map(str::to_owned),
             password_hash: self.passwords.hash(password).await.map_err(Error::from)?,
-            created_at: super::now_millis(),
+            created_at: self.clock.now_millis(),
             disabled_at: None,
         };
         let key = username_key(&user.username);
@@ -153,7 +150,7 @@ impl AuthService {
         let client_id = check_client_id(client.client_id.as_deref())?;
         let scope = scope::for_new_session(requested_scope)?;
         let attempt = Attempt::new(username, client.ip.as_deref());
-        let now = super::now_millis();
+        let now = self.clock.now_millis();
         if let Some(retry_after) = self
             .throttle
             .retry_after(&self.store, &attempt, now)
@@ -175,14 +172,11 @@ impl AuthService {
             }
         };
 
-        let now = super::now_millis();
+        let now = self.clock.now_millis();
         let session_id = uuid::Uuid::new_v4().to_string();
         let refresh_token = super::random_token();
-        let expires_at = now.saturating_add(refresh::millis(self.refresh.ttl));
-        let user_agent: Option<String> = client
-            .user_agent
-            .as_ref()
-            .map(|ua| ua.chars().take(MAX_USER_AGENT_CHARS).collect());
+        let expires_at = now.saturating_add(refresh::millis(self.rotation.policy().ttl));
+        let user_agent = client.stored_user_agent();
         self.store
             .insert_session(&NewSession {
                 id: &session_id,
@@ -297,66 +291,30 @@ impl AuthService {
         if refresh_token.len() > MAX_REFRESH_TOKEN_BYTES {
             return Err(GrantError::InvalidGrant(BAD_REFRESH_TOKEN));
         }
-        let token_hash = refresh::hash(refresh_token);
-        let Some(mut record) = self.store.find_refresh_token(&token_hash).await? else {
-            return Err(GrantError::InvalidGrant(BAD_REFRESH_TOKEN));
-        };
-        let scope = scope::for_refresh(requested_scope, &record.scope)?;
-        let successor = self.successors.successor(refresh_token);
-        // A lost rotation race re-reads the token, which is then rotated and
-        // so decided as a replay or a reuse; a rotation the database aborted
-        // (deadlock) leaves it unrotated and is tried again. Bounded.
-        for _ in 0..4 {
-            let now = super::now_millis();
-            match self.refresh.decide(&record, now) {
-                Decision::Dead => break,
-                Decision::Reuse => {
-                    self.revoke(&record.session_id).await?;
-                    tracing::warn!(
-                        session_id = %record.session_id,
-                        user_id = %record.user_id,
-                        "refresh token reuse detected: session revoked"
-                    );
-                    let (user, session) = (
-                        Some(record.user_id.as_str()),
-                        Some(record.session_id.as_str()),
-                    );
-                    self.audit("refresh_reuse_detected", user, session, client)
-                        .await;
-                    break;
-                }
-                Decision::Replay => {
-                    self.audit(
-                        "refresh",
-                        Some(&record.user_id),
-                        Some(&record.session_id),
-                        client,
-                    )
-                    .await;
-                    return self.reissue(&record, scope, successor, now);
-                }
-                Decision::Rotate => {
-                    let child_hash = refresh::hash(successor.expose_secret());
-                    let rotated = self
-                        .store
-                        .rotate_refresh_token(&record.session_id, &token_hash, &child_hash, now)
-                        .await?;
-                    if rotated {
-                        let (user, session) = (
-                            Some(record.user_id.as_str()),
-                            Some(record.session_id.as_str()),
-                        );
-                        self.audit("refresh", user, session, client).await;
-                        return self.reissue(&record, scope, successor, now);
-                    }
-                    match self.store.find_refresh_token(&token_hash).await? {
-                        Some(fresh) => record = fresh,
-                        None => break,
-                    }
-                }
+        let refreshed = match self
+            .rotation
+            .refresh(refresh_token, requested_scope, client)
+            .await
+        {
+            Ok(refreshed) => refreshed,
+            Err(RefreshError::Reused { session_id, .. }) => {
+                self.session_check.revoked(&session_id);
+                return Err(GrantError::InvalidGrant(BAD_REFRESH_TOKEN));
             }
-        }
-        Err(GrantError::InvalidGrant(BAD_REFRESH_TOKEN))
+            Err(RefreshError::Invalid) => return Err(GrantError::InvalidGrant(BAD_REFRESH_TOKEN)),
+            Err(RefreshError::Scope(err)) => return Err(err.into()),
+            Err(RefreshError::Internal(err)) => return Err(err.into()),
+        };
+        let token = &refreshed.token;
+        self.issue(
+            &token.user_id,
+            &token.session_id,
+            refreshed.scope,
+            token.client_id.as_deref(),
+            refreshed.successor,
+            token.session_expires_at,
+            refreshed.now,
+        )
     }
 
     /// Revokes the session of a refresh token. Unknown tokens are ignored,
@@ -374,31 +332,12 @@ impl AuthService {
     /// instance does not know yet (a rotation another instance has already
     /// picked up) triggers a rate-limited reload of the keys.
     pub async fn verify_access_token(&self, token: &str) -> Result<AccessClaims, TokenError> {
-        match self.access.verify(token, chrono::Utc::now().timestamp()) {
+        match self.access.verify(token, self.clock.now_secs()) {
             Err(TokenError::UnknownKey(Some(_))) if self.reload_keys_for_unknown_kid().await => {
-                self.access.verify(token, chrono::Utc::now().timestamp())
+                self.access.verify(token, self.clock.now_secs())
             }
             verified => verified,
         }
-    }
-
-    fn reissue(
-        &self,
-        record: &RefreshTokenRecord,
-        scope: String,
-        successor: SecretString,
-        now: i64,
-    ) -> Result<IssuedTokens, GrantError> {
-        let client_id = record.client_id.as_deref();
-        self.issue(
-            &record.user_id,
-            &record.session_id,
-            scope,
-            client_id,
-            successor,
-            record.session_expires_at,
-            now,
-        )
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -420,7 +359,7 @@ impl AuthService {
             access_token,
             expires_in: i64::try_from(self.access.ttl().as_secs()).unwrap_or(i64::MAX),
             refresh_token,
-            refresh_token_expires_in: self.refresh.expires_in(session_expires_at, now),
+            refresh_token_expires_in: self.rotation.policy().expires_in(session_expires_at, now),
             scope,
         })
     }

@@ -1,6 +1,6 @@
 //! The audit trail.
 
-use sqlx::Row;
+use sqlx::{AnyConnection, Row};
 
 use super::Store;
 
@@ -22,21 +22,8 @@ pub struct AuditEvent {
 impl Store {
     /// Appends an event to the trail.
     pub async fn insert_audit_event(&self, event: &AuditEvent) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "INSERT INTO audit_events \
-             (occurred_at, event, user_id, session_id, ip, user_agent, detail) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(event.occurred_at)
-        .bind(&event.event)
-        .bind(&event.user_id)
-        .bind(&event.session_id)
-        .bind(&event.ip)
-        .bind(&event.user_agent)
-        .bind(&event.detail)
-        .execute(&self.pool)
-        .await
-        .map(drop)
+        self.run(async |conn| insert_audit_event(conn, event).await)
+            .await
     }
 
     /// A user's events, oldest first.
@@ -54,13 +41,13 @@ impl Store {
         column: &'static str,
         value: &str,
     ) -> Result<Vec<AuditEvent>, sqlx::Error> {
-        let rows = sqlx::query(&format!(
+        let sql = format!(
             "SELECT occurred_at, event, user_id, session_id, ip, user_agent, detail \
              FROM audit_events WHERE {column} = ? ORDER BY occurred_at, id"
-        ))
-        .bind(value)
-        .fetch_all(&self.pool)
-        .await?;
+        );
+        let rows = self
+            .run(async |conn| sqlx::query(&sql).bind(value).fetch_all(conn).await)
+            .await?;
         rows.into_iter()
             .map(|row| {
                 Ok(AuditEvent {
@@ -75,4 +62,27 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// Appends `event` on `conn`, so that a transaction can record what it did
+/// in its own commit.
+pub(super) async fn insert_audit_event(
+    conn: &mut AnyConnection,
+    event: &AuditEvent,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO audit_events \
+         (occurred_at, event, user_id, session_id, ip, user_agent, detail) \
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(event.occurred_at)
+    .bind(&event.event)
+    .bind(&event.user_id)
+    .bind(&event.session_id)
+    .bind(&event.ip)
+    .bind(&event.user_agent)
+    .bind(&event.detail)
+    .execute(conn)
+    .await
+    .map(drop)
 }

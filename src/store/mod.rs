@@ -20,11 +20,14 @@ use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
-use sqlx::{AnyPool, Executor, Row};
+use sqlx::{AnyConnection, AnyPool, Executor, Row};
+use tokio::time::Instant;
 
 pub use audit::AuditEvent;
 pub use migrations::EmbeddedMigrations;
-pub use refresh_tokens::RefreshTokenRecord;
+pub use refresh_tokens::{
+    RefreshOutcome, RefreshState, RefreshTokenRecord, RefreshWrite, SuccessorRecord,
+};
 pub use sessions::{NewSession, SessionRecord};
 pub use signing_keys::SigningKeyRecord;
 pub use users::{InsertUser, UserRecord};
@@ -55,15 +58,17 @@ impl Backend {
 pub struct StoreOptions {
     /// Connections in the pool.
     pub max_connections: u32,
-    /// How long a request waits for a connection before it fails with 503.
-    pub acquire_timeout: Duration,
+    /// The deadline of one database call: waiting for a connection and
+    /// running the statements together. Past it the call fails (503) and
+    /// its connection is discarded.
+    pub timeout: Duration,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
         Self {
             max_connections: 10,
-            acquire_timeout: Duration::from_secs(5),
+            timeout: Duration::from_secs(5),
         }
     }
 }
@@ -91,6 +96,8 @@ pub enum OpenError {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// See [`StoreOptions::timeout`].
+    timeout: Duration,
 }
 
 impl Store {
@@ -106,7 +113,7 @@ impl Store {
         let connect_options = AnyConnectOptions::from_str(&url).map_err(OpenError::InvalidUrl)?;
         let pool = AnyPoolOptions::new()
             .max_connections(options.max_connections)
-            .acquire_timeout(options.acquire_timeout)
+            .acquire_timeout(options.timeout)
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
@@ -124,7 +131,47 @@ impl Store {
             .connect_with(connect_options)
             .await
             .map_err(OpenError::Connect)?;
-        Ok(Self { pool, backend })
+        Ok(Self {
+            pool,
+            backend,
+            timeout: options.timeout,
+        })
+    }
+
+    /// Runs `work` on one pooled connection within the store's deadline
+    /// (see [`StoreOptions::timeout`]).
+    async fn run<T>(
+        &self,
+        work: impl AsyncFnOnce(&mut AnyConnection) -> Result<T, sqlx::Error>,
+    ) -> Result<T, sqlx::Error> {
+        self.run_until(Instant::now() + self.timeout, work).await
+    }
+
+    /// Runs `work` on one pooled connection, waiting for the connection and
+    /// running the statements together until `deadline`. A connection whose
+    /// work did not finish in time is discarded: its statement may still be
+    /// running, or its answer half read, so it is never used again.
+    async fn run_until<T>(
+        &self,
+        deadline: Instant,
+        work: impl AsyncFnOnce(&mut AnyConnection) -> Result<T, sqlx::Error>,
+    ) -> Result<T, sqlx::Error> {
+        let mut conn = match tokio::time::timeout_at(deadline, self.pool.acquire()).await {
+            Ok(conn) => conn?,
+            Err(_) => return Err(sqlx::Error::PoolTimedOut),
+        };
+        match tokio::time::timeout_at(deadline, work(&mut conn)).await {
+            Ok(result) => result,
+            Err(_) => {
+                // Dropping the detached connection closes its socket and
+                // frees its place in the pool at once.
+                drop(conn.detach());
+                Err(sqlx::Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the database did not answer within --db-timeout",
+                )))
+            }
+        }
     }
 
     /// The engine behind this store.
@@ -142,7 +189,8 @@ impl Store {
 
     /// Answers when the database answers a trivial query.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map(drop)
+        self.run(async |conn| sqlx::query("SELECT 1").execute(conn).await.map(drop))
+            .await
     }
 
     /// Closes every connection; later calls fail.
@@ -168,17 +216,77 @@ impl Store {
                  ON CONFLICT (name) DO NOTHING"
             }
         };
-        sqlx::query(insert)
-            .bind(name)
-            .bind(candidate)
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
-        sqlx::query("SELECT secret FROM server_secrets WHERE name = ?")
-            .bind(name)
-            .fetch_one(&self.pool)
-            .await?
-            .try_get(0)
+        self.run(async |conn| {
+            sqlx::query(insert)
+                .bind(name)
+                .bind(candidate)
+                .bind(now)
+                .execute(&mut *conn)
+                .await?;
+            sqlx::query("SELECT secret FROM server_secrets WHERE name = ?")
+                .bind(name)
+                .fetch_one(&mut *conn)
+                .await?
+                .try_get(0)
+        })
+        .await
+    }
+}
+
+/// Whether the database aborted a statement or transaction to resolve
+/// contention, so that retrying the whole transaction is safe and right:
+/// a MySQL deadlock or lock-wait timeout (on a Galera cluster, a
+/// certification failure arrives as a deadlock, at COMMIT), or SQLite busy.
+pub fn is_transient(err: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(db) = err else {
+        return false;
+    };
+    if let Some(mysql) = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+        // ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT
+        return matches!(mysql.number(), 1213 | 1205);
+    }
+    // SQLITE_BUSY, SQLITE_LOCKED and their extended codes.
+    let code = db
+        .code()
+        .and_then(|code| code.parse::<i32>().ok())
+        .unwrap_or_default();
+    db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() && matches!(code & 0xff, 5 | 6)
+}
+
+/// Whether the database refused a statement for a reason of its own that
+/// passes: a transaction aborted by contention ([`is_transient`]), a
+/// cluster node not ready to serve (MariaDB Galera's ER_UNKNOWN_COM_ERROR,
+/// 1047), or a statement interrupted by the server (ER_QUERY_INTERRUPTED,
+/// 1317; MariaDB's statement timeout, 1969). Such a request is answered 503.
+pub fn is_unavailable(err: &sqlx::Error) -> bool {
+    if is_transient(err) {
+        return true;
+    }
+    let sqlx::Error::Database(db) = err else {
+        return false;
+    };
+    db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+        .is_some_and(|mysql| matches!(mysql.number(), 1047 | 1317 | 1969))
+}
+
+impl Store {
+    /// `SELECT … FOR UPDATE` where the engine has row locks; SQLite's write
+    /// transactions (begun with [`Store::begin_write`]) lock the database.
+    fn for_update(&self) -> &'static str {
+        match self.backend {
+            Backend::MySql => " FOR UPDATE",
+            Backend::Sqlite => "",
+        }
+    }
+
+    /// The statement that begins a transaction that will write. On SQLite
+    /// it takes the write lock at once (waiting on the busy timeout), so a
+    /// transaction never fails to upgrade a read lock midway.
+    fn begin_write(&self) -> &'static str {
+        match self.backend {
+            Backend::MySql => "BEGIN",
+            Backend::Sqlite => "BEGIN IMMEDIATE",
+        }
     }
 }
 

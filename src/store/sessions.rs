@@ -1,6 +1,6 @@
 //! Sessions: one per login, each a family of refresh tokens.
 
-use sqlx::Row;
+use sqlx::{Connection as _, Row};
 
 use super::Store;
 
@@ -33,42 +33,45 @@ pub struct SessionRecord {
 impl Store {
     /// Creates a session and its first refresh token, atomically.
     pub async fn insert_session(&self, session: &NewSession<'_>) -> Result<(), sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO sessions (id, user_id, client_id, scope, user_agent, ip, \
-             created_at, last_used_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(session.id)
-        .bind(session.user_id)
-        .bind(session.client_id)
-        .bind(session.scope)
-        .bind(session.user_agent)
-        .bind(session.ip)
-        .bind(session.created_at)
-        .bind(session.created_at)
-        .bind(session.expires_at)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO refresh_tokens (token_hash, session_id, created_at) VALUES (?, ?, ?)",
-        )
-        .bind(session.first_token_hash)
-        .bind(session.id)
-        .bind(session.created_at)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await
+        self.run(async |conn| {
+            let mut tx = conn.begin().await?;
+            sqlx::query(
+                "INSERT INTO sessions (id, user_id, client_id, scope, user_agent, ip, \
+                 created_at, last_used_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(session.id)
+            .bind(session.user_id)
+            .bind(session.client_id)
+            .bind(session.scope)
+            .bind(session.user_agent)
+            .bind(session.ip)
+            .bind(session.created_at)
+            .bind(session.created_at)
+            .bind(session.expires_at)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO refresh_tokens (token_hash, session_id, created_at) VALUES (?, ?, ?)",
+            )
+            .bind(session.first_token_hash)
+            .bind(session.id)
+            .bind(session.created_at)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await
+        })
+        .await
     }
 
     /// Revokes a session (and so every refresh token of its family). Revoking
     /// a revoked session keeps its first revocation time.
     pub async fn revoke_session(&self, session_id: &str, now: i64) -> Result<(), sqlx::Error> {
-        sqlx::query("UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
-            .bind(now)
-            .bind(session_id)
-            .execute(&self.pool)
+        let revoke =
+            sqlx::query("UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+                .bind(now)
+                .bind(session_id);
+        self.run(async |conn| revoke.execute(conn).await.map(drop))
             .await
-            .map(drop)
     }
 
     /// The live sessions of a user at `now`, newest first.
@@ -77,15 +80,14 @@ impl Store {
         user_id: &str,
         now: i64,
     ) -> Result<Vec<SessionRecord>, sqlx::Error> {
-        let rows = sqlx::query(
+        let select = sqlx::query(
             "SELECT id, client_id, user_agent, ip, created_at, last_used_at, expires_at \
              FROM sessions WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ? \
              ORDER BY created_at DESC, id",
         )
         .bind(user_id)
-        .bind(now)
-        .fetch_all(&self.pool)
-        .await?;
+        .bind(now);
+        let rows = self.run(async |conn| select.fetch_all(conn).await).await?;
         rows.into_iter()
             .map(|row| {
                 Ok(SessionRecord {
@@ -103,13 +105,14 @@ impl Store {
 
     /// Whether a session exists, is not revoked and has not expired at `now`.
     pub async fn session_is_live(&self, session_id: &str, now: i64) -> Result<bool, sqlx::Error> {
-        let row = sqlx::query(
+        let select = sqlx::query(
             "SELECT 1 FROM sessions WHERE id = ? AND revoked_at IS NULL AND expires_at > ?",
         )
         .bind(session_id)
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await?;
+        .bind(now);
+        let row = self
+            .run(async |conn| select.fetch_optional(conn).await)
+            .await?;
         Ok(row.is_some())
     }
 
@@ -121,17 +124,18 @@ impl Store {
         session_id: &str,
         now: i64,
     ) -> Result<bool, sqlx::Error> {
-        let revoked = sqlx::query(
+        let update = sqlx::query(
             "UPDATE sessions SET revoked_at = ? \
              WHERE id = ? AND user_id = ? AND revoked_at IS NULL AND expires_at > ?",
         )
         .bind(now)
         .bind(session_id)
         .bind(user_id)
-        .bind(now)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
+        .bind(now);
+        let revoked = self
+            .run(async |conn| update.execute(conn).await)
+            .await?
+            .rows_affected();
         Ok(revoked == 1)
     }
 
@@ -143,25 +147,7 @@ impl Store {
         keep: &str,
         now: i64,
     ) -> Result<Vec<String>, sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
-        let ids: Vec<String> = sqlx::query(
-            "SELECT id FROM sessions WHERE user_id = ? AND id <> ? AND revoked_at IS NULL",
-        )
-        .bind(user_id)
-        .bind(keep)
-        .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .map(|row| row.try_get(0))
-        .collect::<Result<_, _>>()?;
-        sqlx::query("UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND id <> ? AND revoked_at IS NULL")
-            .bind(now)
-            .bind(user_id)
-            .bind(keep)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(ids)
+        self.revoke_sessions_of(user_id, Some(keep), now).await
     }
 
     /// Revokes every live session of `user_id`; returns the ids revoked.
@@ -170,22 +156,47 @@ impl Store {
         user_id: &str,
         now: i64,
     ) -> Result<Vec<String>, sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
-        let ids: Vec<String> =
-            sqlx::query("SELECT id FROM sessions WHERE user_id = ? AND revoked_at IS NULL")
+        self.revoke_sessions_of(user_id, None, now).await
+    }
+
+    /// Revokes the live sessions of `user_id` but `keep`, in one
+    /// transaction that reads them locked, so that the ids returned are
+    /// exactly the sessions revoked.
+    async fn revoke_sessions_of(
+        &self,
+        user_id: &str,
+        keep: Option<&str>,
+        now: i64,
+    ) -> Result<Vec<String>, sqlx::Error> {
+        let keep = keep.unwrap_or("");
+        let select = format!(
+            "SELECT id FROM sessions WHERE user_id = ? AND id <> ? AND revoked_at IS NULL{}",
+            self.for_update()
+        );
+        let begin = self.begin_write();
+        self.run(async |conn| {
+            let mut tx = conn.begin_with(begin).await?;
+            let ids: Vec<String> = sqlx::query(&select)
                 .bind(user_id)
+                .bind(keep)
                 .fetch_all(&mut *tx)
                 .await?
                 .into_iter()
                 .map(|row| row.try_get(0))
                 .collect::<Result<_, _>>()?;
-        sqlx::query("UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL")
+            sqlx::query(
+                "UPDATE sessions SET revoked_at = ? \
+                 WHERE user_id = ? AND id <> ? AND revoked_at IS NULL",
+            )
             .bind(now)
             .bind(user_id)
+            .bind(keep)
             .execute(&mut *tx)
             .await?;
-        tx.commit().await?;
-        Ok(ids)
+            tx.commit().await?;
+            Ok(ids)
+        })
+        .await
     }
 }
 
@@ -201,20 +212,25 @@ impl Store {
         revoked_before: i64,
         throttle_before: i64,
     ) -> Result<(u64, u64), sqlx::Error> {
-        let sessions = sqlx::query("DELETE FROM sessions WHERE expires_at <= ? OR revoked_at < ?")
+        self.run(async |conn| {
+            let sessions =
+                sqlx::query("DELETE FROM sessions WHERE expires_at <= ? OR revoked_at < ?")
+                    .bind(now)
+                    .bind(revoked_before)
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected();
+            let counters = sqlx::query(
+                "DELETE FROM login_throttle \
+                 WHERE window_start < ? AND (blocked_until IS NULL OR blocked_until <= ?)",
+            )
+            .bind(throttle_before)
             .bind(now)
-            .bind(revoked_before)
-            .execute(&self.pool)
+            .execute(&mut *conn)
             .await?
             .rows_affected();
-        let counters = sqlx::query(
-            "DELETE FROM login_throttle WHERE window_start < ? AND (blocked_until IS NULL OR blocked_until <= ?)",
-        )
-        .bind(throttle_before)
-        .bind(now)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok((sessions, counters))
+            Ok((sessions, counters))
+        })
+        .await
     }
 }

@@ -24,12 +24,11 @@ pub struct SigningKeyRecord {
 impl Store {
     /// Every signing key, oldest generation first.
     pub async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, sqlx::Error> {
-        let rows = sqlx::query(
+        let select = sqlx::query(
             "SELECT generation, kid, algorithm, private_key, kek_id, created_at, activates_at \
              FROM signing_keys ORDER BY generation",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        );
+        let rows = self.run(async |conn| select.fetch_all(conn).await).await?;
         rows.iter().map(record_of).collect()
     }
 
@@ -47,9 +46,8 @@ impl Store {
         .bind(&key.private_key)
         .bind(&key.kek_id)
         .bind(key.created_at)
-        .bind(key.activates_at)
-        .execute(&self.pool)
-        .await;
+        .bind(key.activates_at);
+        let inserted = self.run(async |conn| inserted.execute(conn).await).await;
         match inserted {
             Ok(_) => Ok(true),
             Err(sqlx::Error::Database(err)) if err.is_unique_violation() => Ok(false),
@@ -60,12 +58,13 @@ impl Store {
     /// Deletes the keys older than the newest one active since
     /// `superseded_before`: no token they signed verifies any more.
     pub async fn prune_signing_keys(&self, superseded_before: i64) -> Result<u64, sqlx::Error> {
-        let newest: Option<i64> =
+        let select =
             sqlx::query("SELECT MAX(generation) FROM signing_keys WHERE activates_at <= ?")
-                .bind(superseded_before)
-                .fetch_one(&self.pool)
-                .await?
-                .try_get(0)?;
+                .bind(superseded_before);
+        let newest: Option<i64> = self
+            .run(async |conn| select.fetch_one(conn).await)
+            .await?
+            .try_get(0)?;
         match newest {
             Some(newest) => self.delete_signing_keys_before(newest).await,
             None => Ok(0),
@@ -82,10 +81,7 @@ impl Store {
         kek_id: &str,
         reseal: impl Fn(&SigningKeyRecord) -> Result<String, E>,
     ) -> Result<u64, E> {
-        let lock = match self.backend {
-            super::Backend::MySql => " FOR UPDATE",
-            super::Backend::Sqlite => "",
-        };
+        let lock = self.for_update();
         let mut tx = self.pool.begin().await?;
         let rows = sqlx::query(&format!(
             "SELECT generation, kid, algorithm, private_key, kek_id, created_at, activates_at \
@@ -113,9 +109,9 @@ impl Store {
 
     /// Deletes every key older than `generation`.
     pub async fn delete_signing_keys_before(&self, generation: i64) -> Result<u64, sqlx::Error> {
-        Ok(sqlx::query("DELETE FROM signing_keys WHERE generation < ?")
-            .bind(generation)
-            .execute(&self.pool)
+        let delete = sqlx::query("DELETE FROM signing_keys WHERE generation < ?").bind(generation);
+        Ok(self
+            .run(async |conn| delete.execute(conn).await)
             .await?
             .rows_affected())
     }

@@ -32,7 +32,7 @@ impl Store {
         user: &UserRecord,
         key: &str,
     ) -> Result<InsertUser, sqlx::Error> {
-        let result = sqlx::query(
+        let insert = sqlx::query(
             "INSERT INTO users (id, username, username_key, email, password_hash, created_at) \
              VALUES (?, ?, ?, ?, ?, ?)",
         )
@@ -41,9 +41,8 @@ impl Store {
         .bind(key)
         .bind(&user.email)
         .bind(&user.password_hash)
-        .bind(user.created_at)
-        .execute(&self.pool)
-        .await;
+        .bind(user.created_at);
+        let result = self.run(async |conn| insert.execute(conn).await).await;
         match result {
             Ok(_) => Ok(InsertUser::Inserted),
             Err(sqlx::Error::Database(err)) if err.is_unique_violation() => {
@@ -55,24 +54,27 @@ impl Store {
 
     /// The user whose username has this case-insensitive key.
     pub async fn find_user_by_key(&self, key: &str) -> Result<Option<UserRecord>, sqlx::Error> {
-        sqlx::query(
-            "SELECT id, username, email, password_hash, created_at, disabled_at FROM users WHERE username_key = ?",
-        )
-        .bind(key)
-        .fetch_optional(&self.pool)
-        .await?
-        .map(user_from_row)
-        .transpose()
+        self.find_user_where("username_key", key).await
     }
 
     /// The user with this id.
     pub async fn find_user_by_id(&self, id: &str) -> Result<Option<UserRecord>, sqlx::Error> {
-        sqlx::query("SELECT id, username, email, password_hash, created_at, disabled_at FROM users WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .map(user_from_row)
-            .transpose()
+        self.find_user_where("id", id).await
+    }
+
+    async fn find_user_where(
+        &self,
+        column: &'static str,
+        value: &str,
+    ) -> Result<Option<UserRecord>, sqlx::Error> {
+        let sql = format!(
+            "SELECT id, username, email, password_hash, created_at, disabled_at \
+             FROM users WHERE {column} = ?"
+        );
+        let row = self
+            .run(async |conn| sqlx::query(&sql).bind(value).fetch_optional(conn).await)
+            .await?;
+        row.map(user_from_row).transpose()
     }
 
     /// Replaces a user's password hash.
@@ -81,12 +83,11 @@ impl Store {
         user_id: &str,
         password_hash: &str,
     ) -> Result<(), sqlx::Error> {
-        sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
+        let update = sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
             .bind(password_hash)
-            .bind(user_id)
-            .execute(&self.pool)
+            .bind(user_id);
+        self.run(async |conn| update.execute(conn).await.map(drop))
             .await
-            .map(drop)
     }
 
     /// Disables (`Some(now)`) or re-enables (`None`) the user whose username
@@ -96,11 +97,10 @@ impl Store {
         key: &str,
         disabled_at: Option<i64>,
     ) -> Result<Option<String>, sqlx::Error> {
-        sqlx::query("UPDATE users SET disabled_at = ? WHERE username_key = ?")
+        let update = sqlx::query("UPDATE users SET disabled_at = ? WHERE username_key = ?")
             .bind(disabled_at)
-            .bind(key)
-            .execute(&self.pool)
-            .await?;
+            .bind(key);
+        self.run(async |conn| update.execute(conn).await).await?;
         Ok(self.find_user_by_key(key).await?.map(|user| user.id))
     }
 }

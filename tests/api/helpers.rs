@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gatehouse::AppState;
+use gatehouse::clock::SteppedClock;
 use gatehouse::config::Config;
 use poem::Response;
 use poem::endpoint::BoxEndpoint;
@@ -164,6 +165,9 @@ pub struct TestApp {
     endpoint: Arc<BoxEndpoint<'static, Response>>,
     pub state: AppState,
     pub config: Config,
+    /// The app's clock: `clock.advance(…)` steps over a window of time.
+    /// Instances started from this one, and restarts, share it.
+    pub clock: Arc<SteppedClock>,
     db: Arc<TestDb>,
 }
 
@@ -257,17 +261,20 @@ impl TestApp {
     pub async fn spawn_with(store: Store, configure: impl FnOnce(&mut Config)) -> Self {
         let (mut config, FreshDatabase(db)) = fresh_database(store).await;
         configure(&mut config);
-        Self::start(config, Arc::new(db)).await
+        Self::start(config, Arc::new(db), Arc::default()).await
     }
 
-    async fn start(config: Config, db: Arc<TestDb>) -> Self {
-        let (app, state) = gatehouse::build_app(&config).await.expect("the app starts");
+    async fn start(config: Config, db: Arc<TestDb>, clock: Arc<SteppedClock>) -> Self {
+        let (app, state) = gatehouse::build_app_with_clock(&config, clock.clone())
+            .await
+            .expect("the app starts");
         let app = Arc::new(app);
         Self {
             client: TestClient::new(app.clone()),
             endpoint: app,
             state,
             config,
+            clock,
             db,
         }
     }
@@ -277,7 +284,7 @@ impl TestApp {
     pub async fn another_instance(&self, configure: impl FnOnce(&mut Config)) -> TestApp {
         let mut config = self.config.clone();
         configure(&mut config);
-        Self::start(config, self.db.clone()).await
+        Self::start(config, self.db.clone(), self.clock.clone()).await
     }
 
     /// A form POST as if from the client address `peer` (the in-process
@@ -316,6 +323,7 @@ impl TestApp {
         let Self {
             state,
             config,
+            clock,
             db,
             client,
             endpoint,
@@ -323,7 +331,7 @@ impl TestApp {
         drop((client, endpoint));
         state.auth.store.close().await;
         drop(state);
-        Self::start(config, db).await
+        Self::start(config, db, clock).await
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> Reply {

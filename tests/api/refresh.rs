@@ -5,13 +5,16 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::{Store, TestApp, claims_of, concurrently, wait_past};
+use crate::helpers::{Store, TestApp, claims_of, concurrently};
 use crate::on_both_stores;
 
 on_both_stores!(
     refresh_rotates_the_token_and_keeps_the_session,
     the_parent_within_the_grace_window_returns_the_same_successor,
-    reuse_after_the_grace_window_revokes_the_family,
+    a_parent_presented_after_its_successor_was_used_revokes_the_family,
+    a_parent_whose_successor_was_never_used_gets_it_again_after_the_grace_window,
+    past_the_replay_window_an_unused_successor_is_not_handed_out_again,
+    within_the_grace_window_even_a_used_successor_is_handed_out_again,
     with_no_grace_window_any_second_use_revokes_the_family,
     sixteen_concurrent_refreshes_of_one_token_share_one_successor,
     logout_revokes_the_session,
@@ -62,22 +65,80 @@ async fn the_parent_within_the_grace_window_returns_the_same_successor(store: St
         .assert_status(200);
 }
 
-async fn reuse_after_the_grace_window_revokes_the_family(store: Store) {
-    let grace = Duration::from_millis(300);
-    let app = TestApp::spawn_with(store, |config| config.refresh_grace = grace).await;
+async fn a_parent_presented_after_its_successor_was_used_revokes_the_family(store: Store) {
+    let app = TestApp::spawn(store).await;
     let login = app.user_with_tokens("alice").await;
     let parent = login.str("refresh_token");
     let successor = app.refresh(parent).await;
     successor.assert_status(200);
-    wait_past(grace).await;
+    let next = app.refresh(successor.str("refresh_token")).await;
+    next.assert_status(200);
+    app.clock
+        .advance(app.config.refresh_grace + Duration::from_secs(1));
+    // The successor was used: whoever presents the parent now stole it.
     app.refresh(parent).await.assert_error(400, "invalid_grant");
-    // The whole family is revoked: the successor too.
-    app.refresh(successor.str("refresh_token"))
+    // The whole family is revoked: the newest token too.
+    app.refresh(next.str("refresh_token"))
         .await
         .assert_error(400, "invalid_grant");
     // Other sessions of the user are untouched.
     let other = app.login("alice", crate::helpers::PASSWORD).await;
     app.refresh(other.str("refresh_token"))
+        .await
+        .assert_status(200);
+}
+
+async fn a_parent_whose_successor_was_never_used_gets_it_again_after_the_grace_window(
+    store: Store,
+) {
+    let app = TestApp::spawn(store).await;
+    let login = app.user_with_tokens("alice").await;
+    let parent = login.str("refresh_token");
+    // The client never received this answer (a lost response, an outage).
+    let lost = app.refresh(parent).await;
+    lost.assert_status(200);
+    app.clock
+        .advance(app.config.refresh_grace + Duration::from_secs(15));
+    let retried = app.refresh(parent).await;
+    retried.assert_status(200);
+    assert_eq!(retried.str("refresh_token"), lost.str("refresh_token"));
+    // Nothing was revoked: the successor rotates, the session lives on.
+    let next = app.refresh(retried.str("refresh_token")).await;
+    next.assert_status(200);
+    app.me(next.str("access_token")).await.assert_status(200);
+}
+
+async fn past_the_replay_window_an_unused_successor_is_not_handed_out_again(store: Store) {
+    let window = Duration::from_secs(60);
+    let app = TestApp::spawn_with(store, |config| config.refresh_replay_window = window).await;
+    let login = app.user_with_tokens("alice").await;
+    let parent = login.str("refresh_token");
+    let successor = app.refresh(parent).await;
+    successor.assert_status(200);
+    app.clock.advance(window + Duration::from_secs(1));
+    app.refresh(parent).await.assert_error(400, "invalid_grant");
+    app.refresh(successor.str("refresh_token"))
+        .await
+        .assert_error(400, "invalid_grant");
+}
+
+async fn within_the_grace_window_even_a_used_successor_is_handed_out_again(store: Store) {
+    let app = TestApp::spawn(store).await;
+    let login = app.user_with_tokens("alice").await;
+    let parent = login.str("refresh_token");
+    // One tab rotates twice while another still holds the parent.
+    let first = app.refresh(parent).await;
+    first.assert_status(200);
+    let next = app.refresh(first.str("refresh_token")).await;
+    next.assert_status(200);
+    let late_tab = app.refresh(parent).await;
+    late_tab.assert_status(200);
+    assert_eq!(late_tab.str("refresh_token"), first.str("refresh_token"));
+    // Still within its own grace window, that successor gets the newest one.
+    let caught_up = app.refresh(late_tab.str("refresh_token")).await;
+    caught_up.assert_status(200);
+    assert_eq!(caught_up.str("refresh_token"), next.str("refresh_token"));
+    app.refresh(next.str("refresh_token"))
         .await
         .assert_status(200);
 }
@@ -169,7 +230,7 @@ async fn refreshing_never_extends_the_family_absolute_expiry(store: Store) {
     .await;
     let login = app.user_with_tokens("alice").await;
     assert!(login.body["refresh_token_expires_in"].as_i64().unwrap() <= 3);
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    app.clock.advance(Duration::from_millis(1100));
     let refreshed = app.refresh(login.str("refresh_token")).await;
     refreshed.assert_status(200);
     // Counted from the login, not from this refresh.
@@ -178,20 +239,21 @@ async fn refreshing_never_extends_the_family_absolute_expiry(store: Store) {
         "{}",
         refreshed.body
     );
-    wait_past(ttl).await;
+    app.clock.advance(ttl);
     app.refresh(refreshed.str("refresh_token"))
         .await
         .assert_error(400, "invalid_grant");
 }
 
 async fn an_idle_refresh_token_expires(store: Store) {
-    let idle = Duration::from_millis(500);
+    let idle = Duration::from_secs(60);
     let app = TestApp::spawn_with(store, |config| config.refresh_idle_ttl = Some(idle)).await;
     let login = app.user_with_tokens("alice").await;
-    assert!(login.body["refresh_token_expires_in"].as_i64().unwrap() <= 1);
+    assert!(login.body["refresh_token_expires_in"].as_i64().unwrap() <= 60);
+    app.clock.advance(idle / 2);
     let kept_alive = app.refresh(login.str("refresh_token")).await;
     kept_alive.assert_status(200);
-    wait_past(idle).await;
+    app.clock.advance(idle);
     app.refresh(kept_alive.str("refresh_token"))
         .await
         .assert_error(400, "invalid_grant");

@@ -1,0 +1,234 @@
+//! Refresh-token rotation: the refresh grant's one transaction.
+//!
+//! Each attempt locks the presented token's session, decides with the
+//! [`RefreshPolicy`], writes the rotation (or the replay, or the revocation)
+//! together with its audit record, and commits once; the answer depends on
+//! nothing done after that commit. A transaction the database aborts
+//! (deadlock, lock-wait timeout, a cluster's certification failure, SQLite
+//! busy) is tried again from the start after a jittered backoff, until the
+//! grant's deadline; past it the grant is unavailable (503), never
+//! `invalid_grant`, which clients take to mean "signed out".
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret as _, SecretString};
+use tokio::time::Instant;
+
+use super::client::ClientInfo;
+use super::refresh::{self, Decision, RefreshPolicy, Successors};
+use super::scope::{self, InvalidScope};
+use crate::clock::Clock;
+use crate::error::Error;
+use crate::metrics::Metrics;
+use crate::store::{self, AuditEvent, RefreshOutcome, RefreshState, RefreshTokenRecord};
+use crate::store::{RefreshWrite, Store};
+
+/// The first pause after an aborted transaction; each further one may be
+/// twice as long, up to [`MAX_BACKOFF`], and is drawn at random below that.
+const FIRST_BACKOFF: Duration = Duration::from_millis(2);
+const MAX_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Rotates refresh tokens.
+#[derive(Debug)]
+pub struct RefreshRotation {
+    store: Store,
+    successors: Successors,
+    policy: RefreshPolicy,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
+    /// How long one refresh may take, retries included (`--db-timeout`).
+    deadline: Duration,
+}
+
+/// A refresh that was granted.
+#[derive(Debug)]
+pub struct Refreshed {
+    /// The presented token and its session, as decided on.
+    pub token: RefreshTokenRecord,
+    /// The token that replaces the presented one.
+    pub successor: SecretString,
+    /// The scope of the new access token.
+    pub scope: String,
+    /// When it was decided (Unix ms).
+    pub now: i64,
+}
+
+/// Why a refresh was refused, or that it failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RefreshError {
+    /// Unknown, expired, idle, or its session revoked.
+    #[error("the refresh token is invalid, expired or revoked")]
+    Invalid,
+    /// Reuse of a rotated token: its session has just been revoked.
+    #[error("refresh token reuse: the session was revoked")]
+    Reused { user_id: String, session_id: String },
+    #[error(transparent)]
+    Scope(#[from] InvalidScope),
+    #[error(transparent)]
+    Internal(#[from] Error),
+}
+
+impl RefreshRotation {
+    pub fn new(
+        store: Store,
+        successors: Successors,
+        policy: RefreshPolicy,
+        clock: Arc<dyn Clock>,
+        metrics: Arc<Metrics>,
+        deadline: Duration,
+    ) -> Self {
+        Self {
+            store,
+            successors,
+            policy,
+            clock,
+            metrics,
+            deadline,
+        }
+    }
+
+    /// The lifetimes and windows refresh tokens follow.
+    pub fn policy(&self) -> &RefreshPolicy {
+        &self.policy
+    }
+
+    /// The refresh grant's decision for `presented`: rotate it, answer its
+    /// successor again, or refuse it (revoking its family on reuse).
+    pub async fn refresh(
+        &self,
+        presented: &str,
+        requested_scope: Option<&str>,
+        client: &ClientInfo,
+    ) -> Result<Refreshed, RefreshError> {
+        let parent_hash = refresh::hash(presented);
+        let successor = self.successors.successor(presented);
+        let successor_hash = refresh::hash(successor.expose_secret());
+        let deadline = Instant::now() + self.deadline;
+        let mut aborted = 0;
+        loop {
+            let now = self.clock.now_millis();
+            let plan = |state: &RefreshState| self.plan(state, requested_scope, client, now);
+            let outcome = self
+                .store
+                .refresh_in_transaction(&parent_hash, &successor_hash, now, deadline, plan)
+                .await;
+            match outcome {
+                Ok(RefreshOutcome::Unknown) => return Err(RefreshError::Invalid),
+                Ok(RefreshOutcome::Committed(state, write)) => {
+                    return self.answer(state, write, requested_scope, successor, now);
+                }
+                Ok(RefreshOutcome::Raced) => {}
+                Err(err) if store::is_transient(&err) => {
+                    tracing::debug!(error = %err, "refresh transaction aborted; trying again");
+                }
+                Err(err) => return Err(Error::from(err).into()),
+            }
+            aborted += 1;
+            self.metrics.transaction_retried();
+            let pause = backoff(aborted);
+            if Instant::now() + pause >= deadline {
+                tracing::warn!(
+                    attempts = aborted,
+                    "refresh gave up: the database kept aborting"
+                );
+                return Err(Error::Contended.into());
+            }
+            tokio::time::sleep(pause).await;
+        }
+    }
+
+    /// What to write for `state`, and the audit record of it.
+    fn plan(
+        &self,
+        state: &RefreshState,
+        requested_scope: Option<&str>,
+        client: &ClientInfo,
+        now: i64,
+    ) -> (RefreshWrite, Option<AuditEvent>) {
+        if scope::for_refresh(requested_scope, &state.token.scope).is_err() {
+            return (RefreshWrite::Nothing, None);
+        }
+        let (write, event) = match self.policy.decide(state, now) {
+            Decision::Rotate => (RefreshWrite::Rotate, "refresh"),
+            Decision::Replay => (RefreshWrite::Replay, "refresh"),
+            Decision::Reuse => (RefreshWrite::Revoke, "refresh_reuse_detected"),
+            Decision::Dead => return (RefreshWrite::Nothing, None),
+        };
+        let (user, session) = (&state.token.user_id, &state.token.session_id);
+        let record = client.audit_event(event, Some(user), Some(session), now);
+        (write, Some(record))
+    }
+
+    /// The grant's answer to what was committed.
+    fn answer(
+        &self,
+        state: RefreshState,
+        write: RefreshWrite,
+        requested_scope: Option<&str>,
+        successor: SecretString,
+        now: i64,
+    ) -> Result<Refreshed, RefreshError> {
+        let scope = scope::for_refresh(requested_scope, &state.token.scope)?;
+        let token = state.token;
+        match write {
+            RefreshWrite::Rotate | RefreshWrite::Replay => {
+                self.metrics.event("refresh");
+                if write == RefreshWrite::Replay {
+                    self.metrics.refresh_replayed();
+                }
+                Ok(Refreshed {
+                    token,
+                    successor,
+                    scope,
+                    now,
+                })
+            }
+            RefreshWrite::Revoke => {
+                self.metrics.event("refresh_reuse_detected");
+                tracing::warn!(
+                    session_id = %token.session_id,
+                    user_id = %token.user_id,
+                    "refresh token reuse detected: session revoked"
+                );
+                Err(RefreshError::Reused {
+                    user_id: token.user_id,
+                    session_id: token.session_id,
+                })
+            }
+            RefreshWrite::Nothing => Err(RefreshError::Invalid),
+        }
+    }
+}
+
+/// The pause before the `attempt`-th retry: at random below a cap that
+/// doubles from [`FIRST_BACKOFF`] to [`MAX_BACKOFF`], so that racers that
+/// collided once spread out ("full jitter").
+fn backoff(attempt: u32) -> Duration {
+    let cap = FIRST_BACKOFF
+        .saturating_mul(1 << attempt.saturating_sub(1).min(16))
+        .min(MAX_BACKOFF);
+    let cap_micros = u64::try_from(cap.as_micros()).unwrap_or(u64::MAX).max(1);
+    let draw = u64::from_le_bytes(super::random_bytes::<8>());
+    Duration::from_micros(1 + draw % cap_micros)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_stays_below_a_cap_that_doubles_to_the_maximum() {
+        for attempt in 1..40 {
+            let cap = FIRST_BACKOFF
+                .saturating_mul(1 << (attempt - 1).min(16))
+                .min(MAX_BACKOFF);
+            let pause = backoff(attempt);
+            assert!(
+                pause > Duration::ZERO && pause <= cap,
+                "{attempt}: {pause:?}"
+            );
+        }
+        assert!(backoff(30) <= MAX_BACKOFF);
+    }
+}
