@@ -58,6 +58,11 @@ impl Metrics {
         self.transaction_retries.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Transactions retried since start (see [`Metrics::transaction_retried`]).
+    pub fn transaction_retries(&self) -> u64 {
+        self.transaction_retries.load(Ordering::Relaxed)
+    }
+
     /// Counts one refresh answered with a successor already issued.
     pub fn refresh_replayed(&self) {
         self.refresh_replays.fetch_add(1, Ordering::Relaxed);

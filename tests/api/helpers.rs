@@ -129,6 +129,25 @@ impl Drop for TestDb {
     }
 }
 
+/// The address of the MySQL server the tests use, for a proxy to forward to.
+pub fn mysql_server_addr() -> std::net::SocketAddr {
+    use std::net::ToSocketAddrs as _;
+    let url = mysql_server_url();
+    let (authority, _) = authority_of(&url);
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
+    host_port
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .unwrap_or_else(|| panic!("{MYSQL_URL_VAR}: no TCP address in {url}"))
+}
+
+/// The `user@host:port` part of a URL, and what follows it.
+fn authority_of(url: &str) -> (&str, &str) {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    rest.split_once('/').unwrap_or((rest, ""))
+}
+
 fn mysql_server_url() -> String {
     std::env::var(MYSQL_URL_VAR)
         .ok()
@@ -277,6 +296,22 @@ impl TestApp {
             clock,
             db,
         }
+    }
+
+    /// Starts the app on a fresh MySQL database that it reaches through
+    /// `proxy` (the test creates and drops the database directly).
+    pub async fn spawn_through(
+        proxy: &crate::proxy::DbProxy,
+        configure: impl FnOnce(&mut Config),
+    ) -> Self {
+        let (mut config, FreshDatabase(db)) = fresh_database(Store::MySql).await;
+        let direct = config.database.database_url.take().unwrap();
+        let (authority, _) = authority_of(&direct);
+        let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
+        let proxied = direct.replacen(host_port, &proxy.addr().to_string(), 1);
+        config.database.database_url = Some(proxied);
+        configure(&mut config);
+        Self::start(config, Arc::new(db), Arc::default()).await
     }
 
     /// A second instance on the same database and data dir (as behind a

@@ -2,11 +2,13 @@
 //! file and on a fresh MySQL database per test.
 
 mod helpers;
+mod proxy;
 
 mod audit;
 mod bad_input;
 mod disable;
 mod discovery;
+mod faults;
 mod hash_upgrade;
 mod keys;
 mod limits;
@@ -15,6 +17,7 @@ mod password_change;
 mod process;
 mod prune;
 mod refresh;
+mod refresh_races;
 mod restart;
 mod revoke;
 mod rotation;

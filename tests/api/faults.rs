@@ -1,0 +1,214 @@
+//! The database failing under the refresh path, through a proxy: an
+//! outage longer than the grace window, answers to COMMIT lost, connections
+//! reset mid-statement. Every answer is a 200 or a JSON 503 with
+//! `Retry-After` within `--db-timeout` + 1 s, and afterwards every client is
+//! still signed in, no session revoked. MySQL only: SQLite is a file inside
+//! the process, with no connection to lose (its restart is in `restart.rs`).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use gatehouse::auth::refresh::hash;
+
+use crate::helpers::{TestApp, mysql_server_addr};
+use crate::proxy::{DbProxy, Fault};
+
+const CLIENTS: usize = 16;
+const DB_TIMEOUT: Duration = Duration::from_secs(1);
+/// Longer than the default grace window (10 s).
+const OUTAGE: Duration = Duration::from_secs(15);
+
+/// The app behind a proxy, with `CLIENTS` users signed in: their refresh
+/// tokens.
+async fn signed_in_clients() -> (DbProxy, Arc<TestApp>, Vec<String>) {
+    let proxy = DbProxy::start(mysql_server_addr()).await;
+    let app = TestApp::spawn_through(&proxy, |config| {
+        config.database.db_timeout = DB_TIMEOUT;
+        // A connection for every client, so that each reaches its COMMIT.
+        config.database.db_max_connections = 2 * CLIENTS as u32;
+    })
+    .await;
+    let mut tokens = Vec::new();
+    for client in 0..CLIENTS {
+        let login = app.user_with_tokens(&format!("client{client}")).await;
+        tokens.push(login.str("refresh_token").to_owned());
+    }
+    (proxy, Arc::new(app), tokens)
+}
+
+/// One refresh: the successor on 200, `None` on a JSON 503 with
+/// `Retry-After` in time; anything else fails the test.
+async fn refresh_once(app: &TestApp, token: &str) -> Option<String> {
+    let started = Instant::now();
+    let reply = app.refresh(token).await;
+    let took = started.elapsed();
+    if reply.status == 200 {
+        return Some(reply.str("refresh_token").to_owned());
+    }
+    reply.assert_error(503, "unavailable");
+    assert!(reply.header("retry-after").is_some(), "{:?}", reply.headers);
+    assert!(
+        took < DB_TIMEOUT + Duration::from_secs(1),
+        "answered in {took:?}"
+    );
+    None
+}
+
+/// Refreshes `token` until it is answered 200: the database is back and
+/// the pool has reconnected (bounded).
+async fn refresh_when_back(app: &TestApp, token: &str) -> String {
+    for _ in 0..100 {
+        if let Some(successor) = refresh_once(app, token).await {
+            return successor;
+        }
+        // Waiting for the pool to reconnect, not for a window to pass.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the database never came back");
+}
+
+/// Runs `each(app, token)` for every client at once.
+async fn for_every_client<F, Fut, T>(app: &Arc<TestApp>, tokens: &[String], each: F) -> Vec<T>
+where
+    F: Fn(Arc<TestApp>, String) -> Fut,
+    Fut: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let tasks: Vec<_> = tokens
+        .iter()
+        .map(|token| tokio::spawn(each(app.clone(), token.clone())))
+        .collect();
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.expect("the client finished"));
+    }
+    results
+}
+
+/// Every client's token rotates, its access token works, and nothing was
+/// taken for reuse.
+async fn assert_everyone_signed_in(app: &Arc<TestApp>, tokens: &[String]) {
+    let replies = for_every_client(app, tokens, |app, token| async move {
+        let reply = app.refresh(&token).await;
+        reply.assert_status(200);
+        app.me(reply.str("access_token")).await.assert_status(200);
+    })
+    .await;
+    assert_eq!(replies.len(), CLIENTS);
+    let reuse = app
+        .state
+        .auth
+        .store
+        .audit_events_named("refresh_reuse_detected")
+        .await
+        .unwrap();
+    assert!(reuse.is_empty(), "sessions revoked as reuse: {reuse:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_longer_than_the_grace_window_logs_nobody_out() {
+    let (proxy, app, tokens) = signed_in_clients().await;
+    proxy.inject(Fault::BlackHole);
+    let during = for_every_client(&app, &tokens, |app, token| async move {
+        refresh_once(&app, &token).await
+    })
+    .await;
+    assert!(during.iter().all(Option::is_none), "{during:?}");
+    app.clock.advance(OUTAGE);
+    proxy.heal();
+    let tokens = for_every_client(&app, &tokens, |app, token| async move {
+        refresh_when_back(&app, &token).await
+    })
+    .await;
+    assert_everyone_signed_in(&app, &tokens).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_whose_commit_answer_was_lost_is_handed_out_after_the_outage() {
+    let (proxy, app, tokens) = signed_in_clients().await;
+    proxy.inject(Fault::LoseCommitAnswers);
+    let during = for_every_client(&app, &tokens, |app, token| async move {
+        refresh_once(&app, &token).await
+    })
+    .await;
+    assert!(during.iter().all(Option::is_none), "{during:?}");
+    proxy.heal();
+    // Each rotation committed although its client was answered 503.
+    for token in &tokens {
+        let stored = app
+            .state
+            .auth
+            .store
+            .find_refresh_token(&hash(token))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(stored.rotated_at.is_some(), "{stored:?}");
+    }
+    app.clock.advance(OUTAGE);
+    let successors = for_every_client(&app, &tokens, |app, token| async move {
+        refresh_when_back(&app, &token).await
+    })
+    .await;
+    assert_everyone_signed_in(&app, &successors).await;
+    let retries = app.state.auth.metrics.transaction_retries();
+    assert_eq!(retries, 0, "a timed-out call is not retried in the request");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_reset_mid_statement_and_mid_commit_log_nobody_out() {
+    let (proxy, app, tokens) = signed_in_clients().await;
+    let proxy = Arc::new(proxy);
+    let resetting = {
+        let proxy = proxy.clone();
+        tokio::spawn(async move {
+            for _ in 0..200 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                proxy.reset();
+            }
+        })
+    };
+    let unavailable = for_every_client(&app, &tokens, |app, token| async move {
+        let (mut token, mut unavailable) = (token, 0);
+        for _ in 0..20 {
+            match refresh_once(&app, &token).await {
+                Some(successor) => token = successor,
+                None => {
+                    // Whether it committed or not, retry after the grace window.
+                    unavailable += 1;
+                    app.clock.advance(OUTAGE);
+                }
+            }
+        }
+        (token, unavailable)
+    })
+    .await;
+    resetting.abort();
+    proxy.heal();
+    let failures: usize = unavailable.iter().map(|(_, count)| count).sum();
+    assert!(failures > 0, "the resets never hit a request");
+    let tokens: Vec<String> = unavailable.into_iter().map(|(token, _)| token).collect();
+    let tokens = for_every_client(&app, &tokens, |app, token| async move {
+        refresh_when_back(&app, &token).await
+    })
+    .await;
+    assert_everyone_signed_in(&app, &tokens).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_that_refuses_connections_is_503_in_time_and_recovers() {
+    let (proxy, app, tokens) = signed_in_clients().await;
+    proxy.inject(Fault::Refuse);
+    proxy.reset();
+    let during = for_every_client(&app, &tokens, |app, token| async move {
+        refresh_once(&app, &token).await
+    })
+    .await;
+    assert!(during.iter().all(Option::is_none), "{during:?}");
+    proxy.heal();
+    let tokens = for_every_client(&app, &tokens, |app, token| async move {
+        refresh_when_back(&app, &token).await
+    })
+    .await;
+    assert_everyone_signed_in(&app, &tokens).await;
+}

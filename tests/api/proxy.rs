@@ -1,0 +1,151 @@
+//! A TCP proxy between the app and the MySQL server that can fail on
+//! command: pass, refuse new connections, reset every connection, black-hole
+//! (accept and never answer), or lose the answers to COMMIT. Faults are
+//! injected here, never on the shared server.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+/// How the proxy treats traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Forward everything.
+    None,
+    /// Close new connections at once.
+    Refuse,
+    /// Accept and forward nothing, either way, on every connection.
+    BlackHole,
+    /// Forward everything, but never the answer to a `COMMIT` (nor anything
+    /// after it on that connection): the transaction commits, the client
+    /// never learns it.
+    LoseCommitAnswers,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct State {
+    fault: Fault,
+    /// Bumped to close every open connection.
+    epoch: u64,
+}
+
+/// A running proxy; it stops with the test's runtime.
+pub struct DbProxy {
+    addr: SocketAddr,
+    state: watch::Sender<State>,
+}
+
+impl DbProxy {
+    /// Listens on a free loopback port and forwards to `upstream`.
+    pub async fn start(upstream: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+        let addr = listener.local_addr().unwrap();
+        let (state, watcher) = watch::channel(State {
+            fault: Fault::None,
+            epoch: 0,
+        });
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                tokio::spawn(serve(client, upstream, watcher.clone()));
+            }
+        });
+        Self { addr, state }
+    }
+
+    /// `host:port` to connect to instead of the server.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Fails traffic from now on as `fault`; connections open now stay open.
+    pub fn inject(&self, fault: Fault) {
+        self.state.send_modify(|state| state.fault = fault);
+    }
+
+    /// Closes every open connection (mid-statement, mid-COMMIT, idle).
+    pub fn reset(&self) {
+        self.state.send_modify(|state| state.epoch += 1);
+    }
+
+    /// Forwards everything again. Connections that lived through a fault
+    /// are closed: what they swallowed left them out of step.
+    pub fn heal(&self) {
+        self.state.send_modify(|state| {
+            state.fault = Fault::None;
+            state.epoch += 1;
+        });
+    }
+}
+
+async fn serve(client: TcpStream, upstream: SocketAddr, mut state: watch::Receiver<State>) {
+    let State { fault, epoch } = *state.borrow_and_update();
+    match fault {
+        Fault::Refuse => return,
+        Fault::BlackHole => return closed(&mut state, epoch).await,
+        Fault::None | Fault::LoseCommitAnswers => {}
+    }
+    let Ok(server) = TcpStream::connect(upstream).await else {
+        return;
+    };
+    let _ = (client.set_nodelay(true), server.set_nodelay(true));
+    // Set once a COMMIT went through while answers to it are lost.
+    let answers_lost = Arc::new(AtomicBool::new(false));
+    let (mut from_client, mut to_client) = client.into_split();
+    let (mut from_server, mut to_server) = server.into_split();
+    let requests = {
+        let (state, answers_lost) = (state.clone(), answers_lost.clone());
+        async move {
+            let mut buf = vec![0; 64 * 1024];
+            while let Ok(n @ 1..) = from_client.read(&mut buf).await {
+                match state.borrow().fault {
+                    Fault::BlackHole => continue,
+                    Fault::LoseCommitAnswers if is_commit(&buf[..n]) => {
+                        answers_lost.store(true, Ordering::SeqCst);
+                    }
+                    _ => {}
+                }
+                if to_server.write_all(&buf[..n]).await.is_err() {
+                    return;
+                }
+            }
+        }
+    };
+    let answers = {
+        let state = state.clone();
+        async move {
+            let mut buf = vec![0; 64 * 1024];
+            while let Ok(n @ 1..) = from_server.read(&mut buf).await {
+                if state.borrow().fault == Fault::BlackHole || answers_lost.load(Ordering::SeqCst) {
+                    continue;
+                }
+                if to_client.write_all(&buf[..n]).await.is_err() {
+                    return;
+                }
+            }
+        }
+    };
+    // Whichever ends first closes both sides.
+    tokio::select! {
+        () = requests => {}
+        () = answers => {}
+        () = closed(&mut state, epoch) => {}
+    }
+}
+
+/// Until the proxy closes the connections of `epoch` (or stops).
+async fn closed(state: &mut watch::Receiver<State>, epoch: u64) {
+    while state.borrow_and_update().epoch == epoch {
+        if state.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Whether `chunk` (client to server) carries a `COM_QUERY` of `COMMIT`.
+fn is_commit(chunk: &[u8]) -> bool {
+    chunk.windows(7).any(|window| window == b"\x03COMMIT")
+}

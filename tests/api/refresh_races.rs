@@ -1,0 +1,115 @@
+//! Many concurrent refreshes of one token, split across two instances of
+//! one database: the database decides, nobody is signed out by a race, and
+//! no transaction deadlocks.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::helpers::{Reply, Store, TestApp};
+use crate::on_both_stores;
+
+on_both_stores!(
+    racing_refreshes_on_two_instances_all_get_the_one_successor,
+    with_no_grace_window_exactly_one_racing_refresh_wins,
+);
+
+/// (concurrent refreshes, trials)
+const RACES: [(usize, usize); 4] = [(2, 10), (8, 8), (32, 4), (128, 2)];
+
+/// Two instances on one database; `configure` applies to both.
+async fn two_instances(
+    store: Store,
+    configure: fn(&mut gatehouse::config::Config),
+) -> [Arc<TestApp>; 2] {
+    let first = TestApp::spawn_with(store, |config| {
+        configure(config);
+        // 128 racers queue on one lock; keep them within the deadline.
+        config.database.db_max_connections = 16;
+    })
+    .await;
+    let second = first.another_instance(|_| {}).await;
+    [Arc::new(first), Arc::new(second)]
+}
+
+/// `racers` refreshes of `token` at once, alternating between the instances.
+async fn race(apps: &[Arc<TestApp>; 2], token: &str, racers: usize) -> Vec<Reply> {
+    let tasks: Vec<_> = (0..racers)
+        .map(|racer| {
+            let (app, token) = (apps[racer % 2].clone(), token.to_owned());
+            tokio::spawn(async move { app.refresh(&token).await })
+        })
+        .collect();
+    let mut replies = Vec::new();
+    for task in tasks {
+        replies.push(task.await.expect("the racer finished"));
+    }
+    replies
+}
+
+fn retries(apps: &[Arc<TestApp>; 2]) -> u64 {
+    apps.iter()
+        .map(|app| app.state.auth.metrics.transaction_retries())
+        .sum()
+}
+
+async fn racing_refreshes_on_two_instances_all_get_the_one_successor(store: Store) {
+    let apps = two_instances(store, |_| {}).await;
+    let mut raced = 0;
+    for (racers, trials) in RACES {
+        for trial in 0..trials {
+            let login = apps[0]
+                .user_with_tokens(&format!("u{racers}-{trial}"))
+                .await;
+            let parent = login.str("refresh_token");
+            let replies = race(&apps, parent, racers).await;
+            raced += racers;
+            for reply in &replies {
+                reply.assert_status(200);
+            }
+            let successor = replies[0].str("refresh_token");
+            assert_ne!(successor, parent);
+            assert!(
+                replies.iter().all(|r| r.str("refresh_token") == successor),
+                "{racers} racers got different successors"
+            );
+            // One rotation: the session is live and the successor rotates.
+            let next = apps[1].refresh(successor).await;
+            next.assert_status(200);
+            apps[0]
+                .me(next.str("access_token"))
+                .await
+                .assert_status(200);
+        }
+    }
+    eprintln!(
+        "{raced} raced refreshes, {} transactions retried",
+        retries(&apps)
+    );
+    assert_eq!(
+        retries(&apps),
+        0,
+        "racers of one family queue, never deadlock"
+    );
+}
+
+async fn with_no_grace_window_exactly_one_racing_refresh_wins(store: Store) {
+    let apps = two_instances(store, |config| config.refresh_grace = Duration::ZERO).await;
+    for (racers, trials) in RACES {
+        for trial in 0..trials {
+            let login = apps[0]
+                .user_with_tokens(&format!("u{racers}-{trial}"))
+                .await;
+            let replies = race(&apps, login.str("refresh_token"), racers).await;
+            let won = replies.iter().filter(|r| r.status == 200).count();
+            assert_eq!(won, 1, "{racers} racers");
+            for reply in replies.iter().filter(|r| r.status != 200) {
+                reply.assert_error(400, "invalid_grant");
+            }
+        }
+    }
+    assert_eq!(
+        retries(&apps),
+        0,
+        "racers of one family queue, never deadlock"
+    );
+}
