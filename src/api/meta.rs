@@ -21,9 +21,10 @@ pub enum ReadyReply {
     /// The database answers.
     #[oai(status = 200)]
     Ready(Json<Health>),
-    /// The database does not answer (`unavailable`).
+    /// The database does not answer (`unavailable`); check again after
+    /// `Retry-After` seconds.
     #[oai(status = 503)]
-    Unavailable(Json<ApiError>),
+    Unavailable(Json<ApiError>, #[oai(header = "Retry-After")] String),
 }
 
 /// The metrics answer.
@@ -61,10 +62,10 @@ impl MetaApi {
             })),
             Err(err) => {
                 tracing::warn!(error = %err, "readiness check failed");
-                ReadyReply::Unavailable(ApiError::new(
-                    "unavailable",
-                    "the database does not answer",
-                ))
+                ReadyReply::Unavailable(
+                    ApiError::new("unavailable", "the database does not answer"),
+                    crate::error::DATABASE_RETRY_SECS.to_string(),
+                )
             }
         }
     }

@@ -9,8 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gatehouse::auth::refresh::hash;
+use serde_json::json;
 
-use crate::helpers::{TestApp, mysql_server_addr};
+use crate::helpers::{PASSWORD, Reply, TestApp, mysql_server_addr};
 use crate::proxy::{DbProxy, Fault};
 
 const CLIENTS: usize = 16;
@@ -211,4 +212,48 @@ async fn a_database_that_refuses_connections_is_503_in_time_and_recovers() {
     })
     .await;
     assert_everyone_signed_in(&app, &tokens).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_database_hung_every_endpoint_answers_503_in_time() {
+    let (proxy, app, tokens) = signed_in_clients().await;
+    let login = app.login("client0", PASSWORD).await;
+    login.assert_status(200);
+    proxy.inject(Fault::BlackHole);
+    proxy.reset();
+    let access = login.str("access_token");
+    let requests = [
+        app.client.get("/health/ready"),
+        app.client
+            .post("/users")
+            .body_json(&json!({"username": "newcomer", "password": PASSWORD})),
+        app.client
+            .post("/auth/login")
+            .body_json(&json!({"username": "client1", "password": PASSWORD})),
+        app.client
+            .post("/auth/refresh")
+            .body_json(&json!({"refresh_token": tokens[1]})),
+        app.client
+            .post("/auth/logout")
+            .body_json(&json!({"refresh_token": tokens[2]})),
+        app.client
+            .get("/users/me/sessions")
+            .header("Authorization", format!("Bearer {access}")),
+        app.client
+            .post("/oauth/revoke")
+            .form(&[("token", tokens[3].as_str())]),
+    ];
+    for request in requests {
+        let started = Instant::now();
+        let reply = Reply::read(request.send().await).await;
+        let took = started.elapsed();
+        reply.assert_error(503, "unavailable");
+        assert!(reply.header("retry-after").is_some(), "{:?}", reply.headers);
+        assert!(
+            took < DB_TIMEOUT + Duration::from_secs(1),
+            "answered in {took:?}"
+        );
+    }
+    proxy.heal();
+    refresh_when_back(&app, &tokens[0]).await;
 }
