@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use gatehouse::auth::refresh::hash;
 use serde_json::json;
 
-use crate::helpers::{PASSWORD, Reply, TestApp, mysql_server_addr};
+use crate::helpers::{PASSWORD, Reply, TestApp, claims_of, mysql_server_addr};
 use crate::proxy::{DbProxy, Fault};
 
 const CLIENTS: usize = 16;
@@ -68,6 +68,24 @@ async fn refresh_when_back(app: &TestApp, token: &str) -> String {
     panic!("the database never came back");
 }
 
+/// Every client's refresh is answered 503 in time.
+async fn every_refresh_is_unavailable(app: &Arc<TestApp>, tokens: &[String]) {
+    let during = for_every_client(app, tokens, |app, token| async move {
+        refresh_once(&app, &token).await
+    })
+    .await;
+    assert!(during.iter().all(Option::is_none), "{during:?}");
+}
+
+/// Every client refreshes its token once the database is back: the
+/// successors.
+async fn refresh_everyone_when_back(app: &Arc<TestApp>, tokens: &[String]) -> Vec<String> {
+    for_every_client(app, tokens, |app, token| async move {
+        refresh_when_back(&app, &token).await
+    })
+    .await
+}
+
 /// Runs `each(app, token)` for every client at once.
 async fn for_every_client<F, Fut, T>(app: &Arc<TestApp>, tokens: &[String], each: F) -> Vec<T>
 where
@@ -110,17 +128,10 @@ async fn assert_everyone_signed_in(app: &Arc<TestApp>, tokens: &[String]) {
 async fn an_outage_longer_than_the_grace_window_logs_nobody_out() {
     let (proxy, app, tokens) = signed_in_clients().await;
     proxy.inject(Fault::BlackHole);
-    let during = for_every_client(&app, &tokens, |app, token| async move {
-        refresh_once(&app, &token).await
-    })
-    .await;
-    assert!(during.iter().all(Option::is_none), "{during:?}");
+    every_refresh_is_unavailable(&app, &tokens).await;
     app.clock.advance(OUTAGE);
     proxy.heal();
-    let tokens = for_every_client(&app, &tokens, |app, token| async move {
-        refresh_when_back(&app, &token).await
-    })
-    .await;
+    let tokens = refresh_everyone_when_back(&app, &tokens).await;
     assert_everyone_signed_in(&app, &tokens).await;
 }
 
@@ -128,11 +139,7 @@ async fn an_outage_longer_than_the_grace_window_logs_nobody_out() {
 async fn a_rotation_whose_commit_answer_was_lost_is_handed_out_after_the_outage() {
     let (proxy, app, tokens) = signed_in_clients().await;
     proxy.inject(Fault::LoseCommitAnswers);
-    let during = for_every_client(&app, &tokens, |app, token| async move {
-        refresh_once(&app, &token).await
-    })
-    .await;
-    assert!(during.iter().all(Option::is_none), "{during:?}");
+    every_refresh_is_unavailable(&app, &tokens).await;
     proxy.heal();
     // Each rotation committed although its client was answered 503.
     for token in &tokens {
@@ -147,10 +154,7 @@ async fn a_rotation_whose_commit_answer_was_lost_is_handed_out_after_the_outage(
         assert!(stored.rotated_at.is_some(), "{stored:?}");
     }
     app.clock.advance(OUTAGE);
-    let successors = for_every_client(&app, &tokens, |app, token| async move {
-        refresh_when_back(&app, &token).await
-    })
-    .await;
+    let successors = refresh_everyone_when_back(&app, &tokens).await;
     assert_everyone_signed_in(&app, &successors).await;
     let retries = app.state.auth.metrics.transaction_retries();
     assert_eq!(retries, 0, "a timed-out call is not retried in the request");
@@ -189,10 +193,7 @@ async fn connections_reset_mid_statement_and_mid_commit_log_nobody_out() {
     let failures: usize = unavailable.iter().map(|(_, count)| count).sum();
     assert!(failures > 0, "the resets never hit a request");
     let tokens: Vec<String> = unavailable.into_iter().map(|(token, _)| token).collect();
-    let tokens = for_every_client(&app, &tokens, |app, token| async move {
-        refresh_when_back(&app, &token).await
-    })
-    .await;
+    let tokens = refresh_everyone_when_back(&app, &tokens).await;
     assert_everyone_signed_in(&app, &tokens).await;
 }
 
@@ -201,16 +202,9 @@ async fn a_database_that_refuses_connections_is_503_in_time_and_recovers() {
     let (proxy, app, tokens) = signed_in_clients().await;
     proxy.inject(Fault::Refuse);
     proxy.reset();
-    let during = for_every_client(&app, &tokens, |app, token| async move {
-        refresh_once(&app, &token).await
-    })
-    .await;
-    assert!(during.iter().all(Option::is_none), "{during:?}");
+    every_refresh_is_unavailable(&app, &tokens).await;
     proxy.heal();
-    let tokens = for_every_client(&app, &tokens, |app, token| async move {
-        refresh_when_back(&app, &token).await
-    })
-    .await;
+    let tokens = refresh_everyone_when_back(&app, &tokens).await;
     assert_everyone_signed_in(&app, &tokens).await;
 }
 
@@ -256,4 +250,28 @@ async fn with_the_database_hung_every_endpoint_answers_503_in_time() {
     }
     proxy.heal();
     refresh_when_back(&app, &tokens[0]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_the_database_aborts_is_tried_again_and_written_once() {
+    let (proxy, app, tokens) = signed_in_clients().await;
+    proxy.inject(Fault::AbortNextCommit);
+    let reply = app.refresh(&tokens[0]).await;
+    reply.assert_status(200);
+    assert_eq!(app.state.auth.metrics.transaction_retries(), 1);
+    let session = claims_of(reply.str("access_token"))["sid"].clone();
+    let refreshes = app
+        .state
+        .auth
+        .store
+        .audit_events_named("refresh")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|event| event.session_id.as_deref() == session.as_str())
+        .count();
+    assert_eq!(refreshes, 1, "the aborted attempt left nothing behind");
+    app.refresh(reply.str("refresh_token"))
+        .await
+        .assert_status(200);
 }

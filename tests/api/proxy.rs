@@ -24,6 +24,10 @@ pub enum Fault {
     /// after it on that connection): the transaction commits, the client
     /// never learns it.
     LoseCommitAnswers,
+    /// Answer the next `COMMIT` itself with a deadlock error (1213), as a
+    /// cluster does for a certification failure, without forwarding it;
+    /// then forward everything again.
+    AbortNextCommit,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -36,7 +40,7 @@ struct State {
 /// A running proxy; it stops with the test's runtime.
 pub struct DbProxy {
     addr: SocketAddr,
-    state: watch::Sender<State>,
+    state: Arc<watch::Sender<State>>,
 }
 
 impl DbProxy {
@@ -48,9 +52,11 @@ impl DbProxy {
             fault: Fault::None,
             epoch: 0,
         });
+        let state = Arc::new(state);
+        let control = state.clone();
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                tokio::spawn(serve(client, upstream, watcher.clone()));
+                tokio::spawn(serve(client, upstream, control.clone(), watcher.clone()));
             }
         });
         Self { addr, state }
@@ -81,12 +87,17 @@ impl DbProxy {
     }
 }
 
-async fn serve(client: TcpStream, upstream: SocketAddr, mut state: watch::Receiver<State>) {
+async fn serve(
+    client: TcpStream,
+    upstream: SocketAddr,
+    control: Arc<watch::Sender<State>>,
+    mut state: watch::Receiver<State>,
+) {
     let State { fault, epoch } = *state.borrow_and_update();
     match fault {
         Fault::Refuse => return,
         Fault::BlackHole => return closed(&mut state, epoch).await,
-        Fault::None | Fault::LoseCommitAnswers => {}
+        Fault::None | Fault::LoseCommitAnswers | Fault::AbortNextCommit => {}
     }
     let Ok(server) = TcpStream::connect(upstream).await else {
         return;
@@ -94,17 +105,32 @@ async fn serve(client: TcpStream, upstream: SocketAddr, mut state: watch::Receiv
     let _ = (client.set_nodelay(true), server.set_nodelay(true));
     // Set once a COMMIT went through while answers to it are lost.
     let answers_lost = Arc::new(AtomicBool::new(false));
-    let (mut from_client, mut to_client) = client.into_split();
+    let (mut from_client, to_client) = client.into_split();
+    let to_client = Arc::new(tokio::sync::Mutex::new(to_client));
     let (mut from_server, mut to_server) = server.into_split();
     let requests = {
         let (state, answers_lost) = (state.clone(), answers_lost.clone());
+        let (control, to_client) = (control.clone(), to_client.clone());
         async move {
             let mut buf = vec![0; 64 * 1024];
             while let Ok(n @ 1..) = from_client.read(&mut buf).await {
-                match state.borrow().fault {
+                let fault = state.borrow().fault;
+                match fault {
                     Fault::BlackHole => continue,
                     Fault::LoseCommitAnswers if is_commit(&buf[..n]) => {
                         answers_lost.store(true, Ordering::SeqCst);
+                    }
+                    Fault::AbortNextCommit if is_commit(&buf[..n]) && take_abort(&control) => {
+                        if to_client
+                            .lock()
+                            .await
+                            .write_all(&deadlock_packet())
+                            .await
+                            .is_err()
+                        {
+                            return;
+                        }
+                        continue;
                     }
                     _ => {}
                 }
@@ -122,7 +148,7 @@ async fn serve(client: TcpStream, upstream: SocketAddr, mut state: watch::Receiv
                 if state.borrow().fault == Fault::BlackHole || answers_lost.load(Ordering::SeqCst) {
                     continue;
                 }
-                if to_client.write_all(&buf[..n]).await.is_err() {
+                if to_client.lock().await.write_all(&buf[..n]).await.is_err() {
                     return;
                 }
             }
@@ -148,4 +174,30 @@ async fn closed(state: &mut watch::Receiver<State>, epoch: u64) {
 /// Whether `chunk` (client to server) carries a `COM_QUERY` of `COMMIT`.
 fn is_commit(chunk: &[u8]) -> bool {
     chunk.windows(7).any(|window| window == b"\x03COMMIT")
+}
+
+/// The ERR packet MySQL answers a deadlock with: error 1213, SQLSTATE
+/// 40001, as the answer (sequence 1) to a one-packet command.
+fn deadlock_packet() -> Vec<u8> {
+    let mut payload = vec![0xff];
+    payload.extend_from_slice(&1213u16.to_le_bytes());
+    payload.extend_from_slice(b"#40001");
+    payload
+        .extend_from_slice(b"Deadlock found when trying to get lock; try restarting transaction");
+    let length = u32::try_from(payload.len()).unwrap().to_le_bytes();
+    let mut packet = vec![length[0], length[1], length[2], 1];
+    packet.extend(payload);
+    packet
+}
+
+/// Whether this connection is the one whose COMMIT is aborted: only the
+/// first to ask, after which the proxy forwards everything again.
+fn take_abort(control: &watch::Sender<State>) -> bool {
+    control.send_if_modified(|state| {
+        let take = state.fault == Fault::AbortNextCommit;
+        if take {
+            state.fault = Fault::None;
+        }
+        take
+    })
 }
