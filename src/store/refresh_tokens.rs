@@ -5,7 +5,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Connection as _, Row};
 use tokio::time::Instant;
 
-use super::{AuditEvent, Store};
+use super::{AuditEvent, Backend, Store};
 
 /// A refresh token joined with its session.
 #[derive(Debug, Clone)]
@@ -110,14 +110,18 @@ impl Store {
         deadline: Instant,
         decide: impl FnOnce(&RefreshState) -> (RefreshWrite, Option<AuditEvent>),
     ) -> Result<RefreshOutcome, sqlx::Error> {
-        let lock_session = format!(
-            "SELECT user_id, client_id, scope, expires_at, revoked_at FROM sessions WHERE id = ?{}",
-            self.for_update()
-        );
-        let lock_parent = format!(
-            "SELECT created_at, rotated_at FROM refresh_tokens WHERE token_hash = ?{}",
-            self.for_update()
-        );
+        // Locking reads, chosen once per backend (this is the hot path).
+        let (lock_session, lock_parent) = match self.backend {
+            Backend::MySql => (
+                "SELECT user_id, client_id, scope, expires_at, revoked_at FROM sessions \
+                 WHERE id = ? FOR UPDATE",
+                "SELECT created_at, rotated_at FROM refresh_tokens WHERE token_hash = ? FOR UPDATE",
+            ),
+            Backend::Sqlite => (
+                "SELECT user_id, client_id, scope, expires_at, revoked_at FROM sessions WHERE id = ?",
+                "SELECT created_at, rotated_at FROM refresh_tokens WHERE token_hash = ?",
+            ),
+        };
         let begin = self.begin_write();
         self.run_until(deadline, async |conn| {
             // A token's session never changes, so finding it needs no lock;
@@ -126,11 +130,11 @@ impl Store {
                 return Ok(RefreshOutcome::Unknown);
             };
             let mut tx = conn.begin_with(begin).await?;
-            let session = sqlx::query(&lock_session)
+            let session = sqlx::query(lock_session)
                 .bind(&session_id)
                 .fetch_optional(&mut *tx)
                 .await?;
-            let parent = sqlx::query(&lock_parent)
+            let parent = sqlx::query(lock_parent)
                 .bind(parent_hash)
                 .fetch_optional(&mut *tx)
                 .await?;
