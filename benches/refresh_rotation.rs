@@ -7,7 +7,8 @@
 //!
 //! `cargo bench --bench refresh_rotation` (SQLite); set
 //! GATEHOUSE_BENCH_MYSQL_URL (e.g. `mysql://root@127.0.0.1:3306`) for MySQL
-//! too. GATEHOUSE_BENCH_SECS (default 5) and GATEHOUSE_BENCH_TASKS (32).
+//! too. GATEHOUSE_BENCH_SECS (default 5), GATEHOUSE_BENCH_TASKS (32) and
+//! GATEHOUSE_BENCH_POOL (connections, 10 as `--db-max-connections`).
 //! Prints one line per store: `store=… tasks=… commits_per_s=… retries=…`.
 
 use std::sync::Arc;
@@ -35,7 +36,7 @@ fn now() -> i64 {
 
 async fn measure(label: &str, url: &str, tasks: usize, duration: Duration) {
     let options = StoreOptions {
-        max_connections: 10,
+        max_connections: u32::try_from(setting("GATEHOUSE_BENCH_POOL", 10)).unwrap_or(10),
         timeout: Duration::from_secs(5),
     };
     let store = Store::connect(url, &options)

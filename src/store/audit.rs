@@ -3,6 +3,7 @@
 use sqlx::{AnyConnection, Row};
 
 use super::Store;
+use super::script::Statement;
 
 /// One audited event.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -64,25 +65,37 @@ impl Store {
     }
 }
 
+const INSERT_AUDIT_EVENT: &str = "INSERT INTO audit_events \
+     (occurred_at, event, user_id, session_id, ip, user_agent, detail) \
+     VALUES (?, ?, ?, ?, ?, ?, ?)";
+
 /// Appends `event` on `conn`, so that a transaction can record what it did
 /// in its own commit.
 pub(super) async fn insert_audit_event(
     conn: &mut AnyConnection,
     event: &AuditEvent,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO audit_events \
-         (occurred_at, event, user_id, session_id, ip, user_agent, detail) \
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(event.occurred_at)
-    .bind(&event.event)
-    .bind(&event.user_id)
-    .bind(&event.session_id)
-    .bind(&event.ip)
-    .bind(&event.user_agent)
-    .bind(&event.detail)
-    .execute(conn)
-    .await
-    .map(drop)
+    sqlx::query(INSERT_AUDIT_EVENT)
+        .bind(event.occurred_at)
+        .bind(&event.event)
+        .bind(&event.user_id)
+        .bind(&event.session_id)
+        .bind(&event.ip)
+        .bind(&event.user_agent)
+        .bind(&event.detail)
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+/// The statement that appends `event`, for a script.
+pub(super) fn insert_audit_event_statement(event: &AuditEvent) -> Statement<'_> {
+    Statement::new(INSERT_AUDIT_EVENT)
+        .bind(event.occurred_at)
+        .bind(event.event.as_str())
+        .bind(event.user_id.as_deref())
+        .bind(event.session_id.as_deref())
+        .bind(event.ip.as_deref())
+        .bind(event.user_agent.as_deref())
+        .bind(event.detail.as_deref())
 }

@@ -10,6 +10,7 @@
 mod audit;
 mod migrations;
 mod refresh_tokens;
+mod script;
 mod sessions;
 mod signing_keys;
 mod throttle;
@@ -20,7 +21,8 @@ use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
-use sqlx::{AnyConnection, AnyPool, Executor, Row};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyConnection, AnyPool, Connection as _, Executor, Row};
 use tokio::time::Instant;
 
 pub use audit::AuditEvent;
@@ -52,6 +54,10 @@ impl Backend {
         }
     }
 }
+
+/// How long a pooled connection may sit unused before it is pinged before
+/// its next use.
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
 
 /// How the store connects.
 #[derive(Debug, Clone)]
@@ -114,6 +120,19 @@ impl Store {
         let pool = AnyPoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(options.timeout)
+            // sqlx pings every connection it takes back; one that has since
+            // sat idle for a while is pinged again before it is lent out
+            // (the database may have restarted), one in steady use is not:
+            // that ping would be a round trip on every call.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= IDLE_BEFORE_PING {
+                        conn.ping().await?;
+                    }
+                    Ok(true)
+                })
+            })
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
@@ -149,28 +168,33 @@ impl Store {
 
     /// Runs `work` on one pooled connection, waiting for the connection and
     /// running the statements together until `deadline`. A connection whose
-    /// work did not finish in time is discarded: its statement may still be
-    /// running, or its answer half read, so it is never used again.
+    /// work did not finish, because it ran out of time, failed on the wire
+    /// or was abandoned (the request was cancelled), is discarded: its
+    /// statement may still be running, its answer half read or its
+    /// transaction open, so it is never used again.
     async fn run_until<T>(
         &self,
         deadline: Instant,
         work: impl AsyncFnOnce(&mut AnyConnection) -> Result<T, sqlx::Error>,
     ) -> Result<T, sqlx::Error> {
-        let mut conn = match tokio::time::timeout_at(deadline, self.pool.acquire()).await {
+        let conn = match tokio::time::timeout_at(deadline, self.pool.acquire()).await {
             Ok(conn) => conn?,
             Err(_) => return Err(sqlx::Error::PoolTimedOut),
         };
-        match tokio::time::timeout_at(deadline, work(&mut conn)).await {
-            Ok(result) => result,
-            Err(_) => {
-                // Dropping the detached connection closes its socket and
-                // frees its place in the pool at once.
-                drop(conn.detach());
-                Err(sqlx::Error::Io(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "the database did not answer within --db-timeout",
-                )))
+        let mut lent = Lent(Some(conn));
+        let Some(conn) = lent.0.as_mut() else {
+            unreachable!("the connection was just lent");
+        };
+        match tokio::time::timeout_at(deadline, work(conn)).await {
+            Ok(Err(err)) if is_broken_connection(&err) => Err(err),
+            Ok(result) => {
+                lent.give_back();
+                result
             }
+            Err(_) => Err(sqlx::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the database did not answer within --db-timeout",
+            ))),
         }
     }
 
@@ -231,6 +255,35 @@ impl Store {
         })
         .await
     }
+}
+
+/// A pooled connection lent to one call: discarded when dropped, unless
+/// the call finished with it and gave it back to the pool.
+struct Lent(Option<PoolConnection<Any>>);
+
+impl Lent {
+    fn give_back(&mut self) {
+        drop(self.0.take());
+    }
+}
+
+impl Drop for Lent {
+    fn drop(&mut self) {
+        if let Some(conn) = self.0.take() {
+            // Closes its socket (the server rolls back what it had begun)
+            // and frees its place in the pool at once.
+            drop(conn.detach());
+        }
+    }
+}
+
+/// Whether `err` says the connection itself failed (rather than that the
+/// database refused a statement), so that it cannot be trusted again.
+fn is_broken_connection(err: &sqlx::Error) -> bool {
+    matches!(
+        err,
+        sqlx::Error::Io(_) | sqlx::Error::Protocol(_) | sqlx::Error::Tls(_)
+    )
 }
 
 /// Whether the database aborted a statement or transaction to resolve

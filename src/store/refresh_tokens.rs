@@ -2,10 +2,11 @@
 //! them.
 
 use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Connection as _, Row};
+use sqlx::{AnyConnection, Executor as _, Row};
 use tokio::time::Instant;
 
-use super::{AuditEvent, Backend, Store};
+use super::script::{self, Statement};
+use super::{AuditEvent, Backend, Store, audit};
 
 /// A refresh token joined with its session.
 #[derive(Debug, Clone)]
@@ -65,8 +66,42 @@ pub enum RefreshOutcome {
 
 /// The columns of a [`RefreshTokenRecord`]: the token `t` joined with its
 /// session `s`.
-const RECORD_COLUMNS: &str = "t.session_id, s.user_id, s.client_id, s.scope, t.created_at, \
-                              t.rotated_at, s.expires_at, s.revoked_at";
+macro_rules! record_columns {
+    () => {
+        "t.session_id, s.user_id, s.client_id, s.scope, t.created_at, t.rotated_at, \
+         s.expires_at, s.revoked_at \
+         FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id WHERE t.token_hash = ?"
+    };
+}
+
+/// The refresh transaction's statements, for one backend.
+struct RefreshSql {
+    begin: &'static str,
+    /// Locks the presented token's row and its session's row.
+    lock_token: &'static str,
+}
+
+const MYSQL: RefreshSql = RefreshSql {
+    begin: "START TRANSACTION",
+    lock_token: concat!("SELECT ", record_columns!(), " FOR UPDATE"),
+};
+
+/// SQLite's `BEGIN IMMEDIATE` has taken the database's write lock.
+const SQLITE: RefreshSql = RefreshSql {
+    begin: "BEGIN IMMEDIATE",
+    lock_token: concat!("SELECT ", record_columns!()),
+};
+
+const READ_SUCCESSOR: &str =
+    "SELECT created_at, rotated_at FROM refresh_tokens WHERE token_hash = ?";
+const RETIRE: &str =
+    "UPDATE refresh_tokens SET rotated_at = ? WHERE token_hash = ? AND rotated_at IS NULL";
+const INSERT_SUCCESSOR: &str =
+    "INSERT INTO refresh_tokens (token_hash, session_id, created_at) VALUES (?, ?, ?)";
+const TOUCH_SESSION: &str =
+    "UPDATE sessions SET last_used_at = ? WHERE id = ? AND last_used_at < ?";
+const REVOKE_SESSION: &str =
+    "UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL";
 
 impl Store {
     /// The refresh token with this hash, with the state of its session.
@@ -74,13 +109,9 @@ impl Store {
         &self,
         token_hash: &str,
     ) -> Result<Option<RefreshTokenRecord>, sqlx::Error> {
-        let sql = format!(
-            "SELECT {RECORD_COLUMNS} FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id \
-             WHERE t.token_hash = ?"
-        );
         let row = self
             .run(async |conn| {
-                sqlx::query(&sql)
+                sqlx::query(concat!("SELECT ", record_columns!()))
                     .bind(token_hash)
                     .fetch_optional(conn)
                     .await
@@ -95,13 +126,19 @@ impl Store {
     /// as they are, and says what to write; the audit event it gives is
     /// written in the same commit. Until `deadline`.
     ///
-    /// The transaction locks the session row before it reads or writes any
-    /// token of the family, then the presented token's row, and no index
-    /// gap: concurrent refreshes of one family, on any instance, queue on
-    /// that one lock, and refreshes of different families never wait for
-    /// each other, so none deadlocks. (SQLite's write transaction locks the
-    /// whole database instead.) An error for which
-    /// [`super::is_transient`] holds left nothing written.
+    /// Two round trips on MySQL (see [`script`](super::script)): the first
+    /// begins, locks the presented token's row and its session's row (in
+    /// that order, in one statement) and reads the successor without a
+    /// lock; the second writes and commits. Concurrent refreshes of one
+    /// token queue on its row; of different tokens of one family, on the
+    /// session's row; no transaction that holds a session's row waits for
+    /// a token row that a refresh holds, and no index gap is locked before
+    /// an insert, so refreshes do not deadlock each other. (SQLite's write
+    /// transaction locks the whole database instead.) The successor's key
+    /// is unique: even a broken lock cannot store two successors of a
+    /// token, and the loser of such a race gets [`RefreshOutcome::Raced`].
+    /// An error for which [`super::is_transient`] holds left nothing
+    /// written.
     pub async fn refresh_in_transaction(
         &self,
         parent_hash: &str,
@@ -110,151 +147,121 @@ impl Store {
         deadline: Instant,
         decide: impl FnOnce(&RefreshState) -> (RefreshWrite, Option<AuditEvent>),
     ) -> Result<RefreshOutcome, sqlx::Error> {
-        // Locking reads, chosen once per backend (this is the hot path).
-        let (lock_session, lock_parent) = match self.backend {
-            Backend::MySql => (
-                "SELECT user_id, client_id, scope, expires_at, revoked_at FROM sessions \
-                 WHERE id = ? FOR UPDATE",
-                "SELECT created_at, rotated_at FROM refresh_tokens WHERE token_hash = ? FOR UPDATE",
-            ),
-            Backend::Sqlite => (
-                "SELECT user_id, client_id, scope, expires_at, revoked_at FROM sessions WHERE id = ?",
-                "SELECT created_at, rotated_at FROM refresh_tokens WHERE token_hash = ?",
-            ),
-        };
-        let begin = self.begin_write();
+        let backend = self.backend;
         self.run_until(deadline, async |conn| {
-            // A token's session never changes, so finding it needs no lock;
-            // and an unknown token never opens a transaction.
-            let Some(session_id) = session_of(conn, parent_hash).await? else {
-                return Ok(RefreshOutcome::Unknown);
-            };
-            let mut tx = conn.begin_with(begin).await?;
-            let session = sqlx::query(lock_session)
-                .bind(&session_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let parent = sqlx::query(lock_parent)
-                .bind(parent_hash)
-                .fetch_optional(&mut *tx)
-                .await?;
-            // Not locked: only a transaction holding the session's lock
-            // writes it, and this plain read (InnoDB's first, so its
-            // snapshot) comes after that lock was granted. Locking a row
-            // that may not exist would lock the index gap around it, and
-            // two families inserting into one gap would deadlock.
-            let successor = sqlx::query(
-                "SELECT created_at, rotated_at FROM refresh_tokens WHERE token_hash = ?",
-            )
-            .bind(successor_hash)
-            .fetch_optional(&mut *tx)
-            .await?;
-            // Pruned since it was found: as if it had never existed.
-            let Some(state) = state_of(session_id, session, parent, successor)? else {
-                tx.rollback().await?;
-                return Ok(RefreshOutcome::Unknown);
-            };
-            let (write, event) = decide(&state);
-            if !write_decision(&mut tx, &state, write, parent_hash, successor_hash, now).await? {
-                tx.rollback().await?;
-                return Ok(RefreshOutcome::Raced);
-            }
-            if let Some(event) = event {
-                super::audit::insert_audit_event(&mut tx, &event).await?;
-            }
-            tx.commit().await?;
-            Ok(RefreshOutcome::Committed(state, write))
+            refresh_on(conn, backend, parent_hash, successor_hash, now, decide).await
         })
         .await
     }
 }
 
-async fn session_of(
+/// [`Store::refresh_in_transaction`] on `conn`.
+async fn refresh_on(
     conn: &mut AnyConnection,
-    token_hash: &str,
-) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query("SELECT session_id FROM refresh_tokens WHERE token_hash = ?")
-        .bind(token_hash)
-        .fetch_optional(conn)
-        .await?
-        .map(|row| row.try_get(0))
-        .transpose()
-}
-
-/// Writes what was decided; `false` (and nothing worth keeping written)
-/// when the token was rotated under the lock. The rotation is conditional
-/// as well as locked, so that even a broken lock cannot rotate a token
-/// twice.
-async fn write_decision(
-    conn: &mut AnyConnection,
-    state: &RefreshState,
-    write: RefreshWrite,
+    backend: Backend,
     parent_hash: &str,
     successor_hash: &str,
     now: i64,
-) -> Result<bool, sqlx::Error> {
-    let session_id = &state.token.session_id;
-    match write {
-        RefreshWrite::Rotate => {
-            let retired = sqlx::query(
-                "UPDATE refresh_tokens SET rotated_at = ? \
-                 WHERE token_hash = ? AND rotated_at IS NULL",
-            )
+    decide: impl FnOnce(&RefreshState) -> (RefreshWrite, Option<AuditEvent>),
+) -> Result<RefreshOutcome, sqlx::Error> {
+    let sql = match backend {
+        Backend::MySql => &MYSQL,
+        Backend::Sqlite => &SQLITE,
+    };
+    let reads = [
+        Statement::new(sql.begin),
+        Statement::new(sql.lock_token).bind(parent_hash),
+        // Not locked: a plain read in the transaction (InnoDB's first, so
+        // its snapshot) after the session's row lock was granted, and only
+        // a holder of that lock writes a token of the session. Locking a
+        // row that may not exist would lock the index gap around it, and
+        // two families inserting into one gap would deadlock.
+        Statement::new(READ_SUCCESSOR).bind(successor_hash),
+    ];
+    let read = match script::run(conn, backend, &reads).await {
+        Ok(read) => read,
+        Err(err) => return Err(rolled_back(conn, err).await),
+    };
+    let state = match state_of(&read[1].rows, &read[2].rows) {
+        Ok(Some(state)) => state,
+        // Unknown, or pruned since it was found.
+        Ok(None) => {
+            rollback(conn).await?;
+            return Ok(RefreshOutcome::Unknown);
+        }
+        Err(err) => return Err(rolled_back(conn, err).await),
+    };
+    let (write, event) = decide(&state);
+    let mut writes = statements_for(&state, write, parent_hash, successor_hash, now);
+    writes.extend(event.as_ref().map(audit::insert_audit_event_statement));
+    writes.push(Statement::new("COMMIT"));
+    match script::run(conn, backend, &writes).await {
+        Ok(_) => {}
+        Err(err) if is_unique_violation(&err) => {
+            rollback(conn).await?;
+            return Ok(RefreshOutcome::Raced);
+        }
+        Err(err) => return Err(rolled_back(conn, err).await),
+    }
+    drop(writes);
+    Ok(RefreshOutcome::Committed(state, write))
+}
+
+/// The statements that write what was decided for `state`.
+fn statements_for<'a>(
+    state: &'a RefreshState,
+    write: RefreshWrite,
+    parent_hash: &'a str,
+    successor_hash: &'a str,
+    now: i64,
+) -> Vec<Statement<'a>> {
+    let session_id = state.token.session_id.as_str();
+    let touch = || {
+        Statement::new(TOUCH_SESSION)
             .bind(now)
-            .bind(parent_hash)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected();
-            if retired != 1 {
-                return Ok(false);
-            }
-            sqlx::query(
-                "INSERT INTO refresh_tokens (token_hash, session_id, created_at) VALUES (?, ?, ?)",
-            )
-            .bind(successor_hash)
             .bind(session_id)
             .bind(now)
-            .execute(&mut *conn)
-            .await?;
-            touch_session(conn, session_id, now).await?;
-        }
-        RefreshWrite::Replay => touch_session(conn, session_id, now).await?,
-        RefreshWrite::Revoke => {
-            sqlx::query("UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
-                .bind(now)
+    };
+    match write {
+        RefreshWrite::Rotate => vec![
+            Statement::new(RETIRE).bind(now).bind(parent_hash),
+            Statement::new(INSERT_SUCCESSOR)
+                .bind(successor_hash)
                 .bind(session_id)
-                .execute(conn)
-                .await?;
-        }
-        RefreshWrite::Nothing => {}
+                .bind(now),
+            touch(),
+        ],
+        RefreshWrite::Replay => vec![touch()],
+        RefreshWrite::Revoke => vec![Statement::new(REVOKE_SESSION).bind(now).bind(session_id)],
+        RefreshWrite::Nothing => Vec::new(),
     }
-    Ok(true)
 }
 
-async fn touch_session(
-    conn: &mut AnyConnection,
-    session_id: &str,
-    now: i64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE sessions SET last_used_at = ? WHERE id = ? AND last_used_at < ?")
-        .bind(now)
-        .bind(session_id)
-        .bind(now)
-        .execute(conn)
-        .await
-        .map(drop)
+fn is_unique_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
-fn state_of(
-    session_id: String,
-    session: Option<AnyRow>,
-    parent: Option<AnyRow>,
-    successor: Option<AnyRow>,
-) -> Result<Option<RefreshState>, sqlx::Error> {
-    let (Some(session), Some(parent)) = (session, parent) else {
+async fn rollback(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
+    // Through `Executor`, whose boxed future is `Send` where
+    // `RawSql::execute`'s is not general enough for poem's handlers.
+    conn.execute(sqlx::raw_sql("ROLLBACK")).await.map(drop)
+}
+
+/// `err`, after rolling back what its script began; or why the rollback
+/// failed, which means the connection is broken.
+async fn rolled_back(conn: &mut AnyConnection, err: sqlx::Error) -> sqlx::Error {
+    match rollback(conn).await {
+        Ok(()) => err,
+        Err(broken) => broken,
+    }
+}
+
+fn state_of(token: &[AnyRow], successor: &[AnyRow]) -> Result<Option<RefreshState>, sqlx::Error> {
+    let Some(token) = token.first() else {
         return Ok(None);
     };
     let successor = successor
+        .first()
         .map(|row| {
             Ok::<_, sqlx::Error>(SuccessorRecord {
                 created_at: row.try_get(0)?,
@@ -263,16 +270,7 @@ fn state_of(
         })
         .transpose()?;
     Ok(Some(RefreshState {
-        token: RefreshTokenRecord {
-            session_id,
-            user_id: session.try_get(0)?,
-            client_id: session.try_get(1)?,
-            scope: session.try_get(2)?,
-            token_created_at: parent.try_get(0)?,
-            rotated_at: parent.try_get(1)?,
-            session_expires_at: session.try_get(3)?,
-            session_revoked_at: session.try_get(4)?,
-        },
+        token: record_of(token)?,
         successor,
     }))
 }

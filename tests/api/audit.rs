@@ -7,7 +7,10 @@ use serde_json::json;
 use crate::helpers::{PASSWORD, Reply, Store, TestApp, claims_of};
 use crate::on_both_stores;
 
-on_both_stores!(an_accounts_life_is_audited_in_order_without_secrets);
+on_both_stores!(
+    an_accounts_life_is_audited_in_order_without_secrets,
+    a_refresh_records_the_user_agent_exactly_whatever_it_holds,
+);
 
 async fn an_accounts_life_is_audited_in_order_without_secrets(store: Store) {
     let app = TestApp::spawn_with(store, |config| config.refresh_grace = Duration::ZERO).await;
@@ -109,4 +112,37 @@ async fn an_accounts_life_is_audited_in_order_without_secrets(store: Store) {
             "the audit trail holds no password or token"
         );
     }
+}
+
+/// The refresh transaction writes its values into the SQL it sends (see
+/// `store::script`): quotes, backslashes, placeholders and comments in
+/// them are data.
+async fn a_refresh_records_the_user_agent_exactly_whatever_it_holds(store: Store) {
+    let app = TestApp::spawn(store).await;
+    let login = app.user_with_tokens("alice").await;
+    let hostile = r#"x'); DELETE FROM users; -- \' \x27 ? "?" 0x41 /* */ `"#;
+    let refreshed = Reply::read(
+        app.client
+            .post("/auth/refresh")
+            .header("User-Agent", hostile)
+            .body_json(&json!({"refresh_token": login.str("refresh_token")}))
+            .send()
+            .await,
+    )
+    .await;
+    refreshed.assert_status(200);
+
+    let events = app
+        .state
+        .auth
+        .store
+        .audit_events_named("refresh")
+        .await
+        .unwrap();
+    let agents: Vec<_> = events.iter().map(|e| e.user_agent.as_deref()).collect();
+    assert_eq!(agents, [Some(hostile)]);
+    app.me(refreshed.str("access_token")).await.assert_status(200);
+    app.refresh(refreshed.str("refresh_token"))
+        .await
+        .assert_status(200);
 }

@@ -171,9 +171,10 @@ async fn closed(state: &mut watch::Receiver<State>, epoch: u64) {
     }
 }
 
-/// Whether `chunk` (client to server) carries a `COM_QUERY` of `COMMIT`.
+/// Whether `chunk` (client to server) is a `COM_QUERY` that commits: a
+/// `COMMIT`, or a script of statements whose last is `COMMIT`.
 fn is_commit(chunk: &[u8]) -> bool {
-    chunk.windows(7).any(|window| window == b"\x03COMMIT")
+    chunk.get(4) == Some(&0x03) && chunk.ends_with(b"COMMIT")
 }
 
 /// The ERR packet MySQL answers a deadlock with: error 1213, SQLSTATE

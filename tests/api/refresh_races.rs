@@ -11,6 +11,7 @@ use crate::on_both_stores;
 on_both_stores!(
     racing_refreshes_on_two_instances_all_get_the_one_successor,
     with_no_grace_window_exactly_one_racing_refresh_wins,
+    a_refresh_abandoned_at_any_step_leaves_no_transaction_open,
 );
 
 /// (concurrent refreshes, trials)
@@ -112,4 +113,45 @@ async fn with_no_grace_window_exactly_one_racing_refresh_wins(store: Store) {
         0,
         "racers of one family queue, never deadlock"
     );
+}
+
+/// A client that hangs up cancels its request wherever it is, mid
+/// transaction too. Each refresh here is abandoned after one more step
+/// than the last (a step: one wait for the database), then the chain goes
+/// on: the connection it left must not come back with a transaction open
+/// (SQLite: "cannot start a transaction within a transaction"; MySQL: its
+/// row locks held, so the next refresh of the session waits out the
+/// deadline).
+async fn a_refresh_abandoned_at_any_step_leaves_no_transaction_open(store: Store) {
+    let app = TestApp::spawn_with(store, |config| {
+        config.database.db_max_connections = 2;
+        config.database.db_timeout = Duration::from_secs(2);
+    })
+    .await;
+    let mut token = app
+        .user_with_tokens("alice")
+        .await
+        .str("refresh_token")
+        .to_owned();
+    for steps in 0..16 {
+        abandon_after(steps, app.refresh(&token)).await;
+        // The abandoned refresh may have committed: then this is its
+        // replay, and gets the same successor.
+        let next = app.refresh(&token).await;
+        next.assert_status(200);
+        token = next.str("refresh_token").to_owned();
+    }
+}
+
+/// Polls `request` `steps` times, a millisecond apart (long enough for the
+/// database to answer what it is waiting for), then drops it unless it is
+/// done.
+async fn abandon_after<T>(steps: usize, request: impl Future<Output = T>) {
+    let mut request = std::pin::pin!(request);
+    for _ in 0..steps {
+        if futures::poll!(request.as_mut()).is_ready() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
 }
