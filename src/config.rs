@@ -274,7 +274,8 @@ pub struct Config {
     pub listen: SocketAddr,
     #[command(flatten)]
     pub database: DatabaseArgs,
-    /// The `iss` of issued tokens. Default: http://<listen>.
+    /// The `iss` of issued tokens. Default: http://<listen> of the first
+    /// instance started on the database (every instance of it shares it).
     #[arg(long, env = "GATEHOUSE_ISSUER")]
     pub issuer: Option<String>,
     /// The `aud` of issued tokens.
@@ -372,7 +373,8 @@ impl Config {
         Cli::parse_from(["gatehouse"]).serve
     }
 
-    /// The issuer: the flag, or `http://<listen>`.
+    /// The issuer: the flag, or `http://<listen>` (which the first instance
+    /// on a database stores for the others).
     pub fn issuer(&self) -> String {
         self.issuer
             .clone()

@@ -34,6 +34,10 @@ pub use admin::{
     create_user, list_keys, migrate, reseal_keys, reset_keys, rotate_keys, set_user_disabled,
 };
 
+/// Where the `iss` of instances started without `--issuer` is kept, so
+/// that all of them on one database agree.
+const DEFAULT_ISSUER_NAME: &str = "default_issuer";
+
 /// What every request handler shares.
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -121,6 +125,16 @@ pub async fn build_app_with_clock(
             clock.now_millis(),
         )
         .await?;
+    let issuer = match &config.issuer {
+        Some(issuer) => issuer.clone(),
+        // Every instance of one database issues and accepts the same `iss`:
+        // the first one's default.
+        None => {
+            store
+                .get_or_create_secret(DEFAULT_ISSUER_NAME, &config.issuer(), clock.now_millis())
+                .await?
+        }
+    };
     let metrics = Arc::new(metrics::Metrics::default());
     let rotation = RefreshRotation::new(
         store.clone(),
@@ -135,7 +149,7 @@ pub async fn build_app_with_clock(
         passwords,
         access: AccessTokens::new(
             ring,
-            config.issuer(),
+            issuer,
             config.audience.clone(),
             config.access_ttl,
             config.jwt_leeway,

@@ -7,6 +7,9 @@ use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
 
+use std::time::{Duration, Instant};
+
+use sqlx::AnyPool;
 use sqlx::error::BoxDynError;
 use sqlx::migrate::{Migration, MigrationSource, MigrationType};
 
@@ -114,6 +117,146 @@ impl MigrationSource<'static> for EmbeddedMigrations {
             .collect();
         Box::pin(async move { Ok(migrations) })
     }
+}
+
+/// How long the migration lock is held without renewal before another
+/// instance may take it (its holder died); the holder renews it every third
+/// of that.
+const LEASE: Duration = Duration::from_secs(30);
+/// How long an instance waits for another to finish migrating.
+const WAIT_AT_MOST: Duration = Duration::from_secs(600);
+const NAME: &str = "migrate";
+
+/// The lock that lets one instance at a time migrate a database, however
+/// many start at once and on whichever node of a cluster: a row in a table
+/// of its own, taken by an insert that only one instance can commit (on
+/// Galera, where `GET_LOCK` locks one node only, the others fail
+/// certification) and held on a lease that its holder renews, so that an
+/// instance that dies while migrating does not block the others for more
+/// than [`LEASE`].
+pub(super) struct MigrationLock {
+    pool: AnyPool,
+    owner: String,
+    renewal: tokio::task::JoinHandle<()>,
+}
+
+impl MigrationLock {
+    pub(super) async fn acquire(pool: &AnyPool, backend: Backend) -> Result<Self, sqlx::Error> {
+        let create = match backend {
+            Backend::MySql => {
+                "CREATE TABLE IF NOT EXISTS gatehouse_locks (\
+                 name VARCHAR(64) CHARACTER SET ascii NOT NULL PRIMARY KEY, \
+                 owner CHAR(36) CHARACTER SET ascii NOT NULL, \
+                 expires_at BIGINT NOT NULL) ENGINE = InnoDB"
+            }
+            Backend::Sqlite => {
+                "CREATE TABLE IF NOT EXISTS gatehouse_locks (\
+                 name TEXT NOT NULL PRIMARY KEY, owner TEXT NOT NULL, \
+                 expires_at INTEGER NOT NULL)"
+            }
+        };
+        let take_free = match backend {
+            Backend::MySql => {
+                "INSERT IGNORE INTO gatehouse_locks (name, owner, expires_at) VALUES (?, ?, ?)"
+            }
+            Backend::Sqlite => {
+                "INSERT INTO gatehouse_locks (name, owner, expires_at) VALUES (?, ?, ?) \
+                 ON CONFLICT (name) DO NOTHING"
+            }
+        };
+        sqlx::query(create).execute(pool).await?;
+        let owner = uuid::Uuid::new_v4().to_string();
+        let started = Instant::now();
+        let mut waited = false;
+        loop {
+            match try_take(pool, take_free, &owner).await {
+                Ok(true) => break,
+                Ok(false) => {}
+                // Two instances raced for it and the database chose.
+                Err(err) if super::is_transient(&err) => {}
+                Err(err) => return Err(err),
+            }
+            if started.elapsed() > WAIT_AT_MOST {
+                return Err(sqlx::Error::Protocol(format!(
+                    "another instance has held the migration lock for more than {}s",
+                    WAIT_AT_MOST.as_secs()
+                )));
+            }
+            if !waited {
+                tracing::info!("another instance is migrating the database; waiting for it");
+                waited = true;
+            }
+            let pause = 50 + u64::from(crate::auth::random_bytes::<1>()[0]);
+            tokio::time::sleep(Duration::from_millis(pause)).await;
+        }
+        let renewal = tokio::spawn({
+            let (pool, owner) = (pool.clone(), owner.clone());
+            async move {
+                loop {
+                    tokio::time::sleep(LEASE / 3).await;
+                    let renewed = sqlx::query(
+                        "UPDATE gatehouse_locks SET expires_at = ? WHERE name = ? AND owner = ?",
+                    )
+                    .bind(lease_end())
+                    .bind(NAME)
+                    .bind(&owner)
+                    .execute(&pool)
+                    .await;
+                    if let Err(err) = renewed {
+                        tracing::warn!(error = %err, "could not renew the migration lock");
+                    }
+                }
+            }
+        });
+        Ok(Self {
+            pool: pool.clone(),
+            owner,
+            renewal,
+        })
+    }
+
+    /// Lets the next instance migrate (which finds nothing left to do).
+    pub(super) async fn release(self) {
+        self.renewal.abort();
+        let released = sqlx::query("DELETE FROM gatehouse_locks WHERE name = ? AND owner = ?")
+            .bind(NAME)
+            .bind(&self.owner)
+            .execute(&self.pool)
+            .await;
+        if let Err(err) = released {
+            // Its lease runs out instead.
+            tracing::warn!(error = %err, "could not release the migration lock");
+        }
+    }
+}
+
+/// Takes the lock if it is free or its lease ran out.
+async fn try_take(pool: &AnyPool, take_free: &str, owner: &str) -> Result<bool, sqlx::Error> {
+    let taken = sqlx::query(take_free)
+        .bind(NAME)
+        .bind(owner)
+        .bind(lease_end())
+        .execute(pool)
+        .await?
+        .rows_affected();
+    if taken == 1 {
+        return Ok(true);
+    }
+    let stolen = sqlx::query(
+        "UPDATE gatehouse_locks SET owner = ?, expires_at = ? WHERE name = ? AND expires_at < ?",
+    )
+    .bind(owner)
+    .bind(lease_end())
+    .bind(NAME)
+    .bind(crate::auth::now_millis())
+    .execute(pool)
+    .await?
+    .rows_affected();
+    Ok(stolen == 1)
+}
+
+fn lease_end() -> i64 {
+    crate::auth::now_millis() + i64::try_from(LEASE.as_millis()).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]

@@ -95,6 +95,8 @@ pub enum OpenError {
     Connect(sqlx::Error),
     #[error("cannot migrate the database: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("cannot take the migration lock: {0}")]
+    MigrationLock(sqlx::Error),
 }
 
 /// The database: a connection pool and the backend it speaks to.
@@ -102,6 +104,8 @@ pub enum OpenError {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// How a transaction's statements travel (see [`script`]).
+    delivery: script::Delivery,
     /// See [`StoreOptions::timeout`].
     timeout: Duration,
 }
@@ -135,24 +139,37 @@ impl Store {
             })
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
-                    if backend == Backend::Sqlite {
+                    match backend {
                         // WAL lets readers proceed while one writer commits;
                         // writers queue on the busy timeout instead of failing.
-                        conn.execute(
-                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
-                        )
-                        .await?;
+                        Backend::Sqlite => conn
+                            .execute(
+                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                            )
+                            .await
+                            .map(drop),
+                        Backend::MySql => read_your_writes_on_galera(conn).await,
                     }
-                    Ok(())
                 })
             })
             .connect_with(connect_options)
             .await
             .map_err(OpenError::Connect)?;
+        let delivery = match backend {
+            Backend::Sqlite => script::Delivery::OneByOne,
+            // A Galera node has been seen to go on with a script's later
+            // statements after it aborted the transaction for a conflicting
+            // write from another node, committing them: one at a time there.
+            Backend::MySql if is_galera(&pool).await.map_err(OpenError::Connect)? => {
+                script::Delivery::OneByOne
+            }
+            Backend::MySql => script::Delivery::OneScript,
+        };
         Ok(Self {
             pool,
             backend,
+            delivery,
             timeout: options.timeout,
         })
     }
@@ -204,11 +221,16 @@ impl Store {
     }
 
     /// Applies every embedded migration not yet applied. Safe to run from
-    /// several instances at once: sqlx takes a database lock while migrating.
+    /// many instances at once, on one server or on the nodes of a cluster:
+    /// one migrates while the others wait (see [`migrations::MigrationLock`]).
     pub async fn migrate(&self) -> Result<(), OpenError> {
         let migrator = Migrator::new(EmbeddedMigrations(self.backend)).await?;
-        migrator.run(&self.pool).await?;
-        Ok(())
+        let lock = migrations::MigrationLock::acquire(&self.pool, self.backend)
+            .await
+            .map_err(OpenError::MigrationLock)?;
+        let migrated = migrator.run(&self.pool).await;
+        lock.release().await;
+        Ok(migrated?)
     }
 
     /// Answers when the database answers a trivial query.
@@ -254,6 +276,39 @@ impl Store {
                 .try_get(0)
         })
         .await
+    }
+}
+
+/// On a Galera node, makes this connection's reads, updates and deletes
+/// (`wsrep_sync_wait` = 1 + 2) first wait until the node has applied every
+/// write the cluster committed before them: a token rotated, a session
+/// created or revoked through another node is seen here at once. A server
+/// without Galera (`@@wsrep_on` is 0, or unknown to MySQL) is left as it is.
+async fn read_your_writes_on_galera(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
+    if galera_node(conn).await? {
+        conn.execute("SET SESSION wsrep_sync_wait = 3").await?;
+    }
+    Ok(())
+}
+
+/// Whether the pool's server is a Galera node.
+async fn is_galera(pool: &AnyPool) -> Result<bool, sqlx::Error> {
+    galera_node(&mut *pool.acquire().await?).await
+}
+
+/// Whether `conn`'s server is a Galera node with replication on.
+async fn galera_node(conn: &mut AnyConnection) -> Result<bool, sqlx::Error> {
+    match sqlx::query("SELECT @@wsrep_on").fetch_one(&mut *conn).await {
+        Ok(row) => Ok(row.try_get::<i64, _>(0)? == 1),
+        // ER_UNKNOWN_SYSTEM_VARIABLE: MySQL, which has no Galera.
+        Err(sqlx::Error::Database(db))
+            if db
+                .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+                .is_some_and(|mysql| mysql.number() == 1193) =>
+        {
+            Ok(false)
+        }
+        Err(err) => Err(err),
     }
 }
 

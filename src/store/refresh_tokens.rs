@@ -147,9 +147,18 @@ impl Store {
         deadline: Instant,
         decide: impl FnOnce(&RefreshState) -> (RefreshWrite, Option<AuditEvent>),
     ) -> Result<RefreshOutcome, sqlx::Error> {
-        let backend = self.backend;
+        let (backend, delivery) = (self.backend, self.delivery);
         self.run_until(deadline, async |conn| {
-            refresh_on(conn, backend, parent_hash, successor_hash, now, decide).await
+            refresh_on(
+                conn,
+                backend,
+                delivery,
+                parent_hash,
+                successor_hash,
+                now,
+                decide,
+            )
+            .await
         })
         .await
     }
@@ -159,6 +168,7 @@ impl Store {
 async fn refresh_on(
     conn: &mut AnyConnection,
     backend: Backend,
+    delivery: script::Delivery,
     parent_hash: &str,
     successor_hash: &str,
     now: i64,
@@ -178,7 +188,7 @@ async fn refresh_on(
         // two families inserting into one gap would deadlock.
         Statement::new(READ_SUCCESSOR).bind(successor_hash),
     ];
-    let read = match script::run(conn, backend, &reads).await {
+    let read = match script::run(conn, delivery, &reads).await {
         Ok(read) => read,
         Err(err) => return Err(rolled_back(conn, err).await),
     };
@@ -195,7 +205,7 @@ async fn refresh_on(
     let mut writes = statements_for(&state, write, parent_hash, successor_hash, now);
     writes.extend(event.as_ref().map(audit::insert_audit_event_statement));
     writes.push(Statement::new("COMMIT"));
-    match script::run(conn, backend, &writes).await {
+    match script::run(conn, delivery, &writes).await {
         Ok(_) => {}
         Err(err) if is_unique_violation(&err) => {
             rollback(conn).await?;

@@ -1,8 +1,9 @@
 //! A transaction's statements sent together: on MySQL as one multi-statement
 //! script, one round trip for all of them, with every value written into
 //! the text as a literal that cannot break out of it; on SQLite, which runs
-//! in the process and has no round trips to save, one prepared statement
-//! after another with bound values.
+//! in the process and has no round trips to save, and on a Galera node (see
+//! [`super::Store::connect`]), one prepared statement after another with
+//! bound values.
 //!
 //! Round trips are what a short transaction spends its time on: each costs
 //! both processes a send, a receive and a wake-up, more than the statement
@@ -14,8 +15,6 @@ use std::fmt::Write as _;
 use futures_util::TryStreamExt as _;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Either};
-
-use super::Backend;
 
 /// A value for a `?` placeholder.
 #[derive(Debug, Clone, Copy)]
@@ -66,6 +65,15 @@ impl<'a> Statement<'a> {
     }
 }
 
+/// How a transaction's statements travel to the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Delivery {
+    /// All in one multi-statement script (MySQL).
+    OneScript,
+    /// One prepared statement after another (SQLite, Galera).
+    OneByOne,
+}
+
 /// What one statement of a script returned.
 #[derive(Default)]
 pub(super) struct Outcome {
@@ -78,12 +86,12 @@ pub(super) struct Outcome {
 /// done: a script that began a transaction must roll it back.
 pub(super) async fn run(
     conn: &mut AnyConnection,
-    backend: Backend,
+    delivery: Delivery,
     statements: &[Statement<'_>],
 ) -> Result<Vec<Outcome>, sqlx::Error> {
-    match backend {
-        Backend::MySql => run_as_one_script(conn, statements).await,
-        Backend::Sqlite => run_one_by_one(conn, statements).await,
+    match delivery {
+        Delivery::OneScript => run_as_one_script(conn, statements).await,
+        Delivery::OneByOne => run_one_by_one(conn, statements).await,
     }
 }
 

@@ -141,7 +141,9 @@ async fn a_refresh_records_the_user_agent_exactly_whatever_it_holds(store: Store
         .unwrap();
     let agents: Vec<_> = events.iter().map(|e| e.user_agent.as_deref()).collect();
     assert_eq!(agents, [Some(hostile)]);
-    app.me(refreshed.str("access_token")).await.assert_status(200);
+    app.me(refreshed.str("access_token"))
+        .await
+        .assert_status(200);
     app.refresh(refreshed.str("refresh_token"))
         .await
         .assert_status(200);

@@ -75,29 +75,33 @@ impl TestDb {
                     data_dir,
                 }
             }
-            Store::MySql => {
-                let server = mysql_server_url();
-                let name = format!("gatehouse_test_{}", uuid::Uuid::new_v4().simple());
-                let mut conn = sqlx::MySqlConnection::connect(&server)
-                    .await
-                    .unwrap_or_else(|err| {
-                        panic!(
-                            "the MySQL tests need a MySQL/MariaDB server at {server} ({err}); \
-                         start one or point {MYSQL_URL_VAR} at an account that may create databases"
-                        )
-                    });
-                sqlx::query(&format!("CREATE DATABASE `{name}`"))
-                    .execute(&mut conn)
-                    .await
-                    .unwrap();
-                conn.close().await.unwrap();
-                let url = format!("{}/{name}", server.trim_end_matches('/'));
-                Self {
-                    url,
-                    mysql: Some((server, name)),
-                    data_dir,
-                }
-            }
+            Store::MySql => Self::create_on_mysql(mysql_server_url(), data_dir).await,
+        }
+    }
+
+    /// A fresh database on the MySQL server at `server` (a URL without a
+    /// database).
+    async fn create_on_mysql(server: String, data_dir: tempfile::TempDir) -> Self {
+        let name = format!("gatehouse_test_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = sqlx::MySqlConnection::connect(&server)
+            .await
+            .unwrap_or_else(|err| {
+                panic!(
+                    "the MySQL tests need a MySQL/MariaDB server at {server} ({err}); \
+                     start one or point {MYSQL_URL_VAR} at an account that may create databases \
+                     (the galera tests: tests/galera/cluster.sh start, or {GALERA_NODES_VAR})"
+                )
+            });
+        sqlx::query(&format!("CREATE DATABASE `{name}`"))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+        let url = format!("{}/{name}", server.trim_end_matches('/'));
+        Self {
+            url,
+            mysql: Some((server, name)),
+            data_dir,
         }
     }
 }
@@ -127,6 +131,23 @@ impl Drop for TestDb {
             panic!("could not drop the test database: {dropped:?}");
         }
     }
+}
+
+/// The environment variable listing the SQL addresses of the Galera
+/// cluster's nodes that the `galera` tests use (`host:port,host:port,…`,
+/// user root without a password; default: `tests/galera/cluster.sh`'s).
+pub const GALERA_NODES_VAR: &str = "GATEHOUSE_TEST_GALERA_NODES";
+const DEFAULT_GALERA_NODES: &str = "127.0.0.1:13306,127.0.0.1:13307,127.0.0.1:13308";
+
+/// The MySQL URLs (without a database) of the Galera cluster's nodes.
+pub fn galera_node_urls() -> Vec<String> {
+    std::env::var(GALERA_NODES_VAR)
+        .ok()
+        .filter(|nodes| !nodes.is_empty())
+        .unwrap_or_else(|| DEFAULT_GALERA_NODES.to_owned())
+        .split(',')
+        .map(|node| format!("mysql://root@{}", node.trim()))
+        .collect()
 }
 
 /// The address of the MySQL server the tests use, for a proxy to forward to.
@@ -312,6 +333,49 @@ impl TestApp {
         config.database.database_url = Some(proxied);
         configure(&mut config);
         Self::start(config, Arc::new(db), Arc::default()).await
+    }
+
+    /// One instance per node of the Galera cluster (see
+    /// [`galera_node_urls`]), all started at once on one fresh database
+    /// created through the first node, sharing a data dir and a clock; each
+    /// with its own listen address (not listened on: the tests call the
+    /// app in process).
+    pub async fn spawn_on_galera(configure: impl Fn(&mut Config)) -> Vec<Arc<TestApp>> {
+        let nodes = galera_node_urls();
+        let data_dir = tempfile::tempdir().expect("a temporary directory");
+        let db = Arc::new(TestDb::create_on_mysql(nodes[0].clone(), data_dir).await);
+        let name = &db.mysql.as_ref().expect("a MySQL database").1;
+        let clock = Arc::<SteppedClock>::default();
+        let starts = nodes.iter().enumerate().map(|(index, node)| {
+            let mut config = test_config();
+            config.listen = ([127, 0, 0, 1], 18500 + index as u16).into();
+            config.database.database_url = Some(format!("{node}/{name}"));
+            config.database.data_dir = db.data_dir.path().to_owned();
+            configure(&mut config);
+            Self::start(config, db.clone(), clock.clone())
+        });
+        futures::future::join_all(starts)
+            .await
+            .into_iter()
+            .map(Arc::new)
+            .collect()
+    }
+
+    /// `count` instances started at once on one fresh database of `store`
+    /// and one data dir; `configure` is given each one's index.
+    pub async fn spawn_together(
+        store: Store,
+        count: usize,
+        configure: impl Fn(usize, &mut Config),
+    ) -> Vec<TestApp> {
+        let (config, FreshDatabase(db)) = fresh_database(store).await;
+        let (db, clock) = (Arc::new(db), Arc::<SteppedClock>::default());
+        let starts = (0..count).map(|index| {
+            let mut config = config.clone();
+            configure(index, &mut config);
+            Self::start(config, db.clone(), clock.clone())
+        });
+        futures::future::join_all(starts).await
     }
 
     /// A second instance on the same database and data dir (as behind a

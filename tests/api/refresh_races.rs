@@ -32,11 +32,11 @@ async fn two_instances(
     [Arc::new(first), Arc::new(second)]
 }
 
-/// `racers` refreshes of `token` at once, alternating between the instances.
-async fn race(apps: &[Arc<TestApp>; 2], token: &str, racers: usize) -> Vec<Reply> {
+/// `racers` refreshes of `token` at once, taking turns among the instances.
+pub async fn race(apps: &[Arc<TestApp>], token: &str, racers: usize) -> Vec<Reply> {
     let tasks: Vec<_> = (0..racers)
         .map(|racer| {
-            let (app, token) = (apps[racer % 2].clone(), token.to_owned());
+            let (app, token) = (apps[racer % apps.len()].clone(), token.to_owned());
             tokio::spawn(async move { app.refresh(&token).await })
         })
         .collect();
@@ -47,7 +47,9 @@ async fn race(apps: &[Arc<TestApp>; 2], token: &str, racers: usize) -> Vec<Reply
     replies
 }
 
-fn retries(apps: &[Arc<TestApp>; 2]) -> u64 {
+/// Transactions the instances tried again (after a deadlock, a lock wait
+/// or a certification failure).
+pub fn retries(apps: &[Arc<TestApp>]) -> u64 {
     apps.iter()
         .map(|app| app.state.auth.metrics.transaction_retries())
         .sum()
