@@ -183,6 +183,32 @@ impl Store {
         self.run_until(Instant::now() + self.timeout, work).await
     }
 
+    /// [`Store::run`] for work that may safely be done twice (an insert if
+    /// absent, a read): tried again, after a short pause, while the
+    /// database aborts it to resolve contention ([`is_transient`]; on a
+    /// Galera cluster, instances starting at once collide so), until the
+    /// deadline.
+    async fn run_idempotent<T>(
+        &self,
+        work: impl AsyncFn(&mut AnyConnection) -> Result<T, sqlx::Error>,
+    ) -> Result<T, sqlx::Error> {
+        let deadline = Instant::now() + self.timeout;
+        let mut pause = Duration::from_millis(2);
+        loop {
+            match self
+                .run_until(deadline, async |conn| work(conn).await)
+                .await
+            {
+                Err(err) if is_transient(&err) && Instant::now() + pause < deadline => {
+                    tracing::debug!(error = %err, "aborted by the database; trying again");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(100));
+                }
+                done => return done,
+            }
+        }
+    }
+
     /// Runs `work` on one pooled connection, waiting for the connection and
     /// running the statements together until `deadline`. A connection whose
     /// work did not finish, because it ran out of time, failed on the wire
@@ -262,7 +288,7 @@ impl Store {
                  ON CONFLICT (name) DO NOTHING"
             }
         };
-        self.run(async |conn| {
+        self.run_idempotent(async |conn| {
             sqlx::query(insert)
                 .bind(name)
                 .bind(candidate)

@@ -35,19 +35,24 @@ impl Store {
     /// Stores a key; `false` if its generation (or kid) is taken, i.e. a
     /// concurrent rotation or first start got there first.
     pub async fn insert_signing_key(&self, key: &SigningKeyRecord) -> Result<bool, sqlx::Error> {
-        let inserted = sqlx::query(
-            "INSERT INTO signing_keys \
-             (generation, kid, algorithm, private_key, kek_id, created_at, activates_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(key.generation)
-        .bind(&key.kid)
-        .bind(&key.algorithm)
-        .bind(&key.private_key)
-        .bind(&key.kek_id)
-        .bind(key.created_at)
-        .bind(key.activates_at);
-        let inserted = self.run(async |conn| inserted.execute(conn).await).await;
+        let inserted = self
+            .run_idempotent(async |conn| {
+                sqlx::query(
+                    "INSERT INTO signing_keys \
+                     (generation, kid, algorithm, private_key, kek_id, created_at, activates_at) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?)",
+                )
+                .bind(key.generation)
+                .bind(&key.kid)
+                .bind(&key.algorithm)
+                .bind(&key.private_key)
+                .bind(&key.kek_id)
+                .bind(key.created_at)
+                .bind(key.activates_at)
+                .execute(conn)
+                .await
+            })
+            .await;
         match inserted {
             Ok(_) => Ok(true),
             Err(sqlx::Error::Database(err)) if err.is_unique_violation() => Ok(false),

@@ -345,6 +345,21 @@ impl TestApp {
         let data_dir = tempfile::tempdir().expect("a temporary directory");
         let db = Arc::new(TestDb::create_on_mysql(nodes[0].clone(), data_dir).await);
         let name = &db.mysql.as_ref().expect("a MySQL database").1;
+        // The database was created through the first node; the others
+        // create it when they apply that, which may be later.
+        for node in &nodes {
+            let mut conn = sqlx::MySqlConnection::connect(node).await.unwrap();
+            sqlx::query("SET SESSION wsrep_sync_wait = 1")
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            sqlx::query("SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?")
+                .bind(name)
+                .fetch_one(&mut conn)
+                .await
+                .unwrap_or_else(|err| panic!("{node} has the database {name}: {err}"));
+            conn.close().await.unwrap();
+        }
         let clock = Arc::<SteppedClock>::default();
         let starts = nodes.iter().enumerate().map(|(index, node)| {
             let mut config = test_config();
