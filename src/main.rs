@@ -116,8 +116,10 @@ fn fail(message: String) -> ExitCode {
 }
 
 /// Logs go to standard error (standard output carries `gatehouse openapi`);
-/// the level comes from GATEHOUSE_LOG or RUST_LOG, default `info`.
+/// the level comes from GATEHOUSE_LOG or RUST_LOG, default `info`. Colours
+/// only on a terminal: a log file or collector gets plain text.
 fn init_logging() {
+    use std::io::IsTerminal as _;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("GATEHOUSE_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
@@ -125,5 +127,6 @@ fn init_logging() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 }

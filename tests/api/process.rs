@@ -72,6 +72,19 @@ fn assert_fails_with_one_line(output: &Output, needle: &str) {
 }
 
 #[test]
+fn logs_to_a_file_or_a_pipe_carry_no_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = gatehouse(&["migrate"], dir.path())
+        .env("GATEHOUSE_LOG", "debug")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.trim().is_empty(), "something was logged");
+    assert!(!stderr.contains('\x1b'), "no ANSI escape codes: {stderr:?}");
+}
+
+#[test]
 fn bad_configuration_exits_2_with_one_clear_line() {
     let dir = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| gatehouse(args, dir.path()).output().unwrap();
