@@ -14,10 +14,10 @@ use serde_json::json;
 use crate::helpers::{PASSWORD, Reply, TestApp, claims_of, mysql_server_addr};
 use crate::proxy::{DbProxy, Fault};
 
-const CLIENTS: usize = 16;
-const DB_TIMEOUT: Duration = Duration::from_secs(1);
+pub const CLIENTS: usize = 16;
+pub const DB_TIMEOUT: Duration = Duration::from_secs(1);
 /// Longer than the default grace window (10 s).
-const OUTAGE: Duration = Duration::from_secs(15);
+pub const OUTAGE: Duration = Duration::from_secs(15);
 
 /// The app behind a proxy, with `CLIENTS` users signed in: their refresh
 /// tokens.
@@ -37,9 +37,14 @@ async fn signed_in_clients() -> (DbProxy, Arc<TestApp>, Vec<String>) {
     (proxy, Arc::new(app), tokens)
 }
 
+/// The one instance of most tests, as the list the helpers take.
+fn one(app: &Arc<TestApp>) -> &[Arc<TestApp>] {
+    std::slice::from_ref(app)
+}
+
 /// One refresh: the successor on 200, `None` on a JSON 503 with
 /// `Retry-After` in time; anything else fails the test.
-async fn refresh_once(app: &TestApp, token: &str) -> Option<String> {
+pub async fn refresh_once(app: &TestApp, token: &str) -> Option<String> {
     let started = Instant::now();
     let reply = app.refresh(token).await;
     let took = started.elapsed();
@@ -57,7 +62,7 @@ async fn refresh_once(app: &TestApp, token: &str) -> Option<String> {
 
 /// Refreshes `token` until it is answered 200: the database is back and
 /// the pool has reconnected (bounded).
-async fn refresh_when_back(app: &TestApp, token: &str) -> String {
+pub async fn refresh_when_back(app: &TestApp, token: &str) -> String {
     for _ in 0..100 {
         if let Some(successor) = refresh_once(app, token).await {
             return successor;
@@ -69,8 +74,8 @@ async fn refresh_when_back(app: &TestApp, token: &str) -> String {
 }
 
 /// Every client's refresh is answered 503 in time.
-async fn every_refresh_is_unavailable(app: &Arc<TestApp>, tokens: &[String]) {
-    let during = for_every_client(app, tokens, |app, token| async move {
+pub async fn every_refresh_is_unavailable(apps: &[Arc<TestApp>], tokens: &[String]) {
+    let during = for_every_client(apps, tokens, |app, token| async move {
         refresh_once(&app, &token).await
     })
     .await;
@@ -79,15 +84,16 @@ async fn every_refresh_is_unavailable(app: &Arc<TestApp>, tokens: &[String]) {
 
 /// Every client refreshes its token once the database is back: the
 /// successors.
-async fn refresh_everyone_when_back(app: &Arc<TestApp>, tokens: &[String]) -> Vec<String> {
-    for_every_client(app, tokens, |app, token| async move {
+pub async fn refresh_everyone_when_back(apps: &[Arc<TestApp>], tokens: &[String]) -> Vec<String> {
+    for_every_client(apps, tokens, |app, token| async move {
         refresh_when_back(&app, &token).await
     })
     .await
 }
 
-/// Runs `each(app, token)` for every client at once.
-async fn for_every_client<F, Fut, T>(app: &Arc<TestApp>, tokens: &[String], each: F) -> Vec<T>
+/// Runs `each(app, token)` for every client at once, client `i` on
+/// instance `i` modulo their number.
+async fn for_every_client<F, Fut, T>(apps: &[Arc<TestApp>], tokens: &[String], each: F) -> Vec<T>
 where
     F: Fn(Arc<TestApp>, String) -> Fut,
     Fut: std::future::Future<Output = T> + Send + 'static,
@@ -95,7 +101,11 @@ where
 {
     let tasks: Vec<_> = tokens
         .iter()
-        .map(|token| tokio::spawn(each(app.clone(), token.clone())))
+        .enumerate()
+        .map(|(client, token)| {
+            let app = apps[client % apps.len()].clone();
+            tokio::spawn(each(app, token.clone()))
+        })
         .collect();
     let mut results = Vec::new();
     for task in tasks {
@@ -106,15 +116,15 @@ where
 
 /// Every client's token rotates, its access token works, and nothing was
 /// taken for reuse.
-async fn assert_everyone_signed_in(app: &Arc<TestApp>, tokens: &[String]) {
-    let replies = for_every_client(app, tokens, |app, token| async move {
+pub async fn assert_everyone_signed_in(apps: &[Arc<TestApp>], tokens: &[String]) {
+    let replies = for_every_client(apps, tokens, |app, token| async move {
         let reply = app.refresh(&token).await;
         reply.assert_status(200);
         app.me(reply.str("access_token")).await.assert_status(200);
     })
     .await;
-    assert_eq!(replies.len(), CLIENTS);
-    let reuse = app
+    assert_eq!(replies.len(), tokens.len());
+    let reuse = apps[0]
         .state
         .auth
         .store
@@ -128,18 +138,18 @@ async fn assert_everyone_signed_in(app: &Arc<TestApp>, tokens: &[String]) {
 async fn an_outage_longer_than_the_grace_window_logs_nobody_out() {
     let (proxy, app, tokens) = signed_in_clients().await;
     proxy.inject(Fault::BlackHole);
-    every_refresh_is_unavailable(&app, &tokens).await;
+    every_refresh_is_unavailable(one(&app), &tokens).await;
     app.clock.advance(OUTAGE);
     proxy.heal();
-    let tokens = refresh_everyone_when_back(&app, &tokens).await;
-    assert_everyone_signed_in(&app, &tokens).await;
+    let tokens = refresh_everyone_when_back(one(&app), &tokens).await;
+    assert_everyone_signed_in(one(&app), &tokens).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotation_whose_commit_answer_was_lost_is_handed_out_after_the_outage() {
     let (proxy, app, tokens) = signed_in_clients().await;
     proxy.inject(Fault::LoseCommitAnswers);
-    every_refresh_is_unavailable(&app, &tokens).await;
+    every_refresh_is_unavailable(one(&app), &tokens).await;
     proxy.heal();
     // Each rotation committed although its client was answered 503.
     for token in &tokens {
@@ -154,8 +164,8 @@ async fn a_rotation_whose_commit_answer_was_lost_is_handed_out_after_the_outage(
         assert!(stored.rotated_at.is_some(), "{stored:?}");
     }
     app.clock.advance(OUTAGE);
-    let successors = refresh_everyone_when_back(&app, &tokens).await;
-    assert_everyone_signed_in(&app, &successors).await;
+    let successors = refresh_everyone_when_back(one(&app), &tokens).await;
+    assert_everyone_signed_in(one(&app), &successors).await;
     let retries = app.state.auth.metrics.transaction_retries();
     assert_eq!(retries, 0, "a timed-out call is not retried in the request");
 }
@@ -173,7 +183,7 @@ async fn connections_reset_mid_statement_and_mid_commit_log_nobody_out() {
             }
         })
     };
-    let unavailable = for_every_client(&app, &tokens, |app, token| async move {
+    let unavailable = for_every_client(one(&app), &tokens, |app, token| async move {
         let (mut token, mut unavailable) = (token, 0);
         for _ in 0..20 {
             match refresh_once(&app, &token).await {
@@ -193,8 +203,8 @@ async fn connections_reset_mid_statement_and_mid_commit_log_nobody_out() {
     let failures: usize = unavailable.iter().map(|(_, count)| count).sum();
     assert!(failures > 0, "the resets never hit a request");
     let tokens: Vec<String> = unavailable.into_iter().map(|(token, _)| token).collect();
-    let tokens = refresh_everyone_when_back(&app, &tokens).await;
-    assert_everyone_signed_in(&app, &tokens).await;
+    let tokens = refresh_everyone_when_back(one(&app), &tokens).await;
+    assert_everyone_signed_in(one(&app), &tokens).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -202,10 +212,10 @@ async fn a_database_that_refuses_connections_is_503_in_time_and_recovers() {
     let (proxy, app, tokens) = signed_in_clients().await;
     proxy.inject(Fault::Refuse);
     proxy.reset();
-    every_refresh_is_unavailable(&app, &tokens).await;
+    every_refresh_is_unavailable(one(&app), &tokens).await;
     proxy.heal();
-    let tokens = refresh_everyone_when_back(&app, &tokens).await;
-    assert_everyone_signed_in(&app, &tokens).await;
+    let tokens = refresh_everyone_when_back(one(&app), &tokens).await;
+    assert_everyone_signed_in(one(&app), &tokens).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,12 +12,22 @@
 //!
 //! `.ci/run` does exactly that.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::Connection as _;
 
+use crate::faults::{
+    CLIENTS, DB_TIMEOUT, OUTAGE, assert_everyone_signed_in, every_refresh_is_unavailable,
+    refresh_everyone_when_back, refresh_once, refresh_when_back,
+};
 use crate::helpers::{TestApp, galera_node_urls};
+use crate::proxy::{DbProxy, Fault};
 use crate::refresh_races::{race, retries};
+
+/// The galera tests take the cluster in turn: one of them hangs a node,
+/// which stalls the whole cluster for a few seconds.
+static CLUSTER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// (concurrent refreshes, trials)
 const RACES: [(usize, usize); 3] = [(3, 10), (8, 8), (32, 4)];
@@ -28,6 +38,7 @@ async fn three_instances_started_at_once_on_an_empty_database_all_come_up() {
     // `spawn_on_galera` starts them together, each on its own node and
     // listen address, none given `--issuer`: each migrates, or waits for
     // the one that does.
+    let _cluster = CLUSTER.lock().await;
     let apps = TestApp::spawn_on_galera(|config| config.issuer = None).await;
     // What one instance issues, the others accept.
     let login = apps[0].user_with_tokens("alice").await;
@@ -45,6 +56,7 @@ async fn three_instances_started_at_once_on_an_empty_database_all_come_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs tests/galera/cluster.sh start"]
 async fn racing_refreshes_on_three_nodes_all_get_the_one_successor() {
+    let _cluster = CLUSTER.lock().await;
     let apps = TestApp::spawn_on_galera(|config| {
         config.database.db_max_connections = 16;
     })
@@ -83,6 +95,7 @@ async fn racing_refreshes_on_three_nodes_all_get_the_one_successor() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs tests/galera/cluster.sh start"]
 async fn with_no_grace_window_exactly_one_racing_refresh_wins_across_nodes() {
+    let _cluster = CLUSTER.lock().await;
     let apps = TestApp::spawn_on_galera(|config| {
         config.refresh_grace = Duration::ZERO;
         config.database.db_max_connections = 16;
@@ -121,6 +134,7 @@ async fn with_no_grace_window_exactly_one_racing_refresh_wins_across_nodes() {
 #[ignore = "needs tests/galera/cluster.sh start"]
 async fn a_stolen_parent_presented_on_another_node_after_its_successor_was_used_revokes_the_family()
 {
+    let _cluster = CLUSTER.lock().await;
     let apps = TestApp::spawn_on_galera(|_| {}).await;
     let login = apps[0].user_with_tokens("alice").await;
     let parent = login.str("refresh_token");
@@ -151,6 +165,7 @@ async fn a_stolen_parent_presented_on_another_node_after_its_successor_was_used_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs tests/galera/cluster.sh start"]
 async fn a_successor_presented_at_once_on_a_lagging_node_is_accepted() {
+    let _cluster = CLUSTER.lock().await;
     let apps = TestApp::spawn_on_galera(|_| {}).await;
     let nodes = galera_node_urls();
     let database = apps[0]
@@ -185,4 +200,168 @@ async fn a_successor_presented_at_once_on_a_lagging_node_is_accepted() {
         next.assert_status(200);
     }
     first.close().await.unwrap();
+}
+
+/// The `host:port` of each node.
+fn node_addrs() -> Vec<std::net::SocketAddr> {
+    galera_node_urls()
+        .iter()
+        .map(|url| {
+            let addr = url.rsplit('@').next().expect("user@host:port");
+            addr.parse().expect("an IP address and port")
+        })
+        .collect()
+}
+
+/// Three instances, each reaching its node through a proxy, and `CLIENTS`
+/// users signed in, client `i` on instance `i % 3`: their refresh tokens.
+async fn signed_in_through_proxies() -> (Vec<DbProxy>, Vec<Arc<TestApp>>, Vec<String>) {
+    let mut proxies = Vec::new();
+    for addr in node_addrs() {
+        proxies.push(DbProxy::start(addr).await);
+    }
+    let nodes: Vec<String> = proxies
+        .iter()
+        .map(|proxy| format!("mysql://root@{}", proxy.addr()))
+        .collect();
+    let apps = TestApp::spawn_on_nodes(&nodes, |config| {
+        config.database.db_timeout = DB_TIMEOUT;
+        config.database.db_max_connections = 2 * CLIENTS as u32;
+    })
+    .await;
+    let mut tokens = Vec::new();
+    for client in 0..CLIENTS {
+        let app = &apps[client % apps.len()];
+        let login = app.user_with_tokens(&format!("client{client}")).await;
+        tokens.push(login.str("refresh_token").to_owned());
+    }
+    (proxies, apps, tokens)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs tests/galera/cluster.sh start"]
+async fn an_outage_of_every_node_longer_than_the_grace_window_logs_nobody_out() {
+    let _cluster = CLUSTER.lock().await;
+    let (proxies, apps, tokens) = signed_in_through_proxies().await;
+    for proxy in &proxies {
+        proxy.inject(Fault::BlackHole);
+    }
+    every_refresh_is_unavailable(&apps, &tokens).await;
+    apps[0].clock.advance(OUTAGE);
+    for proxy in &proxies {
+        proxy.heal();
+    }
+    let tokens = refresh_everyone_when_back(&apps, &tokens).await;
+    assert_everyone_signed_in(&apps, &tokens).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs tests/galera/cluster.sh start"]
+async fn connections_to_every_node_reset_mid_commit_log_nobody_out() {
+    let _cluster = CLUSTER.lock().await;
+    let (proxies, apps, tokens) = signed_in_through_proxies().await;
+    let proxies = Arc::new(proxies);
+    let resetting = {
+        let proxies = proxies.clone();
+        tokio::spawn(async move {
+            for _ in 0..100 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                for proxy in proxies.iter() {
+                    proxy.reset();
+                }
+            }
+        })
+    };
+    let tokens = refresh_everyone_when_back(&apps, &tokens).await;
+    resetting.await.unwrap();
+    apps[0].clock.advance(OUTAGE);
+    let tokens = refresh_everyone_when_back(&apps, &tokens).await;
+    assert_everyone_signed_in(&apps, &tokens).await;
+}
+
+/// A node stopped in its tracks (SIGSTOP): its instance answers 503 in
+/// time, the other two go on once the cluster has evicted it; it comes
+/// back (SIGCONT), rejoins, and after an outage longer than the grace
+/// window nobody is signed out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs tests/galera/cluster.sh start"]
+async fn a_hung_node_costs_its_instance_503s_in_time_and_logs_nobody_out() {
+    let _cluster = CLUSTER.lock().await;
+    let apps = TestApp::spawn_on_galera(|config| {
+        config.database.db_timeout = DB_TIMEOUT;
+        config.database.db_max_connections = 2 * CLIENTS as u32;
+    })
+    .await;
+    let mut tokens = Vec::new();
+    for client in 0..CLIENTS {
+        let app = &apps[client % apps.len()];
+        let login = app.user_with_tokens(&format!("client{client}")).await;
+        tokens.push(login.str("refresh_token").to_owned());
+    }
+    let hung = HungNode::stop(2);
+    let mut during = Vec::new();
+    for (client, token) in tokens.iter().enumerate() {
+        let app = &apps[client % apps.len()];
+        during.push(if client % apps.len() == 2 {
+            assert!(refresh_once(app, token).await.is_none(), "the hung node");
+            token.clone()
+        } else {
+            // 503s until the others evict it, then 200.
+            refresh_when_back(app, token).await
+        });
+    }
+    apps[0].clock.advance(OUTAGE);
+    drop(hung);
+    wait_until_synced(2).await;
+    let tokens = refresh_everyone_when_back(&apps, &during).await;
+    assert_everyone_signed_in(&apps, &tokens).await;
+}
+
+/// A node's `mariadbd`, stopped until this is dropped.
+struct HungNode(String);
+
+impl HungNode {
+    fn stop(node: usize) -> Self {
+        let dir =
+            std::env::var("GALERA_DIR").unwrap_or_else(|_| "/var/tmp/gatehouse-galera".into());
+        let pid = std::fs::read_to_string(format!("{dir}/node{node}/mysqld.pid"))
+            .expect("the node's pid file (set GALERA_DIR as for cluster.sh)")
+            .trim()
+            .to_owned();
+        signal(&pid, "-STOP");
+        Self(pid)
+    }
+}
+
+impl Drop for HungNode {
+    fn drop(&mut self) {
+        signal(&self.0, "-CONT");
+    }
+}
+
+fn signal(pid: &str, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([signal, pid])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill {signal} {pid}");
+}
+
+/// Until the node is back in the cluster and synced (bounded).
+async fn wait_until_synced(node: usize) {
+    let url = &galera_node_urls()[node];
+    for _ in 0..300 {
+        if let Ok(mut conn) = sqlx::MySqlConnection::connect(url).await {
+            let state: Result<(String, String), _> =
+                sqlx::query_as("SHOW STATUS LIKE 'wsrep_local_state_comment'")
+                    .fetch_one(&mut conn)
+                    .await;
+            let _ = conn.close().await;
+            if matches!(state, Ok((_, ref state)) if state == "Synced") {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("node {node} did not rejoin the cluster");
 }

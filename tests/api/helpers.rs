@@ -341,13 +341,21 @@ impl TestApp {
     /// with its own listen address (not listened on: the tests call the
     /// app in process).
     pub async fn spawn_on_galera(configure: impl Fn(&mut Config)) -> Vec<Arc<TestApp>> {
-        let nodes = galera_node_urls();
+        Self::spawn_on_nodes(&galera_node_urls(), configure).await
+    }
+
+    /// [`TestApp::spawn_on_galera`] with the nodes reached at `nodes`
+    /// (MySQL URLs without a database; through proxies, say).
+    pub async fn spawn_on_nodes(
+        nodes: &[String],
+        configure: impl Fn(&mut Config),
+    ) -> Vec<Arc<TestApp>> {
         let data_dir = tempfile::tempdir().expect("a temporary directory");
         let db = Arc::new(TestDb::create_on_mysql(nodes[0].clone(), data_dir).await);
         let name = &db.mysql.as_ref().expect("a MySQL database").1;
         // The database was created through the first node; the others
         // create it when they apply that, which may be later.
-        for node in &nodes {
+        for node in nodes {
             let mut conn = sqlx::MySqlConnection::connect(node).await.unwrap();
             sqlx::query("SET SESSION wsrep_sync_wait = 1")
                 .execute(&mut conn)
