@@ -164,10 +164,19 @@ pub struct PasswordArgs {
     /// Argon2id parallelism (lanes).
     #[arg(long, env = "GATEHOUSE_ARGON2_PARALLELISM", default_value_t = 1)]
     pub argon2_parallelism: u32,
+    /// Threads that hash passwords, at a lower scheduling priority than
+    /// request handling. Default: one per core.
+    #[arg(long, env = "GATEHOUSE_ARGON2_WORKERS", value_parser = clap::value_parser!(usize))]
+    pub argon2_workers: Option<usize>,
     /// Password hashes that may wait for a free core; more are refused with
     /// 503 and Retry-After instead of piling up (each hash holds its memory).
     #[arg(long, env = "GATEHOUSE_ARGON2_QUEUE", default_value_t = 64)]
     pub argon2_queue: usize,
+    /// How long a password hash beyond the queue waits for a place before
+    /// it is refused with 503: a login flood is slowed to the hashing rate
+    /// instead of being refused as fast as it comes.
+    #[arg(long, env = "GATEHOUSE_ARGON2_WAIT", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub argon2_wait: Duration,
     /// Minimum password length, in characters.
     #[arg(long, env = "GATEHOUSE_MIN_PASSWORD_LENGTH", default_value_t = 8)]
     pub min_password_length: usize,
@@ -430,6 +439,9 @@ impl Config {
             return Err(
                 "--login-free-failures and --address-max-failures must be at least 1".into(),
             );
+        }
+        if self.passwords.argon2_workers == Some(0) {
+            return Err("--argon2-workers must be at least 1".into());
         }
         if self.passwords.min_password_length == 0 {
             return Err("--min-password-length must be at least 1".into());

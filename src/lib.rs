@@ -201,7 +201,11 @@ pub(crate) fn database_keys(
 
 pub(crate) async fn new_passwords(args: &PasswordArgs) -> Result<Passwords, HashError> {
     let (params, queue) = (args.argon2(), args.argon2_queue);
-    tokio::task::spawn_blocking(move || Passwords::new(params, queue)).await?
+    let workers = args.argon2_workers.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    let wait = args.argon2_wait;
+    tokio::task::spawn_blocking(move || Passwords::with_wait(params, workers, queue, wait)).await?
 }
 
 /// Serves until SIGTERM or SIGINT, then drains in-flight requests.

@@ -7,6 +7,7 @@ use clap::Parser as _;
 use gatehouse::config::{Cli, Command, KeysCommand, UserCommand};
 
 fn main() -> ExitCode {
+    return_large_blocks_to_the_system();
     match dotenvy::dotenv() {
         Ok(_) => {}
         Err(err) if err.not_found() => {}
@@ -129,4 +130,15 @@ fn init_logging() {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
+}
+
+/// Has glibc's allocator map blocks of 1 MiB and more (an Argon2 hash's
+/// 19 MiB) on their own and unmap them when freed, instead of keeping them
+/// in per-thread arenas: the resident size falls back after a login flood.
+fn return_large_blocks_to_the_system() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: called first in `main`, before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
 }

@@ -1,14 +1,17 @@
 //! Password hashing (Argon2id) and the password policy.
 //!
 //! Hashing is CPU- and memory-bound (19 MiB per hash by default), so it runs
-//! on the blocking pool behind a semaphore sized to the cores: the async
-//! threads keep serving while at most one hash per core is in flight.
+//! on a fixed set of hashing threads (`--argon2-workers`, one per core by
+//! default) at a lower scheduling priority than the async threads: those
+//! keep serving everything else during a login flood, and at most one hash
+//! per worker is in flight.
 
-use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
 
 use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier as _, Version};
 use secrecy::{ExposeSecret, SecretString};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, oneshot};
 
 /// Argon2id cost parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +44,8 @@ pub enum HashError {
     Hash(argon2::password_hash::Error),
     #[error("password hashing task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
+    #[error("a password hashing worker failed")]
+    Worker,
     #[error("every core is hashing and the queue is full")]
     Busy,
 }
@@ -49,11 +54,13 @@ pub enum HashError {
 #[derive(Clone)]
 pub struct Passwords {
     argon2: Argon2<'static>,
-    /// One per core: the hashes running at once.
-    permits: Arc<Semaphore>,
-    /// Cores plus the queue bound: the hashes running or waiting. A request
-    /// past it is refused at once (503) rather than piling up.
+    /// The hashing threads' queue.
+    workers: SyncSender<Job>,
+    /// Workers plus the queue bound: the hashes running or queued. A
+    /// request past it waits up to `wait` for a place, then is refused
+    /// (503) rather than piling up.
     admitted: Arc<Semaphore>,
+    wait: std::time::Duration,
     capacity: usize,
     /// A hash of a random password, verified against when the user is
     /// unknown so that the answer takes as long as for a wrong password.
@@ -63,15 +70,29 @@ pub struct Passwords {
 impl std::fmt::Debug for Passwords {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Passwords")
-            .field("permits", &self.permits.available_permits())
+            .field("in_flight", &self.in_flight())
             .finish()
     }
 }
 
 impl Passwords {
-    /// Builds the hasher; computes the dummy hash once (blocking, ~one hash).
-    /// At most one hash per core runs at once, and at most `queue` more wait.
-    pub fn new(params: Argon2Params, queue: usize) -> Result<Self, HashError> {
+    /// Builds the hasher and starts its `workers` threads; computes the
+    /// dummy hash once (blocking, ~one hash). At most one hash per worker
+    /// runs at once, and at most `queue` more wait.
+    pub fn new(params: Argon2Params, workers: usize, queue: usize) -> Result<Self, HashError> {
+        Self::with_wait(params, workers, queue, std::time::Duration::ZERO)
+    }
+
+    /// [`Passwords::new`], with a request beyond the queue waiting up to
+    /// `wait` for a place before it is refused. Waiting holds a flood of
+    /// logins to the rate the workers hash at, so that it cannot take the
+    /// CPU from other requests by being refused thousands of times a second.
+    pub fn with_wait(
+        params: Argon2Params,
+        workers: usize,
+        queue: usize,
+        wait: std::time::Duration,
+    ) -> Result<Self, HashError> {
         let params = Params::new(
             params.memory_kib,
             params.iterations,
@@ -84,12 +105,13 @@ impl Passwords {
         let dummy_hash = argon2
             .hash_password(dummy.expose_secret().as_bytes())
             .map_err(HashError::Hash)?;
-        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let workers = workers.max(1);
         Ok(Self {
             argon2,
-            permits: Arc::new(Semaphore::new(cores)),
-            admitted: Arc::new(Semaphore::new(cores + queue)),
-            capacity: cores + queue,
+            workers: start_workers(workers, workers + queue),
+            admitted: Arc::new(Semaphore::new(workers + queue)),
+            wait,
+            capacity: workers + queue,
             dummy_hash: dummy_hash.to_string().into(),
         })
     }
@@ -156,14 +178,88 @@ impl Passwords {
         &self,
         work: impl FnOnce() -> Result<T, HashError> + Send + 'static,
     ) -> Result<T, HashError> {
-        let _admitted = self.admitted.try_acquire().map_err(|_| HashError::Busy)?;
-        // The semaphore is never closed, so acquiring cannot fail.
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .expect("password semaphore is never closed");
-        tokio::task::spawn_blocking(work).await?
+        // The place is held by the job, not by this future: a request that
+        // is cancelled leaves its job queued, and the job keeps its place
+        // until a worker has taken it.
+        let admitted = match self.admitted.clone().try_acquire_owned() {
+            Ok(admitted) => admitted,
+            Err(_) => tokio::time::timeout(self.wait, self.admitted.clone().acquire_owned())
+                .await
+                .map_err(|_| HashError::Busy)?
+                .map_err(|_| HashError::Worker)?,
+        };
+        let (answer, answered) = oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _admitted = admitted;
+            // Nobody waits for it any more (the request was cancelled):
+            // spare the CPU.
+            if answer.is_closed() {
+                return;
+            }
+            let _ = answer.send(work());
+        });
+        match self.workers.try_send(job) {
+            Ok(()) => {}
+            // Admission keeps the queue from filling; the workers exit only
+            // when every `Passwords` is gone.
+            Err(TrySendError::Full(_)) => return Err(HashError::Busy),
+            Err(TrySendError::Disconnected(_)) => return Err(HashError::Worker),
+        }
+        answered.await.map_err(|_| HashError::Worker)?
+    }
+}
+
+/// A hash (or verification) to run on a hashing thread.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// How much less priority hashing threads get than the rest (a nice value:
+/// the scheduler gives a thread at +10 about a tenth of the CPU of one at
+/// 0 when both want it).
+const WORKER_NICENESS: i32 = 10;
+
+/// Starts `count` hashing threads that take jobs from a queue of `bound`,
+/// each at [`WORKER_NICENESS`]; they stop when the queue's sender is gone.
+fn start_workers(count: usize, bound: usize) -> SyncSender<Job> {
+    let (jobs, queue) = std::sync::mpsc::sync_channel::<Job>(bound);
+    let queue = Arc::new(Mutex::new(queue));
+    for index in 0..count {
+        let queue = queue.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("gatehouse-argon2-{index}"))
+            .spawn(move || {
+                lower_this_threads_priority();
+                while let Some(job) = next_job(&queue) {
+                    // A panic in one hash fails that request, not the worker.
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                }
+            });
+        if let Err(err) = spawned {
+            tracing::error!(error = %err, "could not start a password hashing thread");
+        }
+    }
+    jobs
+}
+
+fn next_job(queue: &Mutex<Receiver<Job>>) -> Option<Job> {
+    let queue = queue
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    queue.recv().ok()
+}
+
+/// Linux keeps a nice value per thread: this one yields to the async
+/// threads. Where it cannot (another OS, a refused call) it runs as is.
+fn lower_this_threads_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: plain system calls on the calling thread's own id.
+        let lowered = unsafe {
+            let tid = libc::gettid();
+            libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, WORKER_NICENESS)
+        };
+        if lowered != 0 {
+            tracing::debug!("could not lower the priority of a password hashing thread");
+        }
     }
 }
 
@@ -235,6 +331,8 @@ pub fn check_policy(
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn cheap() -> Passwords {
@@ -243,7 +341,105 @@ mod tests {
             iterations: 1,
             parallelism: 1,
         };
-        Passwords::new(params, 8).unwrap()
+        Passwords::new(params, 2, 8).unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn hashing_runs_on_the_configured_workers_at_a_lower_priority() {
+        let params = Argon2Params {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+        };
+        let passwords = Passwords::new(params, 3, 8).unwrap();
+        // Three jobs that finish only once all three run at once.
+        let together = Arc::new(std::sync::Barrier::new(3));
+        let jobs = (0..3).map(|_| {
+            let together = together.clone();
+            passwords.run(move || {
+                together.wait();
+                let name = std::thread::current().name().map(str::to_owned);
+                // SAFETY: plain system calls on the calling thread's own id.
+                let nice = unsafe {
+                    *libc::__errno_location() = 0;
+                    libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t)
+                };
+                Ok((name, nice))
+            })
+        });
+        let ran = futures_util::future::try_join_all(jobs).await.unwrap();
+        let mut names: Vec<_> = ran.iter().map(|(name, _)| name.clone().unwrap()).collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "gatehouse-argon2-0",
+                "gatehouse-argon2-1",
+                "gatehouse-argon2-2"
+            ]
+        );
+        assert!(
+            ran.iter().all(|(_, nice)| *nice == WORKER_NICENESS),
+            "{ran:?}"
+        );
+    }
+
+    /// A request cancelled while its hash waits in the queue: its place
+    /// stays taken until a worker reaches the job, which it then skips; a
+    /// later request waits for a place and is served.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cancelled_hash_keeps_its_place_until_a_worker_skips_it() {
+        let params = Argon2Params {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+        };
+        let passwords = Passwords::with_wait(params, 1, 1, Duration::from_secs(30)).unwrap();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let first = tokio::spawn({
+            let passwords = passwords.clone();
+            async move {
+                passwords
+                    .run(move || {
+                        released.recv().ok();
+                        Ok(())
+                    })
+                    .await
+            }
+        });
+        while passwords.in_flight() < 1 {
+            tokio::task::yield_now().await;
+        }
+        let skipped = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let cancelled = {
+            let skipped = skipped.clone();
+            passwords.run(move || {
+                skipped.store(false, std::sync::atomic::Ordering::SeqCst);
+                Ok(())
+            })
+        };
+        // Queued, then abandoned.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), cancelled)
+                .await
+                .is_err()
+        );
+        assert_eq!(
+            passwords.in_flight(),
+            2,
+            "the abandoned job keeps its place"
+        );
+        let later = tokio::spawn({
+            let passwords = passwords.clone();
+            async move { passwords.run(|| Ok(())).await }
+        });
+        release.send(()).unwrap();
+        first.await.unwrap().unwrap();
+        later.await.unwrap().unwrap();
+        assert!(
+            skipped.load(std::sync::atomic::Ordering::SeqCst),
+            "the abandoned hash never ran"
+        );
     }
 
     #[tokio::test]

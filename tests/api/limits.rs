@@ -20,6 +20,7 @@ async fn a_login_beyond_the_hashing_queue_gets_503_with_retry_after_and_then_rec
     let app = Arc::new(
         app.another_instance(|config| {
             config.passwords.argon2_queue = 0;
+            config.passwords.argon2_wait = Duration::ZERO;
             config.passwords.argon2_memory_kib = 64 * 1024;
             config.passwords.argon2_iterations = 8;
         })
