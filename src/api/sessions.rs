@@ -68,9 +68,16 @@ protected_reply!(
         /// The session is revoked: its refresh token and access tokens stop working.
         #[oai(status = 204)]
         Revoked,
+        /// The id is not a session id, which is a UUID (`invalid_request`).
+        #[oai(status = 400)]
+        BadRequest(Json<ApiError>),
         /// The caller has no live session with this id (`not_found`).
         #[oai(status = 404)]
         NotFound(Json<ApiError>),
+    } overriding {
+        fn malformed(body: Json<ApiError>) -> Self {
+            Self::BadRequest(body)
+        }
     }
 );
 
@@ -133,7 +140,7 @@ impl SessionsApi {
         req: &Request,
         #[oai(scope = "Scopes::Profile")] auth: BearerAuth,
         /// The session id, as listed by `GET /users/me/sessions`.
-        id: Path<String>,
+        id: Path<uuid::Uuid>,
     ) -> RevokeSessionReply {
         let claims = auth.0;
         if let Err(forbidden) = RevokeSessionReply::require_scope(&claims, scope::PROFILE) {
@@ -141,7 +148,7 @@ impl SessionsApi {
         }
         match state
             .auth
-            .revoke_own_session(&claims.sub, &id.0, &client_info(req, None))
+            .revoke_own_session(&claims.sub, &id.0.to_string(), &client_info(req, None))
             .await
         {
             Ok(true) => RevokeSessionReply::Revoked,

@@ -142,9 +142,10 @@ async fn a_session_that_is_not_the_callers_is_not_found(store: Store) {
     delete_session(&app, alice.str("access_token"), &unknown)
         .await
         .assert_error(404, "not_found");
+    // Not a session id at all.
     delete_session(&app, alice.str("access_token"), "%27%20OR%201%3D1%20--")
         .await
-        .assert_error(404, "not_found");
+        .assert_error(400, "invalid_request");
     // Revoking your own session twice: the second time there is none.
     let own_sid = claims_of(alice.str("access_token"))["sid"]
         .as_str()
