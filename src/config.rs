@@ -363,6 +363,15 @@ pub struct Config {
     /// idle connections are closed.
     #[arg(long, env = "GATEHOUSE_HEADER_READ_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub header_read_timeout: Duration,
+    /// An HTTP/2 connection with no request in flight for this long is
+    /// closed (HTTP/1's idle limit is `--header-read-timeout`).
+    #[arg(long, env = "GATEHOUSE_IDLE_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Duration,
+    /// Connections open at once; more are closed as soon as they are
+    /// accepted. Default: the open-file limit (raised to its hard limit at
+    /// start) less 128 kept for the database and files.
+    #[arg(long, env = "GATEHOUSE_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
     /// A request still running after this is answered 503.
     #[arg(long, env = "GATEHOUSE_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub request_timeout: Duration,
@@ -449,6 +458,12 @@ impl Config {
         self.keys.validate()?;
         if self.key_reload_interval < Duration::from_secs(1) {
             return Err("--key-reload-interval must be at least 1s".into());
+        }
+        if self.idle_timeout.is_zero() {
+            return Err("--idle-timeout must be more than 0s".into());
+        }
+        if self.max_connections == Some(0) {
+            return Err("--max-connections must be at least 1".into());
         }
         if self.header_read_timeout.is_zero() {
             return Err("--header-read-timeout must be positive".into());

@@ -236,8 +236,19 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         state.auth.clone(),
         config.key_reload_interval,
     ));
+    let open_files = server::raise_open_file_limit();
+    let max_connections = config
+        .max_connections
+        .unwrap_or_else(|| open_files.map_or(1024, |limit| limit.saturating_sub(128).max(16)));
+    tracing::info!(
+        open_file_limit = open_files,
+        max_connections,
+        "connection limits"
+    );
     let limits = server::ConnectionLimits {
         header_read_timeout: config.header_read_timeout,
+        idle_timeout: config.idle_timeout,
+        max_connections,
         shutdown_timeout: config.shutdown_timeout,
     };
     server::run(listener, app, limits, shutdown_signal())

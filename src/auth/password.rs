@@ -396,20 +396,21 @@ mod tests {
         };
         let passwords = Passwords::with_wait(params, 1, 1, Duration::from_secs(30)).unwrap();
         let (release, released) = std::sync::mpsc::channel::<()>();
+        let (started, running) = oneshot::channel::<()>();
         let first = tokio::spawn({
             let passwords = passwords.clone();
             async move {
                 passwords
                     .run(move || {
+                        let _ = started.send(());
                         released.recv().ok();
                         Ok(())
                     })
                     .await
             }
         });
-        while passwords.in_flight() < 1 {
-            tokio::task::yield_now().await;
-        }
+        // The only worker is busy with it.
+        running.await.unwrap();
         let skipped = Arc::new(std::sync::atomic::AtomicBool::new(true));
         let cancelled = {
             let skipped = skipped.clone();

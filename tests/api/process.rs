@@ -350,6 +350,139 @@ fn slow_and_idle_connections_are_closed_after_the_header_read_timeout() {
     server.stop();
 }
 
+#[test]
+fn silent_half_preface_and_idle_http2_connections_are_closed_in_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &["--header-read-timeout", "1s", "--idle-timeout", "1s"],
+    );
+    let connect = || {
+        let stream = TcpStream::connect(server.addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        stream
+    };
+    // Connected, and not a byte since.
+    let mut silent = connect();
+    // Half the HTTP/2 preface, then nothing.
+    let mut half_preface = connect();
+    half_preface.write_all(b"PRI * HTTP/2.0\r\n").unwrap();
+    // The whole preface and an empty SETTINGS frame, then no request,
+    // though it answers every ping: only the idle timeout closes it.
+    let mut idle_h2 = connect();
+    idle_h2
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .unwrap();
+    let answering = std::thread::spawn(move || answer_pings_until_closed(idle_h2));
+    for (name, stream) in [("silent", &mut silent), ("half-preface", &mut half_preface)] {
+        let mut received = Vec::new();
+        // Closed with what it sent unread, the server's side resets.
+        let closed = match stream.read_to_end(&mut received) {
+            Err(err) => err.kind() == std::io::ErrorKind::ConnectionReset,
+            Ok(_) => true,
+        };
+        assert!(closed, "the {name} connection stayed open");
+    }
+    assert!(
+        answering.join().unwrap() >= 1,
+        "the server pinged the idle HTTP/2 connection before closing it"
+    );
+    let live = server.request("GET", "/health/live", "text/plain", "");
+    assert!(live.starts_with("HTTP/1.1 200"), "{live}");
+    server.stop();
+}
+
+#[test]
+fn past_the_connection_cap_new_connections_are_closed_and_the_server_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--max-connections", "3"]);
+    // Three silent connections take every place (for the 30 s header
+    // timeout).
+    let silent: Vec<TcpStream> = (0..3)
+        .map(|_| TcpStream::connect(server.addr).unwrap())
+        .collect();
+    // Wait until the server has taken all three: then a fourth is closed
+    // at once, unanswered.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut extra = TcpStream::connect(server.addr).unwrap();
+        extra
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let _ = write!(extra, "GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n");
+        let mut answer = Vec::new();
+        let _ = extra.read_to_end(&mut answer);
+        if answer.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the cap never held");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // A place frees as soon as a silent client leaves; then a fresh client
+    // is served.
+    drop(silent);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut stream = TcpStream::connect(server.addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let _ = write!(
+            stream,
+            "GET /health/live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        );
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        if answer.starts_with("HTTP/1.1 200") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no place ever freed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server.stop();
+}
+
+/// Reads HTTP/2 frames, acknowledging every PING, until the server closes
+/// the connection (panics if it stays open 30 s); the pings answered.
+fn answer_pings_until_closed(mut stream: TcpStream) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut pings = 0;
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "the idle HTTP/2 connection stayed open"
+        );
+        let mut header = [0u8; 9];
+        if let Err(err) = stream.read_exact(&mut header) {
+            assert!(
+                matches!(
+                    err.kind(),
+                    std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset
+                ),
+                "the idle HTTP/2 connection stayed open: {err}"
+            );
+            return pings;
+        }
+        let length =
+            usize::from(header[0]) << 16 | usize::from(header[1]) << 8 | usize::from(header[2]);
+        let mut payload = vec![0; length];
+        if stream.read_exact(&mut payload).is_err() {
+            return pings;
+        }
+        let (kind, flags) = (header[3], header[4]);
+        if kind == 0x6 && flags & 0x1 == 0 {
+            let mut ack = vec![0, 0, 8, 0x6, 0x1, 0, 0, 0, 0];
+            ack.extend_from_slice(&payload);
+            if stream.write_all(&ack).is_err() {
+                return pings;
+            }
+            pings += 1;
+        }
+    }
+}
+
 /// A `gatehouse` process serving on a free port.
 struct Server {
     child: Child,
@@ -407,6 +540,14 @@ impl Server {
     fn stop(self) {
         self.signal("TERM");
         assert_eq!(self.wait().code(), Some(0));
+    }
+}
+
+/// A test that fails leaves no server behind.
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
