@@ -8,8 +8,10 @@
 //!   disconnected;
 //! - an HTTP/2 connection is pinged, and closed when it has had no request
 //!   in flight for `--idle-timeout`;
-//! - at most `--max-connections` are open: more are closed at once, before
-//!   the process runs out of file descriptors and cannot accept at all.
+//! - at most `--max-connections` are open, so that the process never runs
+//!   out of file descriptors and cannot accept at all: past it, a new
+//!   connection takes the place of the oldest one that has not sent a byte
+//!   yet, or is closed at once if every one is talking.
 //!
 //! Shutdown is graceful: stop accepting, let in-flight requests finish,
 //! bounded by a timeout.
@@ -66,6 +68,7 @@ pub async fn run(
         .keep_alive_timeout(limits.header_read_timeout);
     let builder = Arc::new(builder);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let waiting = Arc::new(Waiting::default());
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -82,20 +85,30 @@ pub async fn run(
             },
             () = &mut shutdown => break,
         };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            tracing::debug!(%peer, "connection refused: --max-connections are open");
+        let Some(slot) = take_a_slot(&slots, &waiting).await else {
+            tracing::debug!(%peer, "connection refused: --max-connections are busy");
             drop(stream);
             continue;
         };
         let remote = RemoteAddr(Addr::SocketAddr(peer));
         let (app, local) = (app.clone(), local.clone());
         let (builder, watcher) = (builder.clone(), graceful.watcher());
+        // Registered in the order of arrival, so that the oldest goes first.
+        let (id, evicted) = waiting.enter();
+        let waiting = waiting.clone();
         tokio::spawn(async move {
             let _slot = slot;
-            match tokio::time::timeout(limits.header_read_timeout, protocol_known(&stream)).await {
-                Ok(Ok(true)) => {}
-                // Silent, half an HTTP/2 preface, or gone.
-                _ => return,
+            let known = tokio::select! {
+                known = tokio::time::timeout(limits.header_read_timeout, protocol_known(&stream)) => {
+                    matches!(known, Ok(Ok(true)))
+                }
+                // The oldest silent connection makes way for a new one.
+                () = evicted.notified() => false,
+            };
+            waiting.leave(id);
+            if !known {
+                // Silent, half an HTTP/2 preface, gone, or evicted.
+                return;
             }
             let activity = Arc::new(Activity::new());
             let service = {
@@ -134,6 +147,60 @@ pub async fn run(
         tracing::warn!("shutdown timeout: closing connections with requests in flight");
     }
     Ok(())
+}
+
+/// A place for a new connection: a free one, or else the place of the
+/// oldest connection that has not yet said a word, which is closed for it
+/// (so that silent connections cannot keep a fresh client out); `None` if
+/// every place is taken by a connection that is talking.
+async fn take_a_slot(
+    slots: &Arc<Semaphore>,
+    waiting: &Waiting,
+) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    if let Ok(slot) = slots.clone().try_acquire_owned() {
+        return Some(slot);
+    }
+    if !waiting.evict_oldest() {
+        return None;
+    }
+    tokio::time::timeout(Duration::from_millis(100), slots.clone().acquire_owned())
+        .await
+        .ok()?
+        .ok()
+}
+
+/// The connections that have not yet sent their first bytes, oldest first.
+#[derive(Default)]
+struct Waiting {
+    next: AtomicU64,
+    connections: std::sync::Mutex<std::collections::BTreeMap<u64, Arc<tokio::sync::Notify>>>,
+}
+
+impl Waiting {
+    fn enter(&self) -> (u64, Arc<tokio::sync::Notify>) {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let evicted = Arc::new(tokio::sync::Notify::new());
+        self.lock().insert(id, evicted.clone());
+        (id, evicted)
+    }
+
+    fn leave(&self, id: u64) {
+        self.lock().remove(&id);
+    }
+
+    /// Tells the oldest to close; `false` if there is none.
+    fn evict_oldest(&self) -> bool {
+        let oldest = self.lock().pop_first();
+        oldest.map(|(_, evicted)| evicted.notify_one()).is_some()
+    }
+
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<u64, Arc<tokio::sync::Notify>>> {
+        self.connections
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// Waits until the client's first bytes tell its protocol: anything but a

@@ -395,52 +395,68 @@ fn silent_half_preface_and_idle_http2_connections_are_closed_in_time() {
 }
 
 #[test]
-fn past_the_connection_cap_new_connections_are_closed_and_the_server_recovers() {
+fn at_the_connection_cap_a_fresh_client_displaces_a_silent_one_but_not_a_talking_one() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &["--max-connections", "3"]);
-    // Three silent connections take every place (for the 30 s header
-    // timeout).
-    let silent: Vec<TcpStream> = (0..3)
-        .map(|_| TcpStream::connect(server.addr).unwrap())
-        .collect();
-    // Wait until the server has taken all three: then a fourth is closed
-    // at once, unanswered.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let mut extra = TcpStream::connect(server.addr).unwrap();
-        extra
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .unwrap();
-        let _ = write!(extra, "GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n");
-        let mut answer = Vec::new();
-        let _ = extra.read_to_end(&mut answer);
-        if answer.is_empty() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the cap never held");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    // A place frees as soon as a silent client leaves; then a fresh client
-    // is served.
-    drop(silent);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let mut stream = TcpStream::connect(server.addr).unwrap();
+    let server = Server::start(
+        dir.path(),
+        &["--max-connections", "3", "--header-read-timeout", "3s"],
+    );
+    let read_closed = |stream: &mut TcpStream| {
         stream
             .set_read_timeout(Some(Duration::from_secs(30)))
             .unwrap();
+        let mut received = Vec::new();
+        match stream.read_to_end(&mut received) {
+            Ok(_) => received,
+            Err(err) => {
+                assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset, "{err}");
+                received
+            }
+        }
+    };
+    let fresh = || {
+        let mut stream = TcpStream::connect(server.addr).unwrap();
         let _ = write!(
             stream,
             "GET /health/live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
         );
-        let mut answer = String::new();
-        let _ = stream.read_to_string(&mut answer);
-        if answer.starts_with("HTTP/1.1 200") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no place ever freed");
-        std::thread::sleep(Duration::from_millis(20));
+        stream
+    };
+    // Three silent connections take every place.
+    let mut silent: Vec<TcpStream> = (0..3)
+        .map(|_| TcpStream::connect(server.addr).unwrap())
+        .collect();
+    server.wait_for_connections(3);
+    // A fresh client is answered, in the place of the oldest silent one,
+    // which is closed long before its header timeout.
+    let answer = String::from_utf8(read_closed(&mut fresh())).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let started = Instant::now();
+    assert!(read_closed(&mut silent[0]).is_empty());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "evicted at once"
+    );
+    drop(silent);
+    server.wait_for_connections(0);
+    // Three clients that have begun a request take every place, and are
+    // not displaced: a fresh client is closed unanswered…
+    let mut talking: Vec<TcpStream> = (0..3)
+        .map(|_| {
+            let mut stream = TcpStream::connect(server.addr).unwrap();
+            stream.write_all(b"GET /health/li").unwrap();
+            stream
+        })
+        .collect();
+    server.wait_for_connections(3);
+    assert!(read_closed(&mut fresh()).is_empty(), "refused at the cap");
+    // …until their header timeout closes them; then it is served.
+    for stream in &mut talking {
+        read_closed(stream);
     }
+    server.wait_for_connections(0);
+    let answer = String::from_utf8(read_closed(&mut fresh())).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     server.stop();
 }
 
@@ -510,6 +526,51 @@ impl Server {
             std::thread::sleep(Duration::from_millis(50));
         }
         server
+    }
+
+    /// Client connections the server process holds open now: its sockets
+    /// that are established connections to its listening port.
+    fn connections(&self) -> usize {
+        let sockets: std::collections::HashSet<String> =
+            std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+                .unwrap()
+                .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+                .filter_map(|target| {
+                    let target = target.to_str()?;
+                    Some(
+                        target
+                            .strip_prefix("socket:[")?
+                            .strip_suffix(']')?
+                            .to_owned(),
+                    )
+                })
+                .collect();
+        let local = format!(":{:04X}", self.addr.port());
+        std::fs::read_to_string("/proc/net/tcp")
+            .unwrap()
+            .lines()
+            .skip(1)
+            .map(|line| line.split_whitespace().collect::<Vec<_>>())
+            .filter(|fields| {
+                fields.len() > 9
+                    && fields[1].ends_with(&local)
+                    && fields[3] == "01"
+                    && sockets.contains(fields[9])
+            })
+            .count()
+    }
+
+    /// Until the server holds `count` client connections (bounded).
+    fn wait_for_connections(&self, count: usize) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.connections() != count {
+            assert!(
+                Instant::now() < deadline,
+                "the server holds {} connections, not {count}",
+                self.connections()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     fn request(&self, method: &str, path: &str, content_type: &str, body: &str) -> String {
