@@ -211,12 +211,10 @@ pub(crate) async fn new_passwords(args: &PasswordArgs) -> Result<Passwords, Hash
 /// Serves until SIGTERM or SIGINT, then drains in-flight requests.
 pub async fn serve(config: Config) -> Result<(), StartError> {
     let (app, state) = build_app(&config).await?;
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| StartError::Listen {
-            addr: config.listen,
-            source,
-        })?;
+    let listener = server::listen(config.listen).map_err(|source| StartError::Listen {
+        addr: config.listen,
+        source,
+    })?;
     let local = listener
         .local_addr()
         .map(|addr| addr.to_string())

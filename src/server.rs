@@ -47,6 +47,24 @@ pub struct ConnectionLimits {
     pub shutdown_timeout: Duration,
 }
 
+/// Connections the kernel may hold for the server before it accepts them
+/// (capped by `net.core.somaxconn`): a burst of connections, silent ones
+/// included, is queued rather than refused while the accept loop catches
+/// up.
+const ACCEPT_BACKLOG: u32 = 4096;
+
+/// A listening socket on `addr`, with [`ACCEPT_BACKLOG`].
+pub fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(ACCEPT_BACKLOG)
+}
+
 /// Serves `app` on `listener` until `shutdown` completes, then drains.
 pub async fn run(
     listener: TcpListener,
