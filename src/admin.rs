@@ -59,7 +59,7 @@ async fn admin_service(
         ),
         store,
         min_password_chars: password_args.min_password_length,
-        session_check: SessionCheck::new(std::time::Duration::ZERO),
+        session_check: SessionCheck::new(std::time::Duration::ZERO, 1),
         throttle: Default::default(),
         metrics,
         clock,

@@ -314,6 +314,14 @@ pub struct Config {
     /// the database on every request.
     #[arg(long, env = "GATEHOUSE_SESSION_CHECK_TTL", default_value = "5s", value_parser = humantime::parse_duration)]
     pub session_check_ttl: Duration,
+    /// Sessions whose check is cached at most (about 100 bytes each); past
+    /// it the least used are evicted.
+    #[arg(
+        long,
+        env = "GATEHOUSE_SESSION_CACHE_ENTRIES",
+        default_value_t = 250_000
+    )]
+    pub session_cache_entries: usize,
     /// Clock skew tolerated on access-token `exp` and `nbf`.
     #[arg(long, env = "GATEHOUSE_JWT_LEEWAY", default_value = "0s", value_parser = humantime::parse_duration)]
     pub jwt_leeway: Duration,

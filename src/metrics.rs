@@ -142,6 +142,24 @@ impl Metrics {
             "gatehouse_signing_keys_published {}",
             gauges.published_keys
         );
+        out.push_str(
+            "# HELP gatehouse_session_cache_hits_total Session checks answered from the cache.\n",
+        );
+        out.push_str("# TYPE gatehouse_session_cache_hits_total counter\n");
+        let _ = writeln!(
+            out,
+            "gatehouse_session_cache_hits_total {}",
+            gauges.session_cache_hits
+        );
+        out.push_str(
+            "# HELP gatehouse_session_cache_misses_total Session checks that asked the database.\n",
+        );
+        out.push_str("# TYPE gatehouse_session_cache_misses_total counter\n");
+        let _ = writeln!(
+            out,
+            "gatehouse_session_cache_misses_total {}",
+            gauges.session_cache_misses
+        );
         if let Some(age) = gauges.signing_key_age_secs {
             out.push_str(
                 "# HELP gatehouse_signing_key_age_seconds Since the key new tokens are signed \
@@ -161,6 +179,9 @@ pub struct Gauges {
     pub hashes_running: usize,
     /// Sessions whose liveness is cached.
     pub cached_sessions: usize,
+    /// Session checks answered from the cache, and from the database.
+    pub session_cache_hits: u64,
+    pub session_cache_misses: u64,
     /// Public keys in the JWKS.
     pub published_keys: usize,
     /// Since the current signing key took over; `None` for a fixed key.
@@ -184,6 +205,8 @@ mod tests {
         let text = metrics.render(&Gauges {
             hashes_running: 1,
             cached_sessions: 3,
+            session_cache_hits: 7,
+            session_cache_misses: 2,
             published_keys: 2,
             signing_key_age_secs: Some(60),
         });
@@ -195,6 +218,8 @@ mod tests {
         assert!(text.contains("gatehouse_db_transaction_retries_total 1\n"));
         assert!(text.contains("gatehouse_refresh_replays_total 0\n"));
         assert!(text.contains("gatehouse_signing_keys_published 2\n"));
+        assert!(text.contains("gatehouse_session_cache_hits_total 7\n"));
+        assert!(text.contains("gatehouse_session_cache_misses_total 2\n"));
         assert!(text.contains("gatehouse_signing_key_age_seconds 60\n"));
         let fixed = metrics.render(&Gauges::default());
         assert!(!fixed.contains("gatehouse_signing_key_age_seconds"));

@@ -85,6 +85,8 @@ impl MetaApi {
         let text = auth.metrics.render(&Gauges {
             hashes_running: auth.passwords.in_flight(),
             cached_sessions: auth.session_check.cached(),
+            session_cache_hits: auth.session_check.stats().hits,
+            session_cache_misses: auth.session_check.stats().misses,
             published_keys: ring
                 .published(now)
                 .filter(|key| key.public_key().is_some())

@@ -5,41 +5,56 @@
 //! keep the answer briefly so the common path stays cheap: a live answer for
 //! `ttl`, a dead one for good (revocation and expiry are final). Revocations
 //! made through this instance update the cache at once; those made through
-//! another instance are seen within `ttl`.
+//! another instance are seen within `ttl`. The cache holds at most its
+//! capacity of sessions and evicts the least useful ones past it (CLOCK-Pro
+//! style, `quick_cache`), so a working set larger than it still mostly hits.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::store::Store;
 
-/// Entries kept before the cache is emptied and refilled.
-const MAX_ENTRIES: usize = 100_000;
-
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     LiveAt(Instant),
     Dead,
 }
 
 /// The cached session check.
-#[derive(Debug)]
 pub struct SessionCheck {
     ttl: Duration,
-    cache: Mutex<HashMap<String, State>>,
+    cache: quick_cache::sync::Cache<String, State>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+impl std::fmt::Debug for SessionCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionCheck")
+            .field("ttl", &self.ttl)
+            .field("cached", &self.cache.len())
+            .finish()
+    }
+}
+
+/// Answers from the cache and from the database since start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    pub hits: u64,
+    pub misses: u64,
 }
 
 impl SessionCheck {
-    /// `ttl` zero checks the database on every request.
-    pub fn new(ttl: Duration) -> Self {
+    /// Keeps at most `capacity` sessions; `ttl` zero checks the database on
+    /// every request.
+    pub fn new(ttl: Duration, capacity: usize) -> Self {
         Self {
             ttl,
-            cache: Mutex::new(HashMap::new()),
+            cache: quick_cache::sync::Cache::new(capacity.max(1)),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
         }
     }
-
-    // A poisoned lock is taken over: the map cannot be left half-updated by
-    // the trivial operations done under it.
 
     /// Whether `session_id` is live at `now` (ms), from the cache or the store.
     pub async fn is_live(
@@ -48,16 +63,18 @@ impl SessionCheck {
         session_id: &str,
         now: i64,
     ) -> Result<bool, sqlx::Error> {
-        match self
-            .cache
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(session_id)
-        {
-            Some(State::Dead) => return Ok(false),
-            Some(State::LiveAt(checked)) if checked.elapsed() < self.ttl => return Ok(true),
+        match self.cache.get(session_id) {
+            Some(State::Dead) => {
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                return Ok(false);
+            }
+            Some(State::LiveAt(checked)) if checked.elapsed() < self.ttl => {
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                return Ok(true);
+            }
             _ => {}
         }
+        self.misses.fetch_add(1, Ordering::Relaxed);
         let live = store.session_is_live(session_id, now).await?;
         let state = if live {
             State::LiveAt(Instant::now())
@@ -70,10 +87,15 @@ impl SessionCheck {
 
     /// Sessions whose state is cached now.
     pub fn cached(&self) -> usize {
-        self.cache
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .len()
+        self.cache.len()
+    }
+
+    /// Checks answered from the cache and from the database.
+    pub fn stats(&self) -> CacheStats {
+        CacheStats {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+        }
     }
 
     /// Records that this instance revoked `session_id`.
@@ -85,13 +107,23 @@ impl SessionCheck {
         if self.ttl.is_zero() && matches!(state, State::LiveAt(_)) {
             return;
         }
-        let mut cache = self
-            .cache
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if cache.len() >= MAX_ENTRIES {
-            cache.clear();
+        self.cache.insert(session_id.to_owned(), state);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn past_its_capacity_the_cache_evicts_some_entries_not_all() {
+        let check = SessionCheck::new(Duration::from_secs(60), 1_000);
+        for session in 0..5_000 {
+            check.remember(&format!("s{session}"), State::LiveAt(Instant::now()));
         }
-        cache.insert(session_id.to_owned(), state);
+        let cached = check.cached();
+        assert!((500..=1_000).contains(&cached), "{cached} cached");
+        // The newest are kept.
+        assert!(check.cache.get("s4999").is_some());
     }
 }

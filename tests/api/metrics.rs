@@ -6,6 +6,7 @@ use crate::on_both_stores;
 on_both_stores!(
     metrics_count_events_and_answers_in_prometheus_text,
     metrics_show_the_published_keys_and_how_old_the_signing_key_is,
+    metrics_count_session_checks_answered_from_the_cache_and_the_database,
 );
 
 async fn metrics(app: &TestApp) -> String {
@@ -85,4 +86,22 @@ async fn metrics_show_the_published_keys_and_how_old_the_signing_key_is(store: S
         value(&after, "gatehouse_signing_key_age_seconds")
             >= value(&before, "gatehouse_signing_key_age_seconds")
     );
+}
+
+async fn metrics_count_session_checks_answered_from_the_cache_and_the_database(store: Store) {
+    let app = TestApp::spawn(store).await;
+    let tokens = app.user_with_tokens("alice").await;
+    let before = metrics(&app).await;
+    for _ in 0..3 {
+        app.me(tokens.str("access_token")).await.assert_status(200);
+    }
+    let after = metrics(&app).await;
+    let delta = |series| value(&after, series) - value(&before, series);
+    // The first check may ask the database; the next ones are hits.
+    let (hits, misses) = (
+        delta("gatehouse_session_cache_hits_total"),
+        delta("gatehouse_session_cache_misses_total"),
+    );
+    assert_eq!(hits + misses, 3, "one check per request");
+    assert!(hits >= 2, "{hits} hits, {misses} misses");
 }
