@@ -17,6 +17,7 @@ mod throttle;
 mod users;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -102,6 +103,10 @@ pub struct Store {
     backend: Backend,
     /// How a transaction's statements travel (see [`script`]).
     delivery: script::Delivery,
+    /// On SQLite, the turn to write: its write transactions queue here, in
+    /// order, rather than find the database locked and sleep in SQLite's
+    /// busy handler (whose sleeps grow to 100 ms).
+    writer: Option<Arc<tokio::sync::Mutex<()>>>,
     /// See [`StoreOptions::timeout`].
     timeout: Duration,
 }
@@ -158,6 +163,7 @@ impl Store {
             pool,
             backend,
             delivery,
+            writer: (backend == Backend::Sqlite).then(Arc::default),
             timeout: options.timeout,
         })
     }
@@ -226,6 +232,22 @@ impl Store {
                 std::io::ErrorKind::TimedOut,
                 "the database did not answer within --db-timeout",
             ))),
+        }
+    }
+
+    /// This process's turn to write, on SQLite (the `writer` field),
+    /// waited for until `deadline`; `None` where the database orders
+    /// writers itself.
+    async fn turn_to_write(
+        &self,
+        deadline: Instant,
+    ) -> Result<Option<tokio::sync::OwnedMutexGuard<()>>, sqlx::Error> {
+        let Some(writer) = &self.writer else {
+            return Ok(None);
+        };
+        match tokio::time::timeout_at(deadline, writer.clone().lock_owned()).await {
+            Ok(turn) => Ok(Some(turn)),
+            Err(_) => Err(sqlx::Error::PoolTimedOut),
         }
     }
 

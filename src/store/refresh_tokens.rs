@@ -149,6 +149,9 @@ impl Store {
     ) -> Result<RefreshOutcome, sqlx::Error> {
         let (backend, delivery) = (self.backend, self.delivery);
         self.run_until(deadline, async |conn| {
+            // With the connection in hand, so that only the transaction
+            // itself waits for the turn.
+            let _turn = self.turn_to_write(deadline).await?;
             refresh_on(
                 conn,
                 backend,
