@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# The benchmark suite, in one run per store: login (password grant),
+# refresh (chained rotation), me (GET /users/me), each next to the seed app
+# that Gatehouse replaces (../shared/bench's peers/fastapi_seed) on the same
+# kind of database, and the floor (GET /health/live, no token, no
+# database); with the ratios the performance issue asks for.
+#
+#   bench/suite.sh [SECONDS] [CONNECTIONS]      (defaults 5 and 32)
+#
+# Needs wrk, MariaDB as root on 127.0.0.1:3306 and ../shared/bench/setup.sh.
+# Writes only under /var/tmp.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-5}
+conns=${2:-32}
+shared=${SHARED_BENCH:-../shared/bench}
+py=${BENCH_VENV:-/var/tmp/gatehouse-bench-venv}/bin/python
+port=${GATEHOUSE_BENCH_PORT:-18180}
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+cargo build --quiet --release --bin gatehouse
+
+work=$(mktemp -d /var/tmp/gatehouse-suite.XXXXXX)
+db="gatehouse_suite_$$"
+mariadb -uroot -e "CREATE DATABASE $db"
+servers=()
+cleanup() {
+  for server in "${servers[@]}"; do
+    kill "$server" 2>/dev/null && wait "$server" 2>/dev/null || true
+  done
+  mariadb -uroot -e "DROP DATABASE IF EXISTS $db" || true
+}
+trap cleanup EXIT
+
+start_gatehouse() { # NAME PORT DATABASE_URL
+  mkdir -p "$work/$1"
+  "$CARGO_TARGET_DIR/release/gatehouse" \
+    --listen "127.0.0.1:$2" --data-dir "$work/$1" --database-url "$3" \
+    --login-free-failures 1000000 --address-max-failures 1000000 \
+    >"$work/$1/gatehouse.log" 2>&1 &
+  servers+=("$!")
+  for _ in $(seq 1 100); do
+    curl -fsS "http://127.0.0.1:$2/health/ready" >/dev/null 2>&1 && return
+    sleep 0.1
+  done
+  echo "suite.sh: gatehouse ($1) did not become ready" >&2
+  exit 1
+}
+start_gatehouse mariadb "$port" "mysql://root@127.0.0.1:3306/$db"
+start_gatehouse sqlite "$((port + 1))" "sqlite://$work/sqlite/gatehouse.db"
+
+# One Argon2id verify with the production parameters, in this run.
+verify_ms=$("$py" - <<'EOF'
+import time
+from argon2 import PasswordHasher
+hasher = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
+stored = hasher.hash("correct horse battery staple")
+started = time.perf_counter()
+for _ in range(20):
+    hasher.verify(stored, "correct horse battery staple")
+print(f"{(time.perf_counter() - started) / 20 * 1000:.2f}")
+EOF
+)
+cores=$(nproc)
+
+for store in mariadb sqlite; do
+  url="http://127.0.0.1:$port"
+  [ "$store" = sqlite ] && url="http://127.0.0.1:$((port + 1))"
+  "$shared/load/compare.sh" -d "$secs" -c "$conns" -s login,refresh,me -p seed --db "$store" \
+    -g "$url" -n gatehouse -o "$work/compare-$store" >"$work/compare-$store.txt" 2>&1
+  wrk -t2 -c"$conns" -d"${secs}s" --latency "$url/health/live" >"$work/floor-$store.txt" 2>&1
+done
+
+rps() { grep -o "scenario=$2 target=$3 rps=[0-9.]*" "$work/compare-$1.txt" | head -1 | sed 's/.*rps=//'; }
+p99() { grep -o "scenario=$2 target=$3 rps=[0-9.]* p50_ms=[0-9.]* p99_ms=[0-9.]*" "$work/compare-$1.txt" | head -1 | sed 's/.*p99_ms=//'; }
+echo "one Argon2id verify: $verify_ms ms; cores: $cores"
+for store in mariadb sqlite; do
+  floor=$(awk '/^Requests\/sec:/ {print $2}' "$work/floor-$store.txt")
+  echo "== $store"
+  for scenario in login refresh me; do
+    echo "$scenario: gatehouse $(rps "$store" "$scenario" gatehouse) rps (p99 $(p99 "$store" "$scenario" gatehouse) ms), seed $(rps "$store" "$scenario" seed) rps (p99 $(p99 "$store" "$scenario" seed) ms)"
+  done
+  echo "floor (/health/live): $floor rps"
+  awk -v s="$store" -v me="$(rps "$store" me gatehouse)" -v seed_me="$(rps "$store" me seed)" \
+      -v floor="$floor" -v login="$(rps "$store" login gatehouse)" -v v="$verify_ms" -v c="$cores" 'BEGIN {
+    goal = (s == "mariadb") ? 25 : 10
+    if (seed_me > 0) printf "  me / seed me: %.1fx (goal >= %dx)\n", me / seed_me, goal
+    if (floor > 0) printf "  me / floor: %.2fx (goal >= 0.25x)\n", me / floor
+    if (v > 0) printf "  login / (cores / verify time): %.2fx (goal >= 0.9x)\n", login / (c * 1000 / v)
+  }'
+done
+echo "results: $work"
