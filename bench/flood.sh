@@ -11,22 +11,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 flood=${1:-256}
 me_conns=${2:-16}
-shared=${SHARED_BENCH:-../shared/bench}
 py=${BENCH_VENV:-/var/tmp/gatehouse-bench-venv}/bin/python
 port=${GATEHOUSE_BENCH_PORT:-18095}
 base="http://127.0.0.1:$port"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
-cargo build --quiet --release --bin gatehouse
+. bench/lib.sh
 
 work=$(mktemp -d /var/tmp/gatehouse-flood.XXXXXX)
-"$CARGO_TARGET_DIR/release/gatehouse" --listen "127.0.0.1:$port" --data-dir "$work/data" \
-  --login-free-failures 1000000 --address-max-failures 1000000 >"$work/gatehouse.log" 2>&1 &
-server=$!
-trap 'kill $server 2>/dev/null; wait $server 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do
-  curl -fsS "$base/health/ready" >/dev/null 2>&1 && break
-  sleep 0.1
-done
+start_gatehouse "$work/data" "$port" "${unthrottled[@]}"
+server=${servers[0]}
 
 rss() { awk -v key="$1:" '$1 == key {print int($2 / 1024)}' "/proc/$server/status"; }
 prep() { "$py" "$shared/load/prepare.py" "$@" --base "$base" --flavour gatehouse >/dev/null; }

@@ -15,21 +15,11 @@ silent=${1:-10000}
 nofile=${2:-}
 port=${GATEHOUSE_BENCH_PORT:-18096}
 base="http://127.0.0.1:$port"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
-cargo build --quiet --release --bin gatehouse
+. bench/lib.sh
 
 work=$(mktemp -d /var/tmp/gatehouse-silent.XXXXXX)
-(
-  [ -n "$nofile" ] && ulimit -n "$nofile"
-  exec "$CARGO_TARGET_DIR/release/gatehouse" --listen "127.0.0.1:$port" --data-dir "$work/data" \
-    --header-read-timeout 10s
-) >"$work/gatehouse.log" 2>&1 &
-server=$!
-trap 'kill $server 2>/dev/null; wait $server 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do
-  curl -fsS "$base/health/ready" >/dev/null 2>&1 && break
-  sleep 0.1
-done
+NOFILE=$nofile start_gatehouse "$work/data" "$port" --header-read-timeout 10s
+server=${servers[0]}
 curl -fsS -o /dev/null -X POST "$base/users" -H 'content-type: application/json' \
   -d '{"username":"fresh","password":"correct horse battery staple"}'
 
@@ -45,8 +35,7 @@ for _ in range(count):
     s.connect(("127.0.0.1", port))
     held.append(s)
 def open_sockets():
-    return len([l for l in open(f"/proc/{server}/net/tcp").read().split("\n")[1:] if l]) if False else \
-        len(os.listdir(f"/proc/{server}/fd"))
+    return len(os.listdir(f"/proc/{server}/fd"))
 time.sleep(1)
 print(f"{count} silent connections open; the server holds {open_sockets()} file descriptors")
 for path, args in [("/health/live", []),
@@ -58,4 +47,4 @@ for path, args in [("/health/live", []),
 time.sleep(11)
 print(f"after the 10 s header-read timeout the server holds {open_sockets()} file descriptors")
 EOF
-grep -o 'open_file_limit=[0-9]* max_connections=[0-9]*' "$work/gatehouse.log" | head -1
+grep -o 'open_file_limit=[0-9]* max_connections=[0-9]*' "$work/data/gatehouse.log" | head -1

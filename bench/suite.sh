@@ -13,40 +13,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-5}
 conns=${2:-32}
-shared=${SHARED_BENCH:-../shared/bench}
 py=${BENCH_VENV:-/var/tmp/gatehouse-bench-venv}/bin/python
 port=${GATEHOUSE_BENCH_PORT:-18180}
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
-cargo build --quiet --release --bin gatehouse
+. bench/lib.sh
 
 work=$(mktemp -d /var/tmp/gatehouse-suite.XXXXXX)
 db="gatehouse_suite_$$"
 mariadb -uroot -e "CREATE DATABASE $db"
-servers=()
-cleanup() {
-  for server in "${servers[@]}"; do
-    kill "$server" 2>/dev/null && wait "$server" 2>/dev/null || true
-  done
-  mariadb -uroot -e "DROP DATABASE IF EXISTS $db" || true
-}
-trap cleanup EXIT
-
-start_gatehouse() { # NAME PORT DATABASE_URL
-  mkdir -p "$work/$1"
-  "$CARGO_TARGET_DIR/release/gatehouse" \
-    --listen "127.0.0.1:$2" --data-dir "$work/$1" --database-url "$3" \
-    --login-free-failures 1000000 --address-max-failures 1000000 \
-    >"$work/$1/gatehouse.log" 2>&1 &
-  servers+=("$!")
-  for _ in $(seq 1 100); do
-    curl -fsS "http://127.0.0.1:$2/health/ready" >/dev/null 2>&1 && return
-    sleep 0.1
-  done
-  echo "suite.sh: gatehouse ($1) did not become ready" >&2
-  exit 1
-}
-start_gatehouse mariadb "$port" "mysql://root@127.0.0.1:3306/$db"
-start_gatehouse sqlite "$((port + 1))" "sqlite://$work/sqlite/gatehouse.db"
+on_exit+=("mariadb -uroot -e 'DROP DATABASE IF EXISTS $db'")
+start_gatehouse "$work/mariadb" "$port" --database-url "mysql://root@127.0.0.1:3306/$db" "${unthrottled[@]}"
+start_gatehouse "$work/sqlite" "$((port + 1))" --database-url "sqlite://$work/sqlite/gatehouse.db" \
+  "${unthrottled[@]}"
 
 # One Argon2id verify with the production parameters, in this run.
 verify_ms=$("$py" - <<'EOF'

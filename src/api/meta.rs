@@ -82,11 +82,12 @@ impl MetaApi {
         let now = crate::auth::now_millis();
         let ring = auth.access.ring();
         let signing = ring.current(now);
+        let sessions = auth.session_check.stats();
         let text = auth.metrics.render(&Gauges {
             hashes_running: auth.passwords.in_flight(),
             cached_sessions: auth.session_check.cached(),
-            session_cache_hits: auth.session_check.stats().hits,
-            session_cache_misses: auth.session_check.stats().misses,
+            session_cache_hits: sessions.hits,
+            session_cache_misses: sessions.misses,
             published_keys: ring
                 .published(now)
                 .filter(|key| key.public_key().is_some())

@@ -23,18 +23,29 @@ pub const OUTAGE: Duration = Duration::from_secs(15);
 /// tokens.
 async fn signed_in_clients() -> (DbProxy, Arc<TestApp>, Vec<String>) {
     let proxy = DbProxy::start(mysql_server_addr()).await;
-    let app = TestApp::spawn_through(&proxy, |config| {
-        config.database.db_timeout = DB_TIMEOUT;
-        // A connection for every client, so that each reaches its COMMIT.
-        config.database.db_max_connections = 2 * CLIENTS as u32;
-    })
-    .await;
+    let app = TestApp::spawn_through(&proxy, for_faults).await;
+    let app = Arc::new(app);
+    let tokens = sign_in_clients(one(&app)).await;
+    (proxy, app, tokens)
+}
+
+/// The settings of the fault tests: a short database deadline, and a
+/// connection for every client, so that each reaches its COMMIT.
+pub fn for_faults(config: &mut gatehouse::config::Config) {
+    config.database.db_timeout = DB_TIMEOUT;
+    config.database.db_max_connections = 2 * CLIENTS as u32;
+}
+
+/// `CLIENTS` users signed in, client `i` through instance `i` modulo their
+/// number: their refresh tokens.
+pub async fn sign_in_clients(apps: &[Arc<TestApp>]) -> Vec<String> {
     let mut tokens = Vec::new();
     for client in 0..CLIENTS {
+        let app = &apps[client % apps.len()];
         let login = app.user_with_tokens(&format!("client{client}")).await;
         tokens.push(login.str("refresh_token").to_owned());
     }
-    (proxy, Arc::new(app), tokens)
+    tokens
 }
 
 /// The one instance of most tests, as the list the helpers take.

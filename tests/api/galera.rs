@@ -18,12 +18,14 @@ use std::time::Duration;
 use sqlx::Connection as _;
 
 use crate::faults::{
-    CLIENTS, DB_TIMEOUT, OUTAGE, assert_everyone_signed_in, every_refresh_is_unavailable,
-    refresh_everyone_when_back, refresh_once, refresh_when_back,
+    OUTAGE, assert_everyone_signed_in, every_refresh_is_unavailable, for_faults,
+    refresh_everyone_when_back, refresh_once, refresh_when_back, sign_in_clients,
 };
 use crate::helpers::{TestApp, galera_node_urls};
 use crate::proxy::{DbProxy, Fault};
-use crate::refresh_races::{race, retries};
+use crate::refresh_races::{
+    assert_exactly_one_racer_wins, assert_racers_share_one_successor, retries,
+};
 
 /// The galera tests take the cluster in turn: one of them hangs a node,
 /// which stalls the whole cluster for a few seconds.
@@ -61,31 +63,7 @@ async fn racing_refreshes_on_three_nodes_all_get_the_one_successor() {
         config.database.db_max_connections = 16;
     })
     .await;
-    let mut raced = 0;
-    for (racers, trials) in RACES {
-        for trial in 0..trials {
-            let login = apps[0]
-                .user_with_tokens(&format!("u{racers}-{trial}"))
-                .await;
-            let parent = login.str("refresh_token");
-            let replies = race(&apps, parent, racers).await;
-            raced += racers;
-            for reply in &replies {
-                reply.assert_status(200);
-            }
-            let successor = replies[0].str("refresh_token");
-            assert!(
-                replies.iter().all(|r| r.str("refresh_token") == successor),
-                "{racers} racers got different successors"
-            );
-            let next = apps[2].refresh(successor).await;
-            next.assert_status(200);
-            apps[1]
-                .me(next.str("access_token"))
-                .await
-                .assert_status(200);
-        }
-    }
+    let raced = assert_racers_share_one_successor(&apps, &RACES).await;
     eprintln!(
         "galera: {raced} raced refreshes, {} transactions retried",
         retries(&apps)
@@ -101,29 +79,17 @@ async fn with_no_grace_window_exactly_one_racing_refresh_wins_across_nodes() {
         config.database.db_max_connections = 16;
     })
     .await;
-    let mut raced = 0;
-    for (racers, trials) in RACES {
-        for trial in 0..trials {
-            let login = apps[0]
-                .user_with_tokens(&format!("u{racers}-{trial}"))
-                .await;
-            let replies = race(&apps, login.str("refresh_token"), racers).await;
-            raced += racers;
-            let won = replies.iter().filter(|r| r.status == 200).count();
-            assert_eq!(won, 1, "{racers} racers: {replies:?}");
-            for reply in replies.iter().filter(|r| r.status != 200) {
-                reply.assert_error(400, "invalid_grant");
-            }
-            // The losers presented a rotated token: reuse, so the family is
-            // revoked, on every node.
-            let winner = replies.iter().find(|r| r.status == 200).unwrap();
-            for app in &apps {
-                app.refresh(winner.str("refresh_token"))
-                    .await
-                    .assert_error(400, "invalid_grant");
-            }
+    let winners = assert_exactly_one_racer_wins(&apps, &RACES).await;
+    // The losers presented a rotated token: reuse, so each family is
+    // revoked, on every node.
+    for winner in &winners {
+        for app in &apps {
+            app.refresh(winner.str("refresh_token"))
+                .await
+                .assert_error(400, "invalid_grant");
         }
     }
+    let raced: usize = RACES.iter().map(|(racers, trials)| racers * trials).sum();
     eprintln!(
         "galera, no grace: {raced} raced refreshes, {} transactions retried",
         retries(&apps)
@@ -224,17 +190,8 @@ async fn signed_in_through_proxies() -> (Vec<DbProxy>, Vec<Arc<TestApp>>, Vec<St
         .iter()
         .map(|proxy| format!("mysql://root@{}", proxy.addr()))
         .collect();
-    let apps = TestApp::spawn_on_nodes(&nodes, |config| {
-        config.database.db_timeout = DB_TIMEOUT;
-        config.database.db_max_connections = 2 * CLIENTS as u32;
-    })
-    .await;
-    let mut tokens = Vec::new();
-    for client in 0..CLIENTS {
-        let app = &apps[client % apps.len()];
-        let login = app.user_with_tokens(&format!("client{client}")).await;
-        tokens.push(login.str("refresh_token").to_owned());
-    }
+    let apps = TestApp::spawn_on_nodes(&nodes, for_faults).await;
+    let tokens = sign_in_clients(&apps).await;
     (proxies, apps, tokens)
 }
 
@@ -287,17 +244,8 @@ async fn connections_to_every_node_reset_mid_commit_log_nobody_out() {
 #[ignore = "needs tests/galera/cluster.sh start"]
 async fn a_hung_node_costs_its_instance_503s_in_time_and_logs_nobody_out() {
     let _cluster = CLUSTER.lock().await;
-    let apps = TestApp::spawn_on_galera(|config| {
-        config.database.db_timeout = DB_TIMEOUT;
-        config.database.db_max_connections = 2 * CLIENTS as u32;
-    })
-    .await;
-    let mut tokens = Vec::new();
-    for client in 0..CLIENTS {
-        let app = &apps[client % apps.len()];
-        let login = app.user_with_tokens(&format!("client{client}")).await;
-        tokens.push(login.str("refresh_token").to_owned());
-    }
+    let apps = TestApp::spawn_on_galera(for_faults).await;
+    let tokens = sign_in_clients(&apps).await;
     let hung = HungNode::stop(2);
     let mut during = Vec::new();
     for (client, token) in tokens.iter().enumerate() {

@@ -55,16 +55,22 @@ pub fn retries(apps: &[Arc<TestApp>]) -> u64 {
         .sum()
 }
 
-async fn racing_refreshes_on_two_instances_all_get_the_one_successor(store: Store) {
-    let apps = two_instances(store, |_| {}).await;
+/// For each `(racers, trials)`: a fresh session whose refresh token
+/// `racers` present at once across `apps`; every one gets the same
+/// successor, which then rotates and whose access token works. The
+/// refreshes raced.
+pub async fn assert_racers_share_one_successor(
+    apps: &[Arc<TestApp>],
+    races: &[(usize, usize)],
+) -> usize {
     let mut raced = 0;
-    for (racers, trials) in RACES {
+    for &(racers, trials) in races {
         for trial in 0..trials {
             let login = apps[0]
                 .user_with_tokens(&format!("u{racers}-{trial}"))
                 .await;
             let parent = login.str("refresh_token");
-            let replies = race(&apps, parent, racers).await;
+            let replies = race(apps, parent, racers).await;
             raced += racers;
             for reply in &replies {
                 reply.assert_status(200);
@@ -76,7 +82,7 @@ async fn racing_refreshes_on_two_instances_all_get_the_one_successor(store: Stor
                 "{racers} racers got different successors"
             );
             // One rotation: the session is live and the successor rotates.
-            let next = apps[1].refresh(successor).await;
+            let next = apps[apps.len() - 1].refresh(successor).await;
             next.assert_status(200);
             apps[0]
                 .me(next.str("access_token"))
@@ -84,6 +90,36 @@ async fn racing_refreshes_on_two_instances_all_get_the_one_successor(store: Stor
                 .assert_status(200);
         }
     }
+    raced
+}
+
+/// For each `(racers, trials)`, with no grace window: exactly one of the
+/// racers gets a 200, the others `invalid_grant`. The winners' replies.
+pub async fn assert_exactly_one_racer_wins(
+    apps: &[Arc<TestApp>],
+    races: &[(usize, usize)],
+) -> Vec<Reply> {
+    let mut winners = Vec::new();
+    for &(racers, trials) in races {
+        for trial in 0..trials {
+            let login = apps[0]
+                .user_with_tokens(&format!("u{racers}-{trial}"))
+                .await;
+            let replies = race(apps, login.str("refresh_token"), racers).await;
+            let won = replies.iter().filter(|r| r.status == 200).count();
+            assert_eq!(won, 1, "{racers} racers: {replies:?}");
+            for reply in replies.iter().filter(|r| r.status != 200) {
+                reply.assert_error(400, "invalid_grant");
+            }
+            winners.extend(replies.into_iter().filter(|r| r.status == 200));
+        }
+    }
+    winners
+}
+
+async fn racing_refreshes_on_two_instances_all_get_the_one_successor(store: Store) {
+    let apps = two_instances(store, |_| {}).await;
+    let raced = assert_racers_share_one_successor(&apps, &RACES).await;
     eprintln!(
         "{raced} raced refreshes, {} transactions retried",
         retries(&apps)
@@ -97,19 +133,7 @@ async fn racing_refreshes_on_two_instances_all_get_the_one_successor(store: Stor
 
 async fn with_no_grace_window_exactly_one_racing_refresh_wins(store: Store) {
     let apps = two_instances(store, |config| config.refresh_grace = Duration::ZERO).await;
-    for (racers, trials) in RACES {
-        for trial in 0..trials {
-            let login = apps[0]
-                .user_with_tokens(&format!("u{racers}-{trial}"))
-                .await;
-            let replies = race(&apps, login.str("refresh_token"), racers).await;
-            let won = replies.iter().filter(|r| r.status == 200).count();
-            assert_eq!(won, 1, "{racers} racers");
-            for reply in replies.iter().filter(|r| r.status != 200) {
-                reply.assert_error(400, "invalid_grant");
-            }
-        }
-    }
+    assert_exactly_one_racer_wins(&apps, &RACES).await;
     assert_eq!(
         retries(&apps),
         0,
