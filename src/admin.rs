@@ -59,6 +59,7 @@ async fn admin_service(
         ),
         store,
         min_password_chars: password_args.min_password_length,
+        default_client_id: String::new(),
         session_check: SessionCheck::new(std::time::Duration::ZERO, 1),
         throttle: Default::default(),
         metrics,

@@ -290,6 +290,11 @@ pub struct Config {
     /// The `aud` of issued tokens.
     #[arg(long, env = "GATEHOUSE_AUDIENCE", default_value = "gatehouse")]
     pub audience: String,
+    /// The `client_id` of a login that names no client (public clients may
+    /// omit it, RFC 6749 §3.2.1): recorded on the session and carried by its
+    /// access tokens, which RFC 9068 §2.2 requires to name one.
+    #[arg(long, env = "GATEHOUSE_DEFAULT_CLIENT_ID", default_value = "gatehouse")]
+    pub default_client_id: String,
     /// Lifetime of an access token.
     #[arg(long, env = "GATEHOUSE_ACCESS_TTL", default_value = "15m", value_parser = humantime::parse_duration)]
     pub access_ttl: Duration,
@@ -478,6 +483,11 @@ impl Config {
         }
         if self.audience.is_empty() {
             return Err("--audience must not be empty".into());
+        }
+        if self.default_client_id.is_empty()
+            || !crate::auth::service::valid_client_id(&self.default_client_id)
+        {
+            return Err("--default-client-id must be 1 to 255 printable characters".into());
         }
         Ok(())
     }

@@ -157,6 +157,7 @@ pub async fn build_app_with_clock(
         keys,
         rotation,
         min_password_chars: config.passwords.min_password_length,
+        default_client_id: config.default_client_id.clone(),
         session_check: SessionCheck::new(config.session_check_ttl, config.session_cache_entries),
         throttle: config.throttle(),
         metrics,

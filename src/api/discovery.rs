@@ -103,6 +103,10 @@ impl DiscoveryApi {
     }
 
     /// Authorization server metadata (RFC 8414)
+    ///
+    /// Where the token, revocation and key endpoints are, and which grants,
+    /// scopes and client authentication methods the server supports, for
+    /// OAuth2 libraries that configure themselves from the issuer.
     #[oai(
         path = "/.well-known/oauth-authorization-server",
         method = "get",

@@ -9,6 +9,7 @@ mod oauth;
 mod revoke;
 pub(crate) mod security;
 mod sessions;
+mod spec;
 mod text;
 mod token;
 mod users;
@@ -139,6 +140,11 @@ impl Rejection {
         if err.status().is_server_error() {
             return Self::Failed(err.status());
         }
+        if err.is::<poem_openapi::error::AuthorizationError>() {
+            // No Bearer credentials at all (RFC 6750 §3.1).
+            let (body, header) = security::no_token();
+            return Self::Unauthorized(body, header);
+        }
         if err.status() == StatusCode::UNAUTHORIZED {
             let (body, header) = security::invalid_token();
             return Self::Unauthorized(body, header);
@@ -182,11 +188,15 @@ pub fn openapi_service() -> OpenApiService<Apis, ()> {
              tokens. Use **Authorize** (OAuth2 password flow) to try the protected operations.",
         )
         .license(poem_openapi::LicenseObject::new("MIT OR Apache-2.0"))
+        .server(
+            poem_openapi::ServerObject::new("/")
+                .description("The server this document is served from"),
+        )
 }
 
 /// The spec as JSON, exactly as `/openapi.json` serves it.
 pub fn spec_json() -> String {
-    openapi_service().spec()
+    spec::json(&openapi_service())
 }
 
 /// How the HTTP layer guards itself.
@@ -205,9 +215,7 @@ pub struct HttpSettings {
 /// Every route with its middleware: the operations, `/docs`, the spec.
 pub fn routes(settings: &HttpSettings) -> impl Endpoint<Output = Response> + use<> {
     let service = openapi_service();
-    let docs = service.swagger_ui();
-    let spec_json = service.spec_endpoint();
-    let spec_yaml = service.spec_endpoint_yaml();
+    let (docs, spec_json, spec_yaml) = spec::endpoints(&service);
     let max_body_bytes = settings.max_body_bytes;
     let max_header_bytes = settings.max_header_bytes;
     let timeout = settings.request_timeout;

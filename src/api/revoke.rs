@@ -7,7 +7,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde::Deserialize;
 
 use super::oauth::{NO_STORE, OAuthError, OAuthErrorCode, basic_client_id, client_info};
-use super::text::{ClientId, NonEmpty, Text};
+use super::text::{AnyToken, ClientId, Text, TokenTypeHint};
 use super::{ApiError, ApiTags, ServerFailure, server_failure};
 use crate::AppState;
 use crate::auth::revocation::TokenHint;
@@ -17,9 +17,9 @@ use crate::auth::service::valid_client_id;
 #[derive(Object, Deserialize)]
 pub struct RevokeRequest {
     /// A refresh token or an access token; either ends its session.
-    pub token: Text<NonEmpty>,
+    pub token: Text<AnyToken>,
     /// `refresh_token` or `access_token`: which kind to look for first.
-    pub token_type_hint: Option<Text>,
+    pub token_type_hint: Option<Text<TokenTypeHint>>,
     /// The public client's id (optional).
     pub client_id: Option<Text<ClientId>>,
 }

@@ -22,6 +22,10 @@ pub enum Scopes {
 
 /// OAuth2 password flow: Swagger UI's **Authorize** posts the username and
 /// password to `/oauth/token` and sends the access token as a Bearer token.
+/// Access tokens are JWTs (RFC 9068, `typ: at+jwt`) signed and checked as
+/// the JWT best current practices (RFC8725) ask: one pinned algorithm
+/// (EdDSA, or HS256 by configuration), explicit `typ`, `iss`, `aud`, `exp`
+/// and `nbf` checks, and keys named by `kid` from the JWKS.
 #[derive(Debug, SecurityScheme)]
 #[oai(
     rename = "OAuth2",
@@ -79,6 +83,16 @@ pub fn invalid_token() -> (Json<ApiError>, String) {
     )
 }
 
+/// The 401 body and `WWW-Authenticate` value for a request that carries no
+/// Bearer credentials (none, or another scheme): the challenge names no
+/// error, as RFC 6750 §3.1 asks; the body keeps the one 401 code.
+pub fn no_token() -> (Json<ApiError>, String) {
+    (
+        ApiError::new("invalid_token", "an access token is required"),
+        r#"Bearer realm="gatehouse""#.to_owned(),
+    )
+}
+
 /// The 403 body and `WWW-Authenticate` value for a token without `scope`.
 pub fn insufficient_scope(scope: &str) -> (Json<ApiError>, String) {
     (
@@ -102,10 +116,7 @@ pub trait Protected: super::ServerFailure {
             super::Rejection::Failed(status) => Self::failed(status),
             super::Rejection::BadRequest(body) => Self::malformed(body),
             super::Rejection::UnsupportedMediaType(body) => Self::unsupported(body),
-            super::Rejection::Unauthorized(..) => {
-                let (body, challenge) = invalid_token();
-                Self::unauthorized(body, challenge)
-            }
+            super::Rejection::Unauthorized(body, challenge) => Self::unauthorized(body, challenge),
         }
     }
 

@@ -29,12 +29,6 @@ pub trait Rules: Send + Sync + 'static {
 pub struct Any;
 impl Rules for Any {}
 
-/// A string that must not be empty.
-pub struct NonEmpty;
-impl Rules for NonEmpty {
-    const MIN_LENGTH: Option<usize> = Some(1);
-}
-
 /// Control characters (Unicode `Cc`), as `char::is_control` sees them,
 /// for a regex character class. Escaped (`\uHHHH`, which ECMA-262, Python
 /// and Rust regexes all read) so that the spec holds no raw control bytes.
@@ -76,10 +70,59 @@ impl Rules for NewPassword {
     const FORMAT: Option<&'static str> = Some("password");
 }
 
-/// A password presented at login.
+/// A password presented at login: no account has a longer one, so a longer
+/// one is refused like a wrong one.
 pub struct Password;
 impl Rules for Password {
     const MIN_LENGTH: Option<usize> = Some(1);
+    const MAX_LENGTH: Option<usize> = Some(crate::auth::password::MAX_PASSWORD_BYTES);
+    const FORMAT: Option<&'static str> = Some("password");
+}
+
+/// A username presented at login (no account has a longer one).
+pub struct LoginName;
+impl Rules for LoginName {
+    const MIN_LENGTH: Option<usize> = Some(1);
+    const MAX_LENGTH: Option<usize> = Some(crate::auth::service::MAX_USERNAME_CHARS);
+}
+
+/// A refresh token: no token Gatehouse issued is longer. (Logout and
+/// revocation answer any token they do not know alike, however it looks.)
+pub struct RefreshToken;
+impl Rules for RefreshToken {
+    const MIN_LENGTH: Option<usize> = Some(1);
+    const MAX_LENGTH: Option<usize> = Some(crate::auth::service::MAX_REFRESH_TOKEN_BYTES);
+}
+
+/// A token to revoke: a refresh token or an access token (a JWT); none
+/// Gatehouse issues is longer (RFC 7009 §2.2: others get 200 all the same).
+pub struct AnyToken;
+impl Rules for AnyToken {
+    const MIN_LENGTH: Option<usize> = Some(1);
+    const MAX_LENGTH: Option<usize> = Some(crate::auth::service::MAX_ACCESS_TOKEN_BYTES);
+}
+
+/// The longest `scope` worth reading: every known scope fits many times.
+pub const MAX_SCOPE_CHARS: usize = 1024;
+
+/// Space-separated scopes (RFC 6749 §3.3).
+pub struct Scope;
+impl Rules for Scope {
+    const MAX_LENGTH: Option<usize> = Some(MAX_SCOPE_CHARS);
+    const PATTERN: Option<&'static str> = Some(r"^[\x21\x23-\x5B\x5D-\x7E ]*$");
+}
+
+/// An RFC 7009 `token_type_hint`: `refresh_token` or `access_token`; any
+/// other is ignored, as §2.1 asks, so the spec bounds it without listing.
+pub struct TokenTypeHint;
+impl Rules for TokenTypeHint {
+    const MAX_LENGTH: Option<usize> = Some(64);
+}
+
+/// A `client_secret`: accepted and ignored (clients are public).
+pub struct ClientSecret;
+impl Rules for ClientSecret {
+    const MAX_LENGTH: Option<usize> = Some(1024);
     const FORMAT: Option<&'static str> = Some("password");
 }
 
@@ -105,6 +148,14 @@ pub struct Text<R = Any>(pub String, PhantomData<R>);
 impl<R> Text<R> {
     pub fn new(text: impl Into<String>) -> Self {
         Self(text.into(), PhantomData)
+    }
+}
+
+impl<R: Rules> Text<R> {
+    /// Whether the text is longer, in characters, than the spec's
+    /// `maxLength`: for fields the services would otherwise ignore.
+    pub fn too_long(&self) -> bool {
+        R::MAX_LENGTH.is_some_and(|max| self.0.chars().count() > max)
     }
 }
 

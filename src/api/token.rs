@@ -12,7 +12,9 @@ use serde::Deserialize;
 use super::oauth::{
     MalformedBasic, NO_STORE, OAuthError, OAuthErrorCode, basic_client_id, client_info,
 };
-use super::text::{ClientId, GrantType, NonEmpty, Password, Text};
+use super::text::{
+    ClientId, ClientSecret, GrantType, LoginName, Password, RefreshToken, Scope, Text,
+};
 use super::{ApiError, ApiTags, Rejection, ServerFailure, server_failure};
 use crate::AppState;
 use crate::auth::service::{GrantError, IssuedTokens};
@@ -24,45 +26,46 @@ pub struct TokenRequest {
     /// `password` or `refresh_token`.
     pub grant_type: GrantType,
     /// For `grant_type=password`.
-    pub username: Option<Text<NonEmpty>>,
+    pub username: Option<Text<LoginName>>,
     /// For `grant_type=password`.
     #[oai(write_only)]
     pub password: Option<Text<Password>>,
     /// For `grant_type=refresh_token`.
-    pub refresh_token: Option<Text<NonEmpty>>,
+    pub refresh_token: Option<Text<RefreshToken>>,
     /// Space-separated scopes; empty or absent means the default (`profile`).
-    pub scope: Option<Text>,
+    pub scope: Option<Text<Scope>>,
     /// The public client's id (optional; recorded on the session).
     pub client_id: Option<Text<ClientId>>,
     /// Accepted and ignored: clients are public in v1.
     #[oai(write_only)]
     #[allow(dead_code)] // declared so the spec shows what Swagger UI may send
-    pub client_secret: Option<Text>,
+    pub client_secret: Option<Text<ClientSecret>>,
 }
 
 /// Log in with a username and password.
 #[derive(Object)]
 #[oai(example)]
 pub struct LoginRequest {
-    pub username: Text<NonEmpty>,
-    #[oai(write_only)]
+    pub username: Text<LoginName>,
+    // Not `write_only`: poem-openapi leaves write-only fields out of the
+    // example, which would then not be a valid request.
     pub password: Text<Password>,
     /// Space-separated scopes; empty or absent means the default (`profile`).
-    pub scope: Option<Text>,
+    pub scope: Option<Text<Scope>>,
 }
 
 /// Exchange a refresh token for a new token pair.
 #[derive(Object)]
 pub struct RefreshRequest {
-    pub refresh_token: Text<NonEmpty>,
+    pub refresh_token: Text<RefreshToken>,
     /// Narrow the scope of the new access token; absent keeps it.
-    pub scope: Option<Text>,
+    pub scope: Option<Text<Scope>>,
 }
 
 /// End the session a refresh token belongs to.
 #[derive(Object)]
 pub struct LogoutRequest {
-    pub refresh_token: Text<NonEmpty>,
+    pub refresh_token: Text<RefreshToken>,
 }
 
 /// A successful token response (RFC 6749 §5.1).
@@ -297,7 +300,7 @@ impl TokenApi {
     /// `refreshUrl` of the OAuth2 security scheme, so Swagger UI's Authorize
     /// button logs in here. A `client_id` in the body or HTTP Basic client
     /// credentials are accepted (clients are public).
-    #[oai(path = "/oauth/token", method = "post", operation_id = "token")]
+    #[oai(path = "/oauth/token", method = "post", operation_id = "issueToken")]
     async fn token(
         &self,
         state: Data<&AppState>,
@@ -323,6 +326,12 @@ impl TokenApi {
             }
             Err(malformed) => return malformed.into(),
         };
+        if form.client_secret.as_ref().is_some_and(Text::too_long) {
+            return TokenReply::error(
+                OAuthErrorCode::InvalidRequest,
+                "`client_secret` is longer than 1024 characters",
+            );
+        }
         match form.grant_type.0.as_str() {
             "password" => {
                 let username = form.username.map(|name| name.0).unwrap_or_default();

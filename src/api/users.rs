@@ -26,8 +26,8 @@ pub struct RegisterRequest {
     /// case; shown as registered.
     pub username: Text<Username>,
     /// At least 8 characters (configurable), at most 1024 bytes; used exactly
-    /// as given, never trimmed or case-folded.
-    #[oai(write_only)]
+    /// as given, never trimmed or case-folded. (Not `write_only`, which would
+    /// leave it out of the example.)
     pub password: Text<NewPassword>,
     pub email: Option<Text<Email>>,
 }

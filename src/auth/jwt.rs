@@ -40,8 +40,28 @@ pub struct AccessClaims {
     pub sid: String,
     /// Space-separated scopes.
     pub scope: String,
+    /// The client the session was granted to: the login's `client_id`, or
+    /// `--default-client-id` (tokens from older versions may lack it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
+    /// When the user last gave their password (RFC 9068 §2.2.1): the
+    /// session's login, which refreshes keep.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
+    /// How the user authenticated (RFC 8176): always `["pwd"]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub amr: Vec<String>,
+}
+
+/// Who an access token is for: its session, as the login made it.
+#[derive(Debug)]
+pub struct Grant<'a> {
+    pub user_id: &'a str,
+    pub session_id: &'a str,
+    pub scope: String,
+    pub client_id: &'a str,
+    /// When the user gave their password (Unix ms): the session's start.
+    pub authenticated_at: i64,
 }
 
 /// Why a signing key could not be loaded or stored.
@@ -275,28 +295,27 @@ impl AccessTokens {
         self.ring().signing(crate::auth::now_millis()).clone()
     }
 
-    /// Signs an access token for `sub` in session `sid`, issued at
-    /// `now_millis` (Unix ms; the claims keep whole seconds).
+    /// Signs an access token for `grant`, issued at `now_millis` (Unix ms;
+    /// the claims keep whole seconds).
     pub fn issue(
         &self,
-        sub: &str,
-        sid: &str,
-        scope: &str,
-        client_id: Option<&str>,
+        grant: &Grant<'_>,
         now_millis: i64,
     ) -> Result<String, jsonwebtoken::errors::Error> {
         let now_secs = now_millis.div_euclid(1000);
         let claims = AccessClaims {
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
-            sub: sub.to_owned(),
+            sub: grant.user_id.to_owned(),
             iat: now_secs,
             nbf: now_secs,
             exp: now_secs + i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX / 2),
             jti: uuid::Uuid::new_v4().to_string(),
-            sid: sid.to_owned(),
-            scope: scope.to_owned(),
-            client_id: client_id.map(str::to_owned),
+            sid: grant.session_id.to_owned(),
+            scope: grant.scope.clone(),
+            client_id: Some(grant.client_id.to_owned()),
+            auth_time: Some(grant.authenticated_at.div_euclid(1000)),
+            amr: vec!["pwd".to_owned()],
         };
         let ring = self.ring();
         let key = ring.signing(now_millis);
@@ -358,17 +377,30 @@ mod tests {
         chrono::Utc::now().timestamp()
     }
 
+    fn grant<'a>(user_id: &'a str, session_id: &'a str) -> Grant<'a> {
+        Grant {
+            user_id,
+            session_id,
+            scope: "profile".into(),
+            client_id: "web",
+            authenticated_at: (now() - 3600) * 1000,
+        }
+    }
+
     #[test]
     fn a_signed_token_verifies_with_its_claims() {
         let tokens = tokens();
         let jwt = tokens
-            .issue("user-1", "session-1", "profile", Some("web"), now() * 1000)
+            .issue(&grant("user-1", "session-1"), now() * 1000)
             .unwrap();
         let claims = tokens.verify(&jwt, now()).unwrap();
         assert_eq!(
             (claims.sub.as_str(), claims.sid.as_str()),
             ("user-1", "session-1")
         );
+        assert_eq!(claims.client_id.as_deref(), Some("web"));
+        assert_eq!(claims.auth_time, Some(now() - 3600));
+        assert_eq!(claims.amr, ["pwd"]);
         assert_eq!(claims.exp - claims.iat, 900);
         let header = jsonwebtoken::decode_header(&jwt).unwrap();
         assert_eq!(header.alg, Algorithm::EdDSA);
@@ -382,9 +414,7 @@ mod tests {
         // Expires 10 s from now by the wall clock (which jsonwebtoken also
         // checks), so only the `now` given to verify decides.
         let issued = now() - 890;
-        let jwt = tokens
-            .issue("u", "s", "profile", None, issued * 1000)
-            .unwrap();
+        let jwt = tokens.issue(&grant("u", "s"), issued * 1000).unwrap();
         assert!(matches!(
             tokens.verify(&jwt, issued + 900),
             Err(TokenError::Expired)
@@ -394,9 +424,7 @@ mod tests {
 
     #[test]
     fn a_token_from_another_key_is_refused() {
-        let jwt = tokens()
-            .issue("u", "s", "profile", None, now() * 1000)
-            .unwrap();
+        let jwt = tokens().issue(&grant("u", "s"), now() * 1000).unwrap();
         assert!(matches!(
             tokens().verify(&jwt, now()),
             Err(TokenError::UnknownKey(_))

@@ -159,6 +159,7 @@ mod tests {
                 rotated_at,
                 session_expires_at: 100_000,
                 session_revoked_at: None,
+                session_created_at: 0,
             },
             successor: rotated_at.map(|created_at| SuccessorRecord {
                 created_at,

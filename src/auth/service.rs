@@ -6,6 +6,7 @@ use std::sync::Arc;
 use secrecy::{ExposeSecret, SecretString};
 
 pub use super::client::ClientInfo;
+pub use super::jwt::Grant;
 use super::jwt::{AccessClaims, AccessTokens, TokenError};
 use super::password::{self, Passwords, PolicyViolation};
 use super::refresh;
@@ -23,7 +24,9 @@ pub const MAX_EMAIL_BYTES: usize = 254;
 /// Longest `client_id`, in characters.
 pub const MAX_CLIENT_ID_CHARS: usize = 255;
 /// Longest string that could be a refresh token we issued.
-pub(super) const MAX_REFRESH_TOKEN_BYTES: usize = 512;
+pub const MAX_REFRESH_TOKEN_BYTES: usize = 512;
+/// Longest string that could be an access token we issued.
+pub const MAX_ACCESS_TOKEN_BYTES: usize = 4096;
 
 /// A freshly issued token pair.
 #[derive(Debug)]
@@ -93,6 +96,9 @@ pub struct AuthService {
     /// The refresh grant's transaction.
     pub rotation: RefreshRotation,
     pub min_password_chars: usize,
+    /// The `client_id` of sessions whose login named no client (RFC 9068
+    /// §2.2 requires one in every access token).
+    pub default_client_id: String,
     pub session_check: super::sessions::SessionCheck,
     pub throttle: ThrottlePolicy,
     pub metrics: Arc<crate::metrics::Metrics>,
@@ -147,7 +153,8 @@ impl AuthService {
         if password.expose_secret().is_empty() {
             return Err(GrantError::InvalidRequest("`password` is required".into()));
         }
-        let client_id = check_client_id(client.client_id.as_deref())?;
+        let client_id =
+            check_client_id(client.client_id.as_deref())?.unwrap_or(&self.default_client_id);
         let scope = scope::for_new_session(requested_scope)?;
         let attempt = Attempt::new(username, client.ip.as_deref());
         let now = self.clock.now_millis();
@@ -181,7 +188,7 @@ impl AuthService {
             .insert_session(&NewSession {
                 id: &session_id,
                 user_id: &user.id,
-                client_id,
+                client_id: Some(client_id),
                 scope: &scope,
                 user_agent: user_agent.as_deref(),
                 ip: client.ip.as_deref(),
@@ -199,10 +206,13 @@ impl AuthService {
         )
         .await;
         self.issue(
-            &user.id,
-            &session_id,
-            scope,
-            client_id,
+            Grant {
+                user_id: &user.id,
+                session_id: &session_id,
+                scope,
+                client_id,
+                authenticated_at: now,
+            },
             refresh_token,
             expires_at,
             now,
@@ -307,10 +317,17 @@ impl AuthService {
         };
         let token = &refreshed.token;
         self.issue(
-            &token.user_id,
-            &token.session_id,
-            refreshed.scope,
-            token.client_id.as_deref(),
+            Grant {
+                user_id: &token.user_id,
+                session_id: &token.session_id,
+                scope: refreshed.scope,
+                // Sessions from before `--default-client-id` have none.
+                client_id: token
+                    .client_id
+                    .as_deref()
+                    .unwrap_or(&self.default_client_id),
+                authenticated_at: token.session_created_at,
+            },
             refreshed.successor,
             token.session_expires_at,
             refreshed.now,
@@ -340,21 +357,15 @@ impl AuthService {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn issue(
         &self,
-        user_id: &str,
-        session_id: &str,
-        scope: String,
-        client_id: Option<&str>,
+        grant: Grant<'_>,
         refresh_token: SecretString,
         session_expires_at: i64,
         now: i64,
     ) -> Result<IssuedTokens, GrantError> {
-        let access_token = self
-            .access
-            .issue(user_id, session_id, &scope, client_id, now)
-            .map_err(Error::from)?;
+        let access_token = self.access.issue(&grant, now).map_err(Error::from)?;
+        let scope = grant.scope;
         Ok(IssuedTokens {
             access_token,
             expires_in: i64::try_from(self.access.ttl().as_secs()).unwrap_or(i64::MAX),

@@ -19,6 +19,8 @@ pub struct RefreshTokenRecord {
     pub rotated_at: Option<i64>,
     pub session_expires_at: i64,
     pub session_revoked_at: Option<i64>,
+    /// The login that started the session (Unix ms).
+    pub session_created_at: i64,
 }
 
 /// A presented refresh token as the transaction that holds its session sees
@@ -69,7 +71,7 @@ pub enum RefreshOutcome {
 macro_rules! record_columns {
     () => {
         "t.session_id, s.user_id, s.client_id, s.scope, t.created_at, t.rotated_at, \
-         s.expires_at, s.revoked_at \
+         s.expires_at, s.revoked_at, s.created_at \
          FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id WHERE t.token_hash = ?"
     };
 }
@@ -298,5 +300,6 @@ fn record_of(row: &AnyRow) -> Result<RefreshTokenRecord, sqlx::Error> {
         rotated_at: row.try_get(5)?,
         session_expires_at: row.try_get(6)?,
         session_revoked_at: row.try_get(7)?,
+        session_created_at: row.try_get(8)?,
     })
 }

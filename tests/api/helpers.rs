@@ -525,6 +525,23 @@ impl TestApp {
     pub async fn me(&self, access_token: &str) -> Reply {
         self.get_with_token("/users/me", access_token).await
     }
+
+    /// An access token this app signs for the session of `claims` (another
+    /// token's), with `scope`, issued at `issued_at` (Unix ms).
+    pub fn sign_access_token(&self, claims: &Value, scope: &str, issued_at: i64) -> String {
+        let grant = gatehouse::auth::service::Grant {
+            user_id: claims["sub"].as_str().expect("a sub"),
+            session_id: claims["sid"].as_str().expect("a sid"),
+            scope: scope.to_owned(),
+            client_id: "test",
+            authenticated_at: issued_at,
+        };
+        self.state
+            .auth
+            .access
+            .issue(&grant, issued_at)
+            .expect("a signed token")
+    }
 }
 
 /// `application/x-www-form-urlencoded`.
@@ -544,6 +561,17 @@ fn form_encode(form: &[(&str, &str)]) -> String {
         .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
         .collect::<Vec<_>>()
         .join("&")
+}
+
+/// What a test signs an access token for: `sub`'s session `sid`, `profile`.
+pub fn grant<'a>(user_id: &'a str, session_id: &'a str) -> gatehouse::auth::service::Grant<'a> {
+    gatehouse::auth::service::Grant {
+        user_id,
+        session_id,
+        scope: "profile".to_owned(),
+        client_id: "test",
+        authenticated_at: chrono::Utc::now().timestamp_millis(),
+    }
 }
 
 /// The claims of a JWT, decoded without verifying it.

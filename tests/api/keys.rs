@@ -6,7 +6,7 @@ use gatehouse::auth::jwt::{AccessTokens, TokenKey};
 use gatehouse::config::JwtAlgorithm;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 
-use crate::helpers::{Store, TestApp, claims_of};
+use crate::helpers::{Store, TestApp, claims_of, grant};
 use crate::on_both_stores;
 
 const SECRET: &str = "0123456789abcdef0123456789abcdef-shared";
@@ -72,7 +72,7 @@ async fn an_hs256_server_refuses_tokens_signed_any_other_way(store: Store) {
         Duration::from_secs(900),
         Duration::ZERO,
     );
-    let foreign = eddsa.issue(sub, "sid", "profile", None, now).unwrap();
+    let foreign = eddsa.issue(&grant(sub, "sid"), now).unwrap();
     app.me(&foreign).await.assert_error(401, "invalid_token");
     // HS256 under another secret, with the server's own kid.
     let mut header = Header::new(Algorithm::HS256);
@@ -121,24 +121,24 @@ async fn tokens_signed_with_the_real_key_but_wrong_claims_or_type_are_refused(st
     };
     // The control: the real issuer and audience work.
     let genuine = signer("http://gatehouse.test", "gatehouse")
-        .issue(sub, sid, "profile", None, now)
+        .issue(&grant(sub, sid), now)
         .unwrap();
     app.me(&genuine).await.assert_status(200);
 
     let wrong_issuer = signer("http://evil.test", "gatehouse")
-        .issue(sub, sid, "profile", None, now)
+        .issue(&grant(sub, sid), now)
         .unwrap();
     app.me(&wrong_issuer)
         .await
         .assert_error(401, "invalid_token");
     let wrong_audience = signer("http://gatehouse.test", "another-api")
-        .issue(sub, sid, "profile", None, now)
+        .issue(&grant(sub, sid), now)
         .unwrap();
     app.me(&wrong_audience)
         .await
         .assert_error(401, "invalid_token");
     let not_yet_valid = signer("http://gatehouse.test", "gatehouse")
-        .issue(sub, sid, "profile", None, now + 3_600_000)
+        .issue(&grant(sub, sid), now + 3_600_000)
         .unwrap();
     app.me(&not_yet_valid)
         .await

@@ -11,6 +11,7 @@ on_both_stores!(
     login_by_form_issues_a_token_pair,
     login_by_json_issues_a_token_pair,
     swagger_ui_authorize_requests_are_accepted,
+    a_login_that_names_no_client_gets_the_default_client_in_every_token_of_its_session,
     wrong_password_and_unknown_user_get_identical_answers,
     missing_fields_are_invalid_request,
     an_unsupported_grant_type_is_refused,
@@ -44,7 +45,17 @@ fn assert_token_pair(reply: &Reply, app: &TestApp) {
     );
     let claims = claims_of(jwt);
     for claim in [
-        "iss", "aud", "sub", "iat", "nbf", "exp", "jti", "sid", "scope",
+        "iss",
+        "aud",
+        "sub",
+        "iat",
+        "nbf",
+        "exp",
+        "jti",
+        "sid",
+        "scope",
+        "client_id",
+        "auth_time",
     ] {
         assert!(
             !claims[claim].is_null(),
@@ -128,15 +139,15 @@ async fn swagger_ui_authorize_requests_are_accepted(store: Store) {
         claims_of(in_header.str("access_token"))["client_id"],
         "swagger"
     );
-    // With its client fields left blank it sends `Basic Og==` (":"): no client.
+    // With its client fields left blank it sends `Basic Og==` (":"): no
+    // client, so the default one.
     let blank = app
         .post_form_with_authorization("/oauth/token", "Basic Og==", &login)
         .await;
     assert_token_pair(&blank, &app);
-    assert!(
-        claims_of(blank.str("access_token"))
-            .get("client_id")
-            .is_none()
+    assert_eq!(
+        claims_of(blank.str("access_token"))["client_id"],
+        "gatehouse"
     );
     // And its refresh posts the refresh grant to the same URL.
     let refreshed = app
@@ -150,6 +161,47 @@ async fn swagger_ui_authorize_requests_are_accepted(store: Store) {
         )
         .await;
     assert_token_pair(&refreshed, &app);
+}
+
+async fn a_login_that_names_no_client_gets_the_default_client_in_every_token_of_its_session(
+    store: Store,
+) {
+    let app = TestApp::spawn_with(store, |config| {
+        config.default_client_id = "web-app".into();
+    })
+    .await;
+    app.register("alice", PASSWORD).await.assert_status(201);
+    let login = app
+        .post_json(
+            "/auth/login",
+            &json!({"username": "alice", "password": PASSWORD}),
+        )
+        .await;
+    assert_token_pair(&login, &app);
+    let first = claims_of(login.str("access_token"));
+    // RFC 9068 §2.2: `client_id` is required; §2.2.1: `auth_time` is when
+    // the user authenticated, and how (RFC 8176).
+    assert_eq!(first["client_id"], "web-app");
+    assert_eq!(first["auth_time"], first["iat"]);
+    assert_eq!(first["amr"], json!(["pwd"]));
+
+    app.clock.advance(std::time::Duration::from_secs(120));
+    let refreshed = app.refresh(login.str("refresh_token")).await;
+    assert_token_pair(&refreshed, &app);
+    let second = claims_of(refreshed.str("access_token"));
+    assert_eq!(second["client_id"], "web-app");
+    assert_eq!(
+        second["iat"].as_i64().unwrap() - first["iat"].as_i64().unwrap(),
+        120
+    );
+    // A refresh is no new authentication.
+    assert_eq!(second["auth_time"], first["auth_time"]);
+
+    let sessions = app
+        .get_with_token("/users/me/sessions", refreshed.str("access_token"))
+        .await;
+    sessions.assert_status(200);
+    assert_eq!(sessions.body[0]["client_id"], "web-app");
 }
 
 async fn wrong_password_and_unknown_user_get_identical_answers(store: Store) {

@@ -1,0 +1,7 @@
+// @gatehouse/client: a typed Gatehouse client with a token manager.
+export { createGatehouse, type Gatehouse, type GatehouseOptions } from "./client.js";
+export { ApiError, OAuthError, errorFrom, retryAfterSeconds } from "./errors.js";
+export { Session, tokenSet, type SessionEvents, type SessionOptions, type SignedOutReason } from "./session.js";
+export { LocalStorageStorage, MemoryStorage, type TokenSet, type TokenStorage } from "./storage.js";
+export { defaultRetryPolicy, type RetryPolicy } from "./transport.js";
+export type { components, operations, paths } from "./schema.js";

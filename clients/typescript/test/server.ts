@@ -1,0 +1,95 @@
+// A Gatehouse of the test's own, on SQLite in a fresh directory, started
+// from the binary that clients/run built (GATEHOUSE_BIN).
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+export interface Server {
+  url: string;
+  stop(): Promise<void>;
+}
+
+export const PASSWORD = "correct horse battery staple";
+
+const binary = process.env.GATEHOUSE_BIN ?? new URL("../../../../target/debug/gatehouse", import.meta.url).pathname;
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once("error", reject);
+    probe.listen(0, "127.0.0.1", () => {
+      const address = probe.address();
+      probe.close(() => resolve(typeof address === "object" && address ? address.port : 0));
+    });
+  });
+}
+
+/** Starts Gatehouse with `flags`; resolves once `/health/ready` answers. */
+export async function startGatehouse(...flags: string[]): Promise<Server> {
+  const dataDir = mkdtempSync(join(tmpdir(), "gatehouse-sdk-"));
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const child: ChildProcess = spawn(binary, ["--listen", `127.0.0.1:${port}`, "--data-dir", dataDir, ...flags], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let log = "";
+  child.stderr?.on("data", (chunk: Buffer) => (log += chunk.toString()));
+  const stop = async () => {
+    if (child.exitCode === null) {
+      const exited = new Promise((resolve) => child.once("exit", resolve));
+      child.kill("SIGTERM");
+      await exited;
+    }
+    rmSync(dataDir, { recursive: true, force: true });
+  };
+  for (let i = 0; i < 200; i++) {
+    try {
+      if ((await fetch(`${url}/health/ready`)).ok) return { url, stop };
+    } catch {
+      // not listening yet
+    }
+    if (child.exitCode !== null) break;
+    // Waiting for another process to start.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  await stop();
+  throw new Error(`gatehouse did not become ready:\n${log}`);
+}
+
+/** Registers a fresh user; returns its name. */
+export async function register(url: string): Promise<string> {
+  const username = `sdk_${Math.random().toString(36).slice(2, 10)}`;
+  const response = await fetch(`${url}/users`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ username, password: PASSWORD }),
+  });
+  if (response.status !== 201) throw new Error(`register: ${response.status} ${await response.text()}`);
+  return username;
+}
+
+/** A `fetch` that records what goes on the wire. */
+export function recording(): {
+  fetch: (request: Request) => Promise<Response>;
+  sent: { method: string; path: string; grant: string | null; authorization: string | null; status: number }[];
+} {
+  const sent: { method: string; path: string; grant: string | null; authorization: string | null; status: number }[] = [];
+  return {
+    sent,
+    fetch: async (request) => {
+      const body = request.method === "POST" ? await request.clone().text() : "";
+      const grant = new URLSearchParams(body).get("grant_type");
+      const response = await fetch(request);
+      sent.push({
+        method: request.method,
+        path: new URL(request.url).pathname,
+        grant,
+        authorization: request.headers.get("authorization"),
+        status: response.status,
+      });
+      return response;
+    },
+  };
+}
