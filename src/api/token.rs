@@ -50,7 +50,9 @@ pub struct LoginRequest {
     // Not `write_only`: poem-openapi leaves write-only fields out of the
     // example, which would then not be a valid request.
     pub password: Text<Password>,
-    /// Space-separated scopes; empty or absent means the default (`profile`).
+    /// Space-separated scopes; empty, `null` or absent means the default
+    /// (`profile`).
+    #[oai(nullable)]
     pub scope: Option<Text<Scope>>,
 }
 
@@ -58,7 +60,8 @@ pub struct LoginRequest {
 #[derive(Object)]
 pub struct RefreshRequest {
     pub refresh_token: Text<RefreshToken>,
-    /// Narrow the scope of the new access token; absent keeps it.
+    /// Narrow the scope of the new access token; absent or `null` keeps it.
+    #[oai(nullable)]
     pub scope: Option<Text<Scope>>,
 }
 

@@ -29,6 +29,8 @@ pub struct RegisterRequest {
     /// as given, never trimmed or case-folded. (Not `write_only`, which would
     /// leave it out of the example.)
     pub password: Text<NewPassword>,
+    /// Absent or `null`: no email.
+    #[oai(nullable)]
     pub email: Option<Text<Email>>,
 }
 
