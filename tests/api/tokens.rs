@@ -254,6 +254,25 @@ async fn missing_fields_are_invalid_request(store: Store) {
         reply.assert_error(400, "invalid_request");
         assert_eq!(reply.header("cache-control"), Some("no-store"), "{form:?}");
     }
+    // The ignored `client_secret` is still bounded as the spec says, even
+    // with good credentials.
+    app.register("alice", PASSWORD).await.assert_status(201);
+    let long_secret = "s".repeat(1025);
+    let login = [
+        ("grant_type", "password"),
+        ("username", "alice"),
+        ("password", PASSWORD),
+    ];
+    let mut with_secret = login.to_vec();
+    with_secret.push(("client_secret", &long_secret));
+    app.post_form("/oauth/token", &with_secret)
+        .await
+        .assert_error(400, "invalid_request");
+    with_secret.pop();
+    with_secret.push(("client_secret", &long_secret[..1024]));
+    app.post_form("/oauth/token", &with_secret)
+        .await
+        .assert_status(200);
     for body in [
         json!({}),
         json!({"username": "alice"}),
