@@ -224,7 +224,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         listen = %local,
         backend = ?state.auth.store.backend(),
         kid = state.auth.access.signing_key().kid(),
-        "gatehouse is serving; Swagger UI at /docs"
+        "gatehouse is serving; Swagger UI at http://{local}/docs"
     );
     let pruner = tokio::spawn(prune_periodically(
         state.auth.clone(),
