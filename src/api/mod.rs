@@ -269,9 +269,6 @@ async fn time_limit<E: Endpoint>(
     }
 }
 
-/// Refuses bodies over the limit with 413: by `Content-Length` when the
-/// client declares one, otherwise by reading at most one byte past the limit
-/// (every operation buffers its small body anyway).
 /// Refuses a request whose header names and values add up to more than
 /// `max` bytes with 431 (RFC 6585), before anything reads them. (HTTP/1
 /// header sections beyond hyper's own buffer, about 400 KiB, never get here.)
@@ -290,6 +287,9 @@ async fn limit_headers<E: Endpoint>(ep: E, req: Request, max: usize) -> poem::Re
     ep.call(req).await.map(IntoResponse::into_response)
 }
 
+/// Refuses bodies over the limit with 413: by `Content-Length` when the
+/// client declares one, otherwise by reading at most one byte past the limit
+/// (every operation buffers its small body anyway).
 async fn limit_body<E: Endpoint>(ep: E, mut req: Request, max: usize) -> poem::Result<Response> {
     let too_large = || poem::Error::from_status(StatusCode::PAYLOAD_TOO_LARGE);
     let declared = req

@@ -269,11 +269,6 @@ impl AccessTokens {
         self.ttl
     }
 
-    /// How much clock skew `exp` and `nbf` tolerate.
-    pub fn leeway(&self) -> Duration {
-        self.leeway
-    }
-
     /// The keys as they are now.
     pub fn ring(&self) -> Arc<KeyRing> {
         self.ring
