@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# What request logging costs: GET /users/me on two Gatehouse instances side by
+# side on SQLite, one at the default level (`info`: a line per request, to a
+# file) and one at `warn` (none), in alternating rounds of one run, with the
+# ratio. Needs wrk.  Usage: bench/logging.sh [SECONDS] [CONNECTIONS] [ROUNDS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-5}
+conns=${2:-32}
+rounds=${3:-2}
+source bench/lib.sh
+work=$(mktemp -d /var/tmp/gatehouse-bench-logging.XXXXXX)
+on_exit+=("rm -rf '$work'")
+
+port_of() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+token_for() {
+  local url=$1
+  curl -fsS -X POST "$url/users" -H 'Content-Type: application/json' \
+    -d '{"username":"bench","password":"correct horse battery staple"}' >/dev/null
+  curl -fsS -X POST "$url/oauth/token" \
+    -d 'grant_type=password&username=bench&password=correct+horse+battery+staple' |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])'
+}
+
+logged_port=$(port_of)
+GATEHOUSE_LOG="info,sqlx=warn" start_gatehouse "$work/logged" "$logged_port"
+quiet_port=$(port_of)
+GATEHOUSE_LOG="warn" start_gatehouse "$work/quiet" "$quiet_port"
+logged_token=$(token_for "http://127.0.0.1:$logged_port")
+quiet_token=$(token_for "http://127.0.0.1:$quiet_port")
+
+run() { # NAME PORT TOKEN ROUND
+  wrk -t2 -c"$conns" -d1s -H "Authorization: Bearer $3" "http://127.0.0.1:$2/users/me" >/dev/null # warm-up
+  wrk -t2 -c"$conns" -d"${secs}s" --latency -H "Authorization: Bearer $3" \
+    "http://127.0.0.1:$2/users/me" >"$work/$1-$4.txt"
+}
+rps() { awk '/Requests\/sec/ {print $2}' "$1"; }
+p99() { awk '$1 == "99%" {print $2}' "$1"; }
+for round in $(seq 1 "$rounds"); do
+  run logged "$logged_port" "$logged_token" "$round"
+  run quiet "$quiet_port" "$quiet_token" "$round"
+done
+lines=$(grep -c '"request"\| request ' "$work/logged/gatehouse.log" || true)
+echo "GET /users/me, SQLite, wrk -c$conns, ${secs}s x $rounds rounds (alternating)"
+for round in $(seq 1 "$rounds"); do
+  l=$(rps "$work/logged-$round.txt"); q=$(rps "$work/quiet-$round.txt")
+  printf "  round %d: info (a line per request) %s rps, p99 %s | warn (no request lines) %s rps, p99 %s | info / warn %.2f\n" \
+    "$round" "$l" "$(p99 "$work/logged-$round.txt")" "$q" "$(p99 "$work/quiet-$round.txt")" \
+    "$(awk -v l="$l" -v q="$q" 'BEGIN {print l / q}')"
+done
+echo "  request lines written at info: $lines"
