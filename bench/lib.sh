@@ -40,3 +40,16 @@ start_gatehouse() {
 
 # The login throttle off: the harness logs its users in from one address.
 unthrottled=(--login-free-failures 1000000 --address-max-failures 1000000)
+
+# start_both_stores DIR PORT: Gatehouse, unthrottled, on a fresh MariaDB
+# database on PORT and on SQLite on PORT+1, with their data under DIR; the
+# database is dropped on exit.
+start_both_stores() {
+  local dir=$1 port=$2
+  local db="gatehouse_bench_$$_$port"
+  mariadb -uroot -e "CREATE DATABASE $db"
+  on_exit+=("mariadb -uroot -e 'DROP DATABASE IF EXISTS $db'")
+  start_gatehouse "$dir/mariadb" "$port" --database-url "mysql://root@127.0.0.1:3306/$db" "${unthrottled[@]}"
+  start_gatehouse "$dir/sqlite" "$((port + 1))" --database-url "sqlite://$dir/sqlite/gatehouse.db" \
+    "${unthrottled[@]}"
+}

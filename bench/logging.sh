@@ -8,11 +8,11 @@ cd "$(dirname "$0")/.."
 secs=${1:-5}
 conns=${2:-32}
 rounds=${3:-2}
-source bench/lib.sh
+port=${GATEHOUSE_BENCH_PORT:-18097}
+. bench/lib.sh
 work=$(mktemp -d /var/tmp/gatehouse-bench-logging.XXXXXX)
 on_exit+=("rm -rf '$work'")
 
-port_of() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 token_for() {
   local url=$1
   curl -fsS -X POST "$url/users" -H 'Content-Type: application/json' \
@@ -22,9 +22,9 @@ token_for() {
     python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])'
 }
 
-logged_port=$(port_of)
+logged_port=$port
 GATEHOUSE_LOG="info,sqlx=warn" start_gatehouse "$work/logged" "$logged_port"
-quiet_port=$(port_of)
+quiet_port=$((port + 1))
 GATEHOUSE_LOG="warn" start_gatehouse "$work/quiet" "$quiet_port"
 logged_token=$(token_for "http://127.0.0.1:$logged_port")
 quiet_token=$(token_for "http://127.0.0.1:$quiet_port")

@@ -20,12 +20,7 @@ port=${GATEHOUSE_BENCH_PORT:-18080}
 cargo bench --quiet --bench refresh_rotation --no-run 2>/dev/null
 
 work=$(mktemp -d /var/tmp/gatehouse-bench.XXXXXX)
-db="gatehouse_bench_$$"
-mariadb -uroot -e "CREATE DATABASE $db"
-on_exit+=("mariadb -uroot -e 'DROP DATABASE IF EXISTS $db'")
-start_gatehouse "$work/mariadb" "$port" --database-url "mysql://root@127.0.0.1:3306/$db" "${unthrottled[@]}"
-start_gatehouse "$work/sqlite" "$((port + 1))" --database-url "sqlite://$work/sqlite/gatehouse.db" \
-  "${unthrottled[@]}"
+start_both_stores "$work" "$port"
 
 for store in mariadb sqlite; do
   url="http://127.0.0.1:$port"

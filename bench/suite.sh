@@ -18,12 +18,7 @@ port=${GATEHOUSE_BENCH_PORT:-18180}
 . bench/lib.sh
 
 work=$(mktemp -d /var/tmp/gatehouse-suite.XXXXXX)
-db="gatehouse_suite_$$"
-mariadb -uroot -e "CREATE DATABASE $db"
-on_exit+=("mariadb -uroot -e 'DROP DATABASE IF EXISTS $db'")
-start_gatehouse "$work/mariadb" "$port" --database-url "mysql://root@127.0.0.1:3306/$db" "${unthrottled[@]}"
-start_gatehouse "$work/sqlite" "$((port + 1))" --database-url "sqlite://$work/sqlite/gatehouse.db" \
-  "${unthrottled[@]}"
+start_both_stores "$work" "$port"
 
 # One Argon2id verify with the production parameters, in this run.
 verify_ms=$("$py" - <<'EOF'

@@ -12,9 +12,17 @@ use poem_openapi::OpenApiService;
 
 /// The finished spec, as pretty JSON.
 pub fn json(service: &OpenApiService<Apis, ()>) -> String {
+    pretty(&document(service))
+}
+
+fn document(service: &OpenApiService<Apis, ()>) -> Value {
     let mut spec: Value = serde_json::from_str(&service.spec()).expect("poem-openapi writes JSON");
     finish(&mut spec);
-    serde_json::to_string_pretty(&spec).expect("a JSON value serializes")
+    spec
+}
+
+fn pretty(spec: &Value) -> String {
+    serde_json::to_string_pretty(spec).expect("a JSON value serializes")
 }
 
 /// What poem-openapi leaves out or spells its own way:
@@ -74,9 +82,9 @@ pub fn endpoints(
     impl Endpoint + 'static,
     impl Endpoint + 'static,
 ) {
-    let json = json(service);
-    let value: Value = serde_json::from_str(&json).expect("just written");
-    let yaml = serde_yaml::to_string(&value).expect("JSON converts to YAML");
+    let spec = document(service);
+    let json = pretty(&spec);
+    let yaml = serde_yaml::to_string(&spec).expect("JSON converts to YAML");
     // Swagger UI's page embeds poem-openapi's spec verbatim: swap in ours.
     let docs = service
         .swagger_ui_html()

@@ -318,18 +318,11 @@ fn keys_rotate_reaches_a_running_server_without_a_restart() {
 fn slow_and_idle_connections_are_closed_after_the_header_read_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &["--header-read-timeout", "1s"]);
-    let connect = || {
-        let stream = TcpStream::connect(server.addr).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .unwrap();
-        stream
-    };
     // Slowloris: half a request line, then nothing.
-    let mut slow = connect();
+    let mut slow = server.connect();
     slow.write_all(b"GET /health/li").unwrap();
     // Idle: one request answered, then nothing on the kept-alive connection.
-    let mut idle = connect();
+    let mut idle = server.connect();
     write!(
         idle,
         "GET /health/live HTTP/1.1\r\nHost: {}\r\n\r\n",
@@ -345,8 +338,7 @@ fn slow_and_idle_connections_are_closed_after_the_header_read_timeout() {
         );
     }
     // The server itself is fine.
-    let live = server.request("GET", "/health/live", "text/plain", "");
-    assert!(live.starts_with("HTTP/1.1 200"), "{live}");
+    server.assert_live();
     server.stop();
 }
 
@@ -357,40 +349,29 @@ fn silent_half_preface_and_idle_http2_connections_are_closed_in_time() {
         dir.path(),
         &["--header-read-timeout", "1s", "--idle-timeout", "1s"],
     );
-    let connect = || {
-        let stream = TcpStream::connect(server.addr).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .unwrap();
-        stream
-    };
     // Connected, and not a byte since.
-    let mut silent = connect();
+    let mut silent = server.connect();
     // Half the HTTP/2 preface, then nothing.
-    let mut half_preface = connect();
+    let mut half_preface = server.connect();
     half_preface.write_all(b"PRI * HTTP/2.0\r\n").unwrap();
     // The whole preface and an empty SETTINGS frame, then no request,
     // though it answers every ping: only the idle timeout closes it.
-    let mut idle_h2 = connect();
+    let mut idle_h2 = server.connect();
     idle_h2
         .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
         .unwrap();
     let answering = std::thread::spawn(move || answer_pings_until_closed(idle_h2));
     for (name, stream) in [("silent", &mut silent), ("half-preface", &mut half_preface)] {
-        let mut received = Vec::new();
-        // Closed with what it sent unread, the server's side resets.
-        let closed = match stream.read_to_end(&mut received) {
-            Err(err) => err.kind() == std::io::ErrorKind::ConnectionReset,
-            Ok(_) => true,
-        };
-        assert!(closed, "the {name} connection stayed open");
+        assert!(
+            read_until_closed(stream).is_some(),
+            "the {name} connection stayed open"
+        );
     }
     assert!(
         answering.join().unwrap() >= 1,
         "the server pinged the idle HTTP/2 connection before closing it"
     );
-    let live = server.request("GET", "/health/live", "text/plain", "");
-    assert!(live.starts_with("HTTP/1.1 200"), "{live}");
+    server.assert_live();
     server.stop();
 }
 
@@ -405,14 +386,7 @@ fn at_the_connection_cap_a_fresh_client_displaces_a_silent_one_but_not_a_talking
         stream
             .set_read_timeout(Some(Duration::from_secs(30)))
             .unwrap();
-        let mut received = Vec::new();
-        match stream.read_to_end(&mut received) {
-            Ok(_) => received,
-            Err(err) => {
-                assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset, "{err}");
-                received
-            }
-        }
+        read_until_closed(stream).expect("the server closes the connection")
     };
     let fresh = || {
         let mut stream = TcpStream::connect(server.addr).unwrap();
@@ -458,6 +432,18 @@ fn at_the_connection_cap_a_fresh_client_displaces_a_silent_one_but_not_a_talking
     let answer = String::from_utf8(read_closed(&mut fresh())).unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     server.stop();
+}
+
+/// What a connection received until the server closed it, or `None` if the
+/// read failed otherwise (its timeout: it stayed open). A server that closes
+/// with what the client sent unread resets the connection: closed too.
+fn read_until_closed(stream: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut received = Vec::new();
+    match stream.read_to_end(&mut received) {
+        Ok(_) => Some(received),
+        Err(err) if err.kind() == std::io::ErrorKind::ConnectionReset => Some(received),
+        Err(_) => None,
+    }
 }
 
 /// Reads HTTP/2 frames, acknowledging every PING, until the server closes
@@ -575,6 +561,22 @@ impl Server {
 
     fn request(&self, method: &str, path: &str, content_type: &str, body: &str) -> String {
         http(self.addr, method, path, content_type, body)
+    }
+
+    /// A client connection whose reads give up after 30 s.
+    fn connect(&self) -> TcpStream {
+        let stream = TcpStream::connect(self.addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        stream
+    }
+
+    /// The server still answers.
+    #[track_caller]
+    fn assert_live(&self) {
+        let live = self.request("GET", "/health/live", "text/plain", "");
+        assert!(live.starts_with("HTTP/1.1 200"), "{live}");
     }
 
     fn signal(&self, signal: &str) {

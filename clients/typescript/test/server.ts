@@ -70,12 +70,19 @@ export async function register(url: string): Promise<string> {
   return username;
 }
 
+/** One request as it went on the wire, with the status it got. */
+export interface Sent {
+  method: string;
+  path: string;
+  /** The `grant_type` of a token request. */
+  grant: string | null;
+  authorization: string | null;
+  status: number;
+}
+
 /** A `fetch` that records what goes on the wire. */
-export function recording(): {
-  fetch: (request: Request) => Promise<Response>;
-  sent: { method: string; path: string; grant: string | null; authorization: string | null; status: number }[];
-} {
-  const sent: { method: string; path: string; grant: string | null; authorization: string | null; status: number }[] = [];
+export function recording(): { fetch: (request: Request) => Promise<Response>; sent: Sent[] } {
+  const sent: Sent[] = [];
   return {
     sent,
     fetch: async (request) => {
