@@ -18,12 +18,12 @@ trap stop_servers EXIT
 # start_gatehouse DIR PORT [FLAGS…]: the release binary on 127.0.0.1:PORT
 # with its data and log (gatehouse.log) in DIR, its pid appended to
 # `servers`; returns once it is ready. With NOFILE set it runs under
-# `ulimit -n NOFILE`.
+# `ulimit -n NOFILE`; with BINARY set it runs that binary instead.
 start_gatehouse() {
   local dir=$1 port=$2
   shift 2
   mkdir -p "$dir"
-  local command=("$CARGO_TARGET_DIR/release/gatehouse" --listen "127.0.0.1:$port" --data-dir "$dir" "$@")
+  local command=("${BINARY:-$CARGO_TARGET_DIR/release/gatehouse}" --listen "127.0.0.1:$port" --data-dir "$dir" "$@")
   if [ -n "${NOFILE:-}" ]; then
     bash -c 'ulimit -n "$0" && exec "$@"' "$NOFILE" "${command[@]}" >"$dir/gatehouse.log" 2>&1 &
   else

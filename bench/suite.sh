@@ -2,8 +2,9 @@
 # The benchmark suite, in one run per store: login (password grant),
 # refresh (chained rotation), me (GET /users/me), each next to the seed app
 # that Gatehouse replaces (../shared/bench's peers/fastapi_seed) on the same
-# kind of database, and the floor (GET /health/live, no token, no
-# database); with the ratios the performance issue asks for.
+# kind of database; the mix (bench/mix.lua: 90% me, 9% refresh, 1% login,
+# Gatehouse only) and the floor (GET /health/live, no token, no database);
+# with the ratios the performance issue asks for.
 #
 #   bench/suite.sh [SECONDS] [CONNECTIONS]      (defaults 5 and 32)
 #
@@ -34,11 +35,29 @@ EOF
 )
 cores=$(nproc)
 
+# mix URL OUT: bench/mix.lua (90% me, 9% refresh, 1% login) on Gatehouse,
+# after a warm-up of the same length as compare.sh's, with fresh tokens.
+mix() {
+  local url=$1 out=$2
+  for phase in warm run; do
+    "$py" "$shared/load/prepare.py" mint --base "$url" --flavour gatehouse --kind access \
+      --count 50 --out "$work/mix-access.txt" 2>/dev/null
+    "$py" "$shared/load/prepare.py" mint --base "$url" --flavour gatehouse --kind refresh \
+      --count $((conns * 3)) --out "$work/mix-refresh.txt" 2>/dev/null
+    local seconds=$secs
+    [ "$phase" = warm ] && seconds=2
+    SHARED_BENCH="$shared" wrk -t2 -c"$conns" -d"${seconds}s" --latency -s bench/mix.lua "$url" -- \
+      access="$work/mix-access.txt" refresh="$work/mix-refresh.txt" threads=2 \
+      password=Bench-Load-7Qx9-Lm2v >"$out" 2>&1
+  done
+}
+
 for store in mariadb sqlite; do
   url="http://127.0.0.1:$port"
   [ "$store" = sqlite ] && url="http://127.0.0.1:$((port + 1))"
   "$shared/load/compare.sh" -d "$secs" -c "$conns" -s login,refresh,me -p seed --db "$store" \
     -g "$url" -n gatehouse -o "$work/compare-$store" >"$work/compare-$store.txt" 2>&1
+  mix "$url" "$work/mix-$store.txt"
   wrk -t2 -c"$conns" -d"${secs}s" --latency "$url/health/live" >"$work/floor-$store.txt" 2>&1
 done
 
@@ -51,6 +70,9 @@ for store in mariadb sqlite; do
   for scenario in login refresh me; do
     echo "$scenario: gatehouse $(rps "$store" "$scenario" gatehouse) rps (p99 $(p99 "$store" "$scenario" gatehouse) ms), seed $(rps "$store" "$scenario" seed) rps (p99 $(p99 "$store" "$scenario" seed) ms)"
   done
+  result=$(grep -m1 '^WRK_RESULT ' "$work/mix-$store.txt" || echo "WRK_RESULT failed")
+  field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<" ${result#WRK_RESULT }"; }
+  echo "mix (90% me, 9% refresh, 1% login): $(field rps) rps (p50 $(field p50_ms) ms, p99 $(field p99_ms) ms, goal p99 < 20 ms), unexpected $(field unexpected), starved $(field starved), timeouts $(field timeouts), statuses $(field statuses)"
   echo "floor (/health/live): $floor rps"
   awk -v s="$store" -v me="$(rps "$store" me gatehouse)" -v seed_me="$(rps "$store" me seed)" \
       -v floor="$floor" -v login="$(rps "$store" login gatehouse)" -v v="$verify_ms" -v c="$cores" 'BEGIN {

@@ -319,8 +319,8 @@ pub struct Config {
     /// the database on every request.
     #[arg(long, env = "GATEHOUSE_SESSION_CHECK_TTL", default_value = "5s", value_parser = humantime::parse_duration)]
     pub session_check_ttl: Duration,
-    /// Sessions whose check is cached at most (about 100 bytes each); past
-    /// it the least used are evicted.
+    /// Sessions whose check is cached at most (about 300 bytes each, with
+    /// the account read with it); past it the least used are evicted.
     #[arg(
         long,
         env = "GATEHOUSE_SESSION_CACHE_ENTRIES",

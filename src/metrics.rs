@@ -117,49 +117,55 @@ impl Metrics {
             let _ = writeln!(out, "# TYPE {name} counter");
             let _ = writeln!(out, "{name} {}", count.load(Ordering::Relaxed));
         }
-        out.push_str(
-            "# HELP gatehouse_password_hashes_running Password hashes running or waiting now.\n",
-        );
-        out.push_str("# TYPE gatehouse_password_hashes_running gauge\n");
-        let _ = writeln!(
-            out,
-            "gatehouse_password_hashes_running {}",
-            gauges.hashes_running
-        );
-        out.push_str("# HELP gatehouse_session_cache_entries Sessions whose liveness is cached.\n");
-        out.push_str("# TYPE gatehouse_session_cache_entries gauge\n");
-        let _ = writeln!(
-            out,
-            "gatehouse_session_cache_entries {}",
-            gauges.cached_sessions
-        );
-        out.push_str(
-            "# HELP gatehouse_signing_keys_published Public keys in the JWKS (current, previous, next).\n",
-        );
-        out.push_str("# TYPE gatehouse_signing_keys_published gauge\n");
-        let _ = writeln!(
-            out,
-            "gatehouse_signing_keys_published {}",
-            gauges.published_keys
-        );
-        out.push_str(
-            "# HELP gatehouse_session_cache_hits_total Session checks answered from the cache.\n",
-        );
-        out.push_str("# TYPE gatehouse_session_cache_hits_total counter\n");
-        let _ = writeln!(
-            out,
-            "gatehouse_session_cache_hits_total {}",
-            gauges.session_cache_hits
-        );
-        out.push_str(
-            "# HELP gatehouse_session_cache_misses_total Session checks that asked the database.\n",
-        );
-        out.push_str("# TYPE gatehouse_session_cache_misses_total counter\n");
-        let _ = writeln!(
-            out,
-            "gatehouse_session_cache_misses_total {}",
-            gauges.session_cache_misses
-        );
+        let now = [
+            (
+                "gatehouse_password_hashes_running",
+                "gauge",
+                "Password hashes running or waiting now.",
+                gauges.hashes_running as u64,
+            ),
+            (
+                "gatehouse_session_cache_entries",
+                "gauge",
+                "Sessions whose liveness is cached.",
+                gauges.cached_sessions as u64,
+            ),
+            (
+                "gatehouse_signing_keys_published",
+                "gauge",
+                "Public keys in the JWKS (current, previous, next).",
+                gauges.published_keys as u64,
+            ),
+            (
+                "gatehouse_session_cache_hits_total",
+                "counter",
+                "Session checks answered from the cache.",
+                gauges.session_cache_hits,
+            ),
+            (
+                "gatehouse_session_cache_misses_total",
+                "counter",
+                "Session checks that asked the database.",
+                gauges.session_cache_misses,
+            ),
+            (
+                "gatehouse_verified_token_cache_hits_total",
+                "counter",
+                "Access tokens presented again after they verified (no signature check).",
+                gauges.verified_token_hits,
+            ),
+            (
+                "gatehouse_verified_token_cache_misses_total",
+                "counter",
+                "Access tokens whose signature was checked.",
+                gauges.verified_token_misses,
+            ),
+        ];
+        for (name, kind, help, value) in now {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            let _ = writeln!(out, "{name} {value}");
+        }
         if let Some(age) = gauges.signing_key_age_secs {
             out.push_str(
                 "# HELP gatehouse_signing_key_age_seconds Since the key new tokens are signed \
@@ -182,6 +188,9 @@ pub struct Gauges {
     /// Session checks answered from the cache, and from the database.
     pub session_cache_hits: u64,
     pub session_cache_misses: u64,
+    /// Access tokens verified from the cache, and by their signature.
+    pub verified_token_hits: u64,
+    pub verified_token_misses: u64,
     /// Public keys in the JWKS.
     pub published_keys: usize,
     /// Since the current signing key took over; `None` for a fixed key.
@@ -207,6 +216,8 @@ mod tests {
             cached_sessions: 3,
             session_cache_hits: 7,
             session_cache_misses: 2,
+            verified_token_hits: 5,
+            verified_token_misses: 1,
             published_keys: 2,
             signing_key_age_secs: Some(60),
         });
@@ -220,6 +231,9 @@ mod tests {
         assert!(text.contains("gatehouse_signing_keys_published 2\n"));
         assert!(text.contains("gatehouse_session_cache_hits_total 7\n"));
         assert!(text.contains("gatehouse_session_cache_misses_total 2\n"));
+        assert!(text.contains("gatehouse_verified_token_cache_hits_total 5\n"));
+        assert!(text.contains("gatehouse_verified_token_cache_misses_total 1\n"));
+        assert!(text.contains("# TYPE gatehouse_session_cache_entries gauge\n"));
         assert!(text.contains("gatehouse_signing_key_age_seconds 60\n"));
         let fixed = metrics.render(&Gauges::default());
         assert!(!fixed.contains("gatehouse_signing_key_age_seconds"));

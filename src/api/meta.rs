@@ -83,11 +83,14 @@ impl MetaApi {
         let ring = auth.access.ring();
         let signing = ring.current(now);
         let sessions = auth.session_check.stats();
+        let tokens = auth.access.verified_stats();
         let text = auth.metrics.render(&Gauges {
             hashes_running: auth.passwords.in_flight(),
             cached_sessions: auth.session_check.cached(),
             session_cache_hits: sessions.hits,
             session_cache_misses: sessions.misses,
+            verified_token_hits: tokens.hits,
+            verified_token_misses: tokens.misses,
             published_keys: ring
                 .published(now)
                 .filter(|key| key.public_key().is_some())

@@ -9,7 +9,7 @@ use poem_openapi::{OAuthScopes, SecurityScheme};
 use super::ApiError;
 use crate::AppState;
 use crate::auth::jwt::AccessClaims;
-use crate::auth::revocation::AuthenticateError;
+use crate::auth::revocation::{AuthenticateError, Caller};
 use crate::auth::scope;
 
 /// The scopes an access token can carry.
@@ -37,7 +37,7 @@ pub enum Scopes {
     )),
     checker = "check_access_token"
 )]
-pub struct BearerAuth(pub AccessClaims);
+pub struct BearerAuth(pub Caller);
 
 /// The token was refused; the precise reason is logged, never sent.
 #[derive(Debug, thiserror::Error)]
@@ -50,12 +50,12 @@ impl poem::error::ResponseError for InvalidAccessToken {
     }
 }
 
-async fn check_access_token(req: &Request, bearer: Bearer) -> poem::Result<AccessClaims> {
+async fn check_access_token(req: &Request, bearer: Bearer) -> poem::Result<Caller> {
     let state = req
         .data::<AppState>()
         .expect("AppState is attached to every route");
     match state.auth.authenticate(&bearer.token).await {
-        Ok(claims) => Ok(claims),
+        Ok(caller) => Ok(caller),
         Err(AuthenticateError::Internal(err)) => {
             let status = if err.retry_after().is_some() {
                 tracing::warn!(error = %err, "session check: database unavailable");

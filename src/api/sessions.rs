@@ -110,7 +110,7 @@ impl SessionsApi {
         state: Data<&AppState>,
         #[oai(scope = "Scopes::Profile")] auth: BearerAuth,
     ) -> SessionsReply {
-        let claims = auth.0;
+        let claims = auth.0.claims;
         if let Err(forbidden) = SessionsReply::require_scope(&claims, scope::PROFILE) {
             return forbidden;
         }
@@ -142,7 +142,7 @@ impl SessionsApi {
         /// The session id, as listed by `GET /users/me/sessions`.
         id: Path<uuid::Uuid>,
     ) -> RevokeSessionReply {
-        let claims = auth.0;
+        let claims = auth.0.claims;
         if let Err(forbidden) = RevokeSessionReply::require_scope(&claims, scope::PROFILE) {
             return forbidden;
         }
@@ -169,7 +169,7 @@ impl SessionsApi {
         req: &Request,
         #[oai(scope = "Scopes::Profile")] auth: BearerAuth,
     ) -> LogoutAllReply {
-        let claims = auth.0;
+        let claims = auth.0.claims;
         if let Err(forbidden) = LogoutAllReply::require_scope(&claims, scope::PROFILE) {
             return forbidden;
         }

@@ -16,7 +16,7 @@ use crate::AppState;
 use crate::auth::revocation::ChangePasswordError;
 use crate::auth::scope;
 use crate::auth::service::RegisterError;
-use crate::store::UserRecord;
+use crate::store::Account;
 
 /// A new account.
 #[derive(Object)]
@@ -67,13 +67,13 @@ impl Example for User {
     }
 }
 
-impl From<UserRecord> for User {
-    fn from(user: UserRecord) -> Self {
+impl From<&Account> for User {
+    fn from(account: &Account) -> Self {
         Self {
-            id: user.id,
-            username: user.username,
-            email: user.email,
-            created_at: DateTime::from_timestamp_millis(user.created_at).unwrap_or_default(),
+            id: account.id.clone(),
+            username: account.username.clone(),
+            email: account.email.clone(),
+            created_at: DateTime::from_timestamp_millis(account.created_at).unwrap_or_default(),
         }
     }
 }
@@ -164,7 +164,7 @@ impl UsersApi {
             .register(&request.username, password, request.email.as_deref())
             .await
         {
-            Ok(user) => RegisterReply::Created(Json(user.into())),
+            Ok(user) => RegisterReply::Created(Json((&Account::from(user)).into())),
             Err(RegisterError::InvalidUsername(msg)) => {
                 RegisterReply::BadRequest(ApiError::new("invalid_username", msg))
             }
@@ -200,7 +200,7 @@ impl UsersApi {
         #[oai(scope = "Scopes::Profile")] auth: BearerAuth,
         body: Json<ChangePasswordRequest>,
     ) -> ChangePasswordReply {
-        let claims = auth.0;
+        let claims = auth.0.claims;
         if let Err(forbidden) = ChangePasswordReply::require_scope(&claims, scope::PROFILE) {
             return forbidden;
         }
@@ -237,22 +237,12 @@ impl UsersApi {
     ///
     /// Needs an access token with the `profile` scope.
     #[oai(path = "/users/me", method = "get", operation_id = "getMe")]
-    async fn me(
-        &self,
-        state: Data<&AppState>,
-        #[oai(scope = "Scopes::Profile")] auth: BearerAuth,
-    ) -> MeReply {
-        let claims = auth.0;
-        if let Err(forbidden) = MeReply::require_scope(&claims, scope::PROFILE) {
+    async fn me(&self, #[oai(scope = "Scopes::Profile")] auth: BearerAuth) -> MeReply {
+        let caller = auth.0;
+        if let Err(forbidden) = MeReply::require_scope(&caller.claims, scope::PROFILE) {
             return forbidden;
         }
-        match state.auth.store.find_user_by_id(&claims.sub).await {
-            Ok(Some(user)) => MeReply::Ok(Json(user.into())),
-            Ok(None) => {
-                let (body, header) = invalid_token();
-                MeReply::Unauthorized(body, header)
-            }
-            Err(err) => MeReply::from_error(err),
-        }
+        // The session check read the account with the session.
+        MeReply::Ok(Json(caller.account.as_ref().into()))
     }
 }

@@ -8,6 +8,7 @@
 //! audience, expiry and not-before, with no leeway unless configured.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -21,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use super::keys::KeyRing;
+use super::sessions::CacheStats;
 
 /// The `typ` header of an access token (RFC 9068 §2.1).
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
@@ -219,8 +221,11 @@ pub enum TokenError {
     NotYetValid,
 }
 
+/// How many verified tokens [`AccessTokens`] remembers (about 80 bytes
+/// each): one per active session, and then some.
+pub const VERIFIED_TOKENS_KEPT: usize = 250_000;
+
 /// Issues and verifies access tokens.
-#[derive(Debug)]
 pub struct AccessTokens {
     /// Swapped whole when the keys are reloaded; readers clone the `Arc`.
     ring: RwLock<Arc<KeyRing>>,
@@ -229,6 +234,27 @@ pub struct AccessTokens {
     ttl: Duration,
     leeway: Duration,
     validation: Validation,
+    /// The SHA-256 of every token whose signature and claims verified
+    /// lately. A client presents the same token on each request for its
+    /// whole lifetime; presented again, it costs a hash instead of an
+    /// Ed25519 verification. Only the exact bytes that verified match, and
+    /// what can change (the clock against `exp` and `nbf`, the key still
+    /// being in the ring) is checked on every use. Evicts the least useful
+    /// past [`VERIFIED_TOKENS_KEPT`].
+    verified: quick_cache::sync::Cache<[u8; 32], ()>,
+    verified_hits: AtomicU64,
+    verified_misses: AtomicU64,
+}
+
+impl std::fmt::Debug for AccessTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessTokens")
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("ttl", &self.ttl)
+            .field("verified", &self.verified.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl AccessTokens {
@@ -256,6 +282,17 @@ impl AccessTokens {
             ttl,
             leeway,
             validation,
+            verified: quick_cache::sync::Cache::new(VERIFIED_TOKENS_KEPT),
+            verified_hits: AtomicU64::new(0),
+            verified_misses: AtomicU64::new(0),
+        }
+    }
+
+    /// Tokens verified from the cache, and by their signature, since start.
+    pub fn verified_stats(&self) -> CacheStats {
+        CacheStats {
+            hits: self.verified_hits.load(Ordering::Relaxed),
+            misses: self.verified_misses.load(Ordering::Relaxed),
         }
     }
 
@@ -338,9 +375,20 @@ impl AccessTokens {
         else {
             return Err(TokenError::UnknownKey(header.kid));
         };
-        let claims = jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &self.validation)
-            .map_err(TokenError::Rejected)?
-            .claims;
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let claims = if self.verified.get(&digest).is_some() {
+            self.verified_hits.fetch_add(1, Ordering::Relaxed);
+            jsonwebtoken::dangerous::insecure_decode_claims::<AccessClaims>(token)
+                .map_err(TokenError::Rejected)?
+        } else {
+            let claims =
+                jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &self.validation)
+                    .map_err(TokenError::Rejected)?
+                    .claims;
+            self.verified.insert(digest, ());
+            self.verified_misses.fetch_add(1, Ordering::Relaxed);
+            claims
+        };
         // RFC 7519 §4.1.4: not accepted *on or after* exp; §4.1.5: not
         // before nbf.
         let leeway = i64::try_from(self.leeway.as_secs()).unwrap_or(0);
@@ -415,6 +463,50 @@ mod tests {
             Err(TokenError::Expired)
         ));
         assert!(tokens.verify(&jwt, issued + 899).is_ok());
+    }
+
+    #[test]
+    fn a_token_verified_before_still_expires() {
+        let tokens = tokens();
+        let issued = now() - 890;
+        let jwt = tokens.issue(&grant("u", "s"), issued * 1000).unwrap();
+        assert!(tokens.verify(&jwt, issued + 899).is_ok());
+        assert_eq!(tokens.verified.len(), 1);
+        assert!(matches!(
+            tokens.verify(&jwt, issued + 900),
+            Err(TokenError::Expired)
+        ));
+    }
+
+    #[test]
+    fn a_token_verified_before_is_refused_once_its_key_leaves_the_ring() {
+        let tokens = tokens();
+        let jwt = tokens.issue(&grant("u", "s"), now() * 1000).unwrap();
+        assert!(tokens.verify(&jwt, now()).is_ok());
+        tokens.replace_ring(TokenKey::generate().into());
+        assert!(matches!(
+            tokens.verify(&jwt, now()),
+            Err(TokenError::UnknownKey(_))
+        ));
+    }
+
+    #[test]
+    fn a_token_altered_after_it_verified_is_refused() {
+        let tokens = tokens();
+        let jwt = tokens.issue(&grant("u", "s"), now() * 1000).unwrap();
+        assert!(tokens.verify(&jwt, now()).is_ok());
+        // Same header and signature, another subject.
+        let mut parts: Vec<String> = jwt.split('.').map(str::to_owned).collect();
+        let claims = jsonwebtoken::dangerous::insecure_decode_claims::<AccessClaims>(&jwt).unwrap();
+        let forged = AccessClaims {
+            sub: "someone-else".into(),
+            ..claims
+        };
+        parts[1] = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&forged).unwrap());
+        assert!(matches!(
+            tokens.verify(&parts.join("."), now()),
+            Err(TokenError::Rejected(_))
+        ));
     }
 
     #[test]

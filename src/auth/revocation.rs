@@ -1,6 +1,8 @@
 //! Authenticating access tokens against their session, listing and revoking
 //! sessions, and RFC 7009 token revocation.
 
+use std::sync::Arc;
+
 use secrecy::{ExposeSecret, SecretString};
 
 use super::jwt::{AccessClaims, TokenError};
@@ -8,7 +10,15 @@ use super::password::{self, PolicyViolation};
 use super::refresh;
 use super::service::{AuthService, ClientInfo};
 use crate::error::Error;
-use crate::store::SessionRecord;
+use crate::store::{Account, SessionRecord};
+
+/// The bearer of a valid access token whose session is live.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub claims: AccessClaims,
+    /// The session's account, as the session check read it.
+    pub account: Arc<Account>,
+}
 
 /// Why an access token does not authenticate its bearer.
 #[derive(Debug, thiserror::Error)]
@@ -44,17 +54,18 @@ pub enum TokenHint {
 
 impl AuthService {
     /// Verifies an access token and that its session is still live.
-    pub async fn authenticate(&self, token: &str) -> Result<AccessClaims, AuthenticateError> {
+    pub async fn authenticate(&self, token: &str) -> Result<Caller, AuthenticateError> {
         let claims = self.verify_access_token(token).await?;
-        let live = self
+        let owner = self
             .session_check
-            .is_live(&self.store, &claims.sid, self.clock.now_millis())
+            .owner(&self.store, &claims.sid, self.clock.now_millis())
             .await
             .map_err(Error::from)?;
-        if live {
-            Ok(claims)
-        } else {
-            Err(AuthenticateError::SessionRevoked)
+        match owner {
+            // The token's subject is the session's owner unless the store
+            // was tampered with; refuse rather than answer for another user.
+            Some(account) if account.id == claims.sub => Ok(Caller { claims, account }),
+            _ => Err(AuthenticateError::SessionRevoked),
         }
     }
 

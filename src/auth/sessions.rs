@@ -8,15 +8,19 @@
 //! another instance are seen within `ttl`. The cache holds at most its
 //! capacity of sessions and evicts the least useful ones past it (CLOCK-Pro
 //! style, `quick_cache`), so a working set larger than it still mostly hits.
+//! A live answer carries the session's account, read with it in one query.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::store::Store;
+use crate::store::{Account, Store};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum State {
-    LiveAt(Instant),
+    /// Live when checked, owned by this account (which never changes, so
+    /// `GET /users/me` answers from it).
+    LiveAt(Instant, Arc<Account>),
     Dead,
 }
 
@@ -56,33 +60,36 @@ impl SessionCheck {
         }
     }
 
-    /// Whether `session_id` is live at `now` (ms), from the cache or the store.
-    pub async fn is_live(
+    /// The account owning `session_id` if the session is live at `now` (ms)
+    /// and the account enabled, from the cache or the store.
+    pub async fn owner(
         &self,
         store: &Store,
         session_id: &str,
         now: i64,
-    ) -> Result<bool, sqlx::Error> {
+    ) -> Result<Option<Arc<Account>>, sqlx::Error> {
         match self.cache.get(session_id) {
             Some(State::Dead) => {
                 self.hits.fetch_add(1, Ordering::Relaxed);
-                return Ok(false);
+                return Ok(None);
             }
-            Some(State::LiveAt(checked)) if checked.elapsed() < self.ttl => {
+            Some(State::LiveAt(checked, owner)) if checked.elapsed() < self.ttl => {
                 self.hits.fetch_add(1, Ordering::Relaxed);
-                return Ok(true);
+                return Ok(Some(owner));
             }
             _ => {}
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
-        let live = store.session_is_live(session_id, now).await?;
-        let state = if live {
-            State::LiveAt(Instant::now())
-        } else {
-            State::Dead
+        let owner = store
+            .live_session_owner(session_id, now)
+            .await?
+            .map(Arc::new);
+        let state = match &owner {
+            Some(owner) => State::LiveAt(Instant::now(), owner.clone()),
+            None => State::Dead,
         };
         self.remember(session_id, state);
-        Ok(live)
+        Ok(owner)
     }
 
     /// Sessions whose state is cached now.
@@ -104,7 +111,7 @@ impl SessionCheck {
     }
 
     fn remember(&self, session_id: &str, state: State) {
-        if self.ttl.is_zero() && matches!(state, State::LiveAt(_)) {
+        if self.ttl.is_zero() && matches!(state, State::LiveAt(..)) {
             return;
         }
         self.cache.insert(session_id.to_owned(), state);
@@ -118,8 +125,17 @@ mod tests {
     #[test]
     fn past_its_capacity_the_cache_evicts_some_entries_not_all() {
         let check = SessionCheck::new(Duration::from_secs(60), 1_000);
+        let owner = Arc::new(Account {
+            id: "u".into(),
+            username: "alice".into(),
+            email: None,
+            created_at: 0,
+        });
         for session in 0..5_000 {
-            check.remember(&format!("s{session}"), State::LiveAt(Instant::now()));
+            check.remember(
+                &format!("s{session}"),
+                State::LiveAt(Instant::now(), owner.clone()),
+            );
         }
         let cached = check.cached();
         assert!((500..=1_000).contains(&cached), "{cached} cached");

@@ -33,7 +33,7 @@ pub use refresh_tokens::{
 };
 pub use sessions::{NewSession, SessionRecord};
 pub use signing_keys::SigningKeyRecord;
-pub use users::{InsertUser, UserRecord};
+pub use users::{Account, InsertUser, UserRecord};
 
 /// Which database engine a URL selects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,7 +2,7 @@
 
 use sqlx::{Connection as _, Row};
 
-use super::Store;
+use super::{Account, Store};
 
 /// A new session (refresh-token family) with its first refresh token.
 #[derive(Debug, Clone)]
@@ -103,17 +103,34 @@ impl Store {
             .collect()
     }
 
-    /// Whether a session exists, is not revoked and has not expired at `now`.
-    pub async fn session_is_live(&self, session_id: &str, now: i64) -> Result<bool, sqlx::Error> {
+    /// The account that owns a session that exists, is not revoked and has
+    /// not expired at `now`, and whose account is not disabled; `None`
+    /// otherwise.
+    pub async fn live_session_owner(
+        &self,
+        session_id: &str,
+        now: i64,
+    ) -> Result<Option<Account>, sqlx::Error> {
         let select = sqlx::query(
-            "SELECT 1 FROM sessions WHERE id = ? AND revoked_at IS NULL AND expires_at > ?",
+            "SELECT u.id, u.username, u.email, u.created_at \
+             FROM sessions s JOIN users u ON u.id = s.user_id \
+             WHERE s.id = ? AND s.revoked_at IS NULL AND s.expires_at > ? \
+             AND u.disabled_at IS NULL",
         )
         .bind(session_id)
         .bind(now);
         let row = self
             .run(async |conn| select.fetch_optional(conn).await)
             .await?;
-        Ok(row.is_some())
+        row.map(|row| {
+            Ok(Account {
+                id: row.try_get(0)?,
+                username: row.try_get(1)?,
+                email: row.try_get(2)?,
+                created_at: row.try_get(3)?,
+            })
+        })
+        .transpose()
     }
 
     /// Revokes one live session of `user_id`; `false` when there is no such

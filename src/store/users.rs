@@ -17,6 +17,27 @@ pub struct UserRecord {
     pub disabled_at: Option<i64>,
 }
 
+/// What an account shows of itself: a user without its credentials. Never
+/// changes once registered, so it may be kept as long as its session is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub id: String,
+    pub username: String,
+    pub email: Option<String>,
+    pub created_at: i64,
+}
+
+impl From<UserRecord> for Account {
+    fn from(user: UserRecord) -> Self {
+        Self {
+            id: user.id,
+            username: user.username,
+            email: user.email,
+            created_at: user.created_at,
+        }
+    }
+}
+
 /// The outcome of inserting a user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InsertUser {

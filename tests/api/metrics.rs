@@ -7,6 +7,7 @@ on_both_stores!(
     metrics_count_events_and_answers_in_prometheus_text,
     metrics_show_the_published_keys_and_how_old_the_signing_key_is,
     metrics_count_session_checks_answered_from_the_cache_and_the_database,
+    metrics_count_access_tokens_verified_by_their_signature_once_and_then_from_the_cache,
 );
 
 async fn metrics(app: &TestApp) -> String {
@@ -104,4 +105,19 @@ async fn metrics_count_session_checks_answered_from_the_cache_and_the_database(s
     );
     assert_eq!(hits + misses, 3, "one check per request");
     assert!(hits >= 2, "{hits} hits, {misses} misses");
+}
+
+async fn metrics_count_access_tokens_verified_by_their_signature_once_and_then_from_the_cache(
+    store: Store,
+) {
+    let app = TestApp::spawn(store).await;
+    let tokens = app.user_with_tokens("alice").await;
+    let before = metrics(&app).await;
+    for _ in 0..3 {
+        app.me(tokens.str("access_token")).await.assert_status(200);
+    }
+    let after = metrics(&app).await;
+    let delta = |series| value(&after, series) - value(&before, series);
+    assert_eq!(delta("gatehouse_verified_token_cache_misses_total"), 1);
+    assert_eq!(delta("gatehouse_verified_token_cache_hits_total"), 2);
 }

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# This build against another Gatehouse binary (an older commit, say), side by
+# side on SQLite in one run: GET /users/me, in alternating rounds, with the
+# ratio. Needs wrk.
+#
+#   bench/ab.sh OTHER_BINARY [SECONDS] [CONNECTIONS] [ROUNDS]
+#
+# To build an older commit without disturbing this tree's build:
+#   git worktree add /var/tmp/gatehouse-old COMMIT
+#   CARGO_TARGET_DIR=/var/tmp/gatehouse-old-target cargo build --release \
+#     --manifest-path /var/tmp/gatehouse-old/Cargo.toml
+set -euo pipefail
+cd "$(dirname "$0")/.."
+other=$(realpath "$1")
+secs=${2:-5}
+conns=${3:-32}
+rounds=${4:-2}
+port=${GATEHOUSE_BENCH_PORT:-18190}
+. bench/lib.sh
+work=$(mktemp -d /var/tmp/gatehouse-bench-ab.XXXXXX)
+on_exit+=("rm -rf '$work'")
+
+token_for() {
+  local url=$1
+  curl -fsS -X POST "$url/users" -H 'Content-Type: application/json' \
+    -d '{"username":"bench","password":"correct horse battery staple"}' >/dev/null
+  curl -fsS -X POST "$url/oauth/token" \
+    -d 'grant_type=password&username=bench&password=correct+horse+battery+staple' |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])'
+}
+
+start_gatehouse "$work/this" "$port"
+BINARY=$other start_gatehouse "$work/other" "$((port + 1))"
+this_token=$(token_for "http://127.0.0.1:$port")
+other_token=$(token_for "http://127.0.0.1:$((port + 1))")
+
+run() { # NAME PORT TOKEN ROUND
+  wrk -t2 -c"$conns" -d1s -H "Authorization: Bearer $3" "http://127.0.0.1:$2/users/me" >/dev/null # warm-up
+  wrk -t2 -c"$conns" -d"${secs}s" --latency -H "Authorization: Bearer $3" \
+    "http://127.0.0.1:$2/users/me" >"$work/$1-$4.txt"
+}
+rps() { awk '/Requests\/sec/ {print $2}' "$1"; }
+p99() { awk '$1 == "99%" {print $2}' "$1"; }
+for round in $(seq 1 "$rounds"); do
+  run this "$port" "$this_token" "$round"
+  run other "$((port + 1))" "$other_token" "$round"
+done
+echo "GET /users/me, SQLite, wrk -c$conns, ${secs}s x $rounds rounds (alternating); other: $other"
+for round in $(seq 1 "$rounds"); do
+  t=$(rps "$work/this-$round.txt"); o=$(rps "$work/other-$round.txt")
+  printf "  round %d: this build %s rps, p99 %s | other %s rps, p99 %s | this / other %.2f\n" \
+    "$round" "$t" "$(p99 "$work/this-$round.txt")" "$o" "$(p99 "$work/other-$round.txt")" \
+    "$(awk -v t="$t" -v o="$o" 'BEGIN {print t / o}')"
+done
