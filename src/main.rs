@@ -14,7 +14,7 @@ fn main() -> ExitCode {
         Err(err) => return fail(format!("cannot read .env: {err}")),
     }
     let cli = Cli::parse();
-    init_logging();
+    let logs = init_logging();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(err) => return fail(format!("cannot start the runtime: {err}")),
@@ -99,6 +99,9 @@ fn main() -> ExitCode {
             }
         }
     });
+    drop(runtime);
+    // Everything logged is written before the last word.
+    drop(logs);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => fail(err.to_string()),
@@ -118,18 +121,27 @@ fn fail(message: String) -> ExitCode {
 
 /// Logs go to standard error (standard output carries `gatehouse openapi`);
 /// the level comes from GATEHOUSE_LOG or RUST_LOG, default `info`. Colours
-/// only on a terminal: a log file or collector gets plain text.
-fn init_logging() {
+/// only on a terminal: a log file or collector gets plain text. Lines are
+/// written by a thread of their own, so a request never waits on a slow
+/// terminal, pipe or disk, in batches; should that thread fall behind by more than its
+/// queue (128k lines), further lines are dropped rather than held. The
+/// guard writes what is queued when it is dropped.
+fn init_logging() -> tracing_appender::non_blocking::WorkerGuard {
     use std::io::IsTerminal as _;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("GATEHOUSE_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    // Buffered: the thread writes what has queued up in one go, and flushes
+    // whenever the queue is empty, so a quiet server's lines are not held.
+    let stderr = std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr());
+    let (writer, guard) = tracing_appender::non_blocking(stderr);
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
+    guard
 }
 
 /// Has glibc's allocator map blocks of 1 MiB and more (an Argon2 hash's
