@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # This build against another Gatehouse binary (an older commit, say), side by
-# side on SQLite in one run: GET /users/me, in alternating rounds, with the
-# ratio. Needs wrk.
+# side on SQLite in one run: GET /users/me (or, with SCENARIO=login,
+# password logins with ../shared/bench's login.lua), in alternating rounds,
+# with the ratio. Needs wrk (and for logins ../shared/bench/setup.sh).
 #
-#   bench/ab.sh OTHER_BINARY [SECONDS] [CONNECTIONS] [ROUNDS]
+#   [SCENARIO=login] bench/ab.sh OTHER_BINARY [SECONDS] [CONNECTIONS] [ROUNDS]
 #
 # To build an older commit without disturbing this tree's build:
 #   git worktree add /var/tmp/gatehouse-old COMMIT
@@ -29,15 +30,26 @@ token_for() {
     python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])'
 }
 
-start_gatehouse "$work/this" "$port"
-BINARY=$other start_gatehouse "$work/other" "$((port + 1))"
+scenario=${SCENARIO:-me}
+start_gatehouse "$work/this" "$port" "${unthrottled[@]}"
+BINARY=$other start_gatehouse "$work/other" "$((port + 1))" "${unthrottled[@]}"
 this_token=$(token_for "http://127.0.0.1:$port")
 other_token=$(token_for "http://127.0.0.1:$((port + 1))")
+if [ "$scenario" = login ]; then
+  for p in "$port" "$((port + 1))"; do
+    "${BENCH_VENV:-/var/tmp/gatehouse-bench-venv}/bin/python" "$shared/load/prepare.py" users \
+      --base "http://127.0.0.1:$p" --flavour gatehouse 2>/dev/null
+  done
+fi
 
 run() { # NAME PORT TOKEN ROUND
-  wrk -t2 -c"$conns" -d1s -H "Authorization: Bearer $3" "http://127.0.0.1:$2/users/me" >/dev/null # warm-up
-  wrk -t2 -c"$conns" -d"${secs}s" --latency -H "Authorization: Bearer $3" \
-    "http://127.0.0.1:$2/users/me" >"$work/$1-$4.txt"
+  local load=(-H "Authorization: Bearer $3" "http://127.0.0.1:$2/users/me")
+  if [ "$scenario" = login ]; then
+    load=(-s "$shared/load/login.lua" "http://127.0.0.1:$2" -- flavour=gatehouse threads=2 users=50
+      prefix=bench password=Bench-Load-7Qx9-Lm2v)
+  fi
+  wrk -t2 -c"$conns" -d1s "${load[@]}" >/dev/null # warm-up
+  wrk -t2 -c"$conns" -d"${secs}s" --latency "${load[@]}" >"$work/$1-$4.txt"
 }
 rps() { awk '/Requests\/sec/ {print $2}' "$1"; }
 p99() { awk '$1 == "99%" {print $2}' "$1"; }
@@ -45,10 +57,11 @@ for round in $(seq 1 "$rounds"); do
   run this "$port" "$this_token" "$round"
   run other "$((port + 1))" "$other_token" "$round"
 done
-echo "GET /users/me, SQLite, wrk -c$conns, ${secs}s x $rounds rounds (alternating); other: $other"
+echo "$scenario, SQLite, wrk -c$conns, ${secs}s x $rounds rounds (alternating); other: $other"
 for round in $(seq 1 "$rounds"); do
   t=$(rps "$work/this-$round.txt"); o=$(rps "$work/other-$round.txt")
   printf "  round %d: this build %s rps, p99 %s | other %s rps, p99 %s | this / other %.2f\n" \
     "$round" "$t" "$(p99 "$work/this-$round.txt")" "$o" "$(p99 "$work/other-$round.txt")" \
     "$(awk -v t="$t" -v o="$o" 'BEGIN {print t / o}')"
+  grep -H 'Non-2xx\|Socket errors' "$work/this-$round.txt" "$work/other-$round.txt" || true
 done

@@ -4,7 +4,9 @@
 -- GET /users/me.
 --
 -- args (after --): access=FILE refresh=FILE threads=T users=N prefix=P
---   password=PW
+--   password=PW [logins=L]
+--   logins: logins per 100 requests (default 1); with 0 those requests are
+--   `me` too, for a run whose logins come from another wrk (see suite.sh);
 --   access:  access tokens, one per line, used round-robin by `me`;
 --   refresh: refresh tokens, one per line; thread k takes lines k+1, k+1+T…
 --
@@ -17,7 +19,7 @@ local lib = dofile(shared .. "/load/lib.lua")
 
 local me_reqs, me_n, me_idx
 local pool, head, tail
-local users, prefix, password
+local users, prefix, password, logins
 local sent = 0
 
 function setup(thread) lib.setup(thread) end
@@ -44,6 +46,7 @@ function init(args)
   users = tonumber(a.users or "50")
   prefix = a.prefix or "bench"
   password = a.password
+  logins = tonumber(a.logins or "1")
   lib.init_counters()
 end
 
@@ -77,7 +80,7 @@ function request()
   if not lib.ready() then return wrk.format("GET", "/") end
   sent = sent + 1
   local slot = sent % 100
-  if slot == 0 then return login() end
+  if slot < logins then return login() end
   if slot <= 9 then return refresh() end
   return me()
 end

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Where a scenario's CPU goes: perf samples of a release Gatehouse on SQLite
-# while wrk drives GET /users/me (`me`) or chained refreshes (`refresh`,
-# ../shared/bench's refresh.lua), then the costliest functions by their own
+# while wrk drives GET /users/me (`me`), chained refreshes (`refresh`) or
+# password logins (`login`) with ../shared/bench's scripts, then the costliest functions by their own
 # time and the share of a few families of them (signatures, SQLite, the
 # kernel's network and scheduling, allocation, logging).
 #
-#   bench/profile.sh me|refresh [SECONDS] [BINARY]
+#   bench/profile.sh me|refresh|login [SECONDS] [BINARY]
 #
 # Needs perf (linux-perf), wrk and ../shared/bench/setup.sh. Writes only
 # under /var/tmp.
@@ -21,12 +21,16 @@ work=$(mktemp -d /var/tmp/gatehouse-profile.XXXXXX)
 start_gatehouse "$work" "$port" "${unthrottled[@]}"
 url="http://127.0.0.1:$port"
 "$py" "$shared/load/prepare.py" users --base "$url" --flavour gatehouse 2>/dev/null
-kind=access
-[ "$scenario" = refresh ] && kind=refresh
-"$py" "$shared/load/prepare.py" mint --base "$url" --flavour gatehouse --kind "$kind" \
-  --count 64 --out "$work/tokens.txt" 2>/dev/null
-SHARED_BENCH="$shared" wrk -t2 -c32 -d"$((secs + 2))s" --latency -s "$shared/load/$scenario.lua" "$url" -- \
-  flavour=gatehouse threads=2 tokens="$work/tokens.txt" >"$work/wrk.txt" 2>&1 &
+case $scenario in
+  me) args=(tokens="$work/tokens.txt") kind=access ;;
+  refresh) args=(tokens="$work/tokens.txt") kind=refresh ;;
+  login) args=(users=50 prefix=bench password=Bench-Load-7Qx9-Lm2v) kind= ;;
+  *) echo "usage: $0 me|refresh|login [SECONDS] [BINARY]" >&2; exit 2 ;;
+esac
+[ -n "$kind" ] && "$py" "$shared/load/prepare.py" mint --base "$url" --flavour gatehouse \
+  --kind "$kind" --count 64 --out "$work/tokens.txt" 2>/dev/null
+wrk -t2 -c32 -d"$((secs + 2))s" --latency -s "$shared/load/$scenario.lua" "$url" -- \
+  flavour=gatehouse threads=2 "${args[@]}" >"$work/wrk.txt" 2>&1 &
 wrk_pid=$!
 sleep 1
 perf record -q -F 1999 -g -p "${servers[0]}" -o "$work/perf.data" -- sleep "$secs" 2>/dev/null
@@ -47,3 +51,4 @@ family "allocation (malloc, free)" 'malloc|free|_int_|cfree|realloc'
 family "logging (tracing)" 'tracing|fmt::|Formatter|write_fmt'
 family "JSON (serde_json)" 'serde_json'
 family "SHA-256" 'sha256|sha2::'
+family "Argon2 (blake2)" 'argon2|blake2'
