@@ -24,10 +24,20 @@ async fn main() {
     let alone = Passwords::new(Argon2Params::default(), 1, 1).expect("production parameters");
     let stored = alone.hash(password()).await.expect("a hash");
     // One unmeasured: the worker's first use of its memory block.
-    assert!(alone.verify(password(), Some(stored.clone())).await.expect("a verify"));
+    assert!(
+        alone
+            .verify(password(), Some(stored.clone()))
+            .await
+            .expect("a verify")
+    );
     let started = Instant::now();
     for _ in 0..VERIFIES {
-        assert!(alone.verify(password(), Some(stored.clone())).await.expect("a verify"));
+        assert!(
+            alone
+                .verify(password(), Some(stored.clone()))
+                .await
+                .expect("a verify")
+        );
     }
     let millis = started.elapsed().as_secs_f64() * 1000.0 / f64::from(VERIFIES);
 
