@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use gatehouse::config::{Cli, Command, KeysCommand, UserCommand};
+use gatehouse::config::{Cli, Command, KeysCommand, LogFormat, UserCommand};
 
 fn main() -> ExitCode {
     return_large_blocks_to_the_system();
@@ -14,7 +14,7 @@ fn main() -> ExitCode {
         Err(err) => return fail(format!("cannot read .env: {err}")),
     }
     let cli = Cli::parse();
-    let logs = init_logging();
+    let logs = init_logging(cli.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(err) => return fail(format!("cannot start the runtime: {err}")),
@@ -119,14 +119,15 @@ fn fail(message: String) -> ExitCode {
     ExitCode::from(2)
 }
 
-/// Logs go to standard error (standard output carries `gatehouse openapi`);
+/// Logs go to standard error (standard output carries `gatehouse openapi`),
+/// as text or as JSON objects (`--log-format`);
 /// the level comes from GATEHOUSE_LOG or RUST_LOG, default `info`. Colours
 /// only on a terminal: a log file or collector gets plain text. Lines are
 /// written by a thread of their own, so a request never waits on a slow
 /// terminal, pipe or disk, in batches; should that thread fall behind by more than its
 /// queue (128k lines), further lines are dropped rather than held. The
 /// guard writes what is queued when it is dropped.
-fn init_logging() -> tracing_appender::non_blocking::WorkerGuard {
+fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
     use std::io::IsTerminal as _;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("GATEHOUSE_LOG")
@@ -136,11 +137,18 @@ fn init_logging() -> tracing_appender::non_blocking::WorkerGuard {
     // whenever the queue is empty, so a quiet server's lines are not held.
     let stderr = std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr());
     let (writer, guard) = tracing_appender::non_blocking(stderr);
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(writer)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_writer(writer);
+    match format {
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        // The request id's span is flattened into each line's fields.
+        LogFormat::Json => logs
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .init(),
+    }
     guard
 }
 

@@ -242,6 +242,11 @@ pub fn routes(settings: &HttpSettings) -> impl Endpoint<Output = Response> + use
         .with_if(!settings.cors_origins.is_empty(), cors)
         .around(security_headers)
         .around(log_request)
+        // Outermost: the id is on every answer and in the span of every
+        // line logged while answering (`request_id=…`). A client's own
+        // X-Request-Id is not taken: it would let a client forge log lines'
+        // ids.
+        .with(poem::middleware::RequestId::default())
 }
 
 /// A panic in a handler is a bug: log it, answer an opaque JSON 500, and keep

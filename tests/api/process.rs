@@ -85,6 +85,58 @@ fn logs_to_a_file_or_a_pipe_carry_no_colour_codes() {
 }
 
 #[test]
+fn with_log_format_json_every_log_line_is_one_json_object() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, format) in [
+        (&["migrate", "--log-format", "json"][..], "text"),
+        (&["migrate"][..], "json"),
+    ] {
+        let output = gatehouse(args, dir.path())
+            .env("GATEHOUSE_LOG", "debug")
+            .env("GATEHOUSE_LOG_FORMAT", format)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!stderr.trim().is_empty(), "something was logged");
+        for line in stderr.lines() {
+            let object: serde_json::Value = serde_json::from_str(line).expect(line);
+            assert!(object["level"].is_string(), "{line}");
+            assert!(object["timestamp"].is_string(), "{line}");
+        }
+    }
+}
+
+#[test]
+fn every_answer_carries_a_request_id_that_its_log_line_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("gatehouse.log");
+    let server = Server::start_logging_to(dir.path(), &[], Some(&log_path));
+    let request_id = |response: &str| {
+        let header = response
+            .lines()
+            .find_map(|line| line.strip_prefix("x-request-id: "))
+            .unwrap_or_else(|| panic!("no x-request-id in {response}"));
+        uuid::Uuid::parse_str(header.trim()).expect("a UUID")
+    };
+    let live = server.request("GET", "/health/live", "text/plain", "");
+    let missing = server.request("GET", "/no/such/path", "text/plain", "");
+    assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
+    let (live_id, missing_id) = (request_id(&live), request_id(&missing));
+    assert_ne!(live_id, missing_id, "one id per request");
+    server.signal("TERM");
+    assert_eq!(server.wait().code(), Some(0));
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    for (id, path) in [(live_id, "/health/live"), (missing_id, "/no/such/path")] {
+        let line = log
+            .lines()
+            .find(|line| line.contains(&format!("request_id={id}")))
+            .unwrap_or_else(|| panic!("no log line names {id}: {log}"));
+        assert!(line.contains(&format!("path={path}")), "{line}");
+    }
+}
+
+#[test]
 fn bad_configuration_exits_2_with_one_clear_line() {
     let dir = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| gatehouse(args, dir.path()).output().unwrap();
@@ -493,44 +545,79 @@ struct Server {
 
 impl Server {
     fn start(data_dir: &std::path::Path, extra: &[&str]) -> Self {
-        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let listen = addr.to_string();
-        let mut args = vec!["--listen", &listen];
-        args.extend_from_slice(extra);
-        let child = gatehouse(&args, data_dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let server = Self { child, addr };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect(addr).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "gatehouse did not start listening"
-            );
-            std::thread::sleep(Duration::from_millis(50));
+        Self::start_logging_to(data_dir, extra, None)
+    }
+
+    /// [`Server::start`] with its standard error (its log, at `info`)
+    /// written to the file at `log`.
+    /// A free port may be taken by another test before the server binds it:
+    /// then the server exits, and it is started again on another port.
+    fn start_logging_to(
+        data_dir: &std::path::Path,
+        extra: &[&str],
+        log: Option<&std::path::Path>,
+    ) -> Self {
+        for _ in 0..5 {
+            let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+            let listen = addr.to_string();
+            let mut args = vec!["--listen", &listen];
+            args.extend_from_slice(extra);
+            let stderr = log.map_or_else(Stdio::null, |path| {
+                Stdio::from(std::fs::File::create(path).unwrap())
+            });
+            let mut command = gatehouse(&args, data_dir);
+            if log.is_some() {
+                command.env("GATEHOUSE_LOG", "info");
+            }
+            let child = command
+                .stdout(Stdio::null())
+                .stderr(stderr)
+                .spawn()
+                .unwrap();
+            let mut server = Self { child, addr };
+            let deadline = Instant::now() + Duration::from_secs(60);
+            // Listening itself, not merely a port that accepts.
+            while server.sockets_in_state("0A") == 0 {
+                if server.child.try_wait().unwrap().is_some() {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "gatehouse did not start listening"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if server.sockets_in_state("0A") > 0 {
+                return server;
+            }
         }
-        server
+        panic!("gatehouse found no free port in five tries");
     }
 
     /// Client connections the server process holds open now: its sockets
     /// that are established connections to its listening port.
     fn connections(&self) -> usize {
-        let sockets: std::collections::HashSet<String> =
-            std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
-                .unwrap()
-                .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
-                .filter_map(|target| {
-                    let target = target.to_str()?;
-                    Some(
-                        target
-                            .strip_prefix("socket:[")?
-                            .strip_suffix(']')?
-                            .to_owned(),
-                    )
-                })
-                .collect();
+        self.sockets_in_state("01")
+    }
+
+    /// The server process's TCP sockets on its port in `state` (as
+    /// /proc/net/tcp writes it: `01` established, `0A` listening).
+    fn sockets_in_state(&self, state: &str) -> usize {
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{}/fd", self.child.id())) else {
+            return 0;
+        };
+        let sockets: std::collections::HashSet<String> = fds
+            .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+            .filter_map(|target| {
+                let target = target.to_str()?;
+                Some(
+                    target
+                        .strip_prefix("socket:[")?
+                        .strip_suffix(']')?
+                        .to_owned(),
+                )
+            })
+            .collect();
         let local = format!(":{:04X}", self.addr.port());
         std::fs::read_to_string("/proc/net/tcp")
             .unwrap()
@@ -540,7 +627,7 @@ impl Server {
             .filter(|fields| {
                 fields.len() > 9
                     && fields[1].ends_with(&local)
-                    && fields[3] == "01"
+                    && fields[3] == state
                     && sockets.contains(fields[9])
             })
             .count()
