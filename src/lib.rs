@@ -5,6 +5,7 @@
 
 mod admin;
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod clock;
 pub mod config;

@@ -6,28 +6,15 @@
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// The audited events, each counted in `gatehouse_events_total{event=…}`.
-pub const EVENTS: &[&str] = &[
-    "login_succeeded",
-    "login_failed",
-    "login_throttled",
-    "refresh",
-    "refresh_reuse_detected",
-    "logout",
-    "logout_all",
-    "session_revoked",
-    "token_revoked",
-    "password_changed",
-    "user_disabled",
-    "user_enabled",
-];
+use crate::audit::AuditKind;
 
 const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
 /// Process-wide counters.
 #[derive(Debug)]
 pub struct Metrics {
-    events: Vec<AtomicU64>,
+    /// One per [`AuditKind::COUNTED`], in its order.
+    events: [AtomicU64; AuditKind::COUNTED.len()],
     responses: [AtomicU64; 5],
     transaction_retries: AtomicU64,
     refresh_replays: AtomicU64,
@@ -36,7 +23,7 @@ pub struct Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self {
-            events: EVENTS.iter().map(|_| AtomicU64::new(0)).collect(),
+            events: Default::default(),
             responses: Default::default(),
             transaction_retries: AtomicU64::new(0),
             refresh_replays: AtomicU64::new(0),
@@ -45,9 +32,9 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Counts one `event` (one of [`EVENTS`]; others are ignored).
-    pub fn event(&self, event: &str) {
-        if let Some(position) = EVENTS.iter().position(|known| *known == event) {
+    /// Counts one `event` (those of [`AuditKind::COUNTED`]).
+    pub fn event(&self, event: AuditKind) {
+        if let Some(position) = AuditKind::COUNTED.iter().position(|known| *known == event) {
             self.events[position].fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -83,7 +70,7 @@ impl Metrics {
         let mut out = String::new();
         out.push_str("# HELP gatehouse_events_total Audited events since start.\n");
         out.push_str("# TYPE gatehouse_events_total counter\n");
-        for (event, count) in EVENTS.iter().zip(&self.events) {
+        for (event, count) in AuditKind::COUNTED.iter().zip(&self.events) {
             let _ = writeln!(
                 out,
                 "gatehouse_events_total{{event=\"{event}\"}} {}",
@@ -204,9 +191,9 @@ mod tests {
     #[test]
     fn counters_render_in_prometheus_text_format() {
         let metrics = Metrics::default();
-        metrics.event("login_succeeded");
-        metrics.event("login_succeeded");
-        metrics.event("not_an_event");
+        metrics.event(AuditKind::LoginSucceeded);
+        metrics.event(AuditKind::LoginSucceeded);
+        metrics.event(AuditKind::KeyRotated);
         metrics.response(200);
         metrics.response(404);
         metrics.response(999);
@@ -237,6 +224,6 @@ mod tests {
         assert!(text.contains("gatehouse_signing_key_age_seconds 60\n"));
         let fixed = metrics.render(&Gauges::default());
         assert!(!fixed.contains("gatehouse_signing_key_age_seconds"));
-        assert!(!text.contains("not_an_event"));
+        assert!(!text.contains("key_rotated"), "not a server's event");
     }
 }

@@ -2,6 +2,7 @@
 
 use super::client::ClientInfo;
 use super::service::AuthService;
+use crate::audit::AuditKind;
 
 impl AuthService {
     /// Records `event` about `user_id` / `session_id`, with where it came
@@ -9,7 +10,7 @@ impl AuthService {
     /// caused it has already happened.
     pub(super) async fn audit(
         &self,
-        event: &str,
+        event: AuditKind,
         user_id: Option<&str>,
         session_id: Option<&str>,
         client: &ClientInfo,
@@ -17,7 +18,7 @@ impl AuthService {
         self.metrics.event(event);
         let record = client.audit_event(event, user_id, session_id, self.clock.now_millis());
         if let Err(err) = self.store.insert_audit_event(&record).await {
-            tracing::error!(error = %err, event, "cannot record an audit event");
+            tracing::error!(error = %err, %event, "cannot record an audit event");
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Who is asking for a session, and the audit record of what they did.
 
+use crate::audit::AuditKind;
 use crate::store::AuditEvent;
 
 /// Longest user agent kept on a session or an audit record, in characters.
@@ -25,14 +26,14 @@ impl ClientInfo {
     /// client caused at `now` (ms). Never a secret.
     pub fn audit_event(
         &self,
-        event: &str,
+        event: AuditKind,
         user_id: Option<&str>,
         session_id: Option<&str>,
         now: i64,
     ) -> AuditEvent {
         AuditEvent {
             occurred_at: now,
-            event: event.to_owned(),
+            event: event.as_str().to_owned(),
             user_id: user_id.map(str::to_owned),
             session_id: session_id.map(str::to_owned),
             ip: self.ip.clone(),

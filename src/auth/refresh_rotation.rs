@@ -9,6 +9,7 @@
 //! grant's deadline; past it the grant is unavailable (503), never
 //! `invalid_grant`, which clients take to mean "signed out".
 
+use crate::audit::AuditKind;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -150,9 +151,9 @@ impl RefreshRotation {
             return (RefreshWrite::Nothing, None);
         }
         let (write, event) = match self.policy.decide(state, now) {
-            Decision::Rotate => (RefreshWrite::Rotate, "refresh"),
-            Decision::Replay => (RefreshWrite::Replay, "refresh"),
-            Decision::Reuse => (RefreshWrite::Revoke, "refresh_reuse_detected"),
+            Decision::Rotate => (RefreshWrite::Rotate, AuditKind::Refresh),
+            Decision::Replay => (RefreshWrite::Replay, AuditKind::Refresh),
+            Decision::Reuse => (RefreshWrite::Revoke, AuditKind::RefreshReuseDetected),
             Decision::Dead => return (RefreshWrite::Nothing, None),
         };
         let (user, session) = (&state.token.user_id, &state.token.session_id);
@@ -173,7 +174,7 @@ impl RefreshRotation {
         let token = state.token;
         match write {
             RefreshWrite::Rotate | RefreshWrite::Replay => {
-                self.metrics.event("refresh");
+                self.metrics.event(AuditKind::Refresh);
                 if write == RefreshWrite::Replay {
                     self.metrics.refresh_replayed();
                 }
@@ -185,7 +186,7 @@ impl RefreshRotation {
                 })
             }
             RefreshWrite::Revoke => {
-                self.metrics.event("refresh_reuse_detected");
+                self.metrics.event(AuditKind::RefreshReuseDetected);
                 tracing::warn!(
                     session_id = %token.session_id,
                     user_id = %token.user_id,

@@ -1,6 +1,7 @@
 //! Authenticating access tokens against their session, listing and revoking
 //! sessions, and RFC 7009 token revocation.
 
+use crate::audit::AuditKind;
 use std::sync::Arc;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -93,8 +94,13 @@ impl AuthService {
         if revoked {
             self.session_check.revoked(session_id);
             tracing::info!(%user_id, %session_id, "session revoked by its owner");
-            self.audit("session_revoked", Some(user_id), Some(session_id), client)
-                .await;
+            self.audit(
+                AuditKind::SessionRevoked,
+                Some(user_id),
+                Some(session_id),
+                client,
+            )
+            .await;
         }
         Ok(revoked)
     }
@@ -103,7 +109,8 @@ impl AuthService {
     pub async fn logout_all(&self, user_id: &str, client: &ClientInfo) -> Result<(), Error> {
         let revoked = self.revoke_all_of(user_id).await?;
         tracing::info!(%user_id, sessions = revoked, "logged out everywhere");
-        self.audit("logout_all", Some(user_id), None, client).await;
+        self.audit(AuditKind::LogoutAll, Some(user_id), None, client)
+            .await;
         Ok(())
     }
 
@@ -163,8 +170,13 @@ impl AuthService {
             self.session_check.revoked(session_id);
         }
         tracing::info!(%user_id, other_sessions_revoked = revoked.len(), "password changed");
-        self.audit("password_changed", Some(user_id), Some(current_sid), client)
-            .await;
+        self.audit(
+            AuditKind::PasswordChanged,
+            Some(user_id),
+            Some(current_sid),
+            client,
+        )
+        .await;
         Ok(())
     }
 
@@ -208,9 +220,9 @@ impl AuthService {
         }
         tracing::info!(%user_id, disabled, "account state changed");
         let event = if disabled {
-            "user_disabled"
+            AuditKind::UserDisabled
         } else {
-            "user_enabled"
+            AuditKind::UserEnabled
         };
         self.audit(event, Some(&user_id), None, &ClientInfo::default())
             .await;
@@ -237,8 +249,13 @@ impl AuthService {
             revoked = self.revoke_access_token(token).await?;
         }
         if let Some((user_id, session_id)) = revoked {
-            self.audit("token_revoked", Some(&user_id), Some(&session_id), client)
-                .await;
+            self.audit(
+                AuditKind::TokenRevoked,
+                Some(&user_id),
+                Some(&session_id),
+                client,
+            )
+            .await;
         }
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! The grants: registration, the password grant, the refresh grant and
 //! logout, on top of the store. HTTP handlers translate to and from these.
 
+use crate::audit::AuditKind;
 use std::sync::Arc;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -163,7 +164,8 @@ impl AuthService {
             .retry_after(&self.store, &attempt, now)
             .await?
         {
-            self.audit("login_throttled", None, None, &client).await;
+            self.audit(AuditKind::LoginThrottled, None, None, &client)
+                .await;
             return Err(GrantError::TooManyAttempts(retry_after));
         }
         let user = match self.check_credentials(username, password).await? {
@@ -173,7 +175,7 @@ impl AuthService {
             }
             Credentials::Refused { user_id } => {
                 self.throttle.failed(&self.store, &attempt, now).await?;
-                self.audit("login_failed", user_id.as_deref(), None, &client)
+                self.audit(AuditKind::LoginFailed, user_id.as_deref(), None, &client)
                     .await;
                 return Err(GrantError::InvalidGrant(BAD_CREDENTIALS));
             }
@@ -199,7 +201,7 @@ impl AuthService {
             .await?;
         tracing::info!(user_id = %user.id, session_id = %session_id, "login succeeded");
         self.audit(
-            "login_succeeded",
+            AuditKind::LoginSucceeded,
             Some(&user.id),
             Some(&session_id),
             &client,
@@ -339,7 +341,7 @@ impl AuthService {
     pub async fn logout(&self, refresh_token: &str, client: &ClientInfo) -> Result<(), Error> {
         if let Some((user_id, session_id)) = self.revoke_refresh_token(refresh_token).await? {
             tracing::info!(%session_id, "logout: session revoked");
-            self.audit("logout", Some(&user_id), Some(&session_id), client)
+            self.audit(AuditKind::Logout, Some(&user_id), Some(&session_id), client)
                 .await;
         }
         Ok(())

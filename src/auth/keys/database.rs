@@ -1,6 +1,7 @@
 //! The key ring's home in the database: first key, reloads, rotation,
 //! reset, re-sealing and pruning.
 
+use crate::audit::AuditKind;
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
@@ -164,7 +165,7 @@ impl DatabaseKeys {
                 previous.as_deref().unwrap_or("-")
             );
             tracing::info!(%kid, ?previous, activates_at, "signing key rotated");
-            audit_key_event(store, "key_rotated", detail, now).await?;
+            audit_key_event(store, AuditKind::KeyRotated, detail, now).await?;
             return Ok(Rotation {
                 kid,
                 previous,
@@ -192,7 +193,7 @@ impl DatabaseKeys {
             let discarded = store.delete_signing_keys_before(generation).await?;
             tracing::warn!(%kid, discarded, "signing keys reset");
             let detail = format!("kid={kid} discarded={discarded}");
-            audit_key_event(store, "keys_reset", detail, now).await?;
+            audit_key_event(store, AuditKind::KeysReset, detail, now).await?;
             return Ok(Rotation {
                 kid,
                 previous: None,
@@ -229,21 +230,21 @@ impl DatabaseKeys {
             .await?;
         let detail = format!("kek={}->{} keys={resealed}", self.kek.id(), new_kek.id());
         tracing::info!(resealed, kek = new_kek.id(), "signing keys resealed");
-        audit_key_event(store, "keys_resealed", detail, now_millis()).await?;
+        audit_key_event(store, AuditKind::KeysResealed, detail, now_millis()).await?;
         Ok(resealed)
     }
 }
 
 async fn audit_key_event(
     store: &Store,
-    event: &str,
+    event: AuditKind,
     detail: String,
     now: i64,
 ) -> Result<(), sqlx::Error> {
     store
         .insert_audit_event(&AuditEvent {
             occurred_at: now,
-            event: event.to_owned(),
+            event: event.as_str().to_owned(),
             detail: Some(detail),
             ..Default::default()
         })

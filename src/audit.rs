@@ -1,0 +1,94 @@
+//! What the audit trail records: one [`AuditKind`] per kind of event,
+//! written to the store by name and counted in `/metrics` by name. A kind
+//! that is not here cannot be recorded.
+
+/// A kind of audited event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuditKind {
+    LoginSucceeded,
+    LoginFailed,
+    LoginThrottled,
+    Refresh,
+    RefreshReuseDetected,
+    Logout,
+    LogoutAll,
+    SessionRevoked,
+    TokenRevoked,
+    PasswordChanged,
+    UserDisabled,
+    UserEnabled,
+    /// Signing-key events, recorded by the `gatehouse keys` commands.
+    KeyRotated,
+    KeysReset,
+    KeysResealed,
+}
+
+impl AuditKind {
+    /// The kinds a serving instance records, each counted in
+    /// `gatehouse_events_total{event=…}` (the key events happen in admin
+    /// commands, not in the server).
+    pub const COUNTED: [Self; 12] = [
+        Self::LoginSucceeded,
+        Self::LoginFailed,
+        Self::LoginThrottled,
+        Self::Refresh,
+        Self::RefreshReuseDetected,
+        Self::Logout,
+        Self::LogoutAll,
+        Self::SessionRevoked,
+        Self::TokenRevoked,
+        Self::PasswordChanged,
+        Self::UserDisabled,
+        Self::UserEnabled,
+    ];
+
+    /// The name stored in `audit_events.event` and shown in `/metrics`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::LoginSucceeded => "login_succeeded",
+            Self::LoginFailed => "login_failed",
+            Self::LoginThrottled => "login_throttled",
+            Self::Refresh => "refresh",
+            Self::RefreshReuseDetected => "refresh_reuse_detected",
+            Self::Logout => "logout",
+            Self::LogoutAll => "logout_all",
+            Self::SessionRevoked => "session_revoked",
+            Self::TokenRevoked => "token_revoked",
+            Self::PasswordChanged => "password_changed",
+            Self::UserDisabled => "user_disabled",
+            Self::UserEnabled => "user_enabled",
+            Self::KeyRotated => "key_rotated",
+            Self::KeysReset => "keys_reset",
+            Self::KeysResealed => "keys_resealed",
+        }
+    }
+}
+
+impl std::fmt::Display for AuditKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_has_its_own_snake_case_name() {
+        let kinds = AuditKind::COUNTED.iter().chain(&[
+            AuditKind::KeyRotated,
+            AuditKind::KeysReset,
+            AuditKind::KeysResealed,
+        ]);
+        let names: Vec<_> = kinds.map(|kind| kind.as_str()).collect();
+        let distinct: std::collections::HashSet<_> = names.iter().collect();
+        assert_eq!(distinct.len(), names.len(), "{names:?}");
+        assert!(
+            names
+                .iter()
+                .all(|name| name.chars().all(|c| c.is_ascii_lowercase() || c == '_')),
+            "{names:?}"
+        );
+    }
+}
