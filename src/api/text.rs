@@ -51,11 +51,11 @@ impl Rules for ClientId {
     const PATTERN: Option<&'static str> = Some(concat!("^[^", control!(), "]*$"));
 }
 
-/// A username (see `auth::service::check_username`).
+/// A username (see `auth::username::check_username`).
 pub struct Username;
 impl Rules for Username {
     const MIN_LENGTH: Option<usize> = Some(1);
-    const MAX_LENGTH: Option<usize> = Some(crate::auth::service::MAX_USERNAME_CHARS);
+    const MAX_LENGTH: Option<usize> = Some(crate::auth::username::MAX_USERNAME_CHARS);
     const PATTERN: Option<&'static str> = Some("^[A-Za-z0-9._@+-]+$");
 }
 
@@ -83,7 +83,7 @@ impl Rules for Password {
 pub struct LoginName;
 impl Rules for LoginName {
     const MIN_LENGTH: Option<usize> = Some(1);
-    const MAX_LENGTH: Option<usize> = Some(crate::auth::service::MAX_USERNAME_CHARS);
+    const MAX_LENGTH: Option<usize> = Some(crate::auth::username::MAX_USERNAME_CHARS);
 }
 
 /// A refresh token: no token Gatehouse issued is longer. (Logout and
@@ -253,7 +253,8 @@ mod tests {
     #[test]
     fn the_documented_patterns_agree_with_the_server_rules() {
         use crate::auth::password::check_policy;
-        use crate::auth::service::{check_email, check_username};
+        use crate::auth::service::check_email;
+        use crate::auth::username::check_username;
         let usernames = [
             "alice",
             "a.b_c-d@e+f",

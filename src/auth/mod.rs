@@ -13,6 +13,7 @@ pub mod scope;
 pub mod service;
 pub mod sessions;
 pub mod throttle;
+pub mod username;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

@@ -9,7 +9,6 @@
 //! grant's deadline; past it the grant is unavailable (503), never
 //! `invalid_grant`, which clients take to mean "signed out".
 
-use crate::audit::AuditKind;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +18,7 @@ use tokio::time::Instant;
 use super::client::ClientInfo;
 use super::refresh::{self, Decision, RefreshPolicy, Successors};
 use super::scope::{self, InvalidScope};
+use crate::audit::AuditKind;
 use crate::clock::Clock;
 use crate::error::Error;
 use crate::metrics::Metrics;

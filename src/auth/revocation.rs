@@ -1,7 +1,6 @@
 //! Authenticating access tokens against their session, listing and revoking
 //! sessions, and RFC 7009 token revocation.
 
-use crate::audit::AuditKind;
 use std::sync::Arc;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -10,6 +9,7 @@ use super::jwt::{AccessClaims, TokenError};
 use super::password::{self, PolicyViolation};
 use super::refresh;
 use super::service::{AuthService, ClientInfo};
+use crate::audit::AuditKind;
 use crate::error::Error;
 use crate::store::{Account, SessionRecord};
 
@@ -208,7 +208,7 @@ impl AuthService {
         let Some(user_id) = self
             .store
             .set_user_disabled(
-                &super::service::username_key(username),
+                &super::username::username_key(username),
                 disabled.then_some(now),
             )
             .await?

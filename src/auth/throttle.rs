@@ -16,7 +16,7 @@
 use std::time::Duration;
 
 use super::refresh::millis;
-use super::service::MAX_USERNAME_CHARS;
+use super::username::MAX_USERNAME_CHARS;
 use crate::store::Store;
 
 /// How failed logins are throttled.
@@ -59,7 +59,7 @@ impl Attempt {
     pub fn new(username: &str, address: Option<&str>) -> Self {
         // The account is its case-insensitive key: `Alice` and `alice` share a counter.
         let username: String = username.chars().take(MAX_USERNAME_CHARS).collect();
-        let username = super::service::username_key(&username);
+        let username = super::username::username_key(&username);
         Self {
             account: format!("account:{username}"),
             address: address.map(|ip| format!("ip:{ip}")),

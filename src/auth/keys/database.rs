@@ -1,7 +1,6 @@
 //! The key ring's home in the database: first key, reloads, rotation,
 //! reset, re-sealing and pruning.
 
-use crate::audit::AuditKind;
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
@@ -10,6 +9,7 @@ use ed25519_dalek::SigningKey;
 use secrecy::ExposeSecret as _;
 
 use super::{Kek, KeyRing, KeySource, RingError, Rotation};
+use crate::audit::AuditKind;
 use crate::auth::jwt::{TokenKey, read_ed25519_pem};
 use crate::auth::refresh::millis;
 use crate::auth::service::AuthService;
