@@ -21,15 +21,6 @@ port=${GATEHOUSE_BENCH_PORT:-18190}
 work=$(mktemp -d /var/tmp/gatehouse-bench-ab.XXXXXX)
 on_exit+=("rm -rf '$work'")
 
-token_for() {
-  local url=$1
-  curl -fsS -X POST "$url/users" -H 'Content-Type: application/json' \
-    -d '{"username":"bench","password":"correct horse battery staple"}' >/dev/null
-  curl -fsS -X POST "$url/oauth/token" \
-    -d 'grant_type=password&username=bench&password=correct+horse+battery+staple' |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])'
-}
-
 scenario=${SCENARIO:-me}
 start_gatehouse "$work/this" "$port" "${unthrottled[@]}"
 BINARY=$other start_gatehouse "$work/other" "$((port + 1))" "${unthrottled[@]}"
@@ -51,8 +42,6 @@ run() { # NAME PORT TOKEN ROUND
   wrk -t2 -c"$conns" -d1s "${load[@]}" >/dev/null # warm-up
   wrk -t2 -c"$conns" -d"${secs}s" --latency "${load[@]}" >"$work/$1-$4.txt"
 }
-rps() { awk '/Requests\/sec/ {print $2}' "$1"; }
-p99() { awk '$1 == "99%" {print $2}' "$1"; }
 for round in $(seq 1 "$rounds"); do
   run this "$port" "$this_token" "$round"
   run other "$((port + 1))" "$other_token" "$round"

@@ -53,3 +53,17 @@ start_both_stores() {
   start_gatehouse "$dir/sqlite" "$((port + 1))" --database-url "sqlite://$dir/sqlite/gatehouse.db" \
     "${unthrottled[@]}"
 }
+
+# token_for URL: registers the user `bench` and prints an access token of it.
+token_for() {
+  local url=$1
+  curl -fsS -X POST "$url/users" -H 'Content-Type: application/json' \
+    -d '{"username":"bench","password":"correct horse battery staple"}' >/dev/null
+  curl -fsS -X POST "$url/oauth/token" \
+    -d 'grant_type=password&username=bench&password=correct+horse+battery+staple' |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])'
+}
+
+# rps FILE, p99 FILE: from wrk's own output (with --latency).
+rps() { awk '/Requests\/sec/ {print $2}' "$1"; }
+p99() { awk '$1 == "99%" {print $2}' "$1"; }

@@ -13,15 +13,6 @@ port=${GATEHOUSE_BENCH_PORT:-18097}
 work=$(mktemp -d /var/tmp/gatehouse-bench-logging.XXXXXX)
 on_exit+=("rm -rf '$work'")
 
-token_for() {
-  local url=$1
-  curl -fsS -X POST "$url/users" -H 'Content-Type: application/json' \
-    -d '{"username":"bench","password":"correct horse battery staple"}' >/dev/null
-  curl -fsS -X POST "$url/oauth/token" \
-    -d 'grant_type=password&username=bench&password=correct+horse+battery+staple' |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])'
-}
-
 logged_port=$port
 GATEHOUSE_LOG="info,sqlx=warn" start_gatehouse "$work/logged" "$logged_port"
 quiet_port=$((port + 1))
@@ -34,8 +25,6 @@ run() { # NAME PORT TOKEN ROUND
   wrk -t2 -c"$conns" -d"${secs}s" --latency -H "Authorization: Bearer $3" \
     "http://127.0.0.1:$2/users/me" >"$work/$1-$4.txt"
 }
-rps() { awk '/Requests\/sec/ {print $2}' "$1"; }
-p99() { awk '$1 == "99%" {print $2}' "$1"; }
 for round in $(seq 1 "$rounds"); do
   run logged "$logged_port" "$logged_token" "$round"
   run quiet "$quiet_port" "$quiet_token" "$round"

@@ -89,14 +89,20 @@ async fn metrics_show_the_published_keys_and_how_old_the_signing_key_is(store: S
     );
 }
 
-async fn metrics_count_session_checks_answered_from_the_cache_and_the_database(store: Store) {
+/// `/metrics` before and after a fresh user's three `GET /users/me` with one
+/// access token.
+async fn metrics_around_three_calls_of_me(store: Store) -> (String, String) {
     let app = TestApp::spawn(store).await;
     let tokens = app.user_with_tokens("alice").await;
     let before = metrics(&app).await;
     for _ in 0..3 {
         app.me(tokens.str("access_token")).await.assert_status(200);
     }
-    let after = metrics(&app).await;
+    (before, metrics(&app).await)
+}
+
+async fn metrics_count_session_checks_answered_from_the_cache_and_the_database(store: Store) {
+    let (before, after) = metrics_around_three_calls_of_me(store).await;
     let delta = |series| value(&after, series) - value(&before, series);
     // The first check may ask the database; the next ones are hits.
     let (hits, misses) = (
@@ -110,13 +116,7 @@ async fn metrics_count_session_checks_answered_from_the_cache_and_the_database(s
 async fn metrics_count_access_tokens_verified_by_their_signature_once_and_then_from_the_cache(
     store: Store,
 ) {
-    let app = TestApp::spawn(store).await;
-    let tokens = app.user_with_tokens("alice").await;
-    let before = metrics(&app).await;
-    for _ in 0..3 {
-        app.me(tokens.str("access_token")).await.assert_status(200);
-    }
-    let after = metrics(&app).await;
+    let (before, after) = metrics_around_three_calls_of_me(store).await;
     let delta = |series| value(&after, series) - value(&before, series);
     assert_eq!(delta("gatehouse_verified_token_cache_misses_total"), 1);
     assert_eq!(delta("gatehouse_verified_token_cache_hits_total"), 2);
