@@ -1,9 +1,10 @@
 //! The crate error: failures that are not the client's doing.
 //!
 //! Expected outcomes (bad credentials, a taken username, a malformed body)
-//! are variants of each operation's response type, not errors. What lands
-//! here is logged in full and answered opaquely: 503 when the database is
-//! unreachable, 500 otherwise, never with SQL or internals in the body.
+//! are each service's own error enums, which the API turns into the
+//! operation's `Failure`. What lands here is logged in full and answered
+//! opaquely (`api/failure.rs`): 503 when the database is unreachable, 500
+//! otherwise, never with SQL or internals in the body.
 
 use crate::auth::password::HashError;
 

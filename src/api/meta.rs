@@ -4,7 +4,8 @@ use poem::web::Data;
 use poem_openapi::payload::{Json, PlainText};
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
-use super::{ApiError, ApiTags};
+use super::ApiTags;
+use super::failure::{Answer, Failure, Failures, RETRY_AFTER};
 use crate::AppState;
 use crate::metrics::Gauges;
 
@@ -17,14 +18,22 @@ pub struct Health {
 
 /// The answer of the readiness check.
 #[derive(ApiResponse)]
-pub enum ReadyReply {
+pub enum Ready {
     /// The database answers.
     #[oai(status = 200)]
-    Ready(Json<Health>),
-    /// The database does not answer (`unavailable`); check again after
-    /// `Retry-After` seconds.
-    #[oai(status = 503)]
-    Unavailable(Json<ApiError>, #[oai(header = "Retry-After")] String),
+    Ok(Json<Health>),
+}
+
+/// How the readiness check fails.
+pub enum NotReady {}
+
+impl Failures for NotReady {
+    const ANSWERS: &'static [Answer] = &[Answer::new(
+        503,
+        "The database does not answer (`unavailable`); check again after \
+         `Retry-After` seconds.",
+    )
+    .with(&[RETRY_AFTER])];
 }
 
 /// The metrics answer.
@@ -55,19 +64,15 @@ impl MetaApi {
     ///
     /// 200 when the database answers, 503 when it does not.
     #[oai(path = "/health/ready", method = "get", operation_id = "ready")]
-    async fn ready(&self, state: Data<&AppState>) -> ReadyReply {
-        match state.auth.store.ping().await {
-            Ok(()) => ReadyReply::Ready(Json(Health {
-                status: "ok".into(),
-            })),
-            Err(err) => {
-                tracing::warn!(error = %err, "readiness check failed");
-                ReadyReply::Unavailable(
-                    ApiError::new("unavailable", "the database does not answer"),
-                    crate::error::DATABASE_RETRY_SECS.to_string(),
-                )
-            }
+    async fn ready(&self, state: Data<&AppState>) -> Result<Ready, Failure<NotReady>> {
+        if let Err(err) = state.auth.store.ping().await {
+            tracing::warn!(error = %err, "readiness check failed");
+            let retry = crate::error::DATABASE_RETRY_SECS;
+            return Err(Failure::unavailable("the database does not answer", retry));
         }
+        Ok(Ready::Ok(Json(Health {
+            status: "ok".into(),
+        })))
     }
 
     /// Prometheus metrics

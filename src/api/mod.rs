@@ -4,6 +4,7 @@
 
 mod client_address;
 mod discovery;
+pub(crate) mod failure;
 mod meta;
 mod oauth;
 mod revoke;
@@ -28,8 +29,6 @@ pub use sessions::SessionsApi;
 pub use text::Text;
 pub use token::TokenApi;
 pub use users::UsersApi;
-
-use crate::error::Error;
 
 /// The groups of operations in the spec.
 #[derive(Tags)]
@@ -63,101 +62,6 @@ impl ApiError {
             error: error.to_owned(),
             message: message.into(),
         })
-    }
-}
-
-/// Every response type of an operation that touches the database can answer
-/// a failure that is not the client's: 503 with `Retry-After` when it is
-/// worth retrying (the database is unreachable, every core is hashing), 500
-/// otherwise. The body never says more than that.
-pub trait ServerFailure: Sized {
-    fn internal(body: Json<ApiError>) -> Self;
-    fn unavailable(body: Json<ApiError>, retry_after_secs: u32) -> Self;
-
-    /// Answers a server-side failure that was already logged.
-    fn failed(status: StatusCode) -> Self {
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            Self::unavailable(unavailable_body(), crate::error::DATABASE_RETRY_SECS)
-        } else {
-            Self::internal(ApiError::new("internal_error", "internal server error"))
-        }
-    }
-
-    /// Logs `err` in full and answers it opaquely.
-    fn from_error(err: impl Into<Error>) -> Self {
-        let err = err.into();
-        match err.retry_after() {
-            Some(secs) => {
-                tracing::warn!(error = %err, "temporarily unavailable");
-                Self::unavailable(unavailable_body(), secs)
-            }
-            None => {
-                tracing::error!(error = %err, "internal error");
-                Self::internal(ApiError::new("internal_error", "internal server error"))
-            }
-        }
-    }
-}
-
-fn unavailable_body() -> Json<ApiError> {
-    ApiError::new("unavailable", "the service is temporarily unavailable")
-}
-
-/// Implements [`ServerFailure`] for a response enum with `InternalError`
-/// and `Unavailable` variants.
-macro_rules! server_failure {
-    ($reply:ty) => {
-        impl $crate::api::ServerFailure for $reply {
-            fn internal(body: poem_openapi::payload::Json<$crate::api::ApiError>) -> Self {
-                Self::InternalError(body)
-            }
-            fn unavailable(
-                body: poem_openapi::payload::Json<$crate::api::ApiError>,
-                retry_after_secs: u32,
-            ) -> Self {
-                Self::Unavailable(body, retry_after_secs.to_string())
-            }
-        }
-    };
-}
-pub(crate) use server_failure;
-
-/// What a request that failed before its handler ran gets.
-pub enum Rejection {
-    /// The body or a parameter does not parse (400).
-    BadRequest(Json<ApiError>),
-    /// The body is not in a media type the operation accepts (415).
-    UnsupportedMediaType(Json<ApiError>),
-    /// The access token is missing or invalid (401).
-    Unauthorized(Json<ApiError>, String),
-    /// Checking the request failed on the server's side (500, 503).
-    Failed(StatusCode),
-}
-
-impl Rejection {
-    /// Sorts a poem-openapi extraction error.
-    pub fn from_error(err: &poem::Error) -> Self {
-        if err.status().is_server_error() {
-            return Self::Failed(err.status());
-        }
-        if err.is::<poem_openapi::error::AuthorizationError>() {
-            // No Bearer credentials at all (RFC 6750 §3.1).
-            let (body, header) = security::no_token();
-            return Self::Unauthorized(body, header);
-        }
-        if err.status() == StatusCode::UNAUTHORIZED {
-            let (body, header) = security::invalid_token();
-            return Self::Unauthorized(body, header);
-        }
-        if err.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE
-            || err.is::<poem_openapi::error::ContentTypeError>()
-        {
-            return Self::UnsupportedMediaType(ApiError::new(
-                "unsupported_media_type",
-                err.to_string(),
-            ));
-        }
-        Self::BadRequest(ApiError::new("invalid_request", describe(err)))
     }
 }
 
@@ -253,7 +157,7 @@ pub fn routes(settings: &HttpSettings) -> impl Endpoint<Output = Response> + use
 /// the connection and the process serving.
 fn panic_answer(_panic: Box<dyn std::any::Any + Send>) -> Response {
     tracing::error!("a request handler panicked");
-    ApiError::new("internal_error", "internal server error")
+    ApiError::new("internal_error", failure::INTERNAL_MESSAGE)
         .with_status(StatusCode::INTERNAL_SERVER_ERROR)
         .into_response()
 }
@@ -330,6 +234,8 @@ async fn errors_as_json<E: Endpoint>(ep: E, req: Request) -> poem::Result<Respon
     let path = req.uri().path().to_owned();
     let err = match ep.call(req).await {
         Ok(response) => return Ok(response.into_response()),
+        // An operation's own `Failure`, already answered.
+        Err(err) if err.is_from_response() => return Ok(err.into_response()),
         Err(err) => err,
     };
     let mut response = json_error(&err);
@@ -351,13 +257,15 @@ async fn errors_as_json<E: Endpoint>(ep: E, req: Request) -> poem::Result<Respon
 
 fn json_error(err: &poem::Error) -> Response {
     let status = err.status();
+    if status == StatusCode::UNAUTHORIZED {
+        return unauthorized(err);
+    }
     let code = match status {
         StatusCode::NOT_FOUND => "not_found",
         StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
         StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
         StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => "headers_too_large",
         StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
-        StatusCode::UNAUTHORIZED => "invalid_token",
         s if s.is_client_error() => "invalid_request",
         StatusCode::SERVICE_UNAVAILABLE => "unavailable",
         _ => "internal_error",
@@ -370,6 +278,20 @@ fn json_error(err: &poem::Error) -> Response {
     };
     ApiError::new(code, message)
         .with_status(status)
+        .into_response()
+}
+
+/// The security scheme's 401 (RFC 6750 §3): no Bearer credentials at all,
+/// or a token that does not authenticate.
+fn unauthorized(err: &poem::Error) -> Response {
+    let (error, message, challenge) = if err.is::<poem_openapi::error::AuthorizationError>() {
+        security::NO_TOKEN
+    } else {
+        security::INVALID_TOKEN
+    };
+    ApiError::new(error, message)
+        .with_status(StatusCode::UNAUTHORIZED)
+        .with_header(poem::http::header::WWW_AUTHENTICATE, challenge)
         .into_response()
 }
 

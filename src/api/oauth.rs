@@ -3,10 +3,12 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use poem::Request;
+use poem::http::StatusCode;
+use poem::{Endpoint, EndpointExt as _, IntoResponse, Request};
 use poem_openapi::payload::Json;
 use poem_openapi::{Enum, Object};
 
+use super::failure::{Answer, Failure, Failures};
 use crate::auth::service::ClientInfo;
 
 /// `Cache-Control` of every token endpoint answer (RFC 6749 §5.1).
@@ -69,20 +71,45 @@ pub fn basic_client_id(req: &Request) -> Result<Option<String>, MalformedBasic> 
 }
 
 /// An `Authorization: Basic` header that does not decode to `id:secret`.
+#[derive(Debug)]
 pub struct MalformedBasic;
 
-impl MalformedBasic {
-    /// The `invalid_client` body, `Cache-Control` and `WWW-Authenticate`.
-    pub fn into_parts(self) -> (Json<OAuthError>, String, String) {
-        (
-            OAuthError::new(
-                OAuthErrorCode::InvalidClient,
-                "malformed HTTP Basic client credentials",
-            ),
-            NO_STORE.into(),
-            r#"Basic realm="gatehouse""#.into(),
+impl<F: Failures> From<MalformedBasic> for Failure<F> {
+    /// `401 invalid_client` with a Basic challenge (RFC 6749 §5.2).
+    fn from(_: MalformedBasic) -> Self {
+        Failure::oauth(
+            StatusCode::UNAUTHORIZED,
+            OAuthErrorCode::InvalidClient,
+            "malformed HTTP Basic client credentials",
+        )
+        .header(
+            poem::http::header::WWW_AUTHENTICATE,
+            r#"Basic realm="gatehouse""#,
         )
     }
+}
+
+/// The `transform` of the OAuth2 operations: a request they cannot parse
+/// (a malformed body, another media type) gets RFC 6749's `400
+/// invalid_request` with `Cache-Control: no-store`, not the `ApiError` the
+/// other operations answer.
+pub fn oauth_errors(ep: impl Endpoint + 'static) -> impl Endpoint {
+    ep.around(|ep, req| async move {
+        match ep.call(req).await {
+            Err(err) if !err.is_from_response() && err.status().is_client_error() => {
+                let failure = Failure::<InvalidRequest>::invalid_request(super::describe(&err));
+                Ok(failure.into_response())
+            }
+            answer => answer.map(IntoResponse::into_response),
+        }
+    })
+}
+
+/// What [`oauth_errors`] answers.
+enum InvalidRequest {}
+
+impl Failures for InvalidRequest {
+    const ANSWERS: &'static [Answer] = &[Answer::oauth(400, "The request is malformed.")];
 }
 
 pub fn client_info(req: &Request, client_id: Option<String>) -> ClientInfo {

@@ -3,12 +3,10 @@
 use poem::Request;
 use poem::http::StatusCode;
 use poem_openapi::auth::Bearer;
-use poem_openapi::payload::Json;
 use poem_openapi::{OAuthScopes, SecurityScheme};
 
-use super::ApiError;
+use super::failure::{Failure, Failures};
 use crate::AppState;
-use crate::auth::jwt::AccessClaims;
 use crate::auth::revocation::{AuthenticateError, Caller};
 use crate::auth::scope;
 
@@ -38,6 +36,25 @@ pub enum Scopes {
     checker = "check_access_token"
 )]
 pub struct BearerAuth(pub Caller);
+
+impl BearerAuth {
+    /// The caller, if the token carries `scope`; 403 otherwise (RFC 6750
+    /// §3.1). (The scheme's `scope` attribute only documents it.)
+    pub fn with_scope<F: Failures>(self, required: &str) -> Result<Caller, Failure<F>> {
+        if scope::contains(&self.0.claims.scope, required) {
+            return Ok(self.0);
+        }
+        Err(Failure::new(
+            StatusCode::FORBIDDEN,
+            "insufficient_scope",
+            format!("this operation needs the `{required}` scope"),
+        )
+        .header(
+            poem::http::header::WWW_AUTHENTICATE,
+            format!(r#"Bearer realm="gatehouse", error="insufficient_scope", scope="{required}""#),
+        ))
+    }
+}
 
 /// The token was refused; the precise reason is logged, never sent.
 #[derive(Debug, thiserror::Error)]
@@ -73,147 +90,19 @@ async fn check_access_token(req: &Request, bearer: Bearer) -> poem::Result<Calle
     }
 }
 
-/// The 401 body and `WWW-Authenticate` value (RFC 6750 §3) for a missing,
+/// The 401 code, message and `WWW-Authenticate` value (RFC 6750 §3) for a
 /// malformed, expired or otherwise invalid access token.
-pub fn invalid_token() -> (Json<ApiError>, String) {
-    (
-        ApiError::new("invalid_token", "a valid access token is required"),
-        r#"Bearer realm="gatehouse", error="invalid_token", error_description="a valid access token is required""#
-            .to_owned(),
-    )
-}
+pub const INVALID_TOKEN: (&str, &str, &str) = (
+    "invalid_token",
+    "a valid access token is required",
+    r#"Bearer realm="gatehouse", error="invalid_token", error_description="a valid access token is required""#,
+);
 
-/// The 401 body and `WWW-Authenticate` value for a request that carries no
-/// Bearer credentials (none, or another scheme): the challenge names no
-/// error, as RFC 6750 §3.1 asks; the body keeps the one 401 code.
-pub fn no_token() -> (Json<ApiError>, String) {
-    (
-        ApiError::new("invalid_token", "an access token is required"),
-        r#"Bearer realm="gatehouse""#.to_owned(),
-    )
-}
-
-/// The 403 body and `WWW-Authenticate` value for a token without `scope`.
-pub fn insufficient_scope(scope: &str) -> (Json<ApiError>, String) {
-    (
-        ApiError::new(
-            "insufficient_scope",
-            format!("this operation needs the `{scope}` scope"),
-        ),
-        format!(r#"Bearer realm="gatehouse", error="insufficient_scope", scope="{scope}""#),
-    )
-}
-
-/// The answers every protected operation shares: 401, 403, 500, 503.
-pub trait Protected: super::ServerFailure {
-    fn unauthorized(body: Json<ApiError>, challenge: String) -> Self;
-    fn forbidden(body: Json<ApiError>, challenge: String) -> Self;
-
-    /// Answers a request that failed before its handler ran: only the
-    /// security scheme can fail for operations without a body.
-    fn rejected(err: poem::Error) -> Self {
-        match super::Rejection::from_error(&err) {
-            super::Rejection::Failed(status) => Self::failed(status),
-            super::Rejection::BadRequest(body) => Self::malformed(body),
-            super::Rejection::UnsupportedMediaType(body) => Self::unsupported(body),
-            super::Rejection::Unauthorized(body, challenge) => Self::unauthorized(body, challenge),
-        }
-    }
-
-    /// A body that does not parse; without a body, only the security scheme
-    /// can fail, so the default is 401.
-    fn malformed(_body: Json<ApiError>) -> Self {
-        let (body, challenge) = invalid_token();
-        Self::unauthorized(body, challenge)
-    }
-
-    /// A body in a media type the operation does not take (see `malformed`).
-    fn unsupported(body: Json<ApiError>) -> Self {
-        Self::malformed(body)
-    }
-
-    /// `Err` with 403 unless the token carries `scope` (RFC 6750 §3.1).
-    fn require_scope(claims: &AccessClaims, required: &str) -> Result<(), Self> {
-        if scope::contains(&claims.scope, required) {
-            return Ok(());
-        }
-        let (body, challenge) = insufficient_scope(required);
-        Err(Self::forbidden(body, challenge))
-    }
-}
-
-/// The `bad_request_handler` of every protected operation's reply.
-pub fn rejected<T: Protected>(err: poem::Error) -> T {
-    T::rejected(err)
-}
-
-/// Declares the response enum of a protected operation: the given success
-/// (and other) variants, plus 401, 403, 500 and 503 with their handlers.
-macro_rules! protected_reply {
-    // An operation with a JSON body also answers 400, 413 and 415.
-    ($(#[$meta:meta])* $name:ident with body { $($variants:tt)* }) => {
-        $crate::api::security::protected_reply!($(#[$meta])* $name {
-            $($variants)*
-            /// The body does not parse or is refused (see `error`).
-            #[oai(status = 400)]
-            BadRequest(poem_openapi::payload::Json<$crate::api::ApiError>),
-            /// The body is larger than the server accepts (`--max-body-bytes`).
-            #[oai(status = 413)]
-            PayloadTooLarge(poem_openapi::payload::Json<$crate::api::ApiError>),
-            /// The body is not JSON.
-            #[oai(status = 415)]
-            UnsupportedMediaType(poem_openapi::payload::Json<$crate::api::ApiError>),
-        } overriding {
-            fn malformed(body: poem_openapi::payload::Json<$crate::api::ApiError>) -> Self {
-                Self::BadRequest(body)
-            }
-            fn unsupported(body: poem_openapi::payload::Json<$crate::api::ApiError>) -> Self {
-                Self::UnsupportedMediaType(body)
-            }
-        });
-    };
-    ($(#[$meta:meta])* $name:ident { $($variants:tt)* }) => {
-        $crate::api::security::protected_reply!($(#[$meta])* $name { $($variants)* } overriding {});
-    };
-    ($(#[$meta:meta])* $name:ident { $($variants:tt)* } overriding { $($overrides:tt)* }) => {
-        $(#[$meta])*
-        #[derive(poem_openapi::ApiResponse)]
-        #[oai(bad_request_handler = "crate::api::security::rejected")]
-        pub enum $name {
-            $($variants)*
-            /// The access token is missing, malformed, expired or revoked.
-            #[oai(status = 401)]
-            Unauthorized(
-                poem_openapi::payload::Json<$crate::api::ApiError>,
-                #[oai(header = "WWW-Authenticate")] String,
-            ),
-            /// The access token lacks the scope this operation needs.
-            #[oai(status = 403)]
-            Forbidden(
-                poem_openapi::payload::Json<$crate::api::ApiError>,
-                #[oai(header = "WWW-Authenticate")] String,
-            ),
-            /// An unexpected server error.
-            #[oai(status = 500)]
-            InternalError(poem_openapi::payload::Json<$crate::api::ApiError>),
-            /// The database is unavailable; retry later.
-            #[oai(status = 503)]
-            Unavailable(
-                poem_openapi::payload::Json<$crate::api::ApiError>,
-                #[oai(header = "Retry-After")] String,
-            ),
-        }
-        $crate::api::server_failure!($name);
-
-        impl $crate::api::security::Protected for $name {
-            fn unauthorized(body: poem_openapi::payload::Json<$crate::api::ApiError>, challenge: String) -> Self {
-                Self::Unauthorized(body, challenge)
-            }
-            fn forbidden(body: poem_openapi::payload::Json<$crate::api::ApiError>, challenge: String) -> Self {
-                Self::Forbidden(body, challenge)
-            }
-            $($overrides)*
-        }
-    };
-}
-pub(crate) use protected_reply;
+/// The same for a request that carries no Bearer credentials (none, or
+/// another scheme): the challenge names no error, as RFC 6750 §3.1 asks;
+/// the body keeps the one 401 code.
+pub const NO_TOKEN: (&str, &str, &str) = (
+    "invalid_token",
+    "an access token is required",
+    r#"Bearer realm="gatehouse""#,
+);

@@ -2,14 +2,17 @@
 
 use chrono::{DateTime, Utc};
 use poem::Request;
+use poem::http::StatusCode;
 use poem::web::Data;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
-use poem_openapi::{Object, OpenApi};
+use poem_openapi::{ApiResponse, Object, OpenApi};
 
+use super::failure::{
+    Answer, FORBIDDEN, Failure, Failures, INTERNAL, ProtectedFailures, UNAUTHORIZED, UNAVAILABLE,
+};
 use super::oauth::client_info;
-use super::security::{Protected, protected_reply};
-use super::{ApiError, ApiTags, BearerAuth, Scopes, ServerFailure};
+use super::{ApiTags, BearerAuth, Scopes};
 use crate::AppState;
 use crate::auth::scope;
 use crate::store::SessionRecord;
@@ -53,42 +56,49 @@ impl Session {
     }
 }
 
-protected_reply!(
-    /// The answer of `GET /users/me/sessions`.
-    SessionsReply {
-        /// The caller's live sessions, newest first.
-        #[oai(status = 200)]
-        Ok(Json<Vec<Session>>),
-    }
-);
+/// The answer of `GET /users/me/sessions`.
+#[derive(ApiResponse)]
+pub enum SessionList {
+    /// The caller's live sessions, newest first.
+    #[oai(status = 200)]
+    Ok(Json<Vec<Session>>),
+}
 
-protected_reply!(
-    /// The answer of `DELETE /users/me/sessions/{id}`.
-    RevokeSessionReply {
-        /// The session is revoked: its refresh token and access tokens stop working.
-        #[oai(status = 204)]
-        Revoked,
-        /// The id is not a session id, which is a UUID (`invalid_request`).
-        #[oai(status = 400)]
-        BadRequest(Json<ApiError>),
-        /// The caller has no live session with this id (`not_found`).
-        #[oai(status = 404)]
-        NotFound(Json<ApiError>),
-    } overriding {
-        fn malformed(body: Json<ApiError>) -> Self {
-            Self::BadRequest(body)
-        }
-    }
-);
+/// The answer of `DELETE /users/me/sessions/{id}`.
+#[derive(ApiResponse)]
+pub enum SessionRevoked {
+    /// The session is revoked: its refresh token and access tokens stop working.
+    #[oai(status = 204)]
+    Revoked,
+}
 
-protected_reply!(
-    /// The answer of `POST /auth/logout-all`.
-    LogoutAllReply {
-        /// Every session of the caller is revoked, this one included.
-        #[oai(status = 204)]
-        Done,
-    }
-);
+/// How revoking one session can fail.
+pub enum RevokeSessionFailures {}
+
+impl Failures for RevokeSessionFailures {
+    const ANSWERS: &'static [Answer] = &[
+        Answer::new(
+            400,
+            "The id is not a session id, which is a UUID (`invalid_request`).",
+        ),
+        UNAUTHORIZED,
+        FORBIDDEN,
+        Answer::new(
+            404,
+            "The caller has no live session with this id (`not_found`).",
+        ),
+        INTERNAL,
+        UNAVAILABLE,
+    ];
+}
+
+/// The answer of `POST /auth/logout-all`.
+#[derive(ApiResponse)]
+pub enum LoggedOutEverywhere {
+    /// Every session of the caller is revoked, this one included.
+    #[oai(status = 204)]
+    Done,
+}
 
 /// The caller's sessions.
 #[derive(Default)]
@@ -109,20 +119,15 @@ impl SessionsApi {
         &self,
         state: Data<&AppState>,
         #[oai(scope = "Scopes::Profile")] auth: BearerAuth,
-    ) -> SessionsReply {
-        let claims = auth.0.claims;
-        if let Err(forbidden) = SessionsReply::require_scope(&claims, scope::PROFILE) {
-            return forbidden;
-        }
-        match state.auth.sessions(&claims.sub).await {
-            Ok(sessions) => SessionsReply::Ok(Json(
-                sessions
-                    .into_iter()
-                    .map(|s| Session::new(s, &claims.sid))
-                    .collect(),
-            )),
-            Err(err) => SessionsReply::from_error(err),
-        }
+    ) -> Result<SessionList, Failure<ProtectedFailures>> {
+        let claims = auth.with_scope(scope::PROFILE)?.claims;
+        let sessions = state.auth.sessions(&claims.sub).await?;
+        Ok(SessionList::Ok(Json(
+            sessions
+                .into_iter()
+                .map(|s| Session::new(s, &claims.sid))
+                .collect(),
+        )))
     }
 
     /// Revoke one of your sessions
@@ -141,22 +146,20 @@ impl SessionsApi {
         #[oai(scope = "Scopes::Profile")] auth: BearerAuth,
         /// The session id, as listed by `GET /users/me/sessions`.
         id: Path<uuid::Uuid>,
-    ) -> RevokeSessionReply {
-        let claims = auth.0.claims;
-        if let Err(forbidden) = RevokeSessionReply::require_scope(&claims, scope::PROFILE) {
-            return forbidden;
-        }
-        match state
+    ) -> Result<SessionRevoked, Failure<RevokeSessionFailures>> {
+        let claims = auth.with_scope(scope::PROFILE)?.claims;
+        let revoked = state
             .auth
             .revoke_own_session(&claims.sub, &id.0.to_string(), &client_info(req, None))
-            .await
-        {
-            Ok(true) => RevokeSessionReply::Revoked,
-            Ok(false) => {
-                RevokeSessionReply::NotFound(ApiError::new("not_found", "no such session"))
-            }
-            Err(err) => RevokeSessionReply::from_error(err),
+            .await?;
+        if !revoked {
+            return Err(Failure::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such session",
+            ));
         }
+        Ok(SessionRevoked::Revoked)
     }
 
     /// Log out everywhere
@@ -168,18 +171,12 @@ impl SessionsApi {
         state: Data<&AppState>,
         req: &Request,
         #[oai(scope = "Scopes::Profile")] auth: BearerAuth,
-    ) -> LogoutAllReply {
-        let claims = auth.0.claims;
-        if let Err(forbidden) = LogoutAllReply::require_scope(&claims, scope::PROFILE) {
-            return forbidden;
-        }
-        match state
+    ) -> Result<LoggedOutEverywhere, Failure<ProtectedFailures>> {
+        let claims = auth.with_scope(scope::PROFILE)?.claims;
+        state
             .auth
             .logout_all(&claims.sub, &client_info(req, None))
-            .await
-        {
-            Ok(()) => LogoutAllReply::Done,
-            Err(err) => LogoutAllReply::from_error(err),
-        }
+            .await?;
+        Ok(LoggedOutEverywhere::Done)
     }
 }

@@ -2,6 +2,7 @@
 //! for SDK users, and logout.
 
 use poem::Request;
+use poem::http::StatusCode;
 use poem::web::Data;
 use poem_openapi::payload::{Form, Json};
 use poem_openapi::types::Example;
@@ -9,13 +10,15 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use super::oauth::{
-    MalformedBasic, NO_STORE, OAuthError, OAuthErrorCode, basic_client_id, client_info,
+use super::ApiTags;
+use super::failure::{
+    Answer, BUSY, Failure, Failures, INTERNAL, INVALID_CLIENT, NOT_JSON, TOO_LARGE,
+    TOO_MANY_ATTEMPTS, UNAVAILABLE,
 };
+use super::oauth::{NO_STORE, OAuthErrorCode, basic_client_id, client_info, oauth_errors};
 use super::text::{
     ClientId, ClientSecret, GrantType, LoginName, Password, RefreshToken, Scope, Text,
 };
-use super::{ApiError, ApiTags, Rejection, ServerFailure, server_failure};
 use crate::AppState;
 use crate::auth::service::{GrantError, IssuedTokens};
 
@@ -126,10 +129,9 @@ impl From<IssuedTokens> for TokenResponse {
     }
 }
 
-/// The answer of a token endpoint.
+/// Tokens issued.
 #[derive(ApiResponse)]
-#[oai(bad_request_handler = "token_bad_request")]
-pub enum TokenReply {
+pub enum Issued {
     /// Tokens issued.
     #[oai(status = 200)]
     Ok(
@@ -137,158 +139,89 @@ pub enum TokenReply {
         #[oai(header = "Cache-Control")] String,
         #[oai(header = "Pragma")] String,
     ),
-    /// The request is malformed (`invalid_request`), the credentials or the
-    /// refresh token are refused (`invalid_grant`), or the grant type or
-    /// scope is not supported (`unsupported_grant_type`, `invalid_scope`).
-    #[oai(status = 400)]
-    BadRequest(Json<OAuthError>, #[oai(header = "Cache-Control")] String),
-    /// A malformed `Authorization: Basic` header (`invalid_client`).
-    #[oai(status = 401)]
-    InvalidClient(
-        Json<OAuthError>,
-        #[oai(header = "Cache-Control")] String,
-        #[oai(header = "WWW-Authenticate")] String,
-    ),
-    /// The body is larger than the server accepts (`--max-body-bytes`).
-    #[oai(status = 413)]
-    PayloadTooLarge(Json<ApiError>),
-    /// Too many failed logins for this account or client address
-    /// (`too_many_attempts`); retry after `Retry-After` seconds.
-    #[oai(status = 429)]
-    TooManyRequests(Json<ApiError>, #[oai(header = "Retry-After")] String),
-    /// An unexpected server error.
-    #[oai(status = 500)]
-    InternalError(Json<ApiError>),
-    /// The database is unavailable; retry later.
-    #[oai(status = 503)]
-    Unavailable(Json<ApiError>, #[oai(header = "Retry-After")] String),
 }
-server_failure!(TokenReply);
 
-impl TokenReply {
-    fn error(error: OAuthErrorCode, description: impl Into<String>) -> Self {
-        Self::BadRequest(OAuthError::new(error, description), NO_STORE.into())
+impl From<IssuedTokens> for Issued {
+    fn from(tokens: IssuedTokens) -> Self {
+        Self::Ok(Json(tokens.into()), NO_STORE.into(), "no-cache".into())
     }
 }
 
-fn token_bad_request(err: poem::Error) -> TokenReply {
-    TokenReply::error(OAuthErrorCode::InvalidRequest, super::describe(&err))
+/// How the OAuth2 token endpoint can fail.
+pub enum TokenFailures {}
+
+impl Failures for TokenFailures {
+    const ANSWERS: &'static [Answer] = &[
+        Answer::oauth(
+            400,
+            "The request is malformed (`invalid_request`), the credentials or the \
+             refresh token are refused (`invalid_grant`), or the grant type or \
+             scope is not supported (`unsupported_grant_type`, `invalid_scope`).",
+        ),
+        INVALID_CLIENT,
+        TOO_LARGE,
+        TOO_MANY_ATTEMPTS,
+        INTERNAL,
+        BUSY,
+    ];
 }
 
-impl From<Result<IssuedTokens, GrantError>> for TokenReply {
-    fn from(result: Result<IssuedTokens, GrantError>) -> Self {
-        match result {
-            Ok(tokens) => Self::Ok(Json(tokens.into()), NO_STORE.into(), "no-cache".into()),
-            Err(GrantError::InvalidRequest(msg)) => {
-                Self::error(OAuthErrorCode::InvalidRequest, msg)
-            }
-            Err(GrantError::InvalidGrant(msg)) => Self::error(OAuthErrorCode::InvalidGrant, msg),
-            Err(GrantError::InvalidScope(err)) => Self::error(OAuthErrorCode::InvalidScope, err.0),
-            Err(GrantError::TooManyAttempts(retry_after)) => Self::TooManyRequests(
-                ApiError::new("too_many_attempts", "too many failed logins; retry later"),
-                retry_after.to_string(),
-            ),
-            Err(GrantError::Internal(err)) => Self::from_error(err),
-        }
-    }
-}
-
-/// The answer of the JSON grant endpoints: as [`TokenReply`], without the
+/// How the JSON grant endpoints can fail: as the token endpoint, without
 /// `401 invalid_client`, since they take no client credentials.
-#[derive(ApiResponse)]
-#[oai(bad_request_handler = "grant_bad_request")]
-pub enum GrantReply {
-    /// Tokens issued.
-    #[oai(status = 200)]
-    Ok(
-        Json<TokenResponse>,
-        #[oai(header = "Cache-Control")] String,
-        #[oai(header = "Pragma")] String,
-    ),
-    /// The request is malformed (`invalid_request`), the credentials or the
-    /// refresh token are refused (`invalid_grant`), or the scope is not
-    /// supported (`invalid_scope`).
-    #[oai(status = 400)]
-    BadRequest(Json<OAuthError>, #[oai(header = "Cache-Control")] String),
-    /// The body is larger than the server accepts (`--max-body-bytes`).
-    #[oai(status = 413)]
-    PayloadTooLarge(Json<ApiError>),
-    /// Too many failed logins for this account or client address
-    /// (`too_many_attempts`); retry after `Retry-After` seconds.
-    #[oai(status = 429)]
-    TooManyRequests(Json<ApiError>, #[oai(header = "Retry-After")] String),
-    /// An unexpected server error.
-    #[oai(status = 500)]
-    InternalError(Json<ApiError>),
-    /// The database is unavailable; retry later.
-    #[oai(status = 503)]
-    Unavailable(Json<ApiError>, #[oai(header = "Retry-After")] String),
-}
-server_failure!(GrantReply);
+pub enum GrantFailures {}
 
-fn grant_bad_request(err: poem::Error) -> GrantReply {
-    token_bad_request(err).into()
+impl Failures for GrantFailures {
+    const ANSWERS: &'static [Answer] = &[
+        Answer::oauth(
+            400,
+            "The request is malformed (`invalid_request`), the credentials or the \
+             refresh token are refused (`invalid_grant`), or the scope is not \
+             supported (`invalid_scope`).",
+        ),
+        TOO_LARGE,
+        TOO_MANY_ATTEMPTS,
+        INTERNAL,
+        BUSY,
+    ];
 }
 
-impl From<Result<IssuedTokens, GrantError>> for GrantReply {
-    fn from(result: Result<IssuedTokens, GrantError>) -> Self {
-        TokenReply::from(result).into()
-    }
-}
-
-impl From<TokenReply> for GrantReply {
-    /// The same answer. Only the form endpoint reads client credentials, so
-    /// a grant never produces `invalid_client`; if it ever did, that would
-    /// be a bug, answered as one.
-    fn from(reply: TokenReply) -> Self {
-        match reply {
-            TokenReply::Ok(body, cache, pragma) => Self::Ok(body, cache, pragma),
-            TokenReply::BadRequest(body, cache) => Self::BadRequest(body, cache),
-            TokenReply::PayloadTooLarge(body) => Self::PayloadTooLarge(body),
-            TokenReply::TooManyRequests(body, retry) => Self::TooManyRequests(body, retry),
-            TokenReply::Unavailable(body, retry) => Self::Unavailable(body, retry),
-            TokenReply::InternalError(body) => Self::InternalError(body),
-            TokenReply::InvalidClient(..) => {
-                tracing::error!("a JSON grant answered invalid_client");
-                Self::failed(poem::http::StatusCode::INTERNAL_SERVER_ERROR)
-            }
-        }
+/// A refused or failed grant, as RFC 6749 §5.2 answers it.
+fn refused<F: Failures>(err: GrantError) -> Failure<F> {
+    let bad_request =
+        |code, description| Failure::oauth(StatusCode::BAD_REQUEST, code, description);
+    match err {
+        GrantError::InvalidRequest(msg) => bad_request(OAuthErrorCode::InvalidRequest, msg),
+        GrantError::InvalidGrant(msg) => bad_request(OAuthErrorCode::InvalidGrant, msg.into()),
+        GrantError::InvalidScope(err) => bad_request(OAuthErrorCode::InvalidScope, err.0),
+        GrantError::TooManyAttempts(retry_after) => Failure::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_attempts",
+            "too many failed logins; retry later",
+        )
+        .header(poem::http::header::RETRY_AFTER, retry_after.to_string()),
+        GrantError::Internal(err) => err.into(),
     }
 }
 
 /// The answer of logout.
 #[derive(ApiResponse)]
-#[oai(bad_request_handler = "logout_bad_request")]
-pub enum LogoutReply {
+pub enum LoggedOut {
     /// The session is revoked (or the token was unknown: logout is idempotent).
     #[oai(status = 204)]
     Done,
-    /// The body does not parse.
-    #[oai(status = 400)]
-    BadRequest(Json<ApiError>),
-    /// The body is not JSON.
-    #[oai(status = 415)]
-    UnsupportedMediaType(Json<ApiError>),
-    /// The body is larger than the server accepts (`--max-body-bytes`).
-    #[oai(status = 413)]
-    PayloadTooLarge(Json<ApiError>),
-    /// An unexpected server error.
-    #[oai(status = 500)]
-    InternalError(Json<ApiError>),
-    /// The database is unavailable; retry later.
-    #[oai(status = 503)]
-    Unavailable(Json<ApiError>, #[oai(header = "Retry-After")] String),
 }
-server_failure!(LogoutReply);
 
-fn logout_bad_request(err: poem::Error) -> LogoutReply {
-    match Rejection::from_error(&err) {
-        Rejection::UnsupportedMediaType(body) => LogoutReply::UnsupportedMediaType(body),
-        Rejection::Failed(status) => ServerFailure::failed(status),
-        Rejection::BadRequest(body) | Rejection::Unauthorized(body, _) => {
-            LogoutReply::BadRequest(body)
-        }
-    }
+/// How logout can fail.
+pub enum LogoutFailures {}
+
+impl Failures for LogoutFailures {
+    const ANSWERS: &'static [Answer] = &[
+        Answer::new(400, "The body does not parse."),
+        TOO_LARGE,
+        NOT_JSON,
+        INTERNAL,
+        UNAVAILABLE,
+    ];
 }
 
 /// Token issuance and revocation.
@@ -303,17 +236,22 @@ impl TokenApi {
     /// `refreshUrl` of the OAuth2 security scheme, so Swagger UI's Authorize
     /// button logs in here. A `client_id` in the body or HTTP Basic client
     /// credentials are accepted (clients are public).
-    #[oai(path = "/oauth/token", method = "post", operation_id = "issueToken")]
+    #[oai(
+        path = "/oauth/token",
+        method = "post",
+        operation_id = "issueToken",
+        transform = "oauth_errors"
+    )]
     async fn token(
         &self,
         state: Data<&AppState>,
         req: &Request,
         body: Form<TokenRequest>,
-    ) -> TokenReply {
+    ) -> Result<Issued, Failure<TokenFailures>> {
         let Form(form) = body;
-        let client_id = match basic_client_id(req) {
-            Ok(None) => form.client_id.map(|id| id.0).filter(|id| !id.is_empty()),
-            Ok(Some(basic))
+        let client_id = match basic_client_id(req)? {
+            None => form.client_id.map(|id| id.0).filter(|id| !id.is_empty()),
+            Some(basic)
                 if form
                     .client_id
                     .as_deref()
@@ -321,21 +259,18 @@ impl TokenApi {
             {
                 Some(basic)
             }
-            Ok(Some(_)) => {
-                return TokenReply::error(
-                    OAuthErrorCode::InvalidRequest,
+            Some(_) => {
+                return Err(Failure::invalid_request(
                     "`client_id` differs from the client in the Authorization header",
-                );
+                ));
             }
-            Err(malformed) => return malformed.into(),
         };
         if form.client_secret.as_ref().is_some_and(Text::too_long) {
-            return TokenReply::error(
-                OAuthErrorCode::InvalidRequest,
+            return Err(Failure::invalid_request(
                 "`client_secret` is longer than 1024 characters",
-            );
+            ));
         }
-        match form.grant_type.0.as_str() {
+        let issued = match form.grant_type.0.as_str() {
             "password" => {
                 let username = form.username.map(|name| name.0).unwrap_or_default();
                 let password = SecretString::from(form.password.map(|p| p.0).unwrap_or_default());
@@ -344,7 +279,6 @@ impl TokenApi {
                     .auth
                     .password_grant(&username, password, form.scope.as_deref(), client)
                     .await
-                    .into()
             }
             "refresh_token" => {
                 let token = form.refresh_token.map(|token| token.0).unwrap_or_default();
@@ -352,35 +286,43 @@ impl TokenApi {
                     .auth
                     .refresh_grant(&token, form.scope.as_deref(), &client_info(req, None))
                     .await
-                    .into()
             }
-            "" => TokenReply::error(OAuthErrorCode::InvalidRequest, "`grant_type` is required"),
-            _ => TokenReply::error(
-                OAuthErrorCode::UnsupportedGrantType,
-                "supported grant types are `password` and `refresh_token`",
-            ),
-        }
+            "" => return Err(Failure::invalid_request("`grant_type` is required")),
+            _ => {
+                return Err(Failure::oauth(
+                    StatusCode::BAD_REQUEST,
+                    OAuthErrorCode::UnsupportedGrantType,
+                    "supported grant types are `password` and `refresh_token`",
+                ));
+            }
+        };
+        Ok(issued.map_err(refused)?.into())
     }
 
     /// Log in with a username and password (JSON)
     ///
     /// The password grant as JSON, for SDKs. Unknown users and wrong
     /// passwords get the same `invalid_grant` answer.
-    #[oai(path = "/auth/login", method = "post", operation_id = "login")]
+    #[oai(
+        path = "/auth/login",
+        method = "post",
+        operation_id = "login",
+        transform = "oauth_errors"
+    )]
     async fn login(
         &self,
         state: Data<&AppState>,
         req: &Request,
         body: Json<LoginRequest>,
-    ) -> GrantReply {
+    ) -> Result<Issued, Failure<GrantFailures>> {
         let Json(login) = body;
         let password = SecretString::from(login.password.0);
         let client = client_info(req, None);
-        state
+        let issued = state
             .auth
             .password_grant(&login.username, password, login.scope.as_deref(), client)
-            .await
-            .into()
+            .await;
+        Ok(issued.map_err(refused)?.into())
     }
 
     /// Refresh a token pair (JSON)
@@ -388,20 +330,25 @@ impl TokenApi {
     /// The refresh grant as JSON, for SDKs. Every refresh rotates the refresh
     /// token. Presenting a rotated token again within the grace window returns
     /// the same successor; after it, the whole session is revoked.
-    #[oai(path = "/auth/refresh", method = "post", operation_id = "refresh")]
+    #[oai(
+        path = "/auth/refresh",
+        method = "post",
+        operation_id = "refresh",
+        transform = "oauth_errors"
+    )]
     async fn refresh(
         &self,
         state: Data<&AppState>,
         req: &Request,
         body: Json<RefreshRequest>,
-    ) -> GrantReply {
+    ) -> Result<Issued, Failure<GrantFailures>> {
         let Json(refresh) = body;
         let client = client_info(req, None);
-        state
+        let issued = state
             .auth
             .refresh_grant(&refresh.refresh_token, refresh.scope.as_deref(), &client)
-            .await
-            .into()
+            .await;
+        Ok(issued.map_err(refused)?.into())
     }
 
     /// Log out
@@ -415,27 +362,17 @@ impl TokenApi {
         state: Data<&AppState>,
         req: &Request,
         body: Json<LogoutRequest>,
-    ) -> LogoutReply {
+    ) -> Result<LoggedOut, Failure<LogoutFailures>> {
         if body.refresh_token.is_empty() {
-            return LogoutReply::BadRequest(ApiError::new(
+            return Err(Failure::bad_request(
                 "invalid_request",
                 "`refresh_token` is required",
             ));
         }
-        match state
+        state
             .auth
             .logout(&body.0.refresh_token, &client_info(req, None))
-            .await
-        {
-            Ok(()) => LogoutReply::Done,
-            Err(err) => LogoutReply::from_error(err),
-        }
-    }
-}
-
-impl From<MalformedBasic> for TokenReply {
-    fn from(malformed: MalformedBasic) -> Self {
-        let (body, cache, challenge) = malformed.into_parts();
-        Self::InvalidClient(body, cache, challenge)
+            .await?;
+        Ok(LoggedOut::Done)
     }
 }

@@ -2,16 +2,20 @@
 
 use chrono::{DateTime, Utc};
 use poem::Request;
+use poem::http::StatusCode;
 use poem::web::Data;
 use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use secrecy::SecretString;
 
+use super::failure::{
+    Answer, BUSY, FORBIDDEN, Failure, Failures, INTERNAL, NOT_JSON, ProtectedFailures, TOO_LARGE,
+    UNAUTHORIZED,
+};
 use super::oauth::client_info;
-use super::security::{Protected, invalid_token, protected_reply};
 use super::text::{Email, NewPassword, Password, Text, Username};
-use super::{ApiError, ApiTags, BearerAuth, Rejection, Scopes, ServerFailure, server_failure};
+use super::{ApiTags, BearerAuth, Scopes};
 use crate::AppState;
 use crate::auth::revocation::ChangePasswordError;
 use crate::auth::scope;
@@ -80,51 +84,55 @@ impl From<&Account> for User {
 
 /// The answer of registration.
 #[derive(ApiResponse)]
-#[oai(bad_request_handler = "register_bad_request")]
-pub enum RegisterReply {
+pub enum Registered {
     /// The account was created.
     #[oai(status = 201)]
     Created(Json<User>),
-    /// The body does not parse, or the username, password or email is refused
-    /// (`invalid_request`, `invalid_username`, `invalid_password`, `invalid_email`).
-    #[oai(status = 400)]
-    BadRequest(Json<ApiError>),
-    /// The username is taken (`username_taken`).
-    #[oai(status = 409)]
-    Conflict(Json<ApiError>),
-    /// The body is not JSON.
-    #[oai(status = 415)]
-    UnsupportedMediaType(Json<ApiError>),
-    /// The body is larger than the server accepts (`--max-body-bytes`).
-    #[oai(status = 413)]
-    PayloadTooLarge(Json<ApiError>),
-    /// An unexpected server error.
-    #[oai(status = 500)]
-    InternalError(Json<ApiError>),
-    /// The database is unavailable; retry later.
-    #[oai(status = 503)]
-    Unavailable(Json<ApiError>, #[oai(header = "Retry-After")] String),
 }
-server_failure!(RegisterReply);
 
-fn register_bad_request(err: poem::Error) -> RegisterReply {
-    match Rejection::from_error(&err) {
-        Rejection::UnsupportedMediaType(body) => RegisterReply::UnsupportedMediaType(body),
-        Rejection::Failed(status) => ServerFailure::failed(status),
-        Rejection::BadRequest(body) | Rejection::Unauthorized(body, _) => {
-            RegisterReply::BadRequest(body)
+/// How registration can fail.
+pub enum RegisterFailures {}
+
+impl Failures for RegisterFailures {
+    const ANSWERS: &'static [Answer] = &[
+        Answer::new(
+            400,
+            "The body does not parse, or the username, password or email is refused \
+             (`invalid_request`, `invalid_username`, `invalid_password`, `invalid_email`).",
+        ),
+        Answer::new(409, "The username is taken (`username_taken`)."),
+        TOO_LARGE,
+        NOT_JSON,
+        INTERNAL,
+        BUSY,
+    ];
+}
+
+impl From<RegisterError> for Failure<RegisterFailures> {
+    fn from(err: RegisterError) -> Self {
+        match err {
+            RegisterError::InvalidUsername(msg) => Failure::bad_request("invalid_username", msg),
+            RegisterError::InvalidEmail(msg) => Failure::bad_request("invalid_email", msg),
+            RegisterError::WeakPassword(why) => {
+                Failure::bad_request("invalid_password", why.to_string())
+            }
+            RegisterError::UsernameTaken => Failure::new(
+                StatusCode::CONFLICT,
+                "username_taken",
+                "the username is already taken",
+            ),
+            RegisterError::Internal(err) => err.into(),
         }
     }
 }
 
-protected_reply!(
-    /// The answer of `GET /users/me`.
-    MeReply {
-        /// The caller's account.
-        #[oai(status = 200)]
-        Ok(Json<User>),
-    }
-);
+/// The answer of `GET /users/me`.
+#[derive(ApiResponse)]
+pub enum Me {
+    /// The caller's account.
+    #[oai(status = 200)]
+    Ok(Json<User>),
+}
 
 /// A password change.
 #[derive(Object)]
@@ -136,14 +144,47 @@ pub struct ChangePasswordRequest {
     pub new_password: Text<NewPassword>,
 }
 
-protected_reply!(
-    /// The answer of `PUT /users/me/password`.
-    ChangePasswordReply with body {
-        /// Changed; every other session of the user is revoked.
-        #[oai(status = 204)]
-        Changed,
+/// The answer of `PUT /users/me/password`.
+#[derive(ApiResponse)]
+pub enum PasswordChanged {
+    /// Changed; every other session of the user is revoked.
+    #[oai(status = 204)]
+    Changed,
+}
+
+/// How a password change can fail.
+pub enum ChangePasswordFailures {}
+
+impl Failures for ChangePasswordFailures {
+    const ANSWERS: &'static [Answer] = &[
+        Answer::new(
+            400,
+            "The body does not parse, the current password is wrong \
+             (`invalid_current_password`) or the new one is refused (`invalid_password`).",
+        ),
+        UNAUTHORIZED,
+        FORBIDDEN,
+        TOO_LARGE,
+        NOT_JSON,
+        INTERNAL,
+        BUSY,
+    ];
+}
+
+impl From<ChangePasswordError> for Failure<ChangePasswordFailures> {
+    fn from(err: ChangePasswordError) -> Self {
+        match err {
+            ChangePasswordError::WrongPassword => {
+                Failure::bad_request("invalid_current_password", "the current password is wrong")
+            }
+            ChangePasswordError::WeakPassword(why) => {
+                Failure::bad_request("invalid_password", why.to_string())
+            }
+            ChangePasswordError::UnknownUser => Failure::invalid_token(),
+            ChangePasswordError::Internal(err) => err.into(),
+        }
     }
-);
+}
 
 /// Accounts.
 #[derive(Default)]
@@ -156,30 +197,18 @@ impl UsersApi {
     /// Creates a user. The username must be unused (409 otherwise) and the
     /// password must satisfy the policy (400 `invalid_password` says why).
     #[oai(path = "/users", method = "post", operation_id = "register")]
-    async fn register(&self, state: Data<&AppState>, body: Json<RegisterRequest>) -> RegisterReply {
+    async fn register(
+        &self,
+        state: Data<&AppState>,
+        body: Json<RegisterRequest>,
+    ) -> Result<Registered, Failure<RegisterFailures>> {
         let Json(request) = body;
         let password = SecretString::from(request.password.0);
-        match state
+        let user = state
             .auth
             .register(&request.username, password, request.email.as_deref())
-            .await
-        {
-            Ok(user) => RegisterReply::Created(Json((&Account::from(user)).into())),
-            Err(RegisterError::InvalidUsername(msg)) => {
-                RegisterReply::BadRequest(ApiError::new("invalid_username", msg))
-            }
-            Err(RegisterError::InvalidEmail(msg)) => {
-                RegisterReply::BadRequest(ApiError::new("invalid_email", msg))
-            }
-            Err(RegisterError::WeakPassword(why)) => {
-                RegisterReply::BadRequest(ApiError::new("invalid_password", why.to_string()))
-            }
-            Err(RegisterError::UsernameTaken) => RegisterReply::Conflict(ApiError::new(
-                "username_taken",
-                "the username is already taken",
-            )),
-            Err(RegisterError::Internal(err)) => RegisterReply::from_error(err),
-        }
+            .await?;
+        Ok(Registered::Created(Json((&Account::from(user)).into())))
     }
 
     /// Change your password
@@ -199,15 +228,12 @@ impl UsersApi {
         req: &Request,
         #[oai(scope = "Scopes::Profile")] auth: BearerAuth,
         body: Json<ChangePasswordRequest>,
-    ) -> ChangePasswordReply {
-        let claims = auth.0.claims;
-        if let Err(forbidden) = ChangePasswordReply::require_scope(&claims, scope::PROFILE) {
-            return forbidden;
-        }
+    ) -> Result<PasswordChanged, Failure<ChangePasswordFailures>> {
+        let claims = auth.with_scope(scope::PROFILE)?.claims;
         let Json(request) = body;
         let current = SecretString::from(request.current_password.0);
         let new = SecretString::from(request.new_password.0);
-        match state
+        state
             .auth
             .change_password(
                 &claims.sub,
@@ -216,33 +242,20 @@ impl UsersApi {
                 new,
                 &client_info(req, None),
             )
-            .await
-        {
-            Ok(()) => ChangePasswordReply::Changed,
-            Err(ChangePasswordError::WrongPassword) => ChangePasswordReply::BadRequest(
-                ApiError::new("invalid_current_password", "the current password is wrong"),
-            ),
-            Err(ChangePasswordError::WeakPassword(why)) => {
-                ChangePasswordReply::BadRequest(ApiError::new("invalid_password", why.to_string()))
-            }
-            Err(ChangePasswordError::UnknownUser) => {
-                let (body, challenge) = invalid_token();
-                ChangePasswordReply::Unauthorized(body, challenge)
-            }
-            Err(ChangePasswordError::Internal(err)) => ChangePasswordReply::from_error(err),
-        }
+            .await?;
+        Ok(PasswordChanged::Changed)
     }
 
     /// The caller's account
     ///
     /// Needs an access token with the `profile` scope.
     #[oai(path = "/users/me", method = "get", operation_id = "getMe")]
-    async fn me(&self, #[oai(scope = "Scopes::Profile")] auth: BearerAuth) -> MeReply {
-        let caller = auth.0;
-        if let Err(forbidden) = MeReply::require_scope(&caller.claims, scope::PROFILE) {
-            return forbidden;
-        }
+    async fn me(
+        &self,
+        #[oai(scope = "Scopes::Profile")] auth: BearerAuth,
+    ) -> Result<Me, Failure<ProtectedFailures>> {
+        let caller = auth.with_scope(scope::PROFILE)?;
         // The session check read the account with the session.
-        MeReply::Ok(Json(caller.account.as_ref().into()))
+        Ok(Me::Ok(Json(caller.account.as_ref().into())))
     }
 }

@@ -1,0 +1,303 @@
+//! What an operation answers when it does not succeed: one [`Failure`]
+//! type. Each operation returns `Result<Success, Failure<Its>>`, where
+//! `Its: Failures` lists the answers it can give; that list is what the
+//! spec documents, so the descriptions shared by every operation (413, 500,
+//! 503, 401, 403) are written once, below.
+
+use std::marker::PhantomData;
+
+use poem::http::{HeaderName, HeaderValue, StatusCode};
+use poem::{IntoResponse, Response};
+use poem_openapi::registry::{MetaHeader, MetaResponse, MetaResponses, Registry};
+use poem_openapi::types::Type as _;
+use poem_openapi::{ApiResponse, ResponseContent as _};
+
+use super::ApiError;
+use super::oauth::{NO_STORE, OAuthError, OAuthErrorCode};
+use crate::error::Error;
+
+/// One answer in an operation's list.
+#[derive(Debug, Clone, Copy)]
+pub struct Answer {
+    status: u16,
+    description: &'static str,
+    /// RFC 6749 §5.2 errors (`OAuthError`) rather than `ApiError`.
+    oauth: bool,
+    headers: &'static [Header],
+}
+
+/// A header an answer carries, as the spec describes it.
+#[derive(Debug)]
+pub struct Header {
+    name: &'static str,
+    description: &'static str,
+}
+
+pub const RETRY_AFTER: Header = Header {
+    name: "Retry-After",
+    description: "Seconds to wait before retrying.",
+};
+const CHALLENGE: Header = Header {
+    name: "WWW-Authenticate",
+    description: "The Bearer challenge (RFC 6750 §3).",
+};
+const BASIC_CHALLENGE: Header = Header {
+    name: "WWW-Authenticate",
+    description: "The Basic challenge (RFC 7617).",
+};
+const CACHE_CONTROL: Header = Header {
+    name: "Cache-Control",
+    description: "`no-store` (RFC 6749 §5.1).",
+};
+
+impl Answer {
+    /// An `ApiError` answer.
+    pub const fn new(status: u16, description: &'static str) -> Self {
+        Self {
+            status,
+            description,
+            oauth: false,
+            headers: &[],
+        }
+    }
+
+    /// An RFC 6749 `OAuthError` answer, with `Cache-Control: no-store`.
+    pub const fn oauth(status: u16, description: &'static str) -> Self {
+        Self {
+            status,
+            description,
+            oauth: true,
+            headers: &[CACHE_CONTROL],
+        }
+    }
+
+    pub const fn with(self, headers: &'static [Header]) -> Self {
+        Self { headers, ..self }
+    }
+}
+
+/// The body is larger than `--max-body-bytes` (answered by the middleware).
+pub const TOO_LARGE: Answer = Answer::new(
+    413,
+    "The body is larger than the server accepts (`--max-body-bytes`).",
+);
+/// The body is not JSON (answered by the middleware).
+pub const NOT_JSON: Answer = Answer::new(415, "The body is not JSON.");
+/// A bug; the body says no more.
+pub const INTERNAL: Answer = Answer::new(500, "An unexpected server error.");
+/// The database does not answer.
+pub const UNAVAILABLE: Answer = Answer::new(
+    503,
+    "The database is unavailable; retry after `Retry-After` seconds.",
+)
+.with(&[RETRY_AFTER]);
+/// The same, for operations that hash a password: every core may be busy.
+pub const BUSY: Answer = Answer::new(
+    503,
+    "The database is unavailable, or every core is busy hashing passwords; \
+     retry after `Retry-After` seconds.",
+)
+.with(&[RETRY_AFTER]);
+/// The security scheme refused the access token.
+pub const UNAUTHORIZED: Answer = Answer::new(
+    401,
+    "The access token is missing, malformed, expired or revoked.",
+)
+.with(&[CHALLENGE]);
+/// The token lacks the operation's scope.
+pub const FORBIDDEN: Answer = Answer::new(
+    403,
+    "The access token lacks the scope this operation needs.",
+)
+.with(&[CHALLENGE]);
+/// Too many failed logins.
+pub const TOO_MANY_ATTEMPTS: Answer = Answer::new(
+    429,
+    "Too many failed logins for this account or client address \
+     (`too_many_attempts`); retry after `Retry-After` seconds.",
+)
+.with(&[RETRY_AFTER]);
+/// A malformed `Authorization: Basic` header.
+pub const INVALID_CLIENT: Answer = Answer::oauth(
+    401,
+    "A malformed `Authorization: Basic` header (`invalid_client`).",
+)
+.with(&[CACHE_CONTROL, BASIC_CHALLENGE]);
+
+/// The answers an operation can fail with, in the order of their status.
+pub trait Failures: Send + Sync + 'static {
+    const ANSWERS: &'static [Answer];
+}
+
+enum Body {
+    Api(ApiError),
+    OAuth(OAuthError),
+}
+
+/// An operation's answer when it does not succeed, from its list `F`.
+pub struct Failure<F: Failures> {
+    status: StatusCode,
+    body: Body,
+    headers: Vec<(HeaderName, String)>,
+    list: PhantomData<fn() -> F>,
+}
+
+impl<F: Failures> std::fmt::Debug for Failure<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Failure")
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F: Failures> Failure<F> {
+    fn answer(status: StatusCode, body: Body) -> Self {
+        debug_assert!(
+            F::ANSWERS.iter().any(|a| a.status == status.as_u16()),
+            "{status} is not in the operation's list of answers"
+        );
+        Self {
+            status,
+            body,
+            headers: Vec::new(),
+            list: PhantomData,
+        }
+    }
+
+    /// An `ApiError` answer with `status`, `error` code and `message`.
+    pub fn new(status: StatusCode, error: &str, message: impl Into<String>) -> Self {
+        Self::answer(status, Body::Api(ApiError::new(error, message).0))
+    }
+
+    /// An RFC 6749 error with `Cache-Control: no-store`.
+    pub fn oauth(
+        status: StatusCode,
+        error: OAuthErrorCode,
+        description: impl Into<String>,
+    ) -> Self {
+        Self::answer(status, Body::OAuth(OAuthError::new(error, description).0))
+            .header(poem::http::header::CACHE_CONTROL, NO_STORE)
+    }
+
+    /// 400 `invalid_request` in RFC 6749's shape.
+    pub fn invalid_request(description: impl Into<String>) -> Self {
+        Self::oauth(
+            StatusCode::BAD_REQUEST,
+            OAuthErrorCode::InvalidRequest,
+            description,
+        )
+    }
+
+    /// 400 with an `ApiError` body.
+    pub fn bad_request(error: &str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, error, message)
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: HeaderName, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// 503 `unavailable`, to retry after `secs`.
+    pub fn unavailable(message: &str, secs: u32) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+            .header(poem::http::header::RETRY_AFTER, secs.to_string())
+    }
+
+    /// The 401 for an access token that does not authenticate.
+    pub fn invalid_token() -> Self {
+        let (error, message, challenge) = super::security::INVALID_TOKEN;
+        Self::new(StatusCode::UNAUTHORIZED, error, message)
+            .header(poem::http::header::WWW_AUTHENTICATE, challenge)
+    }
+}
+
+/// A failure that is not the client's: logged in full here, answered
+/// opaquely (503 when retrying is worth it, 500 otherwise).
+impl<F: Failures> From<Error> for Failure<F> {
+    fn from(err: Error) -> Self {
+        match err.retry_after() {
+            Some(secs) => {
+                tracing::warn!(error = %err, "temporarily unavailable");
+                Self::unavailable(UNAVAILABLE_MESSAGE, secs)
+            }
+            None => {
+                tracing::error!(error = %err, "internal error");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal_error",
+                    INTERNAL_MESSAGE,
+                )
+            }
+        }
+    }
+}
+
+/// How the caller's own operations without a body can fail.
+pub enum ProtectedFailures {}
+
+impl Failures for ProtectedFailures {
+    const ANSWERS: &'static [Answer] = &[UNAUTHORIZED, FORBIDDEN, INTERNAL, UNAVAILABLE];
+}
+
+/// The message of every 500.
+pub const INTERNAL_MESSAGE: &str = "internal server error";
+/// The message of a 503 the database or the hashing queue caused.
+pub const UNAVAILABLE_MESSAGE: &str = "the service is temporarily unavailable";
+
+impl<F: Failures> IntoResponse for Failure<F> {
+    fn into_response(self) -> Response {
+        let mut response = match self.body {
+            Body::Api(body) => poem_openapi::payload::Json(body).into_response(),
+            Body::OAuth(body) => poem_openapi::payload::Json(body).into_response(),
+        };
+        response.set_status(self.status);
+        for (name, value) in self.headers {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                response.headers_mut().insert(name, value);
+            }
+        }
+        response
+    }
+}
+
+impl<F: Failures> From<Failure<F>> for poem::Error {
+    fn from(failure: Failure<F>) -> Self {
+        poem::Error::from_response(failure.into_response())
+    }
+}
+
+impl<F: Failures> ApiResponse for Failure<F> {
+    fn meta() -> MetaResponses {
+        let responses = F::ANSWERS.iter().map(|answer| MetaResponse {
+            description: answer.description,
+            status: Some(answer.status),
+            status_range: None,
+            content: if answer.oauth {
+                poem_openapi::payload::Json::<OAuthError>::media_types()
+            } else {
+                poem_openapi::payload::Json::<ApiError>::media_types()
+            },
+            headers: answer
+                .headers
+                .iter()
+                .map(|header| MetaHeader {
+                    name: header.name.to_owned(),
+                    description: Some(header.description.to_owned()),
+                    required: true,
+                    deprecated: false,
+                    schema: String::schema_ref(),
+                })
+                .collect(),
+        });
+        MetaResponses {
+            responses: responses.collect(),
+        }
+    }
+
+    fn register(registry: &mut Registry) {
+        <poem_openapi::payload::Json<ApiError> as ApiResponse>::register(registry);
+        <poem_openapi::payload::Json<OAuthError> as ApiResponse>::register(registry);
+    }
+}
