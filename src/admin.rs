@@ -6,15 +6,14 @@ use std::sync::Arc;
 
 use secrecy::SecretString;
 
-use crate::auth::jwt::{AccessTokens, TokenKey};
-use crate::auth::keys::{DatabaseKeys, KeySource, Rotation};
-use crate::auth::refresh::{RefreshPolicy, Successors};
-use crate::auth::service::AuthService;
-use crate::auth::sessions::SessionCheck;
+use crate::auth::keys::{DatabaseKeys, Rotation};
+use crate::auth::session_check::SessionCheck;
+use crate::auth::throttle::ThrottlePolicy;
+use crate::auth::{Accounts, Audit, Revoker};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{DatabaseArgs, KeyArgs, PasswordArgs};
 use crate::store::{SigningKeyRecord, Store};
-use crate::{StartError, auth, database_keys, new_passwords, open_store};
+use crate::{StartError, database_keys, new_passwords, open_store};
 
 /// `gatehouse migrate`.
 pub async fn migrate(database: &DatabaseArgs) -> Result<(), StartError> {
@@ -24,47 +23,26 @@ pub async fn migrate(database: &DatabaseArgs) -> Result<(), StartError> {
     Ok(())
 }
 
-/// The service for admin commands: the store and the password hasher;
-/// they sign nothing, so the signing key and refresh settings are inert.
-async fn admin_service(
+/// The accounts service for `gatehouse user …`: the store and the password
+/// hasher. Sessions it revokes are dropped from no cache but the store's:
+/// serving instances see that within `--session-check-ttl`.
+async fn admin_accounts(
     database: &DatabaseArgs,
     password_args: &PasswordArgs,
-) -> Result<AuthService, StartError> {
-    let inert = std::time::Duration::from_secs(1);
+) -> Result<(Accounts, Store), StartError> {
     let store = open_store(database).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let metrics = Arc::new(crate::metrics::Metrics::default());
-    Ok(AuthService {
-        passwords: new_passwords(password_args).await?,
-        access: AccessTokens::new(
-            TokenKey::generate(),
-            String::new(),
-            String::new(),
-            inert,
-            inert,
-        ),
-        keys: KeySource::Fixed,
-        rotation: crate::auth::refresh_rotation::RefreshRotation::new(
-            store.clone(),
-            Successors::new(auth::random_token()),
-            RefreshPolicy {
-                ttl: inert,
-                idle_ttl: None,
-                grace: std::time::Duration::ZERO,
-                replay_window: std::time::Duration::ZERO,
-            },
-            clock.clone(),
-            metrics.clone(),
-            inert,
-        ),
-        store,
-        min_password_chars: password_args.min_password_length,
-        default_client_id: String::new(),
-        session_check: SessionCheck::new(std::time::Duration::ZERO, 1),
-        throttle: Default::default(),
-        metrics,
+    let uncached = Arc::new(SessionCheck::new(std::time::Duration::ZERO, 1));
+    let accounts = Accounts::new(
+        store.clone(),
+        new_passwords(password_args).await?,
+        password_args.min_password_length,
+        ThrottlePolicy::default(),
+        Revoker::new(store.clone(), uncached, clock.clone()),
+        Audit::new(store.clone(), Arc::default(), clock.clone()),
         clock,
-    })
+    );
+    Ok((accounts, store))
 }
 
 /// `gatehouse user create`: the password comes from standard input (a
@@ -76,12 +54,12 @@ pub async fn create_user(
     password_args: &PasswordArgs,
 ) -> Result<(), StartError> {
     let password = read_password().map_err(StartError::ReadPassword)?;
-    let service = admin_service(database, password_args).await?;
-    let user = service
+    let (accounts, store) = admin_accounts(database, password_args).await?;
+    let user = accounts
         .register(username, password, email)
         .await
         .map_err(StartError::CreateUser)?;
-    service.store.close().await;
+    store.close().await;
     println!("{}", user.id);
     Ok(())
 }
@@ -93,12 +71,12 @@ pub async fn set_user_disabled(
     database: &DatabaseArgs,
     password_args: &PasswordArgs,
 ) -> Result<(), StartError> {
-    let service = admin_service(database, password_args).await?;
-    let found = service
-        .set_user_disabled(username, disabled)
+    let (accounts, store) = admin_accounts(database, password_args).await?;
+    let found = accounts
+        .set_disabled(username, disabled)
         .await
         .map_err(StartError::Admin)?;
-    service.store.close().await;
+    store.close().await;
     if found {
         Ok(())
     } else {
@@ -176,7 +154,12 @@ async fn key_admin(
         ));
     }
     // The overlap only matters to a serving instance.
-    let ring = database_keys(keys, database, std::time::Duration::ZERO)?;
+    let ring = database_keys(
+        keys,
+        database,
+        std::time::Duration::ZERO,
+        Arc::new(SystemClock),
+    )?;
     Ok((open_store(database).await?, ring))
 }
 

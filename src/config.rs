@@ -502,7 +502,7 @@ impl Config {
             return Err("--audience must not be empty".into());
         }
         if self.default_client_id.is_empty()
-            || !crate::auth::service::valid_client_id(&self.default_client_id)
+            || !crate::auth::client::valid_client_id(&self.default_client_id)
         {
             return Err("--default-client-id must be 1 to 255 printable characters".into());
         }

@@ -20,13 +20,14 @@ use poem::endpoint::BoxEndpoint;
 use poem::{EndpointExt as _, Response};
 use secrecy::{ExposeSecret as _, SecretString};
 
-use crate::auth::jwt::{AccessTokens, KeyError, TokenKey};
-use crate::auth::keys::{DatabaseKeys, Kek, KeyRing, KeySource, RingError};
+use crate::auth::accounts::RegisterError;
+use crate::auth::jwt::AccessTokens;
+use crate::auth::keys::{DatabaseKeys, Kek, KeyError, KeyRing, KeySource, RingError, TokenKey};
 use crate::auth::password::{HashError, Passwords};
 use crate::auth::refresh::{SUCCESSOR_SECRET_NAME, Successors};
 use crate::auth::refresh_rotation::RefreshRotation;
-use crate::auth::service::{AuthService, RegisterError};
-use crate::auth::sessions::SessionCheck;
+use crate::auth::session_check::SessionCheck;
+use crate::auth::{Accounts, Audit, Revoker, Sessions, Signing};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, DatabaseArgs, JwtAlgorithm, KeyArgs, PasswordArgs};
 use crate::store::{OpenError, Store, StoreOptions};
@@ -39,10 +40,17 @@ pub use admin::{
 /// that all of them on one database agree.
 const DEFAULT_ISSUER_NAME: &str = "default_issuer";
 
-/// What every request handler shares.
+/// What every request handler shares: the three services, and what they
+/// are built on.
 #[derive(Debug, Clone)]
 pub struct AppState {
-    pub auth: Arc<AuthService>,
+    pub accounts: Arc<Accounts>,
+    pub sessions: Arc<Sessions>,
+    pub signing: Arc<Signing>,
+    pub store: Store,
+    pub metrics: Arc<metrics::Metrics>,
+    /// Where "now" comes from.
+    pub clock: Arc<dyn Clock>,
     /// Whose `X-Forwarded-For` names the client (see `--trusted-proxies`).
     pub trusted_proxies: Arc<api::TrustedProxies>,
 }
@@ -110,7 +118,7 @@ pub async fn build_app_with_clock(
         Some(key) => (KeyRing::from(key), KeySource::Fixed),
         None => {
             let overlap = config.access_ttl + config.jwt_leeway + config.key_reload_interval;
-            let keys = database_keys(&config.keys, &config.database, overlap)?;
+            let keys = database_keys(&config.keys, &config.database, overlap, clock.clone())?;
             let ring = keys
                 .load(&store, &KeyArgs::legacy_key_path(&config.database.data_dir))
                 .await?;
@@ -145,27 +153,42 @@ pub async fn build_app_with_clock(
         metrics.clone(),
         config.database.db_timeout,
     );
-    let auth = AuthService {
-        store,
+    let tokens = AccessTokens::new(
+        ring,
+        issuer,
+        config.audience.clone(),
+        config.access_ttl,
+        config.jwt_leeway,
+    );
+    let signing = Arc::new(Signing::new(tokens, keys, store.clone(), clock.clone()));
+    let check = SessionCheck::new(config.session_check_ttl, config.session_cache_entries);
+    let revoker = Revoker::new(store.clone(), Arc::new(check), clock.clone());
+    let audit = Audit::new(store.clone(), metrics.clone(), clock.clone());
+    let accounts = Accounts::new(
+        store.clone(),
         passwords,
-        access: AccessTokens::new(
-            ring,
-            issuer,
-            config.audience.clone(),
-            config.access_ttl,
-            config.jwt_leeway,
-        ),
-        keys,
+        config.passwords.min_password_length,
+        config.throttle(),
+        revoker.clone(),
+        audit.clone(),
+        clock.clone(),
+    );
+    let sessions = Sessions::new(
+        store.clone(),
         rotation,
-        min_password_chars: config.passwords.min_password_length,
-        default_client_id: config.default_client_id.clone(),
-        session_check: SessionCheck::new(config.session_check_ttl, config.session_cache_entries),
-        throttle: config.throttle(),
+        signing.clone(),
+        revoker,
+        config.default_client_id.clone(),
+        audit,
+        clock.clone(),
+    );
+    let state = AppState {
+        accounts: Arc::new(accounts),
+        sessions: Arc::new(sessions),
+        signing,
+        store,
         metrics,
         clock,
-    };
-    let state = AppState {
-        auth: Arc::new(auth),
         trusted_proxies: Arc::new(api::TrustedProxies(config.trusted_proxies.clone())),
     };
     let app = api::routes(&config.http()).data(state.clone()).boxed();
@@ -191,6 +214,7 @@ pub(crate) fn database_keys(
     keys: &KeyArgs,
     database: &DatabaseArgs,
     overlap: std::time::Duration,
+    clock: Arc<dyn Clock>,
 ) -> Result<DatabaseKeys, KeyError> {
     let path = keys.key_encryption_key_path(&database.data_dir);
     let kek = if keys.key_encryption_key_file.is_some() {
@@ -198,7 +222,7 @@ pub(crate) fn database_keys(
     } else {
         Kek::load_or_create(&path)?
     };
-    Ok(DatabaseKeys::new(kek, overlap))
+    Ok(DatabaseKeys::new(kek, overlap, clock))
 }
 
 pub(crate) async fn new_passwords(args: &PasswordArgs) -> Result<Passwords, HashError> {
@@ -223,17 +247,17 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         .unwrap_or_default();
     tracing::info!(
         listen = %local,
-        backend = ?state.auth.store.backend(),
-        kid = state.auth.access.signing_key().kid(),
+        backend = ?state.store.backend(),
+        kid = state.signing.signing_key().kid(),
         "gatehouse is serving; Swagger UI at http://{local}/docs"
     );
     let pruner = tokio::spawn(prune_periodically(
-        state.auth.clone(),
+        state.clone(),
         config.prune_interval,
         config.revoked_retention,
     ));
     let reloader = tokio::spawn(reload_keys_periodically(
-        state.auth.clone(),
+        state.signing.clone(),
         config.key_reload_interval,
     ));
     let open_files = server::raise_open_file_limit();
@@ -256,7 +280,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         .map_err(StartError::Serve)?;
     pruner.abort();
     reloader.abort();
-    state.auth.store.close().await;
+    state.store.close().await;
     tracing::info!("gatehouse stopped");
     Ok(())
 }
@@ -264,19 +288,20 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
 /// Deletes dead sessions and stale counters every `interval`, so tables do
 /// not grow without bound. Failures are logged and retried next time.
 async fn prune_periodically(
-    auth: Arc<AuthService>,
+    state: AppState,
     interval: std::time::Duration,
     retention: std::time::Duration,
 ) {
     let mut ticks = tokio::time::interval(interval);
+    let counters_window = state.accounts.throttle().longest_window();
     loop {
         ticks.tick().await;
-        let now = auth::now_millis();
-        match auth.prune(now, retention).await {
+        let now = state.clock.now_millis();
+        match state.sessions.prune(now, retention, counters_window).await {
             Ok((sessions, counters)) => tracing::info!(sessions, counters, "pruned"),
             Err(err) => tracing::warn!(error = %err, "pruning failed"),
         }
-        match auth.prune_keys(now).await {
+        match state.signing.prune(now).await {
             Ok(0) => {}
             Ok(keys) => tracing::info!(keys, "deleted retired signing keys"),
             Err(err) => tracing::warn!(error = %err, "pruning signing keys failed"),
@@ -286,13 +311,13 @@ async fn prune_periodically(
 
 /// Re-reads the signing keys every `interval`, so rotations reach this
 /// instance. Failures are logged; the keys in use stay.
-async fn reload_keys_periodically(auth: Arc<AuthService>, interval: std::time::Duration) {
+async fn reload_keys_periodically(signing: Arc<Signing>, interval: std::time::Duration) {
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticks.tick().await;
     loop {
         ticks.tick().await;
-        if let Err(err) = auth.reload_keys().await {
+        if let Err(err) = signing.reload().await {
             tracing::warn!(error = %err, "cannot reload the signing keys");
         }
     }

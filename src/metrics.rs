@@ -227,3 +227,10 @@ mod tests {
         assert!(!text.contains("key_rotated"), "not a server's event");
     }
 }
+
+/// Answers from the cache and from the database since start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    pub hits: u64,
+    pub misses: u64,
+}

@@ -82,9 +82,9 @@ impl DiscoveryApi {
     /// JWKS again before refusing it (and rate-limit such refetches).
     #[oai(path = "/.well-known/jwks.json", method = "get", operation_id = "jwks")]
     async fn jwks(&self, state: Data<&AppState>) -> JwksReply {
-        let ring = state.auth.access.ring();
+        let ring = state.signing.tokens().ring();
         let keys = ring
-            .published(crate::auth::now_millis())
+            .published(state.clock.now_millis())
             .filter_map(|key| {
                 key.public_key().map(|public_key| Jwk {
                     kty: "OKP".into(),
@@ -113,7 +113,7 @@ impl DiscoveryApi {
         operation_id = "serverMetadata"
     )]
     async fn metadata(&self, state: Data<&AppState>) -> Json<ServerMetadata> {
-        let issuer = state.auth.access.issuer().to_owned();
+        let issuer = state.signing.tokens().issuer().to_owned();
         let base = issuer.trim_end_matches('/');
         let strings = |items: &[&str]| items.iter().map(|item| (*item).to_owned()).collect();
         Json(ServerMetadata {

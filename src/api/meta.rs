@@ -65,7 +65,7 @@ impl MetaApi {
     /// 200 when the database answers, 503 when it does not.
     #[oai(path = "/health/ready", method = "get", operation_id = "ready")]
     async fn ready(&self, state: Data<&AppState>) -> Result<Ready, Failure<NotReady>> {
-        if let Err(err) = state.auth.store.ping().await {
+        if let Err(err) = state.store.ping().await {
             tracing::warn!(error = %err, "readiness check failed");
             let retry = crate::error::DATABASE_RETRY_SECS;
             return Err(Failure::unavailable("the database does not answer", retry));
@@ -83,15 +83,15 @@ impl MetaApi {
     /// Expose it to your monitoring, not to the public.
     #[oai(path = "/metrics", method = "get", operation_id = "metrics")]
     async fn metrics(&self, state: Data<&AppState>) -> MetricsReply {
-        let auth = &state.auth;
-        let now = crate::auth::now_millis();
-        let ring = auth.access.ring();
+        let now = state.clock.now_millis();
+        let ring = state.signing.tokens().ring();
         let signing = ring.current(now);
-        let sessions = auth.session_check.stats();
-        let tokens = auth.access.verified_stats();
-        let text = auth.metrics.render(&Gauges {
-            hashes_running: auth.passwords.in_flight(),
-            cached_sessions: auth.session_check.cached(),
+        let check = state.sessions.check();
+        let sessions = check.stats();
+        let tokens = state.signing.tokens().verified_stats();
+        let text = state.metrics.render(&Gauges {
+            hashes_running: state.accounts.passwords().in_flight(),
+            cached_sessions: check.cached(),
             session_cache_hits: sessions.hits,
             session_cache_misses: sessions.misses,
             verified_token_hits: tokens.hits,

@@ -350,7 +350,7 @@ async fn log_request<E: Endpoint>(ep: E, req: Request) -> poem::Result<Response>
     let started = std::time::Instant::now();
     let response = ep.call(req).await?.into_response();
     if let Some(state) = state {
-        state.auth.metrics.response(response.status().as_u16());
+        state.metrics.response(response.status().as_u16());
     }
     tracing::info!(
         %method,

@@ -9,7 +9,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::{Enum, Object};
 
 use super::failure::{Answer, Failure, Failures};
-use crate::auth::service::ClientInfo;
+use crate::auth::client::ClientInfo;
 
 /// `Cache-Control` of every token endpoint answer (RFC 6749 §5.1).
 pub const NO_STORE: &str = "no-store";

@@ -11,8 +11,8 @@ use super::failure::{Answer, Failure, Failures, INTERNAL, INVALID_CLIENT, TOO_LA
 use super::oauth::{NO_STORE, basic_client_id, client_info, oauth_errors};
 use super::text::{AnyToken, ClientId, Text, TokenTypeHint};
 use crate::AppState;
-use crate::auth::revocation::TokenHint;
-use crate::auth::service::valid_client_id;
+use crate::auth::client::valid_client_id;
+use crate::auth::sessions::TokenHint;
 
 /// A token revocation request (RFC 7009 §2.1).
 #[derive(Object, Deserialize)]
@@ -91,7 +91,7 @@ impl RevokeApi {
             _ => None,
         };
         state
-            .auth
+            .sessions
             .revoke_token(&form.token, hint, &client_info(req, None))
             .await?;
         Ok(Revoked::Ok(NO_STORE.into()))

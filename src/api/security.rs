@@ -7,8 +7,8 @@ use poem_openapi::{OAuthScopes, SecurityScheme};
 
 use super::failure::{Failure, Failures};
 use crate::AppState;
-use crate::auth::revocation::{AuthenticateError, Caller};
 use crate::auth::scope;
+use crate::auth::sessions::{AuthenticateError, Caller};
 
 /// The scopes an access token can carry.
 #[derive(Debug, Clone, Copy, OAuthScopes)]
@@ -71,7 +71,7 @@ async fn check_access_token(req: &Request, bearer: Bearer) -> poem::Result<Calle
     let state = req
         .data::<AppState>()
         .expect("AppState is attached to every route");
-    match state.auth.authenticate(&bearer.token).await {
+    match state.sessions.authenticate(&bearer.token).await {
         Ok(caller) => Ok(caller),
         Err(AuthenticateError::Internal(err)) => {
             let status = if err.retry_after().is_some() {

@@ -121,7 +121,7 @@ impl SessionsApi {
         #[oai(scope = "Scopes::Profile")] auth: BearerAuth,
     ) -> Result<SessionList, Failure<ProtectedFailures>> {
         let claims = auth.with_scope(scope::PROFILE)?.claims;
-        let sessions = state.auth.sessions(&claims.sub).await?;
+        let sessions = state.sessions.of_user(&claims.sub).await?;
         Ok(SessionList::Ok(Json(
             sessions
                 .into_iter()
@@ -149,8 +149,8 @@ impl SessionsApi {
     ) -> Result<SessionRevoked, Failure<RevokeSessionFailures>> {
         let claims = auth.with_scope(scope::PROFILE)?.claims;
         let revoked = state
-            .auth
-            .revoke_own_session(&claims.sub, &id.0.to_string(), &client_info(req, None))
+            .sessions
+            .revoke_own(&claims.sub, &id.0.to_string(), &client_info(req, None))
             .await?;
         if !revoked {
             return Err(Failure::new(
@@ -174,7 +174,7 @@ impl SessionsApi {
     ) -> Result<LoggedOutEverywhere, Failure<ProtectedFailures>> {
         let claims = auth.with_scope(scope::PROFILE)?.claims;
         state
-            .auth
+            .sessions
             .logout_all(&claims.sub, &client_info(req, None))
             .await?;
         Ok(LoggedOutEverywhere::Done)

@@ -47,7 +47,7 @@ macro_rules! space {
 /// A public client's id (see `auth::service::check_client_id`).
 pub struct ClientId;
 impl Rules for ClientId {
-    const MAX_LENGTH: Option<usize> = Some(crate::auth::service::MAX_CLIENT_ID_CHARS);
+    const MAX_LENGTH: Option<usize> = Some(crate::auth::client::MAX_CLIENT_ID_CHARS);
     const PATTERN: Option<&'static str> = Some(concat!("^[^", control!(), "]*$"));
 }
 
@@ -91,7 +91,7 @@ impl Rules for LoginName {
 pub struct RefreshToken;
 impl Rules for RefreshToken {
     const MIN_LENGTH: Option<usize> = Some(1);
-    const MAX_LENGTH: Option<usize> = Some(crate::auth::service::MAX_REFRESH_TOKEN_BYTES);
+    const MAX_LENGTH: Option<usize> = Some(crate::auth::client::MAX_REFRESH_TOKEN_BYTES);
 }
 
 /// A token to revoke: a refresh token or an access token (a JWT); none
@@ -99,7 +99,7 @@ impl Rules for RefreshToken {
 pub struct AnyToken;
 impl Rules for AnyToken {
     const MIN_LENGTH: Option<usize> = Some(1);
-    const MAX_LENGTH: Option<usize> = Some(crate::auth::service::MAX_ACCESS_TOKEN_BYTES);
+    const MAX_LENGTH: Option<usize> = Some(crate::auth::client::MAX_ACCESS_TOKEN_BYTES);
 }
 
 /// The longest `scope` worth reading: every known scope fits many times.
@@ -130,7 +130,7 @@ impl Rules for ClientSecret {
 /// characters (see `auth::service::check_email`).
 pub struct Email;
 impl Rules for Email {
-    const MAX_LENGTH: Option<usize> = Some(crate::auth::service::MAX_EMAIL_BYTES);
+    const MAX_LENGTH: Option<usize> = Some(crate::auth::accounts::MAX_EMAIL_BYTES);
     const PATTERN: Option<&'static str> = Some(concat!(
         "^[^@",
         space!(),
@@ -252,8 +252,8 @@ mod tests {
 
     #[test]
     fn the_documented_patterns_agree_with_the_server_rules() {
+        use crate::auth::accounts::check_email;
         use crate::auth::password::check_policy;
-        use crate::auth::service::check_email;
         use crate::auth::username::check_username;
         let usernames = [
             "alice",

@@ -20,7 +20,7 @@ use super::text::{
     ClientId, ClientSecret, GrantType, LoginName, Password, RefreshToken, Scope, Text,
 };
 use crate::AppState;
-use crate::auth::service::{GrantError, IssuedTokens};
+use crate::auth::sessions::{GrantError, IssuedTokens};
 
 /// An OAuth2 token request (RFC 6749 §4.3.2 password grant, §6 refresh).
 // No `Debug`: it holds a password.
@@ -275,15 +275,16 @@ impl TokenApi {
                 let username = form.username.map(|name| name.0).unwrap_or_default();
                 let password = SecretString::from(form.password.map(|p| p.0).unwrap_or_default());
                 let client = client_info(req, client_id);
+                let scope = form.scope.as_deref();
                 state
-                    .auth
-                    .password_grant(&username, password, form.scope.as_deref(), client)
+                    .sessions
+                    .password_grant(&state.accounts, &username, password, scope, client)
                     .await
             }
             "refresh_token" => {
                 let token = form.refresh_token.map(|token| token.0).unwrap_or_default();
                 state
-                    .auth
+                    .sessions
                     .refresh_grant(&token, form.scope.as_deref(), &client_info(req, None))
                     .await
             }
@@ -318,9 +319,10 @@ impl TokenApi {
         let Json(login) = body;
         let password = SecretString::from(login.password.0);
         let client = client_info(req, None);
+        let scope = login.scope.as_deref();
         let issued = state
-            .auth
-            .password_grant(&login.username, password, login.scope.as_deref(), client)
+            .sessions
+            .password_grant(&state.accounts, &login.username, password, scope, client)
             .await;
         Ok(issued.map_err(refused)?.into())
     }
@@ -345,7 +347,7 @@ impl TokenApi {
         let Json(refresh) = body;
         let client = client_info(req, None);
         let issued = state
-            .auth
+            .sessions
             .refresh_grant(&refresh.refresh_token, refresh.scope.as_deref(), &client)
             .await;
         Ok(issued.map_err(refused)?.into())
@@ -370,7 +372,7 @@ impl TokenApi {
             ));
         }
         state
-            .auth
+            .sessions
             .logout(&body.0.refresh_token, &client_info(req, None))
             .await?;
         Ok(LoggedOut::Done)

@@ -17,9 +17,8 @@ use super::oauth::client_info;
 use super::text::{Email, NewPassword, Password, Text, Username};
 use super::{ApiTags, BearerAuth, Scopes};
 use crate::AppState;
-use crate::auth::revocation::ChangePasswordError;
+use crate::auth::accounts::{ChangePasswordError, RegisterError};
 use crate::auth::scope;
-use crate::auth::service::RegisterError;
 use crate::store::Account;
 
 /// A new account.
@@ -205,7 +204,7 @@ impl UsersApi {
         let Json(request) = body;
         let password = SecretString::from(request.password.0);
         let user = state
-            .auth
+            .accounts
             .register(&request.username, password, request.email.as_deref())
             .await?;
         Ok(Registered::Created(Json((&Account::from(user)).into())))
@@ -234,7 +233,7 @@ impl UsersApi {
         let current = SecretString::from(request.current_password.0);
         let new = SecretString::from(request.new_password.0);
         state
-            .auth
+            .accounts
             .change_password(
                 &claims.sub,
                 &claims.sid,

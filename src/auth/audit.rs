@@ -1,14 +1,35 @@
 //! Writing the audit trail.
 
-use super::client::ClientInfo;
-use super::service::AuthService;
-use crate::audit::AuditKind;
+use std::sync::Arc;
 
-impl AuthService {
+use super::client::ClientInfo;
+use crate::audit::AuditKind;
+use crate::clock::Clock;
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+/// Where the services record what happened: the `audit_events` table and
+/// the event counters of `/metrics`.
+#[derive(Debug, Clone)]
+pub struct Audit {
+    store: Store,
+    metrics: Arc<Metrics>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Audit {
+    pub fn new(store: Store, metrics: Arc<Metrics>, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            store,
+            metrics,
+            clock,
+        }
+    }
+
     /// Records `event` about `user_id` / `session_id`, with where it came
     /// from. A failure to record is logged, not passed on: the request that
     /// caused it has already happened.
-    pub(super) async fn audit(
+    pub async fn record(
         &self,
         event: AuditKind,
         user_id: Option<&str>,

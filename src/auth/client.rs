@@ -1,10 +1,17 @@
-//! Who is asking for a session, and the audit record of what they did.
+//! Who is asking for a session (its client id, user agent and address),
+//! the audit record of what they did, and the limits on what clients send.
 
 use crate::audit::AuditKind;
 use crate::store::AuditEvent;
 
 /// Longest user agent kept on a session or an audit record, in characters.
 pub const MAX_USER_AGENT_CHARS: usize = 512;
+/// Longest `client_id`, in characters.
+pub const MAX_CLIENT_ID_CHARS: usize = 255;
+/// Longest string that could be a refresh token we issued.
+pub const MAX_REFRESH_TOKEN_BYTES: usize = 512;
+/// Longest string that could be an access token we issued.
+pub const MAX_ACCESS_TOKEN_BYTES: usize = 4096;
 
 /// Who is asking for a session, recorded on it.
 #[derive(Debug, Clone, Default)]
@@ -40,5 +47,21 @@ impl ClientInfo {
             user_agent: self.stored_user_agent(),
             detail: None,
         }
+    }
+}
+
+/// Whether a `client_id` is acceptable: at most 255 printable characters.
+pub fn valid_client_id(client_id: &str) -> bool {
+    client_id.chars().count() <= MAX_CLIENT_ID_CHARS && !client_id.chars().any(char::is_control)
+}
+
+/// The client id a request names, if any (empty is none); refused with a
+/// message if it is not [`valid_client_id`].
+pub fn check_client_id(client_id: Option<&str>) -> Result<Option<&str>, String> {
+    match client_id.filter(|id| !id.is_empty()) {
+        Some(id) if !valid_client_id(id) => Err(format!(
+            "`client_id` must be at most {MAX_CLIENT_ID_CHARS} printable characters"
+        )),
+        other => Ok(other),
     }
 }

@@ -1,6 +1,10 @@
-//! Credentials and tokens: passwords, access tokens (JWT), refresh tokens,
-//! scopes, and the grants that tie them to the store.
+//! Credentials and tokens, as three services: [`Accounts`] (registration,
+//! credentials, password changes, disabling), [`Sessions`] (the grants,
+//! refresh, the session check, revocation) and [`Signing`] (access tokens
+//! and their key ring). Below them: passwords, JWTs, keys, refresh-token
+//! rotation, scopes, the throttle and the username rules.
 
+pub mod accounts;
 mod audit;
 pub mod client;
 pub mod jwt;
@@ -8,12 +12,19 @@ pub mod keys;
 pub mod password;
 pub mod refresh;
 pub mod refresh_rotation;
-pub mod revocation;
+mod revoker;
 pub mod scope;
-pub mod service;
+pub mod session_check;
 pub mod sessions;
+pub mod signing;
 pub mod throttle;
 pub mod username;
+
+pub use accounts::Accounts;
+pub use audit::Audit;
+pub use revoker::Revoker;
+pub use sessions::Sessions;
+pub use signing::Signing;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

@@ -74,6 +74,11 @@ impl Attempt {
 }
 
 impl ThrottlePolicy {
+    /// The longer of the two windows: counters older than it count nothing.
+    pub fn longest_window(&self) -> std::time::Duration {
+        self.account_window.max(self.address_window)
+    }
+
     /// `Some(seconds)` to wait if the attempt is blocked at `now` (ms).
     pub async fn retry_after(
         &self,

@@ -55,8 +55,8 @@ async fn an_accounts_life_is_audited_in_order_without_secrets(store: Store) {
     .assert_status(204);
     assert!(
         app.state
-            .auth
-            .set_user_disabled("alice", true)
+            .accounts
+            .set_disabled("alice", true)
             .await
             .unwrap()
     );
@@ -65,13 +65,7 @@ async fn an_accounts_life_is_audited_in_order_without_secrets(store: Store) {
         .as_str()
         .unwrap()
         .to_owned();
-    let events = app
-        .state
-        .auth
-        .store
-        .audit_events_of(&user_id)
-        .await
-        .unwrap();
+    let events = app.state.store.audit_events_of(&user_id).await.unwrap();
     let names: Vec<&str> = events.iter().map(|e| e.event.as_str()).collect();
     assert_eq!(
         names,
@@ -132,13 +126,7 @@ async fn a_refresh_records_the_user_agent_exactly_whatever_it_holds(store: Store
     .await;
     refreshed.assert_status(200);
 
-    let events = app
-        .state
-        .auth
-        .store
-        .audit_events_named("refresh")
-        .await
-        .unwrap();
+    let events = app.state.store.audit_events_named("refresh").await.unwrap();
     let agents: Vec<_> = events.iter().map(|e| e.user_agent.as_deref()).collect();
     assert_eq!(agents, [Some(hostile)]);
     app.me(refreshed.str("access_token"))

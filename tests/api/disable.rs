@@ -13,8 +13,8 @@ async fn a_disabled_user_cannot_log_in_and_loses_every_session(store: Store) {
 
     assert!(
         app.state
-            .auth
-            .set_user_disabled("alice", true)
+            .accounts
+            .set_disabled("alice", true)
             .await
             .unwrap()
     );
@@ -39,8 +39,8 @@ async fn a_disabled_user_cannot_log_in_and_loses_every_session(store: Store) {
     // Enabled again: new logins work, old sessions stay revoked.
     assert!(
         app.state
-            .auth
-            .set_user_disabled("alice", false)
+            .accounts
+            .set_disabled("alice", false)
             .await
             .unwrap()
     );
@@ -50,8 +50,8 @@ async fn a_disabled_user_cannot_log_in_and_loses_every_session(store: Store) {
         .assert_error(400, "invalid_grant");
     assert!(
         !app.state
-            .auth
-            .set_user_disabled("nobody", true)
+            .accounts
+            .set_disabled("nobody", true)
             .await
             .unwrap()
     );

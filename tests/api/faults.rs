@@ -137,7 +137,6 @@ pub async fn assert_everyone_signed_in(apps: &[Arc<TestApp>], tokens: &[String])
     assert_eq!(replies.len(), tokens.len());
     let reuse = apps[0]
         .state
-        .auth
         .store
         .audit_events_named("refresh_reuse_detected")
         .await
@@ -166,7 +165,6 @@ async fn a_rotation_whose_commit_answer_was_lost_is_handed_out_after_the_outage(
     for token in &tokens {
         let stored = app
             .state
-            .auth
             .store
             .find_refresh_token(&hash(token))
             .await
@@ -177,7 +175,7 @@ async fn a_rotation_whose_commit_answer_was_lost_is_handed_out_after_the_outage(
     app.clock.advance(OUTAGE);
     let successors = refresh_everyone_when_back(one(&app), &tokens).await;
     assert_everyone_signed_in(one(&app), &successors).await;
-    let retries = app.state.auth.metrics.transaction_retries();
+    let retries = app.state.metrics.transaction_retries();
     assert_eq!(retries, 0, "a timed-out call is not retried in the request");
 }
 
@@ -279,11 +277,10 @@ async fn a_commit_the_database_aborts_is_tried_again_and_written_once() {
     proxy.inject(Fault::AbortNextCommit);
     let reply = app.refresh(&tokens[0]).await;
     reply.assert_status(200);
-    assert_eq!(app.state.auth.metrics.transaction_retries(), 1);
+    assert_eq!(app.state.metrics.transaction_retries(), 1);
     let session = claims_of(reply.str("access_token"))["sid"].clone();
     let refreshes = app
         .state
-        .auth
         .store
         .audit_events_named("refresh")
         .await

@@ -451,7 +451,7 @@ impl TestApp {
             endpoint,
         } = self;
         drop((client, endpoint));
-        state.auth.store.close().await;
+        state.store.close().await;
         drop(state);
         Self::start(config, db, clock).await
     }
@@ -529,7 +529,7 @@ impl TestApp {
     /// An access token this app signs for the session of `claims` (another
     /// token's), with `scope`, issued at `issued_at` (Unix ms).
     pub fn sign_access_token(&self, claims: &Value, scope: &str, issued_at: i64) -> String {
-        let grant = gatehouse::auth::service::Grant {
+        let grant = gatehouse::auth::jwt::Grant {
             user_id: claims["sub"].as_str().expect("a sub"),
             session_id: claims["sid"].as_str().expect("a sid"),
             scope: scope.to_owned(),
@@ -537,8 +537,7 @@ impl TestApp {
             authenticated_at: issued_at,
         };
         self.state
-            .auth
-            .access
+            .signing
             .issue(&grant, issued_at)
             .expect("a signed token")
     }
@@ -564,8 +563,8 @@ fn form_encode(form: &[(&str, &str)]) -> String {
 }
 
 /// What a test signs an access token for: `sub`'s session `sid`, `profile`.
-pub fn grant<'a>(user_id: &'a str, session_id: &'a str) -> gatehouse::auth::service::Grant<'a> {
-    gatehouse::auth::service::Grant {
+pub fn grant<'a>(user_id: &'a str, session_id: &'a str) -> gatehouse::auth::jwt::Grant<'a> {
+    gatehouse::auth::jwt::Grant {
         user_id,
         session_id,
         scope: "profile".to_owned(),

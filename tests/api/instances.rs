@@ -37,7 +37,7 @@ async fn instances_without_an_issuer_accept_each_others_tokens(store: Store) {
         .assert_status(200);
     let issuers: Vec<String> = apps
         .iter()
-        .map(|app| app.state.auth.access.issuer().to_owned())
+        .map(|app| app.state.signing.tokens().issuer().to_owned())
         .collect();
     assert!(
         issuers.iter().all(|issuer| issuer == &issuers[0]),

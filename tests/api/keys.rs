@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use gatehouse::auth::jwt::{AccessTokens, TokenKey};
+use gatehouse::auth::jwt::AccessTokens;
+use gatehouse::auth::keys::TokenKey;
 use gatehouse::config::JwtAlgorithm;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 
@@ -77,7 +78,7 @@ async fn an_hs256_server_refuses_tokens_signed_any_other_way(store: Store) {
     // HS256 under another secret, with the server's own kid.
     let mut header = Header::new(Algorithm::HS256);
     header.typ = Some("at+jwt".into());
-    header.kid = Some(app.state.auth.access.signing_key().kid().to_owned());
+    header.kid = Some(app.state.signing.signing_key().kid().to_owned());
     let wrong_secret = EncodingKey::from_secret(b"another secret, also long enough!!").unwrap();
     let forged = jsonwebtoken::encode(&header, &claims, &wrong_secret).unwrap();
     app.me(&forged).await.assert_error(401, "invalid_token");
@@ -153,7 +154,7 @@ async fn tokens_signed_with_the_real_key_but_wrong_claims_or_type_are_refused(st
     let key = EncodingKey::from_ed_der(der.as_bytes());
     for typ in [Some("JWT"), Some("id_token+jwt"), None] {
         let mut header = Header::new(Algorithm::EdDSA);
-        header.kid = Some(app.state.auth.access.signing_key().kid().to_owned());
+        header.kid = Some(app.state.signing.signing_key().kid().to_owned());
         header.typ = typ.map(str::to_owned);
         let retyped = jsonwebtoken::encode(&header, &claims, &key).unwrap();
         app.me(&retyped).await.assert_error(401, "invalid_token");

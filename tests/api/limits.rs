@@ -34,7 +34,7 @@ async fn a_login_beyond_the_hashing_queue_gets_503_with_retry_after_and_then_rec
         })
         .collect();
     // Wait until every core is hashing (this waits on state, not on time).
-    let passwords = &app.state.auth.passwords;
+    let passwords = &app.state.accounts.passwords();
     for _ in 0..2000 {
         if passwords.is_saturated() {
             break;

@@ -79,7 +79,7 @@ async fn metrics_show_the_published_keys_and_how_old_the_signing_key_is(store: S
     )
     .await
     .unwrap();
-    app.state.auth.reload_keys().await.unwrap();
+    app.state.signing.reload().await.unwrap();
     let after = metrics(&app).await;
     // The next key is published ahead; the current one still signs.
     assert_eq!(value(&after, "gatehouse_signing_keys_published"), 2);

@@ -17,7 +17,7 @@ on_both_stores!(a_lost_database_is_503_json_and_ready_says_so);
 async fn a_lost_database_is_503_json_and_ready_says_so(store: Store) {
     let app = TestApp::spawn(store).await;
     let tokens = app.user_with_tokens("alice").await;
-    app.state.auth.store.close().await;
+    app.state.store.close().await;
     let ready = Reply::read(app.client.get("/health/ready").send().await).await;
     ready.assert_error(503, "unavailable");
     Reply::read(app.client.get("/health/live").send().await)

@@ -27,8 +27,8 @@ async fn pruning_deletes_expired_and_long_revoked_sessions_and_stale_counters_on
         .await
         .assert_error(400, "invalid_grant");
 
-    let auth = &app.state.auth;
-    let now = gatehouse::auth::now_millis();
+    let state = &app.state;
+    let now = state.clock.now_millis();
     let logout = serde_json::json!({"refresh_token": recently_revoked.str("refresh_token")});
     app.post_json("/auth/logout", &logout)
         .await
@@ -37,15 +37,22 @@ async fn pruning_deletes_expired_and_long_revoked_sessions_and_stale_counters_on
         .as_str()
         .unwrap()
         .to_owned();
-    auth.store
+    state
+        .store
         .revoke_session(&sid, now - 8 * 24 * 3600 * 1000)
         .await
         .unwrap();
 
     // A day later: the 2-second session has expired, the old revocation is
     // past the 7-day retention, and the failed login's counters are stale.
-    let (sessions, counters) = auth
-        .prune(now + 25 * 3600 * 1000, Duration::from_secs(7 * 24 * 3600))
+    let counters_window = state.accounts.throttle().longest_window();
+    let (sessions, counters) = state
+        .sessions
+        .prune(
+            now + 25 * 3600 * 1000,
+            Duration::from_secs(7 * 24 * 3600),
+            counters_window,
+        )
         .await
         .unwrap();
     assert_eq!(sessions, 2);
@@ -54,7 +61,8 @@ async fn pruning_deletes_expired_and_long_revoked_sessions_and_stale_counters_on
     let stored = |token: &str| {
         let token_hash = hash(token);
         async move {
-            auth.store
+            state
+                .store
                 .find_refresh_token(&token_hash)
                 .await
                 .unwrap()

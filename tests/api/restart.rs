@@ -13,11 +13,11 @@ on_both_stores!(
 async fn a_restart_keeps_users_sessions_and_the_signing_key(store: Store) {
     let app = TestApp::spawn(store).await;
     let login = app.user_with_tokens("alice").await;
-    let kid = app.state.auth.access.signing_key().kid().to_owned();
+    let kid = app.state.signing.signing_key().kid().to_owned();
 
     let app = app.restart().await;
 
-    assert_eq!(app.state.auth.access.signing_key().kid(), kid);
+    assert_eq!(app.state.signing.signing_key().kid(), kid);
     // The access token issued before the restart still verifies.
     app.me(login.str("access_token")).await.assert_status(200);
     // The session survives, and so does the successor secret: a rotated

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use gatehouse::StartError;
-use gatehouse::auth::jwt::TokenKey;
+use gatehouse::auth::keys::TokenKey;
 use gatehouse::auth::keys::{Kek, RingError};
 use gatehouse::config::Config;
 
@@ -54,17 +54,12 @@ async fn jwks_kids(app: &TestApp) -> Vec<String> {
 }
 
 async fn audit_events(app: &TestApp, event: &str) -> Vec<gatehouse::store::AuditEvent> {
-    app.state
-        .auth
-        .store
-        .audit_events_named(event)
-        .await
-        .unwrap()
+    app.state.store.audit_events_named(event).await.unwrap()
 }
 
 /// The kids in the database, oldest first.
 async fn stored_kids(app: &TestApp) -> Vec<String> {
-    let records = app.state.auth.store.signing_keys().await.unwrap();
+    let records = app.state.store.signing_keys().await.unwrap();
     records.into_iter().map(|record| record.kid).collect()
 }
 
@@ -84,10 +79,10 @@ async fn keys_are_kept_in_the_database_sealed_and_only_the_kek_is_a_file(store: 
         assert_eq!(mode & 0o777, 0o600);
     }
     assert!(!data_dir.join("signing-key.pem").exists());
-    let records = app.state.auth.store.signing_keys().await.unwrap();
+    let records = app.state.store.signing_keys().await.unwrap();
     assert_eq!(records.len(), 1);
     let record = &records[0];
-    assert_eq!(record.kid, app.state.auth.access.signing_key().kid());
+    assert_eq!(record.kid, app.state.signing.signing_key().kid());
     assert_eq!(record.kek_id, kek.id());
     assert_eq!(record.algorithm, "EdDSA");
     // 24-byte nonce + 32-byte key + 16-byte tag, base64url: no PEM, no raw key.
@@ -109,7 +104,7 @@ async fn after_a_rotation_new_tokens_carry_the_new_kid_and_old_ones_verify_until
     let new_kid = rotate(&app, Duration::ZERO).await;
     assert_ne!(new_kid, old_kid);
     assert!(
-        app.state.auth.reload_keys().await.unwrap(),
+        app.state.signing.reload().await.unwrap(),
         "the signing key changed"
     );
 
@@ -147,7 +142,7 @@ async fn another_instance_verifies_a_token_signed_with_a_key_it_has_not_loaded_y
         .another_instance(|config| config.key_reload_interval = Duration::from_secs(3600))
         .await;
     let new_kid = rotate(&first, Duration::ZERO).await;
-    first.state.auth.reload_keys().await.unwrap();
+    first.state.signing.reload().await.unwrap();
     let tokens = first.user_with_tokens("alice").await;
     assert_eq!(kid_of(tokens.str("access_token")), new_kid);
     assert!(!jwks_kids(&second).await.contains(&new_kid));
@@ -157,7 +152,7 @@ async fn another_instance_verifies_a_token_signed_with_a_key_it_has_not_loaded_y
         .await
         .assert_status(200);
     assert!(jwks_kids(&second).await.contains(&new_kid));
-    assert_eq!(second.state.auth.access.signing_key().kid(), new_kid);
+    assert_eq!(second.state.signing.signing_key().kid(), new_kid);
     // A kid that exists nowhere is still refused.
     let mut forged = tokens.str("access_token").split('.').map(str::to_owned);
     let header = serde_json::json!({"alg": "EdDSA", "typ": "at+jwt", "kid": "no-such-key"});
@@ -177,34 +172,34 @@ fn base64_url(bytes: &[u8]) -> String {
 
 async fn a_key_activated_later_is_published_first_and_signs_only_from_its_activation(store: Store) {
     let app = TestApp::spawn(store).await;
-    let current = app.state.auth.access.signing_key().kid().to_owned();
+    let current = app.state.signing.signing_key().kid().to_owned();
     let next = rotate(&app, Duration::from_secs(3600)).await;
-    assert!(!app.state.auth.reload_keys().await.unwrap());
+    assert!(!app.state.signing.reload().await.unwrap());
     assert_eq!(jwks_kids(&app).await, [current.clone(), next.clone()]);
     let tokens = app.user_with_tokens("alice").await;
     assert_eq!(kid_of(tokens.str("access_token")), current);
-    let ring = app.state.auth.access.ring();
+    let ring = app.state.signing.tokens().ring();
     let hour = 3_600_000;
     let now = chrono::Utc::now().timestamp_millis();
     assert_eq!(ring.signing(now + hour + 1_000).kid(), next);
     // A rotation right after a delayed one does not activate before it.
     let third = rotate(&app, Duration::ZERO).await;
-    app.state.auth.reload_keys().await.unwrap();
-    let ring = app.state.auth.access.ring();
+    app.state.signing.reload().await.unwrap();
+    let ring = app.state.signing.tokens().ring();
     assert_eq!(ring.signing(now).kid(), current);
     assert_eq!(ring.signing(now + hour + 1_000).kid(), third);
 }
 
 async fn a_rotation_is_audited_without_key_material(store: Store) {
     let app = TestApp::spawn(store).await;
-    let old_kid = app.state.auth.access.signing_key().kid().to_owned();
+    let old_kid = app.state.signing.signing_key().kid().to_owned();
     let new_kid = rotate(&app, Duration::ZERO).await;
     let events = audit_events(&app, "key_rotated").await;
     assert_eq!(events.len(), 1);
     let detail = events[0].detail.as_deref().unwrap();
     assert!(detail.contains(&format!("kid={new_kid}")), "{detail}");
     assert!(detail.contains(&format!("previous={old_kid}")), "{detail}");
-    for record in app.state.auth.store.signing_keys().await.unwrap() {
+    for record in app.state.store.signing_keys().await.unwrap() {
         assert!(!detail.contains(&record.private_key));
     }
 }
@@ -216,12 +211,12 @@ async fn concurrent_rotations_each_add_a_key_and_lose_none(store: Store) {
     kids.sort();
     kids.dedup();
     assert_eq!(kids.len(), 4);
-    let records = app.state.auth.store.signing_keys().await.unwrap();
+    let records = app.state.store.signing_keys().await.unwrap();
     let generations: Vec<i64> = records.iter().map(|record| record.generation).collect();
     assert_eq!(generations, [1, 2, 3, 4, 5]);
-    app.state.auth.reload_keys().await.unwrap();
+    app.state.signing.reload().await.unwrap();
     assert_eq!(
-        app.state.auth.access.signing_key().kid(),
+        app.state.signing.signing_key().kid(),
         records.last().unwrap().kid
     );
 }
@@ -236,12 +231,12 @@ async fn instances_starting_together_on_an_empty_database_share_one_first_key(st
         .collect();
     let kids: Vec<String> = states
         .iter()
-        .map(|state| state.auth.access.signing_key().kid().to_owned())
+        .map(|state| state.signing.signing_key().kid().to_owned())
         .collect();
     assert!(kids.iter().all(|kid| *kid == kids[0]), "{kids:?}");
-    assert_eq!(states[0].auth.store.signing_keys().await.unwrap().len(), 1);
+    assert_eq!(states[0].store.signing_keys().await.unwrap().len(), 1);
     for state in states {
-        state.auth.store.close().await;
+        state.store.close().await;
     }
 }
 
@@ -267,7 +262,7 @@ async fn a_wrong_key_encryption_key_is_refused_with_a_clear_error(store: Store) 
         rotated,
         Err(StartError::Ring(RingError::WrongKek { .. }))
     ));
-    assert_eq!(app.state.auth.store.signing_keys().await.unwrap().len(), 1);
+    assert_eq!(app.state.store.signing_keys().await.unwrap().len(), 1);
 }
 
 fn base64_std(bytes: &[u8]) -> String {
@@ -288,27 +283,27 @@ async fn the_signing_key_file_of_earlier_versions_is_imported_on_first_start(sto
     })
     .await;
     let legacy_kid = TokenKey::new(&key).kid().to_owned();
-    assert_eq!(app.state.auth.access.signing_key().kid(), legacy_kid);
-    let records = app.state.auth.store.signing_keys().await.unwrap();
+    assert_eq!(app.state.signing.signing_key().kid(), legacy_kid);
+    let records = app.state.store.signing_keys().await.unwrap();
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].kid, legacy_kid);
     // From then on the database decides: rotating replaces the imported key.
     let new_kid = rotate(&app, Duration::ZERO).await;
     let app = app.restart().await;
-    assert_eq!(app.state.auth.access.signing_key().kid(), new_kid);
+    assert_eq!(app.state.signing.signing_key().kid(), new_kid);
 }
 
 async fn retired_keys_are_pruned_and_the_current_one_never_is(store: Store) {
     let app = TestApp::spawn_with(store, short_lived).await;
-    let old_kid = app.state.auth.access.signing_key().kid().to_owned();
+    let old_kid = app.state.signing.signing_key().kid().to_owned();
     let new_kid = rotate(&app, Duration::ZERO).await;
     let now = chrono::Utc::now().timestamp_millis();
     // Within the overlap nothing is pruned.
-    assert_eq!(app.state.auth.prune_keys(now).await.unwrap(), 0);
+    assert_eq!(app.state.signing.prune(now).await.unwrap(), 0);
     // Once the old key has retired, it goes; the current one stays forever.
     let later = now + 60_000;
-    assert_eq!(app.state.auth.prune_keys(later).await.unwrap(), 1);
-    assert_eq!(app.state.auth.prune_keys(i64::MAX / 2).await.unwrap(), 0);
+    assert_eq!(app.state.signing.prune(later).await.unwrap(), 1);
+    assert_eq!(app.state.signing.prune(i64::MAX / 2).await.unwrap(), 0);
     let kids = stored_kids(&app).await;
     assert_eq!(kids, [new_kid]);
     assert!(!kids.contains(&old_kid));
@@ -325,14 +320,14 @@ async fn a_fixed_key_file_is_not_managed_by_keys_rotate(store: Store) {
         config.keys.signing_key_file = Some(path);
     })
     .await;
-    let kid = app.state.auth.access.signing_key().kid().to_owned();
+    let kid = app.state.signing.signing_key().kid().to_owned();
     let refused =
         gatehouse::rotate_keys(&app.config.keys, &app.config.database, Duration::ZERO).await;
     let Err(StartError::Config(message)) = refused else {
         panic!("a fixed key was rotated: {refused:?}");
     };
     assert!(message.contains("--signing-key-file"), "{message}");
-    assert!(!app.state.auth.reload_keys().await.unwrap());
+    assert!(!app.state.signing.reload().await.unwrap());
     assert_eq!(jwks_kids(&app).await, [kid]);
     assert!(
         !app.config
@@ -351,7 +346,7 @@ async fn a_reset_replaces_every_key_at_once_and_sessions_survive_it(store: Store
         .await
         .unwrap();
     assert_eq!(reset.discarded, 2);
-    app.state.auth.reload_keys().await.unwrap();
+    app.state.signing.reload().await.unwrap();
     assert_eq!(jwks_kids(&app).await, std::slice::from_ref(&reset.kid));
     // Access tokens signed before the reset no longer verify...
     app.me(before.str("access_token"))
@@ -390,7 +385,7 @@ async fn a_lost_key_encryption_key_is_recovered_by_a_reset(store: Store) {
         .await
         .unwrap();
     let app = app.restart().await;
-    assert_eq!(app.state.auth.access.signing_key().kid(), reset.kid);
+    assert_eq!(app.state.signing.signing_key().kid(), reset.kid);
     let refreshed = app.refresh(before.str("refresh_token")).await;
     refreshed.assert_status(200);
     app.me(refreshed.str("access_token"))
@@ -410,12 +405,12 @@ async fn the_key_encryption_key_is_replaced_by_resealing_and_tokens_keep_verifyi
         .unwrap();
     assert_eq!(resealed, 2);
     let new_kek = Kek::load(&new_kek_path).unwrap();
-    let records = app.state.auth.store.signing_keys().await.unwrap();
+    let records = app.state.store.signing_keys().await.unwrap();
     assert!(records.iter().all(|record| record.kek_id == new_kek.id()));
 
     // The running instance keeps the keys it holds (a reload now fails)...
     assert!(matches!(
-        app.state.auth.reload_keys().await,
+        app.state.signing.reload().await,
         Err(RingError::WrongKek { .. })
     ));
     app.me(tokens.str("access_token")).await.assert_status(200);
@@ -425,7 +420,7 @@ async fn the_key_encryption_key_is_replaced_by_resealing_and_tokens_keep_verifyi
     let second = app
         .another_instance(|config| config.keys.key_encryption_key_file = Some(new_kek_path))
         .await;
-    let ring = second.state.auth.access.ring();
+    let ring = second.state.signing.tokens().ring();
     let kids_after: Vec<&str> = ring.keys().iter().map(|key| key.key.kid()).collect();
     assert_eq!(kids_after, kids_before);
     second

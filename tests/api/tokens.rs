@@ -41,7 +41,7 @@ fn assert_token_pair(reply: &Reply, app: &TestApp) {
     assert_eq!(header.typ.as_deref(), Some("at+jwt"));
     assert_eq!(
         header.kid.as_deref(),
-        Some(app.state.auth.access.signing_key().kid())
+        Some(app.state.signing.signing_key().kid())
     );
     let claims = claims_of(jwt);
     for claim in [

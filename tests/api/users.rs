@@ -224,7 +224,7 @@ async fn me_with_alg_none_is_401(store: Store) {
         .nth(1)
         .unwrap()
         .to_owned();
-    let kid = app.state.auth.access.signing_key().kid().to_owned();
+    let kid = app.state.signing.signing_key().kid().to_owned();
     for alg in ["none", "None", "NONE"] {
         let header = json!({"alg": alg, "typ": "at+jwt", "kid": kid});
         let unsigned = format!("{}.{payload}.", URL_SAFE_NO_PAD.encode(header.to_string()));
@@ -236,7 +236,7 @@ async fn me_with_a_token_signed_by_hmac_over_the_public_key_is_401(store: Store)
     let app = TestApp::spawn(store).await;
     let tokens = app.user_with_tokens("alice").await;
     let claims = claims_of(tokens.str("access_token"));
-    let keys = app.state.auth.access.signing_key();
+    let keys = app.state.signing.signing_key();
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
     header.typ = Some("at+jwt".into());
     header.kid = Some(keys.kid().to_owned());

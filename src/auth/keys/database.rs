@@ -2,18 +2,19 @@
 //! reset, re-sealing and pruning.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
 use secrecy::ExposeSecret as _;
 
-use super::{Kek, KeyRing, KeySource, RingError, Rotation};
+use super::{Kek, KeyRing, RingError, Rotation};
+use super::{TokenKey, read_ed25519_pem};
 use crate::audit::AuditKind;
-use crate::auth::jwt::{TokenKey, read_ed25519_pem};
+use crate::auth::random_bytes;
 use crate::auth::refresh::millis;
-use crate::auth::service::AuthService;
-use crate::auth::{now_millis, random_bytes};
+use crate::clock::Clock;
 use crate::store::{AuditEvent, SigningKeyRecord, Store};
 
 /// The `algorithm` column of Ed25519 keys.
@@ -30,15 +31,41 @@ pub struct DatabaseKeys {
     pub overlap: Duration,
     /// When the ring was last read (Unix ms), to rate-limit reloads.
     last_reload: AtomicI64,
+    clock: Arc<dyn Clock>,
 }
 
 impl DatabaseKeys {
-    pub fn new(kek: Kek, overlap: Duration) -> Self {
+    pub fn new(kek: Kek, overlap: Duration, clock: Arc<dyn Clock>) -> Self {
         Self {
             kek,
             overlap,
             last_reload: AtomicI64::new(0),
+            clock,
         }
+    }
+
+    /// The stored keys, unsealed into a ring.
+    pub async fn reload(&self, store: &Store) -> Result<KeyRing, RingError> {
+        self.last_reload
+            .store(self.clock.now_millis(), Ordering::Relaxed);
+        self.ring(&store.signing_keys().await?)
+    }
+
+    /// Whether a token with an unknown `kid` may trigger a reload now: at
+    /// most once a second, however many such tokens arrive.
+    pub fn may_reload_for_unknown_kid(&self) -> bool {
+        let now = self.clock.now_millis();
+        let last = self.last_reload.load(Ordering::Relaxed);
+        now - last >= UNKNOWN_KID_RELOAD_MILLIS
+            && self
+                .last_reload
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+    }
+
+    /// Deletes keys retired before `now`; they verify nothing any more.
+    pub async fn prune(&self, store: &Store, now: i64) -> Result<u64, sqlx::Error> {
+        store.prune_signing_keys(now - millis(self.overlap)).await
     }
 
     /// Reads the ring, creating its first key if the database has none:
@@ -68,7 +95,7 @@ impl DatabaseKeys {
         } else {
             SigningKey::from_bytes(&random_bytes::<32>())
         };
-        let now = now_millis();
+        let now = self.clock.now_millis();
         // Instances starting together race here; the unique generation
         // decides, and the losers read the winner's key.
         self.insert(store, &key, 1, now, now).await?;
@@ -145,7 +172,7 @@ impl DatabaseKeys {
             // Refuse to add a key the others could not be read beside.
             self.ring(&records)?;
             let last = records.last();
-            let now = now_millis();
+            let now = self.clock.now_millis();
             // Activations never go back in time, so the newest key is
             // always the last to activate.
             let activates_at =
@@ -185,7 +212,7 @@ impl DatabaseKeys {
         for _ in 0..8 {
             let records = store.signing_keys().await?;
             let generation = records.last().map_or(1, |last| last.generation + 1);
-            let now = now_millis();
+            let now = self.clock.now_millis();
             let key = SigningKey::from_bytes(&random_bytes::<32>());
             let Some(kid) = self.insert(store, &key, generation, now, now).await? else {
                 continue;
@@ -230,7 +257,13 @@ impl DatabaseKeys {
             .await?;
         let detail = format!("kek={}->{} keys={resealed}", self.kek.id(), new_kek.id());
         tracing::info!(resealed, kek = new_kek.id(), "signing keys resealed");
-        audit_key_event(store, AuditKind::KeysResealed, detail, now_millis()).await?;
+        audit_key_event(
+            store,
+            AuditKind::KeysResealed,
+            detail,
+            self.clock.now_millis(),
+        )
+        .await?;
         Ok(resealed)
     }
 }
@@ -249,60 +282,4 @@ async fn audit_key_event(
             ..Default::default()
         })
         .await
-}
-
-impl AuthService {
-    /// Re-reads the signing keys from the database. Returns whether the key
-    /// new tokens are signed with changed. A failure keeps the keys in use.
-    pub async fn reload_keys(&self) -> Result<bool, RingError> {
-        let KeySource::Database(keys) = &self.keys else {
-            return Ok(false);
-        };
-        keys.last_reload.store(now_millis(), Ordering::Relaxed);
-        let ring = keys.ring(&self.store.signing_keys().await?)?;
-        let now = now_millis();
-        let before = self.access.ring().signing(now).kid().to_owned();
-        let after = ring.signing(now).kid().to_owned();
-        self.access.replace_ring(ring);
-        if before != after {
-            tracing::info!(kid = %after, previous = %before, "now signing with a new key");
-        }
-        Ok(before != after)
-    }
-
-    /// Reloads the keys for a token whose `kid` is unknown here (another
-    /// instance may have picked up a rotation first), at most once a
-    /// second. Returns whether it reloaded.
-    pub(crate) async fn reload_keys_for_unknown_kid(&self) -> bool {
-        let KeySource::Database(keys) = &self.keys else {
-            return false;
-        };
-        let now = now_millis();
-        let last = keys.last_reload.load(Ordering::Relaxed);
-        if now - last < UNKNOWN_KID_RELOAD_MILLIS
-            || keys
-                .last_reload
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_err()
-        {
-            return false;
-        }
-        match self.reload_keys().await {
-            Ok(_) => true,
-            Err(err) => {
-                tracing::warn!(error = %err, "cannot reload the signing keys");
-                false
-            }
-        }
-    }
-
-    /// Deletes keys retired before `now`; they verify nothing any more.
-    pub async fn prune_keys(&self, now: i64) -> Result<u64, sqlx::Error> {
-        let KeySource::Database(keys) = &self.keys else {
-            return Ok(0);
-        };
-        self.store
-            .prune_signing_keys(now - millis(keys.overlap))
-            .await
-    }
 }

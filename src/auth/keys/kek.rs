@@ -12,7 +12,7 @@ use secrecy::zeroize::Zeroizing;
 use secrecy::{ExposeSecret as _, SecretBox};
 use sha2::Sha256;
 
-use crate::auth::jwt::KeyError;
+use super::KeyError;
 use crate::auth::random_bytes;
 
 /// The additional data that binds a sealed key to its row.

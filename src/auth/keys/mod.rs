@@ -15,13 +15,13 @@
 
 mod database;
 mod kek;
+mod key;
 mod ring;
 
 pub use database::DatabaseKeys;
 pub use kek::Kek;
+pub use key::{KeyError, MIN_HMAC_SECRET_BYTES, TokenKey, read_ed25519_pem};
 pub use ring::{KeyRing, RingKey};
-
-use super::jwt::KeyError;
 
 /// Why the key ring could not be loaded, stored or rotated.
 #[derive(Debug, thiserror::Error)]

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use jsonwebtoken::Algorithm;
 
-use crate::auth::jwt::TokenKey;
+use super::TokenKey;
 use crate::auth::refresh::millis;
 
 /// One key of the ring, with its lifetime (Unix milliseconds).

@@ -41,13 +41,6 @@ impl std::fmt::Debug for SessionCheck {
     }
 }
 
-/// Answers from the cache and from the database since start.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct CacheStats {
-    pub hits: u64,
-    pub misses: u64,
-}
-
 impl SessionCheck {
     /// Keeps at most `capacity` sessions; `ttl` zero checks the database on
     /// every request.
@@ -98,8 +91,8 @@ impl SessionCheck {
     }
 
     /// Checks answered from the cache and from the database.
-    pub fn stats(&self) -> CacheStats {
-        CacheStats {
+    pub fn stats(&self) -> crate::metrics::CacheStats {
+        crate::metrics::CacheStats {
             hits: self.hits.load(Ordering::Relaxed),
             misses: self.misses.load(Ordering::Relaxed),
         }

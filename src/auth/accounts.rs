@@ -1,0 +1,343 @@
+//! Accounts: registration, checking a username and password (throttled),
+//! password changes, and disabling an account.
+
+use std::sync::Arc;
+
+use secrecy::{ExposeSecret, SecretString};
+
+use super::audit::Audit;
+use super::client::ClientInfo;
+use super::password::{self, Passwords, PolicyViolation};
+use super::revoker::Revoker;
+use super::sessions::GrantError;
+use super::throttle::{Attempt, ThrottlePolicy};
+use super::username::{MAX_USERNAME_CHARS, check_username, username_key};
+use crate::audit::AuditKind;
+use crate::clock::Clock;
+use crate::error::Error;
+use crate::store::{InsertUser, Store, UserRecord};
+
+/// Longest email address, in bytes (RFC 5321 path limit).
+pub const MAX_EMAIL_BYTES: usize = 254;
+/// The one message for an unknown user and a wrong password alike.
+pub const BAD_CREDENTIALS: &str = "invalid username or password";
+
+/// Why a registration was refused, or that it failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterError {
+    #[error("{0}")]
+    InvalidUsername(String),
+    #[error("{0}")]
+    InvalidEmail(String),
+    #[error(transparent)]
+    WeakPassword(#[from] PolicyViolation),
+    #[error("the username is already taken")]
+    UsernameTaken,
+    #[error(transparent)]
+    Internal(#[from] Error),
+}
+
+/// Why a password change was refused, or that it failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangePasswordError {
+    #[error("the current password is wrong")]
+    WrongPassword,
+    #[error("the account no longer exists")]
+    UnknownUser,
+    #[error(transparent)]
+    WeakPassword(#[from] PolicyViolation),
+    #[error(transparent)]
+    Internal(#[from] Error),
+}
+
+/// The outcome of checking a username and password.
+enum Credentials {
+    Valid(UserRecord),
+    Refused { user_id: Option<String> },
+}
+
+/// The accounts and their passwords.
+#[derive(Debug)]
+pub struct Accounts {
+    store: Store,
+    passwords: Passwords,
+    min_password_chars: usize,
+    throttle: ThrottlePolicy,
+    revoker: Revoker,
+    audit: Audit,
+    clock: Arc<dyn Clock>,
+}
+
+impl Accounts {
+    pub fn new(
+        store: Store,
+        passwords: Passwords,
+        min_password_chars: usize,
+        throttle: ThrottlePolicy,
+        revoker: Revoker,
+        audit: Audit,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            store,
+            passwords,
+            min_password_chars,
+            throttle,
+            revoker,
+            audit,
+            clock,
+        }
+    }
+
+    /// The password hasher (its load is on `/metrics`).
+    pub fn passwords(&self) -> &Passwords {
+        &self.passwords
+    }
+
+    /// The failed-login throttle.
+    pub fn throttle(&self) -> &ThrottlePolicy {
+        &self.throttle
+    }
+
+    /// Creates an account.
+    pub async fn register(
+        &self,
+        username: &str,
+        password: SecretString,
+        email: Option<&str>,
+    ) -> Result<UserRecord, RegisterError> {
+        check_username(username).map_err(RegisterError::InvalidUsername)?;
+        if let Some(email) = email {
+            check_email(email).map_err(RegisterError::InvalidEmail)?;
+        }
+        password::check_policy(password.expose_secret(), username, self.min_password_chars)?;
+        let user = UserRecord {
+            id: uuid::Uuid::new_v4().to_string(),
+            username: username.to_owned(),
+            email: email.map(str::to_owned),
+            password_hash: self.passwords.hash(password).await.map_err(Error::from)?,
+            created_at: self.clock.now_millis(),
+            disabled_at: None,
+        };
+        let key = username_key(&user.username);
+        match self
+            .store
+            .insert_user(&user, &key)
+            .await
+            .map_err(Error::from)?
+        {
+            InsertUser::Inserted => Ok(user),
+            InsertUser::UsernameTaken => Err(RegisterError::UsernameTaken),
+        }
+    }
+
+    /// The account a login names, if its password is right, the account
+    /// enabled and the login not throttled. Every refusal looks the same.
+    pub async fn log_in(
+        &self,
+        username: &str,
+        password: SecretString,
+        client: &ClientInfo,
+    ) -> Result<UserRecord, GrantError> {
+        let attempt = Attempt::new(username, client.ip.as_deref());
+        let now = self.clock.now_millis();
+        if let Some(retry_after) = self
+            .throttle
+            .retry_after(&self.store, &attempt, now)
+            .await?
+        {
+            self.audit
+                .record(AuditKind::LoginThrottled, None, None, client)
+                .await;
+            return Err(GrantError::TooManyAttempts(retry_after));
+        }
+        match self.check_credentials(username, password).await? {
+            Credentials::Valid(user) => {
+                self.throttle.succeeded(&self.store, &attempt).await?;
+                Ok(user)
+            }
+            Credentials::Refused { user_id } => {
+                self.throttle.failed(&self.store, &attempt, now).await?;
+                self.audit
+                    .record(AuditKind::LoginFailed, user_id.as_deref(), None, client)
+                    .await;
+                Err(GrantError::InvalidGrant(BAD_CREDENTIALS))
+            }
+        }
+    }
+
+    /// The user whose password this is, if the account may log in. Every
+    /// refusal looks the same to the client, whatever the reason; the
+    /// refused account's id (if it exists) is kept for the audit trail.
+    async fn check_credentials(
+        &self,
+        username: &str,
+        password: SecretString,
+    ) -> Result<Credentials, GrantError> {
+        // Input no account can have is refused without a lookup or a hash:
+        // that reveals nothing about which accounts exist.
+        if username.chars().count() > MAX_USERNAME_CHARS
+            || password.expose_secret().len() > password::MAX_PASSWORD_BYTES
+        {
+            return Ok(Credentials::Refused { user_id: None });
+        }
+        // Registered names are ASCII, so no account has a non-ASCII key.
+        let key = username_key(username);
+        if !key.is_ascii() {
+            return Ok(Credentials::Refused { user_id: None });
+        }
+        let user = self.store.find_user_by_key(&key).await?;
+        let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
+        let password_for_upgrade = password.clone();
+        if !self
+            .passwords
+            .verify(password, stored_hash)
+            .await
+            .map_err(Error::from)?
+        {
+            return Ok(Credentials::Refused {
+                user_id: user.map(|u| u.id),
+            });
+        }
+        let user = user.expect("a verified password belongs to a stored user");
+        // Checked after the hash, so a disabled account answers like any other
+        // refusal, in the same time.
+        if user.disabled_at.is_some() {
+            tracing::info!(user_id = %user.id, "login refused: the account is disabled");
+            return Ok(Credentials::Refused {
+                user_id: Some(user.id),
+            });
+        }
+        if self.passwords.needs_rehash(&user.password_hash) {
+            self.upgrade_hash(&user.id, password_for_upgrade).await;
+        }
+        Ok(Credentials::Valid(user))
+    }
+
+    /// Re-hashes a user's password with the configured parameters. Best
+    /// effort: the login that triggered it succeeds whatever happens here.
+    async fn upgrade_hash(&self, user_id: &str, password: SecretString) {
+        let upgraded = match self.passwords.hash(password).await {
+            Ok(hash) => self
+                .store
+                .update_password_hash(user_id, &hash)
+                .await
+                .map_err(Error::from),
+            Err(err) => Err(err.into()),
+        };
+        match upgraded {
+            Ok(()) => {
+                tracing::info!(%user_id, "password hash upgraded to the configured parameters")
+            }
+            Err(err) => tracing::warn!(%user_id, error = %err, "password hash upgrade failed"),
+        }
+    }
+
+    /// Changes a user's password after checking the current one, then
+    /// revokes every session of the user but `current_sid` (ASVS 6.2.3,
+    /// 7.4.3): whoever else knew the old password is logged out.
+    pub async fn change_password(
+        &self,
+        user_id: &str,
+        current_sid: &str,
+        current: SecretString,
+        new: SecretString,
+        client: &ClientInfo,
+    ) -> Result<(), ChangePasswordError> {
+        let Some(user) = self
+            .store
+            .find_user_by_id(user_id)
+            .await
+            .map_err(Error::from)?
+        else {
+            return Err(ChangePasswordError::UnknownUser);
+        };
+        let too_long = current.expose_secret().len() > password::MAX_PASSWORD_BYTES;
+        let stored = Some(user.password_hash.clone());
+        if too_long
+            || !self
+                .passwords
+                .verify(current, stored)
+                .await
+                .map_err(Error::from)?
+        {
+            return Err(ChangePasswordError::WrongPassword);
+        }
+        password::check_policy(new.expose_secret(), &user.username, self.min_password_chars)?;
+        let hash = self.passwords.hash(new).await.map_err(Error::from)?;
+        self.store
+            .update_password_hash(user_id, &hash)
+            .await
+            .map_err(Error::from)?;
+        let revoked = self
+            .revoker
+            .all_but(user_id, current_sid)
+            .await
+            .map_err(Error::from)?;
+        tracing::info!(%user_id, other_sessions_revoked = revoked, "password changed");
+        self.audit
+            .record(
+                AuditKind::PasswordChanged,
+                Some(user_id),
+                Some(current_sid),
+                client,
+            )
+            .await;
+        Ok(())
+    }
+
+    /// Disables the account `username` and revokes all its sessions (ASVS
+    /// 7.4.2), or re-enables it. `false` if there is no such user.
+    pub async fn set_disabled(&self, username: &str, disabled: bool) -> Result<bool, Error> {
+        let now = self.clock.now_millis();
+        let Some(user_id) = self
+            .store
+            .set_user_disabled(&username_key(username), disabled.then_some(now))
+            .await?
+        else {
+            return Ok(false);
+        };
+        if disabled {
+            self.revoker.all_of(&user_id).await?;
+        }
+        tracing::info!(%user_id, disabled, "account state changed");
+        let event = if disabled {
+            AuditKind::UserDisabled
+        } else {
+            AuditKind::UserEnabled
+        };
+        self.audit
+            .record(event, Some(&user_id), None, &ClientInfo::default())
+            .await;
+        Ok(true)
+    }
+}
+
+/// An email address: one `@` between non-empty parts, no white space or
+/// control characters, at most 254 bytes.
+pub fn check_email(email: &str) -> Result<(), String> {
+    let well_formed = email.len() <= MAX_EMAIL_BYTES
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && !domain.is_empty() && !domain.contains('@')
+        });
+    if well_formed {
+        Ok(())
+    } else {
+        Err("email must be a valid address of at most 254 bytes".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_need_one_at_sign_and_no_spaces() {
+        assert!(check_email("a@example.org").is_ok());
+        assert!(check_email("a@b@c").is_err());
+        assert!(check_email("@example.org").is_err());
+        assert!(check_email("a @example.org").is_err());
+        assert!(check_email(&format!("{}@x.org", "a".repeat(250))).is_err());
+    }
+}

@@ -1,0 +1,180 @@
+//! The grants that issue tokens: the password grant opens a session, the
+//! refresh grant rotates its refresh token (RFC 6749 §4.3, §6).
+
+use secrecy::{ExposeSecret, SecretString};
+
+use super::Sessions;
+use crate::audit::AuditKind;
+use crate::auth::accounts::Accounts;
+use crate::auth::client::{ClientInfo, MAX_REFRESH_TOKEN_BYTES, check_client_id};
+use crate::auth::jwt::Grant;
+use crate::auth::refresh;
+use crate::auth::refresh_rotation::RefreshError;
+use crate::auth::scope::{self, InvalidScope};
+use crate::error::Error;
+use crate::store::NewSession;
+
+/// A freshly issued token pair.
+#[derive(Debug)]
+pub struct IssuedTokens {
+    pub access_token: String,
+    pub expires_in: i64,
+    pub refresh_token: SecretString,
+    pub refresh_token_expires_in: i64,
+    pub scope: String,
+}
+
+/// Why a grant was refused (RFC 6749 §5.2), or that it failed.
+#[derive(Debug, thiserror::Error)]
+pub enum GrantError {
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("{0}")]
+    InvalidGrant(&'static str),
+    #[error(transparent)]
+    InvalidScope(#[from] InvalidScope),
+    /// Too many failed logins: retry after this many seconds.
+    #[error("too many failed logins; retry in {0} s")]
+    TooManyAttempts(u64),
+    #[error(transparent)]
+    Internal(#[from] Error),
+}
+
+impl From<sqlx::Error> for GrantError {
+    fn from(err: sqlx::Error) -> Self {
+        Self::Internal(err.into())
+    }
+}
+
+const BAD_REFRESH_TOKEN: &str = "the refresh token is invalid, expired or revoked";
+
+impl Sessions {
+    /// The resource-owner password grant (RFC 6749 §4.3): a new session
+    /// for the account `accounts` finds behind the username and password.
+    pub async fn password_grant(
+        &self,
+        accounts: &Accounts,
+        username: &str,
+        password: SecretString,
+        requested_scope: Option<&str>,
+        client: ClientInfo,
+    ) -> Result<IssuedTokens, GrantError> {
+        if username.is_empty() {
+            return Err(GrantError::InvalidRequest("`username` is required".into()));
+        }
+        if password.expose_secret().is_empty() {
+            return Err(GrantError::InvalidRequest("`password` is required".into()));
+        }
+        let client_id = check_client_id(client.client_id.as_deref())
+            .map_err(GrantError::InvalidRequest)?
+            .unwrap_or(&self.default_client_id);
+        let scope = scope::for_new_session(requested_scope)?;
+        let user = accounts.log_in(username, password, &client).await?;
+
+        let now = self.clock.now_millis();
+        let session_id = uuid::Uuid::new_v4().to_string();
+        let refresh_token = crate::auth::random_token();
+        let expires_at = now.saturating_add(refresh::millis(self.rotation.policy().ttl));
+        let user_agent = client.stored_user_agent();
+        self.store
+            .insert_session(&NewSession {
+                id: &session_id,
+                user_id: &user.id,
+                client_id: Some(client_id),
+                scope: &scope,
+                user_agent: user_agent.as_deref(),
+                ip: client.ip.as_deref(),
+                created_at: now,
+                expires_at,
+                first_token_hash: &refresh::hash(refresh_token.expose_secret()),
+            })
+            .await?;
+        tracing::info!(user_id = %user.id, session_id = %session_id, "login succeeded");
+        self.audit
+            .record(
+                AuditKind::LoginSucceeded,
+                Some(&user.id),
+                Some(&session_id),
+                &client,
+            )
+            .await;
+        self.issue(
+            Grant {
+                user_id: &user.id,
+                session_id: &session_id,
+                scope,
+                client_id,
+                authenticated_at: now,
+            },
+            refresh_token,
+            expires_at,
+            now,
+        )
+    }
+
+    /// The refresh grant (RFC 6749 §6) with rotation and reuse detection.
+    pub async fn refresh_grant(
+        &self,
+        refresh_token: &str,
+        requested_scope: Option<&str>,
+        client: &ClientInfo,
+    ) -> Result<IssuedTokens, GrantError> {
+        if refresh_token.is_empty() {
+            return Err(GrantError::InvalidRequest(
+                "`refresh_token` is required".into(),
+            ));
+        }
+        if refresh_token.len() > MAX_REFRESH_TOKEN_BYTES {
+            return Err(GrantError::InvalidGrant(BAD_REFRESH_TOKEN));
+        }
+        let refreshed = match self
+            .rotation
+            .refresh(refresh_token, requested_scope, client)
+            .await
+        {
+            Ok(refreshed) => refreshed,
+            Err(RefreshError::Reused { session_id, .. }) => {
+                self.revoker.revoked_in_store(&session_id);
+                return Err(GrantError::InvalidGrant(BAD_REFRESH_TOKEN));
+            }
+            Err(RefreshError::Invalid) => return Err(GrantError::InvalidGrant(BAD_REFRESH_TOKEN)),
+            Err(RefreshError::Scope(err)) => return Err(err.into()),
+            Err(RefreshError::Internal(err)) => return Err(err.into()),
+        };
+        let token = &refreshed.token;
+        self.issue(
+            Grant {
+                user_id: &token.user_id,
+                session_id: &token.session_id,
+                scope: refreshed.scope,
+                // Sessions from before `--default-client-id` have none.
+                client_id: token
+                    .client_id
+                    .as_deref()
+                    .unwrap_or(&self.default_client_id),
+                authenticated_at: token.session_created_at,
+            },
+            refreshed.successor,
+            token.session_expires_at,
+            refreshed.now,
+        )
+    }
+
+    fn issue(
+        &self,
+        grant: Grant<'_>,
+        refresh_token: SecretString,
+        session_expires_at: i64,
+        now: i64,
+    ) -> Result<IssuedTokens, GrantError> {
+        let access_token = self.signing.issue(&grant, now).map_err(Error::from)?;
+        let ttl = self.signing.tokens().ttl();
+        Ok(IssuedTokens {
+            access_token,
+            expires_in: i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX),
+            refresh_token,
+            refresh_token_expires_in: self.rotation.policy().expires_in(session_expires_at, now),
+            scope: grant.scope,
+        })
+    }
+}

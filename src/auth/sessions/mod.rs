@@ -1,0 +1,125 @@
+//! Sessions: the grants that open and refresh them (`grants.rs`), the
+//! check that an access token's session is live, listing them, and ending
+//! them (`revoke.rs`).
+
+mod grants;
+mod revoke;
+
+use std::sync::Arc;
+
+pub use grants::{GrantError, IssuedTokens};
+pub use revoke::TokenHint;
+
+use super::audit::Audit;
+use super::jwt::{AccessClaims, TokenError};
+use super::refresh_rotation::RefreshRotation;
+use super::revoker::Revoker;
+use super::session_check::SessionCheck;
+use super::signing::Signing;
+use crate::clock::Clock;
+use crate::error::Error;
+use crate::store::{Account, SessionRecord, Store};
+
+/// The bearer of a valid access token whose session is live.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub claims: AccessClaims,
+    /// The session's account, as the session check read it.
+    pub account: Arc<Account>,
+}
+
+/// Why an access token does not authenticate its bearer.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthenticateError {
+    /// The token itself is invalid (logged at debug level, never sent).
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    #[error("the token's session is revoked or expired")]
+    SessionRevoked,
+    #[error(transparent)]
+    Internal(#[from] Error),
+}
+
+/// Opens, refreshes, checks, lists and ends sessions.
+#[derive(Debug)]
+pub struct Sessions {
+    store: Store,
+    /// The refresh grant's transaction.
+    rotation: RefreshRotation,
+    signing: Arc<Signing>,
+    revoker: Revoker,
+    /// The `client_id` of sessions whose login named no client (RFC 9068
+    /// §2.2 requires one in every access token).
+    default_client_id: String,
+    audit: Audit,
+    clock: Arc<dyn Clock>,
+}
+
+impl Sessions {
+    pub fn new(
+        store: Store,
+        rotation: RefreshRotation,
+        signing: Arc<Signing>,
+        revoker: Revoker,
+        default_client_id: String,
+        audit: Audit,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            store,
+            rotation,
+            signing,
+            revoker,
+            default_client_id,
+            audit,
+            clock,
+        }
+    }
+
+    /// The cached session check (its load is on `/metrics`).
+    pub fn check(&self) -> &SessionCheck {
+        self.revoker.check()
+    }
+
+    /// Verifies an access token and that its session is still live.
+    pub async fn authenticate(&self, token: &str) -> Result<Caller, AuthenticateError> {
+        let claims = self.signing.verify(token).await?;
+        let owner = self
+            .check()
+            .owner(&self.store, &claims.sid, self.clock.now_millis())
+            .await
+            .map_err(Error::from)?;
+        match owner {
+            // The token's subject is the session's owner unless the store
+            // was tampered with; refuse rather than answer for another user.
+            Some(account) if account.id == claims.sub => Ok(Caller { claims, account }),
+            _ => Err(AuthenticateError::SessionRevoked),
+        }
+    }
+
+    /// The live sessions of a user, newest first.
+    pub async fn of_user(&self, user_id: &str) -> Result<Vec<SessionRecord>, Error> {
+        Ok(self
+            .store
+            .list_sessions(user_id, self.clock.now_millis())
+            .await?)
+    }
+
+    /// Deletes what can no longer matter at `now` (ms): expired sessions,
+    /// sessions revoked longer than `retention` ago, and throttle counters
+    /// older than `counters_window`. Rotated tokens of live sessions stay:
+    /// reuse detection needs them, and they go with their session.
+    pub async fn prune(
+        &self,
+        now: i64,
+        retention: std::time::Duration,
+        counters_window: std::time::Duration,
+    ) -> Result<(u64, u64), Error> {
+        let retention = super::refresh::millis(retention);
+        let counters_window = super::refresh::millis(counters_window);
+        Ok(self
+            .store
+            .prune(now, now - retention, now - counters_window)
+            .await?)
+    }
+}

@@ -1,0 +1,117 @@
+//! Ending sessions: logout, revoking one's own sessions, and RFC 7009
+//! token revocation.
+
+use super::Sessions;
+use crate::audit::AuditKind;
+use crate::auth::client::{ClientInfo, MAX_REFRESH_TOKEN_BYTES};
+use crate::auth::refresh;
+use crate::error::Error;
+
+/// Which kind of token `POST /oauth/revoke` was given (RFC 7009 §2.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenHint {
+    AccessToken,
+    RefreshToken,
+}
+
+impl Sessions {
+    /// Revokes the session of a refresh token. Unknown tokens are ignored,
+    /// so logout is idempotent and reveals nothing.
+    pub async fn logout(&self, refresh_token: &str, client: &ClientInfo) -> Result<(), Error> {
+        if let Some((user_id, session_id)) = self.revoke_refresh_token(refresh_token).await? {
+            tracing::info!(%session_id, "logout: session revoked");
+            self.audit
+                .record(AuditKind::Logout, Some(&user_id), Some(&session_id), client)
+                .await;
+        }
+        Ok(())
+    }
+
+    /// Revokes one of the user's own live sessions; `false` if there is none
+    /// with that id (including someone else's).
+    pub async fn revoke_own(
+        &self,
+        user_id: &str,
+        session_id: &str,
+        client: &ClientInfo,
+    ) -> Result<bool, Error> {
+        let revoked = self.revoker.own_session(user_id, session_id).await?;
+        if revoked {
+            tracing::info!(%user_id, %session_id, "session revoked by its owner");
+            self.audit
+                .record(
+                    AuditKind::SessionRevoked,
+                    Some(user_id),
+                    Some(session_id),
+                    client,
+                )
+                .await;
+        }
+        Ok(revoked)
+    }
+
+    /// Revokes every session of the user ("log out everywhere").
+    pub async fn logout_all(&self, user_id: &str, client: &ClientInfo) -> Result<(), Error> {
+        let revoked = self.revoker.all_of(user_id).await?;
+        tracing::info!(%user_id, sessions = revoked, "logged out everywhere");
+        self.audit
+            .record(AuditKind::LogoutAll, Some(user_id), None, client)
+            .await;
+        Ok(())
+    }
+
+    /// RFC 7009: revokes the session of a refresh token, or of an access
+    /// token. Unknown and invalid tokens are ignored (the answer is the same).
+    /// The hint only decides which kind is tried first.
+    pub async fn revoke_token(
+        &self,
+        token: &str,
+        hint: Option<TokenHint>,
+        client: &ClientInfo,
+    ) -> Result<(), Error> {
+        let mut revoked = None;
+        if hint == Some(TokenHint::AccessToken) {
+            revoked = self.revoke_access_token(token).await?;
+        }
+        if revoked.is_none() {
+            revoked = self.revoke_refresh_token(token).await?;
+        }
+        if revoked.is_none() && hint != Some(TokenHint::AccessToken) {
+            revoked = self.revoke_access_token(token).await?;
+        }
+        if let Some((user_id, session_id)) = revoked {
+            self.audit
+                .record(
+                    AuditKind::TokenRevoked,
+                    Some(&user_id),
+                    Some(&session_id),
+                    client,
+                )
+                .await;
+        }
+        Ok(())
+    }
+
+    /// Revokes the session of a refresh token: its user and session, or
+    /// `None` if the token is unknown.
+    async fn revoke_refresh_token(&self, token: &str) -> Result<Option<(String, String)>, Error> {
+        if token.is_empty() || token.len() > MAX_REFRESH_TOKEN_BYTES {
+            return Ok(None);
+        }
+        let Some(record) = self.store.find_refresh_token(&refresh::hash(token)).await? else {
+            return Ok(None);
+        };
+        self.revoker.session(&record.session_id).await?;
+        Ok(Some((record.user_id, record.session_id)))
+    }
+
+    async fn revoke_access_token(&self, token: &str) -> Result<Option<(String, String)>, Error> {
+        match self.signing.verify(token).await {
+            Ok(claims) => {
+                self.revoker.session(&claims.sid).await?;
+                Ok(Some((claims.sub, claims.sid)))
+            }
+            Err(_) => Ok(None),
+        }
+    }
+}
