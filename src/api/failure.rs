@@ -12,8 +12,7 @@ use poem_openapi::registry::{MetaHeader, MetaResponse, MetaResponses, Registry};
 use poem_openapi::types::Type as _;
 use poem_openapi::{ApiResponse, ResponseContent as _};
 
-use super::ApiError;
-use super::oauth::{NO_STORE, OAuthError, OAuthErrorCode};
+use super::error_body::{ApiError, INVALID_TOKEN, NO_STORE, OAuthError, OAuthErrorCode};
 use crate::error::Error;
 
 /// One answer in an operation's list.
@@ -207,7 +206,7 @@ impl<F: Failures> Failure<F> {
 
     /// The 401 for an access token that does not authenticate.
     pub fn invalid_token() -> Self {
-        let (error, message, challenge) = super::security::INVALID_TOKEN;
+        let (error, message, challenge) = INVALID_TOKEN;
         Self::new(StatusCode::UNAUTHORIZED, error, message)
             .header(poem::http::header::WWW_AUTHENTICATE, challenge)
     }

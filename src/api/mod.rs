@@ -4,6 +4,7 @@
 
 mod client_address;
 mod discovery;
+mod error_body;
 pub(crate) mod failure;
 mod meta;
 mod oauth;
@@ -17,11 +18,11 @@ mod users;
 
 use poem::http::StatusCode;
 use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route};
-use poem_openapi::payload::Json;
-use poem_openapi::{Object, OpenApiService, Tags};
+use poem_openapi::{OpenApiService, Tags};
 
 pub use client_address::{Cidr, TrustedProxies};
 pub use discovery::DiscoveryApi;
+pub use error_body::{ApiError, OAuthError, OAuthErrorCode};
 pub use meta::MetaApi;
 pub use revoke::RevokeApi;
 pub use security::{BearerAuth, Scopes};
@@ -43,26 +44,6 @@ pub enum ApiTags {
     Discovery,
     /// Liveness, readiness and metrics.
     Health,
-}
-
-/// The error body of every operation except the OAuth2 token endpoints.
-#[derive(Debug, Clone, Object)]
-pub struct ApiError {
-    /// A stable, machine-readable code, e.g. `invalid_request`,
-    /// `invalid_token`, `insufficient_scope`, `username_taken`, `not_found`,
-    /// `unsupported_media_type`, `payload_too_large`, `unavailable`.
-    pub error: String,
-    /// A human-readable explanation.
-    pub message: String,
-}
-
-impl ApiError {
-    pub fn new(error: &str, message: impl Into<String>) -> Json<Self> {
-        Json(Self {
-            error: error.to_owned(),
-            message: message.into(),
-        })
-    }
 }
 
 /// A client-safe, bounded description of a parse error.
@@ -285,9 +266,9 @@ fn json_error(err: &poem::Error) -> Response {
 /// or a token that does not authenticate.
 fn unauthorized(err: &poem::Error) -> Response {
     let (error, message, challenge) = if err.is::<poem_openapi::error::AuthorizationError>() {
-        security::NO_TOKEN
+        error_body::NO_TOKEN
     } else {
-        security::INVALID_TOKEN
+        error_body::INVALID_TOKEN
     };
     ApiError::new(error, message)
         .with_status(StatusCode::UNAUTHORIZED)

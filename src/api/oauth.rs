@@ -5,44 +5,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use poem::http::StatusCode;
 use poem::{Endpoint, EndpointExt as _, IntoResponse, Request};
-use poem_openapi::payload::Json;
-use poem_openapi::{Enum, Object};
 
+use super::error_body::OAuthErrorCode;
 use super::failure::{Answer, Failure, Failures};
 use crate::auth::client::ClientInfo;
-
-/// `Cache-Control` of every token endpoint answer (RFC 6749 §5.1).
-pub const NO_STORE: &str = "no-store";
-
-/// RFC 6749 §5.2 error codes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
-#[oai(rename_all = "snake_case")]
-pub enum OAuthErrorCode {
-    InvalidRequest,
-    InvalidClient,
-    InvalidGrant,
-    UnauthorizedClient,
-    UnsupportedGrantType,
-    InvalidScope,
-}
-
-/// An error of the token endpoints (RFC 6749 §5.2).
-#[derive(Debug, Clone, Object)]
-pub struct OAuthError {
-    pub error: OAuthErrorCode,
-    /// A human-readable explanation.
-    pub error_description: String,
-}
-
-impl OAuthError {
-    /// The body of an RFC 6749 error answer.
-    pub fn new(error: OAuthErrorCode, description: impl Into<String>) -> Json<Self> {
-        Json(Self {
-            error,
-            error_description: description.into(),
-        })
-    }
-}
 
 /// The client id of an `Authorization: Basic` header (RFC 6749 §2.3.1), if
 /// there is one. Empty credentials (Swagger UI sends `Basic Og==`, i.e. `:`,

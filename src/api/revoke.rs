@@ -7,8 +7,9 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde::Deserialize;
 
 use super::ApiTags;
+use super::error_body::NO_STORE;
 use super::failure::{Answer, Failure, Failures, INTERNAL, INVALID_CLIENT, TOO_LARGE, UNAVAILABLE};
-use super::oauth::{NO_STORE, basic_client_id, client_info, oauth_errors};
+use super::oauth::{basic_client_id, client_info, oauth_errors};
 use super::text::{AnyToken, ClientId, Text, TokenTypeHint};
 use crate::AppState;
 use crate::auth::client::valid_client_id;

@@ -89,20 +89,3 @@ async fn check_access_token(req: &Request, bearer: Bearer) -> poem::Result<Calle
         }
     }
 }
-
-/// The 401 code, message and `WWW-Authenticate` value (RFC 6750 §3) for a
-/// malformed, expired or otherwise invalid access token.
-pub const INVALID_TOKEN: (&str, &str, &str) = (
-    "invalid_token",
-    "a valid access token is required",
-    r#"Bearer realm="gatehouse", error="invalid_token", error_description="a valid access token is required""#,
-);
-
-/// The same for a request that carries no Bearer credentials (none, or
-/// another scheme): the challenge names no error, as RFC 6750 §3.1 asks;
-/// the body keeps the one 401 code.
-pub const NO_TOKEN: (&str, &str, &str) = (
-    "invalid_token",
-    "an access token is required",
-    r#"Bearer realm="gatehouse""#,
-);

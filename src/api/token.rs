@@ -11,11 +11,13 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use super::ApiTags;
+use super::error_body::NO_STORE;
+use super::error_body::OAuthErrorCode;
 use super::failure::{
     Answer, BUSY, Failure, Failures, INTERNAL, INVALID_CLIENT, NOT_JSON, TOO_LARGE,
     TOO_MANY_ATTEMPTS, UNAVAILABLE,
 };
-use super::oauth::{NO_STORE, OAuthErrorCode, basic_client_id, client_info, oauth_errors};
+use super::oauth::{basic_client_id, client_info, oauth_errors};
 use super::text::{
     ClientId, ClientSecret, GrantType, LoginName, Password, RefreshToken, Scope, Text,
 };

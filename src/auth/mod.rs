@@ -42,8 +42,3 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
     getrandom::fill(&mut bytes).expect("the operating system's random number generator failed");
     bytes
 }
-
-/// Milliseconds since the Unix epoch, the unit every stored time uses.
-pub fn now_millis() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}

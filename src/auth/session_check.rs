@@ -12,15 +12,15 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::store::{Account, Store};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum State {
-    /// Live when checked, owned by this account (which never changes, so
-    /// `GET /users/me` answers from it).
-    LiveAt(Instant, Arc<Account>),
+    /// Live when checked (Unix ms), owned by this account (which never
+    /// changes, so `GET /users/me` answers from it).
+    LiveAt(i64, Arc<Account>),
     Dead,
 }
 
@@ -66,7 +66,9 @@ impl SessionCheck {
                 self.hits.fetch_add(1, Ordering::Relaxed);
                 return Ok(None);
             }
-            Some(State::LiveAt(checked, owner)) if checked.elapsed() < self.ttl => {
+            Some(State::LiveAt(checked, owner))
+                if now.saturating_sub(checked) < crate::auth::refresh::millis(self.ttl) =>
+            {
                 self.hits.fetch_add(1, Ordering::Relaxed);
                 return Ok(Some(owner));
             }
@@ -78,7 +80,7 @@ impl SessionCheck {
             .await?
             .map(Arc::new);
         let state = match &owner {
-            Some(owner) => State::LiveAt(Instant::now(), owner.clone()),
+            Some(owner) => State::LiveAt(now, owner.clone()),
             None => State::Dead,
         };
         self.remember(session_id, state);
@@ -125,10 +127,7 @@ mod tests {
             created_at: 0,
         });
         for session in 0..5_000 {
-            check.remember(
-                &format!("s{session}"),
-                State::LiveAt(Instant::now(), owner.clone()),
-            );
+            check.remember(&format!("s{session}"), State::LiveAt(0, owner.clone()));
         }
         let cached = check.cached();
         assert!((500..=1_000).contains(&cached), "{cached} cached");

@@ -248,7 +248,7 @@ async fn try_take(pool: &AnyPool, take_free: &str, owner: &str) -> Result<bool, 
     .bind(owner)
     .bind(lease_end())
     .bind(NAME)
-    .bind(crate::auth::now_millis())
+    .bind(wall_clock())
     .execute(pool)
     .await?
     .rows_affected();
@@ -256,7 +256,14 @@ async fn try_take(pool: &AnyPool, take_free: &str, owner: &str) -> Result<bool, 
 }
 
 fn lease_end() -> i64 {
-    crate::auth::now_millis() + i64::try_from(LEASE.as_millis()).unwrap_or(i64::MAX)
+    wall_clock() + i64::try_from(LEASE.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// The lease is held against other processes, which share no injected
+/// clock, and migrations run before the app's clock exists: wall time.
+fn wall_clock() -> i64 {
+    use crate::clock::Clock as _;
+    crate::clock::SystemClock.now_millis()
 }
 
 #[cfg(test)]

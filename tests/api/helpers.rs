@@ -1,7 +1,6 @@
 //! Starting the real application on a fresh database, and talking to it.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use gatehouse::AppState;
 use gatehouse::clock::SteppedClock;
@@ -597,9 +596,4 @@ where
         replies.push(task.await.expect("the request task finished"));
     }
     replies
-}
-
-/// Waits out a window of time the test configured (never asserts on time).
-pub async fn wait_past(window: Duration) {
-    tokio::time::sleep(window + Duration::from_millis(50)).await;
 }
