@@ -1,168 +1,234 @@
-//! Counters for `GET /metrics` (Prometheus text format, version 0.0.4).
+//! `GET /metrics`: Prometheus text format 0.0.4, by the `prometheus` crate.
 //!
-//! A fixed set of atomic counters: no labels from user input, so the output
-//! stays small and cannot be inflated by clients.
+//! What the process counts itself lives in a registry: audited events,
+//! answers by status class, request latency per operation, transaction
+//! retries and refresh replays. What other parts own (the caches' hit
+//! counts, hashing load, the key ring, the database pool) is read at each
+//! scrape into [`Gauges`]. No label takes a value from user input (an
+//! operation is one of the spec's ids), so the output stays small and
+//! cannot be inflated by clients.
 
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use prometheus::core::Collector as _;
+use prometheus::{
+    Encoder as _, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
 
 use crate::audit::AuditKind;
 
 const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
-/// Process-wide counters.
-#[derive(Debug)]
+/// The latency buckets, in seconds: from a cached `GET /users/me` (well
+/// under a millisecond) to a login queued behind hashing (seconds).
+const LATENCY_BUCKETS: [f64; 14] = [
+    0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+/// The `operation` of answers no operation gave (`/docs`, the spec, 404s).
+pub const NO_OPERATION: &str = "none";
+
+/// Process-wide counters and histograms.
+#[derive(Debug, Clone)]
 pub struct Metrics {
-    /// One per [`AuditKind::COUNTED`], in its order.
-    events: [AtomicU64; AuditKind::COUNTED.len()],
-    responses: [AtomicU64; 5],
-    transaction_retries: AtomicU64,
-    refresh_replays: AtomicU64,
+    registry: Registry,
+    events: IntCounterVec,
+    responses: IntCounterVec,
+    latency: HistogramVec,
+    transaction_retries: IntCounter,
+    refresh_replays: IntCounter,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
-        Self {
-            events: Default::default(),
-            responses: Default::default(),
-            transaction_retries: AtomicU64::new(0),
-            refresh_replays: AtomicU64::new(0),
+        let registry = Registry::new();
+        let events = IntCounterVec::new(
+            Opts::new("gatehouse_events_total", "Audited events since start."),
+            &["event"],
+        )
+        .expect("a valid metric");
+        // Every kind shows from the start, at 0.
+        for kind in AuditKind::COUNTED {
+            events.with_label_values(&[kind.as_str()]);
         }
+        let responses = IntCounterVec::new(
+            Opts::new(
+                "gatehouse_http_responses_total",
+                "Answered requests by status class.",
+            ),
+            &["class"],
+        )
+        .expect("a valid metric");
+        for class in CLASSES {
+            responses.with_label_values(&[class]);
+        }
+        let latency = HistogramVec::new(
+            HistogramOpts::new(
+                "gatehouse_http_request_duration_seconds",
+                "Time from a request's arrival to its answer, by operation (the spec's \
+                 operationId).",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["operation"],
+        )
+        .expect("a valid metric");
+        let transaction_retries = IntCounter::new(
+            "gatehouse_db_transaction_retries_total",
+            "Transactions the database aborted (deadlock, lock wait, certification failure, \
+             busy) and that were tried again.",
+        )
+        .expect("a valid metric");
+        let refresh_replays = IntCounter::new(
+            "gatehouse_refresh_replays_total",
+            "Refreshes answered with the successor already issued (a retry, a second tab).",
+        )
+        .expect("a valid metric");
+        let metrics = Self {
+            registry,
+            events,
+            responses,
+            latency,
+            transaction_retries,
+            refresh_replays,
+        };
+        let collectors: [Box<dyn prometheus::core::Collector>; 5] = [
+            Box::new(metrics.events.clone()),
+            Box::new(metrics.responses.clone()),
+            Box::new(metrics.latency.clone()),
+            Box::new(metrics.transaction_retries.clone()),
+            Box::new(metrics.refresh_replays.clone()),
+        ];
+        for collector in collectors {
+            metrics
+                .registry
+                .register(collector)
+                .expect("each metric is registered once");
+        }
+        metrics
     }
 }
 
 impl Metrics {
     /// Counts one `event` (those of [`AuditKind::COUNTED`]).
     pub fn event(&self, event: AuditKind) {
-        if let Some(position) = AuditKind::COUNTED.iter().position(|known| *known == event) {
-            self.events[position].fetch_add(1, Ordering::Relaxed);
+        if AuditKind::COUNTED.contains(&event) {
+            self.events.with_label_values(&[event.as_str()]).inc();
         }
     }
 
     /// Counts one transaction that the database aborted (deadlock, lock
     /// wait, certification failure, busy) and that was tried again.
     pub fn transaction_retried(&self) {
-        self.transaction_retries.fetch_add(1, Ordering::Relaxed);
+        self.transaction_retries.inc();
     }
 
     /// Transactions retried since start (see [`Metrics::transaction_retried`]).
     pub fn transaction_retries(&self) -> u64 {
-        self.transaction_retries.load(Ordering::Relaxed)
+        self.transaction_retries.get()
     }
 
     /// Counts one refresh answered with a successor already issued.
     pub fn refresh_replayed(&self) {
-        self.refresh_replays.fetch_add(1, Ordering::Relaxed);
+        self.refresh_replays.inc();
     }
 
-    /// Counts one answered request by its status class.
-    pub fn response(&self, status: u16) {
-        if let Some(counter) = self
-            .responses
-            .get(usize::from(status / 100).wrapping_sub(1))
-        {
-            counter.fetch_add(1, Ordering::Relaxed);
+    /// Counts one answer by its status class, and how long `operation`
+    /// took to give it.
+    pub fn answered(&self, operation: &'static str, status: u16, elapsed: std::time::Duration) {
+        if let Some(class) = CLASSES.get(usize::from(status / 100).wrapping_sub(1)) {
+            self.responses.with_label_values(&[class]).inc();
         }
+        self.latency
+            .with_label_values(&[operation])
+            .observe(elapsed.as_secs_f64());
     }
 
     /// The Prometheus text exposition, with the current gauges.
     pub fn render(&self, gauges: &Gauges) -> String {
-        let mut out = String::new();
-        out.push_str("# HELP gatehouse_events_total Audited events since start.\n");
-        out.push_str("# TYPE gatehouse_events_total counter\n");
-        for (event, count) in AuditKind::COUNTED.iter().zip(&self.events) {
-            let _ = writeln!(
-                out,
-                "gatehouse_events_total{{event=\"{event}\"}} {}",
-                count.load(Ordering::Relaxed)
-            );
-        }
-        out.push_str("# HELP gatehouse_http_responses_total Answered requests by status class.\n");
-        out.push_str("# TYPE gatehouse_http_responses_total counter\n");
-        for (class, count) in CLASSES.iter().zip(&self.responses) {
-            let _ = writeln!(
-                out,
-                "gatehouse_http_responses_total{{class=\"{class}\"}} {}",
-                count.load(Ordering::Relaxed)
-            );
-        }
-        let counters = [
-            (
-                "gatehouse_db_transaction_retries_total",
-                "Transactions the database aborted (deadlock, lock wait, certification \
-                 failure, busy) and that were tried again.",
-                &self.transaction_retries,
-            ),
-            (
-                "gatehouse_refresh_replays_total",
-                "Refreshes answered with the successor already issued (a retry, a second tab).",
-                &self.refresh_replays,
-            ),
-        ];
-        for (name, help, count) in counters {
-            let _ = writeln!(out, "# HELP {name} {help}");
-            let _ = writeln!(out, "# TYPE {name} counter");
-            let _ = writeln!(out, "{name} {}", count.load(Ordering::Relaxed));
-        }
-        let now = [
+        let mut families = self.registry.gather();
+        let now: [(&str, &str, i64); 6] = [
             (
                 "gatehouse_password_hashes_running",
-                "gauge",
                 "Password hashes running or waiting now.",
-                gauges.hashes_running as u64,
+                count(gauges.hashes_running),
             ),
             (
                 "gatehouse_session_cache_entries",
-                "gauge",
                 "Sessions whose liveness is cached.",
-                gauges.cached_sessions as u64,
+                count(gauges.cached_sessions),
             ),
             (
                 "gatehouse_signing_keys_published",
-                "gauge",
                 "Public keys in the JWKS (current, previous, next).",
-                gauges.published_keys as u64,
+                count(gauges.published_keys),
             ),
             (
+                "gatehouse_db_pool_connections",
+                "Connections the database pool holds now, in use or idle.",
+                count(gauges.pool_connections),
+            ),
+            (
+                "gatehouse_db_pool_idle_connections",
+                "Connections the database pool holds idle now.",
+                count(gauges.pool_idle),
+            ),
+            (
+                "gatehouse_db_pool_max_connections",
+                "The most connections the database pool opens (--db-max-connections).",
+                count(gauges.pool_max),
+            ),
+        ];
+        for (name, help, value) in now {
+            let gauge = IntGauge::new(name, help).expect("a valid metric");
+            gauge.set(value);
+            families.extend(gauge.collect());
+        }
+        if let Some(age) = gauges.signing_key_age_secs {
+            let gauge = IntGauge::new(
+                "gatehouse_signing_key_age_seconds",
+                "Since the key new tokens are signed with took over (alert on it to rotate \
+                 on schedule).",
+            )
+            .expect("a valid metric");
+            gauge.set(age);
+            families.extend(gauge.collect());
+        }
+        let totals = [
+            (
                 "gatehouse_session_cache_hits_total",
-                "counter",
                 "Session checks answered from the cache.",
                 gauges.session_cache_hits,
             ),
             (
                 "gatehouse_session_cache_misses_total",
-                "counter",
                 "Session checks that asked the database.",
                 gauges.session_cache_misses,
             ),
             (
                 "gatehouse_verified_token_cache_hits_total",
-                "counter",
                 "Access tokens presented again after they verified (no signature check).",
                 gauges.verified_token_hits,
             ),
             (
                 "gatehouse_verified_token_cache_misses_total",
-                "counter",
                 "Access tokens whose signature was checked.",
                 gauges.verified_token_misses,
             ),
         ];
-        for (name, kind, help, value) in now {
-            let _ = writeln!(out, "# HELP {name} {help}");
-            let _ = writeln!(out, "# TYPE {name} {kind}");
-            let _ = writeln!(out, "{name} {value}");
+        for (name, help, value) in totals {
+            let counter = IntCounter::new(name, help).expect("a valid metric");
+            counter.inc_by(value);
+            families.extend(counter.collect());
         }
-        if let Some(age) = gauges.signing_key_age_secs {
-            out.push_str(
-                "# HELP gatehouse_signing_key_age_seconds Since the key new tokens are signed \
-                 with took over (alert on it to rotate on schedule).\n",
-            );
-            out.push_str("# TYPE gatehouse_signing_key_age_seconds gauge\n");
-            let _ = writeln!(out, "gatehouse_signing_key_age_seconds {age}");
-        }
-        out
+        let mut text = Vec::new();
+        TextEncoder::new()
+            .encode(&families, &mut text)
+            .expect("encoding into memory cannot fail");
+        String::from_utf8(text).expect("the text format is UTF-8")
     }
+}
+
+fn count(value: usize) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
 }
 
 /// The values of the gauges at the moment of rendering.
@@ -180,6 +246,10 @@ pub struct Gauges {
     pub verified_token_misses: u64,
     /// Public keys in the JWKS.
     pub published_keys: usize,
+    /// The database pool: connections open, idle, and at most.
+    pub pool_connections: usize,
+    pub pool_idle: usize,
+    pub pool_max: usize,
     /// Since the current signing key took over; `None` for a fixed key.
     pub signing_key_age_secs: Option<i64>,
 }
@@ -194,9 +264,10 @@ mod tests {
         metrics.event(AuditKind::LoginSucceeded);
         metrics.event(AuditKind::LoginSucceeded);
         metrics.event(AuditKind::KeyRotated);
-        metrics.response(200);
-        metrics.response(404);
-        metrics.response(999);
+        let took = std::time::Duration::from_millis(3);
+        metrics.answered("getMe", 200, took);
+        metrics.answered("getMe", 404, took);
+        metrics.answered(NO_OPERATION, 999, took);
         metrics.transaction_retried();
         let text = metrics.render(&Gauges {
             hashes_running: 1,
@@ -206,6 +277,9 @@ mod tests {
             verified_token_hits: 5,
             verified_token_misses: 1,
             published_keys: 2,
+            pool_connections: 4,
+            pool_idle: 3,
+            pool_max: 10,
             signing_key_age_secs: Some(60),
         });
         assert!(text.contains("gatehouse_events_total{event=\"login_succeeded\"} 2\n"));
@@ -222,6 +296,16 @@ mod tests {
         assert!(text.contains("gatehouse_verified_token_cache_misses_total 1\n"));
         assert!(text.contains("# TYPE gatehouse_session_cache_entries gauge\n"));
         assert!(text.contains("gatehouse_signing_key_age_seconds 60\n"));
+        assert!(text.contains("gatehouse_db_pool_idle_connections 3\n"));
+        assert!(text.contains(
+            "gatehouse_http_request_duration_seconds_bucket{operation=\"getMe\",le=\"0.005\"} 2\n"
+        ));
+        assert!(text.contains(
+            "gatehouse_http_request_duration_seconds_bucket{operation=\"getMe\",le=\"0.0025\"} 0\n"
+        ));
+        assert!(
+            text.contains("gatehouse_http_request_duration_seconds_count{operation=\"none\"} 1\n")
+        );
         let fixed = metrics.render(&Gauges::default());
         assert!(!fixed.contains("gatehouse_signing_key_age_seconds"));
         assert!(!text.contains("key_rotated"), "not a server's event");

@@ -77,10 +77,10 @@ impl MetaApi {
 
     /// Prometheus metrics
     ///
-    /// Audited events and answered requests since start, and the current
-    /// password-hashing and session-cache load and signing keys, in
-    /// Prometheus text format.
-    /// Expose it to your monitoring, not to the public.
+    /// Audited events and answered requests since start, request latency
+    /// per operation (histograms), and the current password-hashing load,
+    /// cache hit counts, signing keys and database pool, in Prometheus text
+    /// format. Expose it to your monitoring, not to the public.
     #[oai(path = "/metrics", method = "get", operation_id = "metrics")]
     async fn metrics(&self, state: Data<&AppState>) -> MetricsReply {
         let now = state.clock.now_millis();
@@ -89,6 +89,7 @@ impl MetaApi {
         let check = state.sessions.check();
         let sessions = check.stats();
         let tokens = state.signing.tokens().verified_stats();
+        let (pool_connections, pool_idle, pool_max) = state.store.pool_stats();
         let text = state.metrics.render(&Gauges {
             hashes_running: state.accounts.passwords().in_flight(),
             cached_sessions: check.cached(),
@@ -100,6 +101,9 @@ impl MetaApi {
                 .published(now)
                 .filter(|key| key.public_key().is_some())
                 .count(),
+            pool_connections,
+            pool_idle,
+            pool_max,
             signing_key_age_secs: (signing.activates_at > i64::MIN)
                 .then(|| (now - signing.activates_at).max(0) / 1000),
         });

@@ -215,11 +215,25 @@ async fn errors_as_json<E: Endpoint>(ep: E, req: Request) -> poem::Result<Respon
     let path = req.uri().path().to_owned();
     let err = match ep.call(req).await {
         Ok(response) => return Ok(response.into_response()),
-        // An operation's own `Failure`, already answered.
-        Err(err) if err.is_from_response() => return Ok(err.into_response()),
         Err(err) => err,
     };
-    let mut response = json_error(&err);
+    let operation = err.data::<poem_openapi::OperationId>().copied();
+    let mut response = if err.is_from_response() {
+        // An operation's own `Failure`, already answered in full.
+        err.into_response()
+    } else {
+        poem_error(&err, &path)
+    };
+    if let Some(operation) = operation {
+        response.set_data(operation);
+    }
+    Ok(response)
+}
+
+/// A poem error (no route, a body over the limit, a parse error, a
+/// timeout) as an `ApiError` answer, with the headers its status needs.
+fn poem_error(err: &poem::Error, path: &str) -> Response {
+    let mut response = json_error(err);
     if response.status() == StatusCode::SERVICE_UNAVAILABLE {
         let retry = poem::http::HeaderValue::from(crate::error::DATABASE_RETRY_SECS);
         response
@@ -227,13 +241,13 @@ async fn errors_as_json<E: Endpoint>(ep: E, req: Request) -> poem::Result<Respon
             .insert(poem::http::header::RETRY_AFTER, retry);
     }
     if response.status() == StatusCode::METHOD_NOT_ALLOWED
-        && let Some(allow) = allowed_methods(&path)
+        && let Some(allow) = allowed_methods(path)
     {
         response
             .headers_mut()
             .insert(poem::http::header::ALLOW, allow);
     }
-    Ok(response)
+    response
 }
 
 fn json_error(err: &poem::Error) -> Response {
@@ -330,14 +344,21 @@ async fn log_request<E: Endpoint>(ep: E, req: Request) -> poem::Result<Response>
     let path = req.uri().path().to_owned();
     let started = std::time::Instant::now();
     let response = ep.call(req).await?.into_response();
+    let elapsed = started.elapsed();
+    let operation = response
+        .data::<poem_openapi::OperationId>()
+        .map_or(crate::metrics::NO_OPERATION, |id| id.0);
     if let Some(state) = state {
-        state.metrics.response(response.status().as_u16());
+        state
+            .metrics
+            .answered(operation, response.status().as_u16(), elapsed);
     }
     tracing::info!(
         %method,
         path = %path,
+        operation,
         status = response.status().as_u16(),
-        elapsed_ms = started.elapsed().as_millis() as u64,
+        elapsed_ms = elapsed.as_millis() as u64,
         "request"
     );
     Ok(response)

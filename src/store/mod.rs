@@ -112,6 +112,17 @@ pub struct Store {
 }
 
 impl Store {
+    /// The pool now: connections open (in use or idle), idle ones, and the
+    /// most it opens.
+    pub fn pool_stats(&self) -> (usize, usize, usize) {
+        let options = self.pool.options();
+        (
+            self.pool.size() as usize,
+            self.pool.num_idle(),
+            options.get_max_connections() as usize,
+        )
+    }
+
     /// Connects to `url` (creating a SQLite file and its directory if needed).
     /// It does not migrate: call [`Store::migrate`].
     pub async fn connect(url: &str, options: &StoreOptions) -> Result<Self, OpenError> {

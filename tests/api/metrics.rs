@@ -8,6 +8,7 @@ on_both_stores!(
     metrics_show_the_published_keys_and_how_old_the_signing_key_is,
     metrics_count_session_checks_answered_from_the_cache_and_the_database,
     metrics_count_access_tokens_verified_by_their_signature_once_and_then_from_the_cache,
+    metrics_time_each_operation_and_show_the_database_pool,
 );
 
 async fn metrics(app: &TestApp) -> String {
@@ -120,4 +121,21 @@ async fn metrics_count_access_tokens_verified_by_their_signature_once_and_then_f
     let delta = |series| value(&after, series) - value(&before, series);
     assert_eq!(delta("gatehouse_verified_token_cache_misses_total"), 1);
     assert_eq!(delta("gatehouse_verified_token_cache_hits_total"), 2);
+}
+
+async fn metrics_time_each_operation_and_show_the_database_pool(store: Store) {
+    let (before, after) = metrics_around_three_calls_of_me(store).await;
+    let count = "gatehouse_http_request_duration_seconds_count{operation=\"getMe\"}";
+    assert!(!before.contains(count), "no getMe was answered yet");
+    assert_eq!(value(&after, count), 3);
+    let all = "gatehouse_http_request_duration_seconds_bucket{operation=\"getMe\",le=\"+Inf\"}";
+    assert_eq!(value(&after, all), 3);
+    // The first scrape is timed under its own operation.
+    let scrapes = "gatehouse_http_request_duration_seconds_count{operation=\"metrics\"}";
+    assert_eq!(value(&after, scrapes), 1);
+    assert!(value(&after, "gatehouse_db_pool_max_connections") >= 1);
+    assert!(
+        value(&after, "gatehouse_db_pool_connections")
+            >= value(&after, "gatehouse_db_pool_idle_connections")
+    );
 }
