@@ -7,47 +7,22 @@ use poem::Request;
 
 /// An address range (`10.0.0.0/8`, `::1/128`, or a single address).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cidr {
-    network: IpAddr,
-    prefix: u8,
-}
+pub struct Cidr(ipnet::IpNet);
 
 impl Cidr {
-    /// Parses `addr` or `addr/prefix`.
+    /// Parses `addr/prefix`, or a bare `addr` (one address).
     pub fn parse(text: &str) -> Result<Self, String> {
         let text = text.trim();
-        let (addr, prefix) = text
-            .split_once('/')
-            .map_or((text, None), |(a, p)| (a, Some(p)));
-        let network: IpAddr = addr
-            .parse()
-            .map_err(|_| format!("{text:?} is not an address or CIDR"))?;
-        let max = if network.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            Some(p) => p
-                .parse::<u8>()
-                .ok()
-                .filter(|p| *p <= max)
-                .ok_or_else(|| format!("bad prefix in {text:?}"))?,
-            None => max,
-        };
-        Ok(Self { network, prefix })
+        text.parse::<ipnet::IpNet>()
+            .or_else(|_| text.parse::<IpAddr>().map(ipnet::IpNet::from))
+            .map(Self)
+            .map_err(|_| format!("{text:?} is not an address or CIDR"))
     }
 
-    /// Whether `ip` is in the range.
+    /// Whether `ip` is in the range (an IPv4-mapped IPv6 address is its
+    /// IPv4 address).
     pub fn contains(&self, ip: IpAddr) -> bool {
-        let bits = |ip: IpAddr| match ip {
-            IpAddr::V4(v4) => (u128::from(u32::from(v4)) << 96, true),
-            IpAddr::V6(v6) => (u128::from(v6), false),
-        };
-        let ((net, net_v4), (addr, addr_v4)) = (bits(self.network), bits(ip.to_canonical()));
-        // IPv4 sits in the top 32 bits, so one mask fits both families.
-        let mask = if self.prefix == 0 {
-            0
-        } else {
-            u128::MAX << (128 - u32::from(self.prefix))
-        };
-        net_v4 == addr_v4 && (net & mask) == (addr & mask)
+        self.0.contains(&ip.to_canonical())
     }
 }
 

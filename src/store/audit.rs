@@ -1,12 +1,13 @@
 //! The audit trail.
 
-use sqlx::{AnyConnection, Row};
+use sqlx::AnyConnection;
+use sqlx::FromRow as _;
 
 use super::Store;
 use super::script::Statement;
 
 /// One audited event.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
 pub struct AuditEvent {
     pub occurred_at: i64,
     /// What happened, e.g. `login_succeeded`, `refresh_reuse_detected`.
@@ -49,19 +50,7 @@ impl Store {
         let rows = self
             .run(async |conn| sqlx::query(&sql).bind(value).fetch_all(conn).await)
             .await?;
-        rows.into_iter()
-            .map(|row| {
-                Ok(AuditEvent {
-                    occurred_at: row.try_get(0)?,
-                    event: row.try_get(1)?,
-                    user_id: row.try_get(2)?,
-                    session_id: row.try_get(3)?,
-                    ip: row.try_get(4)?,
-                    user_agent: row.try_get(5)?,
-                    detail: row.try_get(6)?,
-                })
-            })
-            .collect()
+        rows.iter().map(AuditEvent::from_row).collect()
     }
 }
 

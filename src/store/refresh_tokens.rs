@@ -1,15 +1,16 @@
 //! Refresh tokens, stored as hashes, and the one transaction that rotates
 //! them.
 
+use sqlx::FromRow as _;
 use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Executor as _, Row};
+use sqlx::{AnyConnection, Executor as _};
 use tokio::time::Instant;
 
 use super::script::{self, Statement};
 use super::{AuditEvent, Backend, Store, audit};
 
 /// A refresh token joined with its session.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct RefreshTokenRecord {
     pub session_id: String,
     pub user_id: String,
@@ -33,7 +34,7 @@ pub struct RefreshState {
 }
 
 /// The stored successor of a rotated token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
 pub struct SuccessorRecord {
     pub created_at: i64,
     /// Set once the successor has been presented and rotated in turn.
@@ -70,8 +71,9 @@ pub enum RefreshOutcome {
 /// session `s`.
 macro_rules! record_columns {
     () => {
-        "t.session_id, s.user_id, s.client_id, s.scope, t.created_at, t.rotated_at, \
-         s.expires_at, s.revoked_at, s.created_at \
+        "t.session_id, s.user_id, s.client_id, s.scope, t.created_at AS token_created_at, \
+         t.rotated_at, s.expires_at AS session_expires_at, s.revoked_at AS session_revoked_at, \
+         s.created_at AS session_created_at \
          FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id WHERE t.token_hash = ?"
     };
 }
@@ -119,7 +121,7 @@ impl Store {
                     .await
             })
             .await?;
-        row.as_ref().map(record_of).transpose()
+        row.as_ref().map(RefreshTokenRecord::from_row).transpose()
     }
 
     /// Decides what to do with the token `parent_hash`, whose successor
@@ -275,31 +277,11 @@ fn state_of(token: &[AnyRow], successor: &[AnyRow]) -> Result<Option<RefreshStat
     let Some(token) = token.first() else {
         return Ok(None);
     };
-    let successor = successor
-        .first()
-        .map(|row| {
-            Ok::<_, sqlx::Error>(SuccessorRecord {
-                created_at: row.try_get(0)?,
-                rotated_at: row.try_get(1)?,
-            })
-        })
-        .transpose()?;
     Ok(Some(RefreshState {
-        token: record_of(token)?,
-        successor,
+        token: RefreshTokenRecord::from_row(token)?,
+        successor: successor
+            .first()
+            .map(SuccessorRecord::from_row)
+            .transpose()?,
     }))
-}
-
-fn record_of(row: &AnyRow) -> Result<RefreshTokenRecord, sqlx::Error> {
-    Ok(RefreshTokenRecord {
-        session_id: row.try_get(0)?,
-        user_id: row.try_get(1)?,
-        client_id: row.try_get(2)?,
-        scope: row.try_get(3)?,
-        token_created_at: row.try_get(4)?,
-        rotated_at: row.try_get(5)?,
-        session_expires_at: row.try_get(6)?,
-        session_revoked_at: row.try_get(7)?,
-        session_created_at: row.try_get(8)?,
-    })
 }

@@ -1,5 +1,6 @@
 //! Sessions: one per login, each a family of refresh tokens.
 
+use sqlx::FromRow as _;
 use sqlx::{Connection as _, Row};
 
 use super::{Account, Store};
@@ -19,7 +20,7 @@ pub struct NewSession<'a> {
 }
 
 /// A session as its owner sees it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SessionRecord {
     pub id: String,
     pub client_id: Option<String>,
@@ -88,19 +89,7 @@ impl Store {
         .bind(user_id)
         .bind(now);
         let rows = self.run(async |conn| select.fetch_all(conn).await).await?;
-        rows.into_iter()
-            .map(|row| {
-                Ok(SessionRecord {
-                    id: row.try_get(0)?,
-                    client_id: row.try_get(1)?,
-                    user_agent: row.try_get(2)?,
-                    ip: row.try_get(3)?,
-                    created_at: row.try_get(4)?,
-                    last_used_at: row.try_get(5)?,
-                    expires_at: row.try_get(6)?,
-                })
-            })
-            .collect()
+        rows.iter().map(SessionRecord::from_row).collect()
     }
 
     /// The account that owns a session that exists, is not revoked and has
@@ -122,15 +111,7 @@ impl Store {
         let row = self
             .run(async |conn| select.fetch_optional(conn).await)
             .await?;
-        row.map(|row| {
-            Ok(Account {
-                id: row.try_get(0)?,
-                username: row.try_get(1)?,
-                email: row.try_get(2)?,
-                created_at: row.try_get(3)?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(Account::from_row).transpose()
     }
 
     /// Revokes one live session of `user_id`; `false` when there is no such

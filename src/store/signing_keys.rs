@@ -1,12 +1,12 @@
 //! The signing keys shared by every instance (sealed private keys).
 
+use sqlx::FromRow as _;
 use sqlx::Row;
-use sqlx::any::AnyRow;
 
 use super::Store;
 
 /// One signing key as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct SigningKeyRecord {
     /// Orders the keys; unique, so concurrent rotations cannot collide.
     pub generation: i64,
@@ -29,7 +29,7 @@ impl Store {
              FROM signing_keys ORDER BY generation",
         );
         let rows = self.run(async |conn| select.fetch_all(conn).await).await?;
-        rows.iter().map(record_of).collect()
+        rows.iter().map(SigningKeyRecord::from_row).collect()
     }
 
     /// Stores a key; `false` if its generation (or kid) is taken, i.e. a
@@ -96,7 +96,7 @@ impl Store {
         .await?;
         let mut resealed = 0;
         for row in rows {
-            let record = record_of(&row)?;
+            let record = SigningKeyRecord::from_row(&row)?;
             let private_key = reseal(&record)?;
             resealed += sqlx::query(
                 "UPDATE signing_keys SET private_key = ?, kek_id = ? WHERE generation = ?",
@@ -120,16 +120,4 @@ impl Store {
             .await?
             .rows_affected())
     }
-}
-
-fn record_of(row: &AnyRow) -> Result<SigningKeyRecord, sqlx::Error> {
-    Ok(SigningKeyRecord {
-        generation: row.try_get(0)?,
-        kid: row.try_get(1)?,
-        algorithm: row.try_get(2)?,
-        private_key: row.try_get(3)?,
-        kek_id: row.try_get(4)?,
-        created_at: row.try_get(5)?,
-        activates_at: row.try_get(6)?,
-    })
 }

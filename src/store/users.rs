@@ -1,12 +1,11 @@
 //! Users.
 
-use sqlx::Row;
-use sqlx::any::AnyRow;
+use sqlx::FromRow as _;
 
 use super::Store;
 
 /// A user as stored.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct UserRecord {
     pub id: String,
     pub username: String,
@@ -19,7 +18,7 @@ pub struct UserRecord {
 
 /// What an account shows of itself: a user without its credentials. Never
 /// changes once registered, so it may be kept as long as its session is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Account {
     pub id: String,
     pub username: String,
@@ -95,7 +94,7 @@ impl Store {
         let row = self
             .run(async |conn| sqlx::query(&sql).bind(value).fetch_optional(conn).await)
             .await?;
-        row.map(user_from_row).transpose()
+        row.as_ref().map(UserRecord::from_row).transpose()
     }
 
     /// Replaces a user's password hash.
@@ -124,15 +123,4 @@ impl Store {
         self.run(async |conn| update.execute(conn).await).await?;
         Ok(self.find_user_by_key(key).await?.map(|user| user.id))
     }
-}
-
-fn user_from_row(row: AnyRow) -> Result<UserRecord, sqlx::Error> {
-    Ok(UserRecord {
-        id: row.try_get(0)?,
-        username: row.try_get(1)?,
-        email: row.try_get(2)?,
-        password_hash: row.try_get(3)?,
-        created_at: row.try_get(4)?,
-        disabled_at: row.try_get(5)?,
-    })
 }
