@@ -21,13 +21,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::migrate::Migrator;
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyConnection, AnyPool, Executor, Row};
 use tokio::time::Instant;
 
 pub use audit::AuditEvent;
-pub use migrations::EmbeddedMigrations;
 pub use refresh_tokens::{
     RefreshOutcome, RefreshState, RefreshTokenRecord, RefreshWrite, SuccessorRecord,
 };
@@ -271,7 +269,7 @@ impl Store {
     /// many instances at once, on one server or on the nodes of a cluster:
     /// one migrates while the others wait (see [`migrations::MigrationLock`]).
     pub async fn migrate(&self) -> Result<(), OpenError> {
-        let migrator = Migrator::new(EmbeddedMigrations(self.backend)).await?;
+        let migrator = migrations::migrator(self.backend);
         let lock = migrations::MigrationLock::acquire(&self.pool, self.backend)
             .await
             .map_err(OpenError::MigrationLock)?;
