@@ -16,7 +16,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use gatehouse::auth::random_token;
-use gatehouse::auth::refresh::{Successors, hash};
+use gatehouse::auth::refresh::Successors;
+use gatehouse::ids::{SessionId, TokenHash, UserId, UsernameKey};
 use gatehouse::store::{
     AuditEvent, NewSession, RefreshOutcome, RefreshWrite, Store, StoreOptions, UserRecord,
 };
@@ -44,20 +45,23 @@ async fn measure(label: &str, url: &str, tasks: usize, duration: Duration) {
         .expect("the store opens");
     store.migrate().await.expect("migrations apply");
     let user = UserRecord {
-        id: uuid::Uuid::new_v4().to_string(),
+        id: UserId::generate(),
         username: "bench".into(),
         email: None,
         password_hash: "unused".into(),
         created_at: now(),
         disabled_at: None,
     };
-    store.insert_user(&user, "bench").await.expect("a user");
+    store
+        .insert_user(&user, &UsernameKey::of("bench"))
+        .await
+        .expect("a user");
     let successors = Arc::new(Successors::new(random_token()));
     let commits = Arc::new(AtomicU64::new(0));
     let retries = Arc::new(AtomicU64::new(0));
     let mut chains = Vec::new();
     for _ in 0..tasks {
-        let session_id = uuid::Uuid::new_v4().to_string();
+        let session_id = SessionId::generate();
         let token = random_token().expose_secret().to_owned();
         store
             .insert_session(&NewSession {
@@ -69,7 +73,7 @@ async fn measure(label: &str, url: &str, tasks: usize, duration: Duration) {
                 ip: Some("127.0.0.1"),
                 created_at: now(),
                 expires_at: now() + 86_400_000,
-                first_token_hash: &hash(&token),
+                first_token_hash: &TokenHash::of(&token),
             })
             .await
             .expect("a session");
@@ -88,8 +92,8 @@ async fn measure(label: &str, url: &str, tasks: usize, duration: Duration) {
                     let at = now();
                     let outcome = store
                         .refresh_in_transaction(
-                            &hash(&token),
-                            &hash(&successor),
+                            &TokenHash::of(&token),
+                            &TokenHash::of(&successor),
                             at,
                             tokio::time::Instant::now() + Duration::from_secs(5),
                             |state| {

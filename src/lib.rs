@@ -10,6 +10,7 @@ pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod ids;
 pub mod metrics;
 mod server;
 pub mod store;

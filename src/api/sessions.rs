@@ -15,6 +15,7 @@ use super::oauth::client_info;
 use super::{ApiTags, BearerAuth, Scopes};
 use crate::AppState;
 use crate::auth::scope;
+use crate::ids::SessionId;
 use crate::store::SessionRecord;
 
 /// A session: one login and every refresh since.
@@ -42,10 +43,10 @@ fn time(millis: i64) -> DateTime<Utc> {
 }
 
 impl Session {
-    fn new(record: SessionRecord, current_sid: &str) -> Self {
+    fn new(record: SessionRecord, current_sid: &SessionId) -> Self {
         Self {
-            current: record.id == current_sid,
-            id: record.id,
+            current: record.id == *current_sid,
+            id: record.id.to_string(),
             created_at: time(record.created_at),
             last_used_at: time(record.last_used_at),
             expires_at: time(record.expires_at),
@@ -150,7 +151,7 @@ impl SessionsApi {
         let claims = auth.with_scope(scope::PROFILE)?.claims;
         let revoked = state
             .sessions
-            .revoke_own(&claims.sub, &id.0.to_string(), &client_info(req, None))
+            .revoke_own(&claims.sub, &SessionId::from(id.0), &client_info(req, None))
             .await?;
         if !revoked {
             return Err(Failure::new(

@@ -73,7 +73,7 @@ impl Example for User {
 impl From<&Account> for User {
     fn from(account: &Account) -> Self {
         Self {
-            id: account.id.clone(),
+            id: account.id.to_string(),
             username: account.username.clone(),
             email: account.email.clone(),
             created_at: DateTime::from_timestamp_millis(account.created_at).unwrap_or_default(),

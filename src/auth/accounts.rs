@@ -11,10 +11,11 @@ use super::password::{self, Passwords, PolicyViolation};
 use super::revoker::Revoker;
 use super::sessions::GrantError;
 use super::throttle::{Attempt, ThrottlePolicy};
-use super::username::{MAX_USERNAME_CHARS, check_username, username_key};
+use super::username::{MAX_USERNAME_CHARS, Username, UsernameKey};
 use crate::audit::AuditKind;
 use crate::clock::Clock;
 use crate::error::Error;
+use crate::ids::{SessionId, UserId};
 use crate::store::{InsertUser, Store, UserRecord};
 
 /// Longest email address, in bytes (RFC 5321 path limit).
@@ -53,7 +54,7 @@ pub enum ChangePasswordError {
 /// The outcome of checking a username and password.
 enum Credentials {
     Valid(UserRecord),
-    Refused { user_id: Option<String> },
+    Refused { user_id: Option<UserId> },
 }
 
 /// The accounts and their passwords.
@@ -106,20 +107,24 @@ impl Accounts {
         password: SecretString,
         email: Option<&str>,
     ) -> Result<UserRecord, RegisterError> {
-        check_username(username).map_err(RegisterError::InvalidUsername)?;
+        let username = Username::parse(username).map_err(RegisterError::InvalidUsername)?;
         if let Some(email) = email {
             check_email(email).map_err(RegisterError::InvalidEmail)?;
         }
-        password::check_policy(password.expose_secret(), username, self.min_password_chars)?;
+        password::check_policy(
+            password.expose_secret(),
+            username.as_str(),
+            self.min_password_chars,
+        )?;
         let user = UserRecord {
-            id: uuid::Uuid::new_v4().to_string(),
-            username: username.to_owned(),
+            id: UserId::generate(),
+            username: username.as_str().to_owned(),
             email: email.map(str::to_owned),
             password_hash: self.passwords.hash(password).await.map_err(Error::from)?,
             created_at: self.clock.now_millis(),
             disabled_at: None,
         };
-        let key = username_key(&user.username);
+        let key = username.key();
         match self
             .store
             .insert_user(&user, &key)
@@ -159,7 +164,7 @@ impl Accounts {
             Credentials::Refused { user_id } => {
                 self.throttle.failed(&self.store, &attempt, now).await?;
                 self.audit
-                    .record(AuditKind::LoginFailed, user_id.as_deref(), None, client)
+                    .record(AuditKind::LoginFailed, user_id.as_ref(), None, client)
                     .await;
                 Err(GrantError::InvalidGrant(BAD_CREDENTIALS))
             }
@@ -182,8 +187,8 @@ impl Accounts {
             return Ok(Credentials::Refused { user_id: None });
         }
         // Registered names are ASCII, so no account has a non-ASCII key.
-        let key = username_key(username);
-        if !key.is_ascii() {
+        let key = UsernameKey::of(username);
+        if !key.as_str().is_ascii() {
             return Ok(Credentials::Refused { user_id: None });
         }
         let user = self.store.find_user_by_key(&key).await?;
@@ -216,7 +221,7 @@ impl Accounts {
 
     /// Re-hashes a user's password with the configured parameters. Best
     /// effort: the login that triggered it succeeds whatever happens here.
-    async fn upgrade_hash(&self, user_id: &str, password: SecretString) {
+    async fn upgrade_hash(&self, user_id: &UserId, password: SecretString) {
         let upgraded = match self.passwords.hash(password).await {
             Ok(hash) => self
                 .store
@@ -238,8 +243,8 @@ impl Accounts {
     /// 7.4.3): whoever else knew the old password is logged out.
     pub async fn change_password(
         &self,
-        user_id: &str,
-        current_sid: &str,
+        user_id: &UserId,
+        current_sid: &SessionId,
         current: SecretString,
         new: SecretString,
         client: &ClientInfo,
@@ -292,7 +297,7 @@ impl Accounts {
         let now = self.clock.now_millis();
         let Some(user_id) = self
             .store
-            .set_user_disabled(&username_key(username), disabled.then_some(now))
+            .set_user_disabled(&UsernameKey::of(username), disabled.then_some(now))
             .await?
         else {
             return Ok(false);

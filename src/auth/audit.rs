@@ -5,6 +5,7 @@ use std::sync::Arc;
 use super::client::ClientInfo;
 use crate::audit::AuditKind;
 use crate::clock::Clock;
+use crate::ids::{SessionId, UserId};
 use crate::metrics::Metrics;
 use crate::store::Store;
 
@@ -32,8 +33,8 @@ impl Audit {
     pub async fn record(
         &self,
         event: AuditKind,
-        user_id: Option<&str>,
-        session_id: Option<&str>,
+        user_id: Option<&UserId>,
+        session_id: Option<&SessionId>,
         client: &ClientInfo,
     ) {
         self.metrics.event(event);

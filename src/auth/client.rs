@@ -2,6 +2,7 @@
 //! the audit record of what they did, and the limits on what clients send.
 
 use crate::audit::AuditKind;
+use crate::ids::{SessionId, UserId};
 use crate::store::AuditEvent;
 
 /// Longest user agent kept on a session or an audit record, in characters.
@@ -34,15 +35,15 @@ impl ClientInfo {
     pub fn audit_event(
         &self,
         event: AuditKind,
-        user_id: Option<&str>,
-        session_id: Option<&str>,
+        user_id: Option<&UserId>,
+        session_id: Option<&SessionId>,
         now: i64,
     ) -> AuditEvent {
         AuditEvent {
             occurred_at: now,
             event: event.as_str().to_owned(),
-            user_id: user_id.map(str::to_owned),
-            session_id: session_id.map(str::to_owned),
+            user_id: user_id.cloned(),
+            session_id: session_id.cloned(),
             ip: self.ip.clone(),
             user_agent: self.stored_user_agent(),
             detail: None,

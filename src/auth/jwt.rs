@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use super::keys::KeyRing;
+use crate::ids::{SessionId, UserId};
 use crate::metrics::CacheStats;
 
 /// The `typ` header of an access token (RFC 9068 §2.1).
@@ -27,13 +28,13 @@ pub struct AccessClaims {
     pub iss: String,
     pub aud: String,
     /// The user id.
-    pub sub: String,
+    pub sub: UserId,
     pub iat: i64,
     pub nbf: i64,
     pub exp: i64,
     pub jti: String,
     /// The session (refresh-token family) the token was issued for.
-    pub sid: String,
+    pub sid: SessionId,
     /// Space-separated scopes.
     pub scope: String,
     /// The client the session was granted to: the login's `client_id`, or
@@ -52,8 +53,8 @@ pub struct AccessClaims {
 /// Who an access token is for: its session, as the login made it.
 #[derive(Debug)]
 pub struct Grant<'a> {
-    pub user_id: &'a str,
-    pub session_id: &'a str,
+    pub user_id: &'a UserId,
+    pub session_id: &'a SessionId,
     pub scope: String,
     pub client_id: &'a str,
     /// When the user gave their password (Unix ms): the session's start.
@@ -277,7 +278,7 @@ mod tests {
         chrono::Utc::now().timestamp()
     }
 
-    fn grant<'a>(user_id: &'a str, session_id: &'a str) -> Grant<'a> {
+    fn grant<'a>(user_id: &'a UserId, session_id: &'a SessionId) -> Grant<'a> {
         Grant {
             user_id,
             session_id,
@@ -291,7 +292,7 @@ mod tests {
     fn a_signed_token_verifies_with_its_claims() {
         let tokens = tokens();
         let jwt = tokens
-            .issue(&grant("user-1", "session-1"), now() * 1000)
+            .issue(&grant(&"user-1".into(), &"session-1".into()), now() * 1000)
             .unwrap();
         let claims = tokens.verify(&jwt, now()).unwrap();
         assert_eq!(
@@ -317,7 +318,9 @@ mod tests {
         // Expires 10 s from now by the wall clock (which jsonwebtoken also
         // checks), so only the `now` given to verify decides.
         let issued = now() - 890;
-        let jwt = tokens.issue(&grant("u", "s"), issued * 1000).unwrap();
+        let jwt = tokens
+            .issue(&grant(&"u".into(), &"s".into()), issued * 1000)
+            .unwrap();
         assert!(matches!(
             tokens.verify(&jwt, issued + 900),
             Err(TokenError::Expired)
@@ -329,7 +332,9 @@ mod tests {
     fn a_token_verified_before_still_expires() {
         let tokens = tokens();
         let issued = now() - 890;
-        let jwt = tokens.issue(&grant("u", "s"), issued * 1000).unwrap();
+        let jwt = tokens
+            .issue(&grant(&"u".into(), &"s".into()), issued * 1000)
+            .unwrap();
         assert!(tokens.verify(&jwt, issued + 899).is_ok());
         assert_eq!(tokens.verified.len(), 1);
         assert!(matches!(
@@ -341,7 +346,9 @@ mod tests {
     #[test]
     fn a_token_verified_before_is_refused_once_its_key_leaves_the_ring() {
         let tokens = tokens();
-        let jwt = tokens.issue(&grant("u", "s"), now() * 1000).unwrap();
+        let jwt = tokens
+            .issue(&grant(&"u".into(), &"s".into()), now() * 1000)
+            .unwrap();
         assert!(tokens.verify(&jwt, now()).is_ok());
         tokens.replace_ring(TokenKey::generate().into());
         assert!(matches!(
@@ -353,7 +360,9 @@ mod tests {
     #[test]
     fn a_token_altered_after_it_verified_is_refused() {
         let tokens = tokens();
-        let jwt = tokens.issue(&grant("u", "s"), now() * 1000).unwrap();
+        let jwt = tokens
+            .issue(&grant(&"u".into(), &"s".into()), now() * 1000)
+            .unwrap();
         assert!(tokens.verify(&jwt, now()).is_ok());
         // Same header and signature, another subject.
         let mut parts: Vec<String> = jwt.split('.').map(str::to_owned).collect();
@@ -371,7 +380,9 @@ mod tests {
 
     #[test]
     fn a_token_from_another_key_is_refused() {
-        let jwt = tokens().issue(&grant("u", "s"), now() * 1000).unwrap();
+        let jwt = tokens()
+            .issue(&grant(&"u".into(), &"s".into()), now() * 1000)
+            .unwrap();
         assert!(matches!(
             tokens().verify(&jwt, now()),
             Err(TokenError::UnknownKey(_))

@@ -576,7 +576,12 @@ mod tests {
     /// `len` ASCII characters with no pattern a guesser would find.
     fn varied(len: usize) -> String {
         (0..)
-            .flat_map(|i: u32| crate::auth::refresh::hash(&i.to_string()).into_bytes())
+            .flat_map(|i: u32| {
+                crate::ids::TokenHash::of(&i.to_string())
+                    .as_str()
+                    .as_bytes()
+                    .to_vec()
+            })
             .take(len)
             .map(char::from)
             .collect()

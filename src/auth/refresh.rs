@@ -12,18 +12,12 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, KeyInit as _, Mac as _};
 use secrecy::{ExposeSecret, SecretString};
-use sha2::{Digest as _, Sha256};
+use sha2::Sha256;
 
 use crate::store::{RefreshState, SuccessorRecord};
 
 /// The name of the shared successor-derivation secret in the store.
 pub const SUCCESSOR_SECRET_NAME: &str = "refresh_successor_v1";
-
-/// The hex SHA-256 of a refresh token: the only form the store ever sees.
-pub fn hash(token: &str) -> String {
-    let digest = Sha256::digest(token.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 /// Derives successors of refresh tokens.
 #[derive(Clone)]
@@ -260,13 +254,5 @@ mod tests {
         assert_eq!(POLICY.expires_in(100_000, 0), 50);
         assert_eq!(POLICY.expires_in(100_000, 80_000), 20);
         assert_eq!(POLICY.expires_in(100_000, 200_000), 0);
-    }
-
-    #[test]
-    fn the_stored_hash_is_hex_sha256() {
-        assert_eq!(
-            hash("abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
     }
 }

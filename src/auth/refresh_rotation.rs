@@ -16,11 +16,12 @@ use secrecy::{ExposeSecret as _, SecretString};
 use tokio::time::Instant;
 
 use super::client::ClientInfo;
-use super::refresh::{self, Decision, RefreshPolicy, Successors};
+use super::refresh::{Decision, RefreshPolicy, Successors};
 use super::scope::{self, InvalidScope};
 use crate::audit::AuditKind;
 use crate::clock::Clock;
 use crate::error::Error;
+use crate::ids::{SessionId, TokenHash, UserId};
 use crate::metrics::Metrics;
 use crate::store::{self, AuditEvent, RefreshOutcome, RefreshState, RefreshTokenRecord};
 use crate::store::{RefreshWrite, Store};
@@ -63,7 +64,10 @@ pub enum RefreshError {
     Invalid,
     /// Reuse of a rotated token: its session has just been revoked.
     #[error("refresh token reuse: the session was revoked")]
-    Reused { user_id: String, session_id: String },
+    Reused {
+        user_id: UserId,
+        session_id: SessionId,
+    },
     #[error(transparent)]
     Scope(#[from] InvalidScope),
     #[error(transparent)]
@@ -102,9 +106,9 @@ impl RefreshRotation {
         requested_scope: Option<&str>,
         client: &ClientInfo,
     ) -> Result<Refreshed, RefreshError> {
-        let parent_hash = refresh::hash(presented);
+        let parent_hash = TokenHash::of(presented);
         let successor = self.successors.successor(presented);
-        let successor_hash = refresh::hash(successor.expose_secret());
+        let successor_hash = TokenHash::of(successor.expose_secret());
         let deadline = Instant::now() + self.deadline;
         let mut aborted = 0;
         loop {

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::session_check::SessionCheck;
 use crate::clock::Clock;
+use crate::ids::{SessionId, UserId};
 use crate::store::Store;
 
 /// Ends sessions. Shared by [`super::Sessions`] (logout, revocation, reuse)
@@ -31,7 +32,7 @@ impl Revoker {
     }
 
     /// Revokes one session.
-    pub async fn session(&self, session_id: &str) -> Result<(), sqlx::Error> {
+    pub async fn session(&self, session_id: &SessionId) -> Result<(), sqlx::Error> {
         self.store
             .revoke_session(session_id, self.clock.now_millis())
             .await?;
@@ -41,7 +42,11 @@ impl Revoker {
 
     /// Revokes `session_id` if it is one of `user_id`'s live sessions;
     /// whether it was.
-    pub async fn own_session(&self, user_id: &str, session_id: &str) -> Result<bool, sqlx::Error> {
+    pub async fn own_session(
+        &self,
+        user_id: &UserId,
+        session_id: &SessionId,
+    ) -> Result<bool, sqlx::Error> {
         let revoked = self
             .store
             .revoke_user_session(user_id, session_id, self.clock.now_millis())
@@ -53,7 +58,7 @@ impl Revoker {
     }
 
     /// Revokes every session of `user_id`; how many were live.
-    pub async fn all_of(&self, user_id: &str) -> Result<usize, sqlx::Error> {
+    pub async fn all_of(&self, user_id: &UserId) -> Result<usize, sqlx::Error> {
         let revoked = self
             .store
             .revoke_all_sessions(user_id, self.clock.now_millis())
@@ -63,7 +68,7 @@ impl Revoker {
     }
 
     /// Revokes every session of `user_id` but `keep`; how many were live.
-    pub async fn all_but(&self, user_id: &str, keep: &str) -> Result<usize, sqlx::Error> {
+    pub async fn all_but(&self, user_id: &UserId, keep: &SessionId) -> Result<usize, sqlx::Error> {
         let revoked = self
             .store
             .revoke_other_sessions(user_id, keep, self.clock.now_millis())
@@ -74,7 +79,7 @@ impl Revoker {
 
     /// Marks a session the store has already revoked (reuse detection
     /// does that inside its transaction).
-    pub fn revoked_in_store(&self, session_id: &str) {
+    pub fn revoked_in_store(&self, session_id: &SessionId) {
         self.check.revoked(session_id);
     }
 }

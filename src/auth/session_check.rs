@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::ids::SessionId;
 use crate::store::{Account, Store};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,7 +28,7 @@ enum State {
 /// The cached session check.
 pub struct SessionCheck {
     ttl: Duration,
-    cache: quick_cache::sync::Cache<String, State>,
+    cache: quick_cache::sync::Cache<SessionId, State>,
     hits: AtomicU64,
     misses: AtomicU64,
 }
@@ -58,7 +59,7 @@ impl SessionCheck {
     pub async fn owner(
         &self,
         store: &Store,
-        session_id: &str,
+        session_id: &SessionId,
         now: i64,
     ) -> Result<Option<Arc<Account>>, sqlx::Error> {
         match self.cache.get(session_id) {
@@ -101,15 +102,15 @@ impl SessionCheck {
     }
 
     /// Records that this instance revoked `session_id`.
-    pub fn revoked(&self, session_id: &str) {
+    pub fn revoked(&self, session_id: &SessionId) {
         self.remember(session_id, State::Dead);
     }
 
-    fn remember(&self, session_id: &str, state: State) {
+    fn remember(&self, session_id: &SessionId, state: State) {
         if self.ttl.is_zero() && matches!(state, State::LiveAt(..)) {
             return;
         }
-        self.cache.insert(session_id.to_owned(), state);
+        self.cache.insert(session_id.clone(), state);
     }
 }
 
@@ -127,11 +128,12 @@ mod tests {
             created_at: 0,
         });
         for session in 0..5_000 {
-            check.remember(&format!("s{session}"), State::LiveAt(0, owner.clone()));
+            let id = SessionId::from(format!("s{session}").as_str());
+            check.remember(&id, State::LiveAt(0, owner.clone()));
         }
         let cached = check.cached();
         assert!((500..=1_000).contains(&cached), "{cached} cached");
         // The newest are kept.
-        assert!(check.cache.get("s4999").is_some());
+        assert!(check.cache.get(&SessionId::from("s4999")).is_some());
     }
 }

@@ -59,7 +59,7 @@ impl Attempt {
     pub fn new(username: &str, address: Option<&str>) -> Self {
         // The account is its case-insensitive key: `Alice` and `alice` share a counter.
         let username: String = username.chars().take(MAX_USERNAME_CHARS).collect();
-        let username = super::username::username_key(&username);
+        let username = super::username::UsernameKey::of(&username);
         Self {
             account: format!("account:{username}"),
             address: address.map(|ip| format!("ip:{ip}")),

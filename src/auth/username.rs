@@ -1,20 +1,35 @@
 //! Usernames: what one may be, and the key that makes two spellings one
 //! account.
 
+pub use crate::ids::UsernameKey;
+
 /// The longest username, in characters.
 pub const MAX_USERNAME_CHARS: usize = 64;
 
-/// The case-insensitive key of a username: its NFKC form, lower-cased. Two
-/// names with the same key are the same account, so `Alice`, `alice` and
-/// the full-width `ａｌｉｃｅ` all log in as one user.
-pub fn username_key(username: &str) -> String {
-    use unicode_normalization::UnicodeNormalization as _;
-    username.nfkc().collect::<String>().to_lowercase()
+/// A username as registered: 1 to 64 ASCII letters, digits and `. _ - @
+/// +`. ASCII only, so that no two names look alike while differing in code
+/// points. Shown as registered; unique by its [`UsernameKey`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Username(String);
+
+impl Username {
+    /// `username` if it may be registered; why not otherwise.
+    pub fn parse(username: &str) -> Result<Self, String> {
+        check_username(username)?;
+        Ok(Self(username.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The key that makes two spellings one account.
+    pub fn key(&self) -> UsernameKey {
+        UsernameKey::of(&self.0)
+    }
 }
 
-/// A username: 1 to 64 ASCII letters, digits and `. _ - @ +`. ASCII only,
-/// so that no two names look alike while differing in code points.
-pub fn check_username(username: &str) -> Result<(), String> {
+fn check_username(username: &str) -> Result<(), String> {
     let chars = username.chars().count();
     if chars == 0 || chars > MAX_USERNAME_CHARS {
         return Err(format!(
@@ -36,13 +51,13 @@ mod tests {
 
     #[test]
     fn usernames_are_short_printable_words() {
-        assert!(check_username("alice").is_ok());
-        assert!(check_username("elodie.m+test@example.org").is_ok());
-        assert!(check_username("élodie").is_err());
-        assert!(check_username("").is_err());
-        assert!(check_username("a b").is_err());
-        assert!(check_username("nul\0byte").is_err());
-        assert!(check_username("x' OR '1'='1").is_err());
-        assert!(check_username(&"a".repeat(65)).is_err());
+        assert!(Username::parse("alice").is_ok());
+        assert!(Username::parse("elodie.m+test@example.org").is_ok());
+        assert!(Username::parse("élodie").is_err());
+        assert!(Username::parse("").is_err());
+        assert!(Username::parse("a b").is_err());
+        assert!(Username::parse("nul\0byte").is_err());
+        assert!(Username::parse("x' OR '1'='1").is_err());
+        assert!(Username::parse(&"a".repeat(65)).is_err());
     }
 }

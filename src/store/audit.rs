@@ -5,6 +5,7 @@ use sqlx::FromRow as _;
 
 use super::Store;
 use super::script::Statement;
+use crate::ids::{SessionId, UserId};
 
 /// One audited event.
 #[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
@@ -12,8 +13,8 @@ pub struct AuditEvent {
     pub occurred_at: i64,
     /// What happened, e.g. `login_succeeded`, `refresh_reuse_detected`.
     pub event: String,
-    pub user_id: Option<String>,
-    pub session_id: Option<String>,
+    pub user_id: Option<UserId>,
+    pub session_id: Option<SessionId>,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
     /// What the event was about when that is not a user or session, such as
@@ -29,8 +30,8 @@ impl Store {
     }
 
     /// A user's events, oldest first.
-    pub async fn audit_events_of(&self, user_id: &str) -> Result<Vec<AuditEvent>, sqlx::Error> {
-        self.audit_events_where("user_id", user_id).await
+    pub async fn audit_events_of(&self, user_id: &UserId) -> Result<Vec<AuditEvent>, sqlx::Error> {
+        self.audit_events_where("user_id", user_id.as_str()).await
     }
 
     /// The events called `event`, oldest first.
@@ -82,8 +83,8 @@ pub(super) fn insert_audit_event_statement(event: &AuditEvent) -> Statement<'_> 
     Statement::new(INSERT_AUDIT_EVENT)
         .bind(event.occurred_at)
         .bind(event.event.as_str())
-        .bind(event.user_id.as_deref())
-        .bind(event.session_id.as_deref())
+        .bind(event.user_id.as_ref().map(UserId::as_str))
+        .bind(event.session_id.as_ref().map(SessionId::as_str))
         .bind(event.ip.as_deref())
         .bind(event.user_agent.as_deref())
         .bind(event.detail.as_deref())

@@ -8,12 +8,13 @@ use tokio::time::Instant;
 
 use super::script::{self, Statement};
 use super::{AuditEvent, Backend, Store, audit};
+use crate::ids::{SessionId, TokenHash, UserId};
 
 /// A refresh token joined with its session.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct RefreshTokenRecord {
-    pub session_id: String,
-    pub user_id: String,
+    pub session_id: SessionId,
+    pub user_id: UserId,
     pub client_id: Option<String>,
     pub scope: String,
     pub token_created_at: i64,
@@ -111,7 +112,7 @@ impl Store {
     /// The refresh token with this hash, with the state of its session.
     pub async fn find_refresh_token(
         &self,
-        token_hash: &str,
+        token_hash: &TokenHash,
     ) -> Result<Option<RefreshTokenRecord>, sqlx::Error> {
         let row = self
             .run(async |conn| {
@@ -145,8 +146,8 @@ impl Store {
     /// written.
     pub async fn refresh_in_transaction(
         &self,
-        parent_hash: &str,
-        successor_hash: &str,
+        parent_hash: &TokenHash,
+        successor_hash: &TokenHash,
         now: i64,
         deadline: Instant,
         decide: impl FnOnce(&RefreshState) -> (RefreshWrite, Option<AuditEvent>),
@@ -176,8 +177,8 @@ async fn refresh_on(
     conn: &mut AnyConnection,
     backend: Backend,
     delivery: script::Delivery,
-    parent_hash: &str,
-    successor_hash: &str,
+    parent_hash: &TokenHash,
+    successor_hash: &TokenHash,
     now: i64,
     decide: impl FnOnce(&RefreshState) -> (RefreshWrite, Option<AuditEvent>),
 ) -> Result<RefreshOutcome, sqlx::Error> {
@@ -187,13 +188,13 @@ async fn refresh_on(
     };
     let reads = [
         Statement::new(sql.begin),
-        Statement::new(sql.lock_token).bind(parent_hash),
+        Statement::new(sql.lock_token).bind(parent_hash.as_str()),
         // Not locked: a plain read in the transaction (InnoDB's first, so
         // its snapshot) after the session's row lock was granted, and only
         // a holder of that lock writes a token of the session. Locking a
         // row that may not exist would lock the index gap around it, and
         // two families inserting into one gap would deadlock.
-        Statement::new(READ_SUCCESSOR).bind(successor_hash),
+        Statement::new(READ_SUCCESSOR).bind(successor_hash.as_str()),
     ];
     let read = match script::run(conn, delivery, &reads).await {
         Ok(read) => read,
@@ -228,10 +229,11 @@ async fn refresh_on(
 fn statements_for<'a>(
     state: &'a RefreshState,
     write: RefreshWrite,
-    parent_hash: &'a str,
-    successor_hash: &'a str,
+    parent_hash: &'a TokenHash,
+    successor_hash: &'a TokenHash,
     now: i64,
 ) -> Vec<Statement<'a>> {
+    let (parent_hash, successor_hash) = (parent_hash.as_str(), successor_hash.as_str());
     let session_id = state.token.session_id.as_str();
     let touch = || {
         Statement::new(TOUCH_SESSION)

@@ -4,25 +4,26 @@ use sqlx::FromRow as _;
 use sqlx::{Connection as _, Row};
 
 use super::{Account, Store};
+use crate::ids::{SessionId, TokenHash, UserId};
 
 /// A new session (refresh-token family) with its first refresh token.
 #[derive(Debug, Clone)]
 pub struct NewSession<'a> {
-    pub id: &'a str,
-    pub user_id: &'a str,
+    pub id: &'a SessionId,
+    pub user_id: &'a UserId,
     pub client_id: Option<&'a str>,
     pub scope: &'a str,
     pub user_agent: Option<&'a str>,
     pub ip: Option<&'a str>,
     pub created_at: i64,
     pub expires_at: i64,
-    pub first_token_hash: &'a str,
+    pub first_token_hash: &'a TokenHash,
 }
 
 /// A session as its owner sees it.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SessionRecord {
-    pub id: String,
+    pub id: SessionId,
     pub client_id: Option<String>,
     pub user_agent: Option<String>,
     pub ip: Option<String>,
@@ -66,7 +67,11 @@ impl Store {
 
     /// Revokes a session (and so every refresh token of its family). Revoking
     /// a revoked session keeps its first revocation time.
-    pub async fn revoke_session(&self, session_id: &str, now: i64) -> Result<(), sqlx::Error> {
+    pub async fn revoke_session(
+        &self,
+        session_id: &SessionId,
+        now: i64,
+    ) -> Result<(), sqlx::Error> {
         let revoke =
             sqlx::query("UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
                 .bind(now)
@@ -78,7 +83,7 @@ impl Store {
     /// The live sessions of a user at `now`, newest first.
     pub async fn list_sessions(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         now: i64,
     ) -> Result<Vec<SessionRecord>, sqlx::Error> {
         let select = sqlx::query(
@@ -97,7 +102,7 @@ impl Store {
     /// otherwise.
     pub async fn live_session_owner(
         &self,
-        session_id: &str,
+        session_id: &SessionId,
         now: i64,
     ) -> Result<Option<Account>, sqlx::Error> {
         let select = sqlx::query(
@@ -118,8 +123,8 @@ impl Store {
     /// live session of that user (someone else's id looks the same as none).
     pub async fn revoke_user_session(
         &self,
-        user_id: &str,
-        session_id: &str,
+        user_id: &UserId,
+        session_id: &SessionId,
         now: i64,
     ) -> Result<bool, sqlx::Error> {
         let update = sqlx::query(
@@ -141,19 +146,19 @@ impl Store {
     /// ids revoked.
     pub async fn revoke_other_sessions(
         &self,
-        user_id: &str,
-        keep: &str,
+        user_id: &UserId,
+        keep: &SessionId,
         now: i64,
-    ) -> Result<Vec<String>, sqlx::Error> {
+    ) -> Result<Vec<SessionId>, sqlx::Error> {
         self.revoke_sessions_of(user_id, Some(keep), now).await
     }
 
     /// Revokes every live session of `user_id`; returns the ids revoked.
     pub async fn revoke_all_sessions(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         now: i64,
-    ) -> Result<Vec<String>, sqlx::Error> {
+    ) -> Result<Vec<SessionId>, sqlx::Error> {
         self.revoke_sessions_of(user_id, None, now).await
     }
 
@@ -162,11 +167,11 @@ impl Store {
     /// exactly the sessions revoked.
     async fn revoke_sessions_of(
         &self,
-        user_id: &str,
-        keep: Option<&str>,
+        user_id: &UserId,
+        keep: Option<&SessionId>,
         now: i64,
-    ) -> Result<Vec<String>, sqlx::Error> {
-        let keep = keep.unwrap_or("");
+    ) -> Result<Vec<SessionId>, sqlx::Error> {
+        let keep = keep.map_or("", SessionId::as_str);
         let select = format!(
             "SELECT id FROM sessions WHERE user_id = ? AND id <> ? AND revoked_at IS NULL{}",
             self.for_update()
@@ -174,7 +179,7 @@ impl Store {
         let begin = self.begin_write();
         self.run(async |conn| {
             let mut tx = conn.begin_with(begin).await?;
-            let ids: Vec<String> = sqlx::query(&select)
+            let ids: Vec<SessionId> = sqlx::query(&select)
                 .bind(user_id)
                 .bind(keep)
                 .fetch_all(&mut *tx)

@@ -3,11 +3,12 @@
 use sqlx::FromRow as _;
 
 use super::Store;
+use crate::ids::{UserId, UsernameKey};
 
 /// A user as stored.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct UserRecord {
-    pub id: String,
+    pub id: UserId,
     pub username: String,
     pub email: Option<String>,
     pub password_hash: String,
@@ -20,7 +21,7 @@ pub struct UserRecord {
 /// changes once registered, so it may be kept as long as its session is.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Account {
-    pub id: String,
+    pub id: UserId,
     pub username: String,
     pub email: Option<String>,
     pub created_at: i64,
@@ -50,7 +51,7 @@ impl Store {
     pub async fn insert_user(
         &self,
         user: &UserRecord,
-        key: &str,
+        key: &UsernameKey,
     ) -> Result<InsertUser, sqlx::Error> {
         let insert = sqlx::query(
             "INSERT INTO users (id, username, username_key, email, password_hash, created_at) \
@@ -73,13 +74,16 @@ impl Store {
     }
 
     /// The user whose username has this case-insensitive key.
-    pub async fn find_user_by_key(&self, key: &str) -> Result<Option<UserRecord>, sqlx::Error> {
-        self.find_user_where("username_key", key).await
+    pub async fn find_user_by_key(
+        &self,
+        key: &UsernameKey,
+    ) -> Result<Option<UserRecord>, sqlx::Error> {
+        self.find_user_where("username_key", key.as_str()).await
     }
 
     /// The user with this id.
-    pub async fn find_user_by_id(&self, id: &str) -> Result<Option<UserRecord>, sqlx::Error> {
-        self.find_user_where("id", id).await
+    pub async fn find_user_by_id(&self, id: &UserId) -> Result<Option<UserRecord>, sqlx::Error> {
+        self.find_user_where("id", id.as_str()).await
     }
 
     async fn find_user_where(
@@ -100,7 +104,7 @@ impl Store {
     /// Replaces a user's password hash.
     pub async fn update_password_hash(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         password_hash: &str,
     ) -> Result<(), sqlx::Error> {
         let update = sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
@@ -114,9 +118,9 @@ impl Store {
     /// has this `key`; returns the user's id, or `None` if there is none.
     pub async fn set_user_disabled(
         &self,
-        key: &str,
+        key: &UsernameKey,
         disabled_at: Option<i64>,
-    ) -> Result<Option<String>, sqlx::Error> {
+    ) -> Result<Option<UserId>, sqlx::Error> {
         let update = sqlx::query("UPDATE users SET disabled_at = ? WHERE username_key = ?")
             .bind(disabled_at)
             .bind(key);

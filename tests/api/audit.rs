@@ -65,6 +65,7 @@ async fn an_accounts_life_is_audited_in_order_without_secrets(store: Store) {
         .as_str()
         .unwrap()
         .to_owned();
+    let user_id = gatehouse::ids::UserId::from(user_id.as_str());
     let events = app.state.store.audit_events_of(&user_id).await.unwrap();
     let names: Vec<&str> = events.iter().map(|e| e.event.as_str()).collect();
     assert_eq!(
@@ -84,9 +85,10 @@ async fn an_accounts_life_is_audited_in_order_without_secrets(store: Store) {
         .as_str()
         .unwrap()
         .to_owned();
-    assert_eq!(events[1].session_id.as_deref(), Some(first_sid.as_str()));
+    let first_sid = gatehouse::ids::SessionId::from(first_sid.as_str());
+    assert_eq!(events[1].session_id.as_ref(), Some(&first_sid));
     assert_eq!(events[1].user_agent.as_deref(), Some("audit-test/1.0"));
-    assert_eq!(events[3].session_id.as_deref(), Some(first_sid.as_str()));
+    assert_eq!(events[3].session_id.as_ref(), Some(&first_sid));
     assert!(
         events
             .windows(2)

@@ -8,7 +8,7 @@ on_both_stores!(a_successful_login_upgrades_a_hash_made_with_other_parameters);
 async fn stored_hash(app: &TestApp, username: &str) -> String {
     app.state
         .store
-        .find_user_by_key(username)
+        .find_user_by_key(&gatehouse::ids::UsernameKey::of(username))
         .await
         .unwrap()
         .unwrap()

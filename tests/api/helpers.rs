@@ -528,9 +528,11 @@ impl TestApp {
     /// An access token this app signs for the session of `claims` (another
     /// token's), with `scope`, issued at `issued_at` (Unix ms).
     pub fn sign_access_token(&self, claims: &Value, scope: &str, issued_at: i64) -> String {
+        let user_id = claims["sub"].as_str().expect("a sub").into();
+        let session_id = claims["sid"].as_str().expect("a sid").into();
         let grant = gatehouse::auth::jwt::Grant {
-            user_id: claims["sub"].as_str().expect("a sub"),
-            session_id: claims["sid"].as_str().expect("a sid"),
+            user_id: &user_id,
+            session_id: &session_id,
             scope: scope.to_owned(),
             client_id: "test",
             authenticated_at: issued_at,
@@ -562,7 +564,10 @@ fn form_encode(form: &[(&str, &str)]) -> String {
 }
 
 /// What a test signs an access token for: `sub`'s session `sid`, `profile`.
-pub fn grant<'a>(user_id: &'a str, session_id: &'a str) -> gatehouse::auth::jwt::Grant<'a> {
+pub fn grant<'a>(
+    user_id: &'a gatehouse::ids::UserId,
+    session_id: &'a gatehouse::ids::SessionId,
+) -> gatehouse::auth::jwt::Grant<'a> {
     gatehouse::auth::jwt::Grant {
         user_id,
         session_id,

@@ -63,7 +63,7 @@ async fn an_hs256_server_refuses_tokens_signed_any_other_way(store: Store) {
     let app = hs256_app(store).await;
     let tokens = app.user_with_tokens("alice").await;
     let claims = claims_of(tokens.str("access_token"));
-    let sub = claims["sub"].as_str().unwrap();
+    let sub = &claims["sub"].as_str().unwrap().into();
     let now = chrono::Utc::now().timestamp_millis();
     // An Ed25519 token with the right issuer and audience.
     let eddsa = AccessTokens::new(
@@ -73,7 +73,7 @@ async fn an_hs256_server_refuses_tokens_signed_any_other_way(store: Store) {
         Duration::from_secs(900),
         Duration::ZERO,
     );
-    let foreign = eddsa.issue(&grant(sub, "sid"), now).unwrap();
+    let foreign = eddsa.issue(&grant(sub, &"sid".into()), now).unwrap();
     app.me(&foreign).await.assert_error(401, "invalid_token");
     // HS256 under another secret, with the server's own kid.
     let mut header = Header::new(Algorithm::HS256);
@@ -106,8 +106,8 @@ async fn tokens_signed_with_the_real_key_but_wrong_claims_or_type_are_refused(st
     let tokens = app.user_with_tokens("alice").await;
     let claims = claims_of(tokens.str("access_token"));
     let (sub, sid) = (
-        claims["sub"].as_str().unwrap(),
-        claims["sid"].as_str().unwrap(),
+        &claims["sub"].as_str().unwrap().into(),
+        &claims["sid"].as_str().unwrap().into(),
     );
     let now = chrono::Utc::now().timestamp_millis();
     let signer = |issuer: &str, audience: &str| {

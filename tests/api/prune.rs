@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use gatehouse::auth::refresh::hash;
+use gatehouse::ids::TokenHash;
 
 use crate::helpers::{PASSWORD, Store, TestApp, claims_of};
 use crate::on_both_stores;
@@ -39,7 +39,7 @@ async fn pruning_deletes_expired_and_long_revoked_sessions_and_stale_counters_on
         .to_owned();
     state
         .store
-        .revoke_session(&sid, now - 8 * 24 * 3600 * 1000)
+        .revoke_session(&sid.as_str().into(), now - 8 * 24 * 3600 * 1000)
         .await
         .unwrap();
 
@@ -59,7 +59,7 @@ async fn pruning_deletes_expired_and_long_revoked_sessions_and_stale_counters_on
     assert_eq!(counters, 1);
 
     let stored = |token: &str| {
-        let token_hash = hash(token);
+        let token_hash = TokenHash::of(token);
         async move {
             state
                 .store

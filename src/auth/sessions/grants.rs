@@ -12,6 +12,7 @@ use crate::auth::refresh;
 use crate::auth::refresh_rotation::RefreshError;
 use crate::auth::scope::{self, InvalidScope};
 use crate::error::Error;
+use crate::ids::{SessionId, TokenHash};
 use crate::store::NewSession;
 
 /// A freshly issued token pair.
@@ -72,7 +73,7 @@ impl Sessions {
         let user = accounts.log_in(username, password, &client).await?;
 
         let now = self.clock.now_millis();
-        let session_id = uuid::Uuid::new_v4().to_string();
+        let session_id = SessionId::generate();
         let refresh_token = crate::auth::random_token();
         let expires_at = now.saturating_add(refresh::millis(self.rotation.policy().ttl));
         let user_agent = client.stored_user_agent();
@@ -86,7 +87,7 @@ impl Sessions {
                 ip: client.ip.as_deref(),
                 created_at: now,
                 expires_at,
-                first_token_hash: &refresh::hash(refresh_token.expose_secret()),
+                first_token_hash: &TokenHash::of(refresh_token.expose_secret()),
             })
             .await?;
         tracing::info!(user_id = %user.id, session_id = %session_id, "login succeeded");

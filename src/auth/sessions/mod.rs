@@ -18,6 +18,7 @@ use super::session_check::SessionCheck;
 use super::signing::Signing;
 use crate::clock::Clock;
 use crate::error::Error;
+use crate::ids::UserId;
 use crate::store::{Account, SessionRecord, Store};
 
 /// The bearer of a valid access token whose session is live.
@@ -98,7 +99,7 @@ impl Sessions {
     }
 
     /// The live sessions of a user, newest first.
-    pub async fn of_user(&self, user_id: &str) -> Result<Vec<SessionRecord>, Error> {
+    pub async fn of_user(&self, user_id: &UserId) -> Result<Vec<SessionRecord>, Error> {
         Ok(self
             .store
             .list_sessions(user_id, self.clock.now_millis())

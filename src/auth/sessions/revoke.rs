@@ -4,8 +4,8 @@
 use super::Sessions;
 use crate::audit::AuditKind;
 use crate::auth::client::{ClientInfo, MAX_REFRESH_TOKEN_BYTES};
-use crate::auth::refresh;
 use crate::error::Error;
+use crate::ids::{SessionId, TokenHash, UserId};
 
 /// Which kind of token `POST /oauth/revoke` was given (RFC 7009 §2.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,8 +31,8 @@ impl Sessions {
     /// with that id (including someone else's).
     pub async fn revoke_own(
         &self,
-        user_id: &str,
-        session_id: &str,
+        user_id: &UserId,
+        session_id: &SessionId,
         client: &ClientInfo,
     ) -> Result<bool, Error> {
         let revoked = self.revoker.own_session(user_id, session_id).await?;
@@ -51,7 +51,7 @@ impl Sessions {
     }
 
     /// Revokes every session of the user ("log out everywhere").
-    pub async fn logout_all(&self, user_id: &str, client: &ClientInfo) -> Result<(), Error> {
+    pub async fn logout_all(&self, user_id: &UserId, client: &ClientInfo) -> Result<(), Error> {
         let revoked = self.revoker.all_of(user_id).await?;
         tracing::info!(%user_id, sessions = revoked, "logged out everywhere");
         self.audit
@@ -94,18 +94,21 @@ impl Sessions {
 
     /// Revokes the session of a refresh token: its user and session, or
     /// `None` if the token is unknown.
-    async fn revoke_refresh_token(&self, token: &str) -> Result<Option<(String, String)>, Error> {
+    async fn revoke_refresh_token(
+        &self,
+        token: &str,
+    ) -> Result<Option<(UserId, SessionId)>, Error> {
         if token.is_empty() || token.len() > MAX_REFRESH_TOKEN_BYTES {
             return Ok(None);
         }
-        let Some(record) = self.store.find_refresh_token(&refresh::hash(token)).await? else {
+        let Some(record) = self.store.find_refresh_token(&TokenHash::of(token)).await? else {
             return Ok(None);
         };
         self.revoker.session(&record.session_id).await?;
         Ok(Some((record.user_id, record.session_id)))
     }
 
-    async fn revoke_access_token(&self, token: &str) -> Result<Option<(String, String)>, Error> {
+    async fn revoke_access_token(&self, token: &str) -> Result<Option<(UserId, SessionId)>, Error> {
         match self.signing.verify(token).await {
             Ok(claims) => {
                 self.revoker.session(&claims.sid).await?;
