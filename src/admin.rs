@@ -33,15 +33,15 @@ async fn admin_accounts(
     let store = open_store(database).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let uncached = Arc::new(SessionCheck::new(std::time::Duration::ZERO, 1));
-    let accounts = Accounts::new(
-        store.clone(),
-        new_passwords(password_args).await?,
-        password_args.min_password_length,
-        ThrottlePolicy::default(),
-        Revoker::new(store.clone(), uncached, clock.clone()),
-        Audit::new(store.clone(), Arc::default(), clock.clone()),
+    let accounts = Accounts {
+        store: store.clone(),
+        passwords: new_passwords(password_args).await?,
+        min_password_chars: password_args.min_password_length,
+        throttle: ThrottlePolicy::default(),
+        revoker: Revoker::new(store.clone(), uncached, clock.clone()),
+        audit: Audit::new(store.clone(), Arc::default(), clock.clone()),
         clock,
-    );
+    };
     Ok((accounts, store))
 }
 

@@ -146,14 +146,14 @@ pub async fn build_app_with_clock(
         }
     };
     let metrics = Arc::new(metrics::Metrics::default());
-    let rotation = RefreshRotation::new(
-        store.clone(),
-        Successors::new(SecretString::from(secret)),
-        config.refresh_policy(),
-        clock.clone(),
-        metrics.clone(),
-        config.database.db_timeout,
-    );
+    let rotation = RefreshRotation {
+        store: store.clone(),
+        successors: Successors::new(SecretString::from(secret)),
+        policy: config.refresh_policy(),
+        clock: clock.clone(),
+        metrics: metrics.clone(),
+        deadline: config.database.db_timeout,
+    };
     let tokens = AccessTokens::new(
         ring,
         issuer,
@@ -165,24 +165,24 @@ pub async fn build_app_with_clock(
     let check = SessionCheck::new(config.session_check_ttl, config.session_cache_entries);
     let revoker = Revoker::new(store.clone(), Arc::new(check), clock.clone());
     let audit = Audit::new(store.clone(), metrics.clone(), clock.clone());
-    let accounts = Accounts::new(
-        store.clone(),
+    let accounts = Accounts {
+        store: store.clone(),
         passwords,
-        config.passwords.min_password_length,
-        config.throttle(),
-        revoker.clone(),
-        audit.clone(),
-        clock.clone(),
-    );
-    let sessions = Sessions::new(
-        store.clone(),
+        min_password_chars: config.passwords.min_password_length,
+        throttle: config.throttle(),
+        revoker: revoker.clone(),
+        audit: audit.clone(),
+        clock: clock.clone(),
+    };
+    let sessions = Sessions {
+        store: store.clone(),
         rotation,
-        signing.clone(),
+        signing: signing.clone(),
         revoker,
-        config.default_client_id.clone(),
+        default_client_id: config.default_client_id.clone(),
         audit,
-        clock.clone(),
-    );
+        clock: clock.clone(),
+    };
     let state = AppState {
         accounts: Arc::new(accounts),
         sessions: Arc::new(sessions),

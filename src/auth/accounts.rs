@@ -60,36 +60,16 @@ enum Credentials {
 /// The accounts and their passwords.
 #[derive(Debug)]
 pub struct Accounts {
-    store: Store,
-    passwords: Passwords,
-    min_password_chars: usize,
-    throttle: ThrottlePolicy,
-    revoker: Revoker,
-    audit: Audit,
-    clock: Arc<dyn Clock>,
+    pub(crate) store: Store,
+    pub(crate) passwords: Passwords,
+    pub(crate) min_password_chars: usize,
+    pub(crate) throttle: ThrottlePolicy,
+    pub(crate) revoker: Revoker,
+    pub(crate) audit: Audit,
+    pub(crate) clock: Arc<dyn Clock>,
 }
 
 impl Accounts {
-    pub fn new(
-        store: Store,
-        passwords: Passwords,
-        min_password_chars: usize,
-        throttle: ThrottlePolicy,
-        revoker: Revoker,
-        audit: Audit,
-        clock: Arc<dyn Clock>,
-    ) -> Self {
-        Self {
-            store,
-            passwords,
-            min_password_chars,
-            throttle,
-            revoker,
-            audit,
-            clock,
-        }
-    }
-
     /// The password hasher (its load is on `/metrics`).
     pub fn passwords(&self) -> &Passwords {
         &self.passwords

@@ -34,13 +34,13 @@ const MAX_BACKOFF: Duration = Duration::from_millis(100);
 /// Rotates refresh tokens.
 #[derive(Debug)]
 pub struct RefreshRotation {
-    store: Store,
-    successors: Successors,
-    policy: RefreshPolicy,
-    clock: Arc<dyn Clock>,
-    metrics: Arc<Metrics>,
+    pub(crate) store: Store,
+    pub(crate) successors: Successors,
+    pub(crate) policy: RefreshPolicy,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) metrics: Arc<Metrics>,
     /// How long one refresh may take, retries included (`--db-timeout`).
-    deadline: Duration,
+    pub(crate) deadline: Duration,
 }
 
 /// A refresh that was granted.
@@ -75,24 +75,6 @@ pub enum RefreshError {
 }
 
 impl RefreshRotation {
-    pub fn new(
-        store: Store,
-        successors: Successors,
-        policy: RefreshPolicy,
-        clock: Arc<dyn Clock>,
-        metrics: Arc<Metrics>,
-        deadline: Duration,
-    ) -> Self {
-        Self {
-            store,
-            successors,
-            policy,
-            clock,
-            metrics,
-            deadline,
-        }
-    }
-
     /// The lifetimes and windows refresh tokens follow.
     pub fn policy(&self) -> &RefreshPolicy {
         &self.policy

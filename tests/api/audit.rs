@@ -53,13 +53,7 @@ async fn an_accounts_life_is_audited_in_order_without_secrets(store: Store) {
     )
     .await
     .assert_status(204);
-    assert!(
-        app.state
-            .accounts
-            .set_disabled("alice", true)
-            .await
-            .unwrap()
-    );
+    assert!(app.set_disabled("alice", true).await);
 
     let user_id = claims_of(first.str("access_token"))["sub"]
         .as_str()

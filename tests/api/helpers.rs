@@ -521,6 +521,27 @@ impl TestApp {
             .await
     }
 
+    /// Disables (or enables) the account `username` as `gatehouse user
+    /// disable` does; whether it exists.
+    pub async fn set_disabled(&self, username: &str, disabled: bool) -> bool {
+        self.state
+            .accounts
+            .set_disabled(username, disabled)
+            .await
+            .expect("the store answers")
+    }
+
+    /// Asserts that the session of `tokens` (a login's or a refresh's
+    /// answer) has ended: its refresh token and its access token are refused.
+    pub async fn assert_session_ended(&self, tokens: &Reply) {
+        self.refresh(tokens.str("refresh_token"))
+            .await
+            .assert_error(400, "invalid_grant");
+        self.me(tokens.str("access_token"))
+            .await
+            .assert_error(401, "invalid_token");
+    }
+
     pub async fn me(&self, access_token: &str) -> Reply {
         self.get_with_token("/users/me", access_token).await
     }

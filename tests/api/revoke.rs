@@ -21,15 +21,10 @@ async fn revoking_a_refresh_token_revokes_its_family(store: Store) {
     let reply = app.post_form("/oauth/revoke", &form).await;
     reply.assert_status(200);
     assert_eq!(reply.header("cache-control"), Some("no-store"));
-    app.refresh(successor.str("refresh_token"))
-        .await
-        .assert_error(400, "invalid_grant");
+    app.assert_session_ended(&successor).await;
     app.refresh(login.str("refresh_token"))
         .await
         .assert_error(400, "invalid_grant");
-    app.me(successor.str("access_token"))
-        .await
-        .assert_error(401, "invalid_token");
 }
 
 async fn revoking_an_access_token_ends_its_session(store: Store) {

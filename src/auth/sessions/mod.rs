@@ -44,39 +44,19 @@ pub enum AuthenticateError {
 /// Opens, refreshes, checks, lists and ends sessions.
 #[derive(Debug)]
 pub struct Sessions {
-    store: Store,
+    pub(crate) store: Store,
     /// The refresh grant's transaction.
-    rotation: RefreshRotation,
-    signing: Arc<Signing>,
-    revoker: Revoker,
+    pub(crate) rotation: RefreshRotation,
+    pub(crate) signing: Arc<Signing>,
+    pub(crate) revoker: Revoker,
     /// The `client_id` of sessions whose login named no client (RFC 9068
     /// §2.2 requires one in every access token).
-    default_client_id: String,
-    audit: Audit,
-    clock: Arc<dyn Clock>,
+    pub(crate) default_client_id: String,
+    pub(crate) audit: Audit,
+    pub(crate) clock: Arc<dyn Clock>,
 }
 
 impl Sessions {
-    pub fn new(
-        store: Store,
-        rotation: RefreshRotation,
-        signing: Arc<Signing>,
-        revoker: Revoker,
-        default_client_id: String,
-        audit: Audit,
-        clock: Arc<dyn Clock>,
-    ) -> Self {
-        Self {
-            store,
-            rotation,
-            signing,
-            revoker,
-            default_client_id,
-            audit,
-            clock,
-        }
-    }
-
     /// The cached session check (its load is on `/metrics`).
     pub fn check(&self) -> &SessionCheck {
         self.revoker.check()
