@@ -430,7 +430,7 @@ impl Config {
     }
 
     /// The HTTP layer's own limits.
-    pub fn http(&self) -> crate::api::HttpSettings {
+    pub(crate) fn http(&self) -> crate::api::HttpSettings {
         crate::api::HttpSettings {
             max_body_bytes: self.max_body_bytes,
             max_header_bytes: self.max_header_bytes,

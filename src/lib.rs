@@ -5,13 +5,13 @@
 
 mod admin;
 pub mod api;
-pub mod audit;
+mod audit;
 pub mod auth;
 pub mod clock;
 pub mod config;
-pub mod error;
+mod error;
 pub mod ids;
-pub mod metrics;
+mod metrics;
 mod server;
 pub mod store;
 
@@ -53,7 +53,7 @@ pub struct AppState {
     /// Where "now" comes from.
     pub clock: Arc<dyn Clock>,
     /// Whose `X-Forwarded-For` names the client (see `--trusted-proxies`).
-    pub trusted_proxies: Arc<api::TrustedProxies>,
+    pub(crate) trusted_proxies: Arc<api::TrustedProxies>,
 }
 
 /// Why Gatehouse could not start or an admin command failed. Each is

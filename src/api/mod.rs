@@ -20,20 +20,20 @@ use poem::http::StatusCode;
 use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route};
 use poem_openapi::{OpenApiService, Tags};
 
-pub use client_address::{Cidr, TrustedProxies};
-pub use discovery::DiscoveryApi;
-pub use error_body::{ApiError, OAuthError, OAuthErrorCode};
-pub use meta::MetaApi;
-pub use revoke::RevokeApi;
-pub use security::{BearerAuth, Scopes};
-pub use sessions::SessionsApi;
-pub use text::Text;
-pub use token::TokenApi;
-pub use users::UsersApi;
+pub use client_address::Cidr;
+pub(crate) use client_address::TrustedProxies;
+use discovery::DiscoveryApi;
+use error_body::ApiError;
+use meta::MetaApi;
+use revoke::RevokeApi;
+use security::{BearerAuth, Scopes};
+use sessions::SessionsApi;
+use token::TokenApi;
+use users::UsersApi;
 
 /// The groups of operations in the spec.
 #[derive(Tags)]
-pub enum ApiTags {
+pub(crate) enum ApiTags {
     /// Log in, refresh and log out (OAuth2 token endpoint and JSON twins).
     Tokens,
     /// Accounts.
@@ -47,7 +47,7 @@ pub enum ApiTags {
 }
 
 /// A client-safe, bounded description of a parse error.
-pub fn describe(err: &poem::Error) -> String {
+pub(crate) fn describe(err: &poem::Error) -> String {
     let mut text: String = err.to_string().chars().take(300).collect();
     if text.is_empty() {
         text = "malformed request".into();
@@ -56,7 +56,7 @@ pub fn describe(err: &poem::Error) -> String {
 }
 
 /// Every operation group, in the order the spec lists them.
-pub type Apis = (
+pub(crate) type Apis = (
     TokenApi,
     RevokeApi,
     UsersApi,
@@ -66,7 +66,7 @@ pub type Apis = (
 );
 
 /// The OpenAPI service: every operation, as served and as committed.
-pub fn openapi_service() -> OpenApiService<Apis, ()> {
+pub(crate) fn openapi_service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(Apis::default(), "Gatehouse", env!("CARGO_PKG_VERSION"))
         .description(
             "Password login that issues short-lived JWT access tokens and rotating refresh \
@@ -86,7 +86,7 @@ pub fn spec_json() -> String {
 
 /// How the HTTP layer guards itself.
 #[derive(Debug, Clone)]
-pub struct HttpSettings {
+pub(crate) struct HttpSettings {
     /// Larger bodies get 413.
     pub max_body_bytes: usize,
     /// Larger header sections (names and values) get 431.
@@ -98,7 +98,7 @@ pub struct HttpSettings {
 }
 
 /// Every route with its middleware: the operations, `/docs`, the spec.
-pub fn routes(settings: &HttpSettings) -> impl Endpoint<Output = Response> + use<> {
+pub(crate) fn routes(settings: &HttpSettings) -> impl Endpoint<Output = Response> + use<> {
     let service = openapi_service();
     let (docs, spec_json, spec_yaml) = spec::endpoints(&service);
     let max_body_bytes = settings.max_body_bytes;

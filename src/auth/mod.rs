@@ -4,21 +4,21 @@
 //! and their key ring). Below them: passwords, JWTs, keys, refresh-token
 //! rotation, scopes, the throttle and the username rules.
 
-pub mod accounts;
+pub(crate) mod accounts;
 mod audit;
-pub mod client;
+pub(crate) mod client;
 pub mod jwt;
 pub mod keys;
 pub mod password;
 pub mod refresh;
-pub mod refresh_rotation;
+pub(crate) mod refresh_rotation;
 mod revoker;
-pub mod scope;
-pub mod session_check;
-pub mod sessions;
-pub mod signing;
-pub mod throttle;
-pub mod username;
+pub(crate) mod scope;
+pub(crate) mod session_check;
+pub(crate) mod sessions;
+mod signing;
+pub(crate) mod throttle;
+pub(crate) mod username;
 
 pub use accounts::Accounts;
 pub use audit::Audit;
