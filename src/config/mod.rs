@@ -1,0 +1,142 @@
+//! Every setting, as command-line flags with environment twins
+//! (`GATEHOUSE_` + the flag in upper snake case). A `.env` file is read first.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+mod args;
+mod serve;
+
+pub use args::{DatabaseArgs, JwtAlgorithm, KeyArgs, PasswordArgs};
+pub use serve::Config;
+
+/// Gatehouse: password login, short-lived JWT access tokens and rotating
+/// refresh tokens, described by an OpenAPI spec.
+#[derive(Debug, Parser)]
+#[command(
+    name = "gatehouse",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// How log lines are written: `text` (one line of text each) or `json`
+    /// (one JSON object each, for a log collector).
+    #[arg(
+        long,
+        env = "GATEHOUSE_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    pub log_format: LogFormat,
+    /// Settings for serving when no subcommand is given.
+    #[command(flatten)]
+    pub serve: Config,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// What to do.
+#[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once at startup; its size does not matter
+pub enum Command {
+    /// Migrate the database and serve the API (the default).
+    Serve(Config),
+    /// Apply pending database migrations and exit.
+    Migrate(DatabaseArgs),
+    /// Manage user accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage the keys access tokens are signed with.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Print the OpenAPI spec (JSON) that the server serves at /openapi.json.
+    Openapi,
+}
+
+/// User administration.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user; the password is read from standard input, never from argv.
+    Create {
+        /// The new user's email address.
+        #[arg(long)]
+        email: Option<String>,
+        #[command(flatten)]
+        user: UserArgs,
+    },
+    /// Disable a user: no more logins, and every session is revoked at once.
+    Disable(UserArgs),
+    /// Enable a disabled user again (revoked sessions stay revoked).
+    Enable(UserArgs),
+}
+
+/// Signing-key administration.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Make a new signing key with a new `kid`. Instances sign with it from
+    /// its activation (after their next reload); tokens signed by the
+    /// previous key keep verifying until they expire, then it leaves the JWKS.
+    Rotate {
+        /// Publish the new key in the JWKS this long before signing with it,
+        /// so verifiers that cache the JWKS know it in time (e.g. 5m, the
+        /// JWKS max-age). Default: sign with it at once.
+        #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+        activate_in: Duration,
+        #[command(flatten)]
+        keys: KeyArgs,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Replace every signing key with a new one at once: after a key leaked,
+    /// or the key-encryption key was lost. Access tokens issued so far stop
+    /// verifying (within --key-reload-interval everywhere); sessions and
+    /// refresh tokens are unaffected.
+    Reset {
+        #[command(flatten)]
+        keys: KeyArgs,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Re-seal every signing key under a new key-encryption key (the
+    /// signing keys stay the same); then restart every instance with it.
+    Reseal {
+        /// The new key-encryption key: 32 random bytes, base64
+        /// (`openssl rand -base64 32`).
+        #[arg(long)]
+        new_key_encryption_key_file: PathBuf,
+        #[command(flatten)]
+        keys: KeyArgs,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// List the signing keys in the database, oldest first.
+    List {
+        #[command(flatten)]
+        keys: KeyArgs,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+}
+
+/// Which user, in which database, with which password hashing.
+#[derive(Debug, Clone, Args)]
+pub struct UserArgs {
+    /// The user's name.
+    #[arg(long)]
+    pub username: String,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub passwords: PasswordArgs,
+}
