@@ -8,6 +8,8 @@
 //! whose affected-row count says who won, and transactions.
 
 mod audit;
+mod calls;
+mod dialect;
 mod migrations;
 mod refresh_tokens;
 mod script;
@@ -21,11 +23,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::pool::PoolConnection;
-use sqlx::{Any, AnyConnection, AnyPool, Executor, Row};
-use tokio::time::Instant;
+use sqlx::{AnyPool, Executor, Row};
 
 pub use audit::AuditEvent;
+pub(crate) use dialect::create_private_dir;
+use dialect::{is_galera, prepare_sqlite_url, read_your_writes_on_galera};
+pub use dialect::{is_transient, is_unavailable};
 pub use refresh_tokens::{
     RefreshOutcome, RefreshState, RefreshTokenRecord, RefreshWrite, SuccessorRecord,
 };
@@ -177,89 +180,6 @@ impl Store {
         })
     }
 
-    /// Runs `work` on one pooled connection within the store's deadline
-    /// (see [`StoreOptions::timeout`]).
-    async fn run<T>(
-        &self,
-        work: impl AsyncFnOnce(&mut AnyConnection) -> Result<T, sqlx::Error>,
-    ) -> Result<T, sqlx::Error> {
-        self.run_until(Instant::now() + self.timeout, work).await
-    }
-
-    /// [`Store::run`] for work that may safely be done twice (an insert if
-    /// absent, a read): tried again, after a short pause, while the
-    /// database aborts it to resolve contention ([`is_transient`]; on a
-    /// Galera cluster, instances starting at once collide so), until the
-    /// deadline.
-    async fn run_idempotent<T>(
-        &self,
-        work: impl AsyncFn(&mut AnyConnection) -> Result<T, sqlx::Error>,
-    ) -> Result<T, sqlx::Error> {
-        let deadline = Instant::now() + self.timeout;
-        let mut pause = Duration::from_millis(2);
-        loop {
-            match self
-                .run_until(deadline, async |conn| work(conn).await)
-                .await
-            {
-                Err(err) if is_transient(&err) && Instant::now() + pause < deadline => {
-                    tracing::debug!(error = %err, "aborted by the database; trying again");
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_millis(100));
-                }
-                done => return done,
-            }
-        }
-    }
-
-    /// Runs `work` on one pooled connection, waiting for the connection and
-    /// running the statements together until `deadline`. A connection whose
-    /// work did not finish, because it ran out of time, failed on the wire
-    /// or was abandoned (the request was cancelled), is discarded: its
-    /// statement may still be running, its answer half read or its
-    /// transaction open, so it is never used again.
-    async fn run_until<T>(
-        &self,
-        deadline: Instant,
-        work: impl AsyncFnOnce(&mut AnyConnection) -> Result<T, sqlx::Error>,
-    ) -> Result<T, sqlx::Error> {
-        let conn = match tokio::time::timeout_at(deadline, self.pool.acquire()).await {
-            Ok(conn) => conn?,
-            Err(_) => return Err(sqlx::Error::PoolTimedOut),
-        };
-        let mut lent = Lent(Some(conn));
-        let Some(conn) = lent.0.as_mut() else {
-            unreachable!("the connection was just lent");
-        };
-        match tokio::time::timeout_at(deadline, work(conn)).await {
-            Ok(Err(err)) if is_broken_connection(&err) => Err(err),
-            Ok(result) => {
-                lent.give_back();
-                result
-            }
-            Err(_) => Err(sqlx::Error::Io(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "the database did not answer within --db-timeout",
-            ))),
-        }
-    }
-
-    /// This process's turn to write, on SQLite (the `writer` field),
-    /// waited for until `deadline`; `None` where the database orders
-    /// writers itself.
-    async fn turn_to_write(
-        &self,
-        deadline: Instant,
-    ) -> Result<Option<tokio::sync::OwnedMutexGuard<()>>, sqlx::Error> {
-        let Some(writer) = &self.writer else {
-            return Ok(None);
-        };
-        match tokio::time::timeout_at(deadline, writer.clone().lock_owned()).await {
-            Ok(turn) => Ok(Some(turn)),
-            Err(_) => Err(sqlx::Error::PoolTimedOut),
-        }
-    }
-
     /// The engine behind this store.
     pub fn backend(&self) -> Backend {
         self.backend
@@ -322,160 +242,4 @@ impl Store {
         })
         .await
     }
-}
-
-/// On a Galera node, makes this connection's reads, updates and deletes
-/// (`wsrep_sync_wait` = 1 + 2) first wait until the node has applied every
-/// write the cluster committed before them: a token rotated, a session
-/// created or revoked through another node is seen here at once. A server
-/// without Galera (`@@wsrep_on` is 0, or unknown to MySQL) is left as it is.
-async fn read_your_writes_on_galera(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
-    if galera_node(conn).await? {
-        conn.execute("SET SESSION wsrep_sync_wait = 3").await?;
-    }
-    Ok(())
-}
-
-/// Whether the pool's server is a Galera node.
-async fn is_galera(pool: &AnyPool) -> Result<bool, sqlx::Error> {
-    galera_node(&mut *pool.acquire().await?).await
-}
-
-/// Whether `conn`'s server is a Galera node with replication on.
-async fn galera_node(conn: &mut AnyConnection) -> Result<bool, sqlx::Error> {
-    match sqlx::query("SELECT @@wsrep_on").fetch_one(&mut *conn).await {
-        Ok(row) => Ok(row.try_get::<i64, _>(0)? == 1),
-        // ER_UNKNOWN_SYSTEM_VARIABLE: MySQL, which has no Galera.
-        Err(sqlx::Error::Database(db))
-            if db
-                .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
-                .is_some_and(|mysql| mysql.number() == 1193) =>
-        {
-            Ok(false)
-        }
-        Err(err) => Err(err),
-    }
-}
-
-/// A pooled connection lent to one call: discarded when dropped, unless
-/// the call finished with it and gave it back to the pool.
-struct Lent(Option<PoolConnection<Any>>);
-
-impl Lent {
-    fn give_back(&mut self) {
-        drop(self.0.take());
-    }
-}
-
-impl Drop for Lent {
-    fn drop(&mut self) {
-        if let Some(conn) = self.0.take() {
-            // Closes its socket (the server rolls back what it had begun)
-            // and frees its place in the pool at once.
-            drop(conn.detach());
-        }
-    }
-}
-
-/// Whether `err` says the connection itself failed (rather than that the
-/// database refused a statement), so that it cannot be trusted again.
-fn is_broken_connection(err: &sqlx::Error) -> bool {
-    matches!(
-        err,
-        sqlx::Error::Io(_) | sqlx::Error::Protocol(_) | sqlx::Error::Tls(_)
-    )
-}
-
-/// Whether the database aborted a statement or transaction to resolve
-/// contention, so that retrying the whole transaction is safe and right:
-/// a MySQL deadlock or lock-wait timeout (on a Galera cluster, a
-/// certification failure arrives as a deadlock, at COMMIT), or SQLite busy.
-pub fn is_transient(err: &sqlx::Error) -> bool {
-    let sqlx::Error::Database(db) = err else {
-        return false;
-    };
-    if let Some(mysql) = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
-        // ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT
-        return matches!(mysql.number(), 1213 | 1205);
-    }
-    // SQLITE_BUSY, SQLITE_LOCKED and their extended codes.
-    let code = db
-        .code()
-        .and_then(|code| code.parse::<i32>().ok())
-        .unwrap_or_default();
-    db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() && matches!(code & 0xff, 5 | 6)
-}
-
-/// Whether the database refused a statement for a reason of its own that
-/// passes: a transaction aborted by contention ([`is_transient`]), a
-/// cluster node not ready to serve (MariaDB Galera's ER_UNKNOWN_COM_ERROR,
-/// 1047), or a statement interrupted by the server (ER_QUERY_INTERRUPTED,
-/// 1317; MariaDB's statement timeout, 1969). Such a request is answered 503.
-pub fn is_unavailable(err: &sqlx::Error) -> bool {
-    if is_transient(err) {
-        return true;
-    }
-    let sqlx::Error::Database(db) = err else {
-        return false;
-    };
-    db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
-        .is_some_and(|mysql| matches!(mysql.number(), 1047 | 1317 | 1969))
-}
-
-impl Store {
-    /// `SELECT … FOR UPDATE` where the engine has row locks; SQLite's write
-    /// transactions (begun with [`Store::begin_write`]) lock the database.
-    fn for_update(&self) -> &'static str {
-        match self.backend {
-            Backend::MySql => " FOR UPDATE",
-            Backend::Sqlite => "",
-        }
-    }
-
-    /// The statement that begins a transaction that will write. On SQLite
-    /// it takes the write lock at once (waiting on the busy timeout), so a
-    /// transaction never fails to upgrade a read lock midway.
-    fn begin_write(&self) -> &'static str {
-        match self.backend {
-            Backend::MySql => "BEGIN",
-            Backend::Sqlite => "BEGIN IMMEDIATE",
-        }
-    }
-}
-
-/// Makes sure the SQLite file can be created: its directory exists and the
-/// URL asks for read-write-create mode unless it names a mode itself.
-fn prepare_sqlite_url(url: &str) -> Result<String, OpenError> {
-    let rest = url.split_once(':').map_or("", |(_, rest)| rest);
-    let path = rest.trim_start_matches("//");
-    let path = path.split_once('?').map_or(path, |(path, _)| path);
-    if !path.is_empty()
-        && path != ":memory:"
-        && let Some(dir) = std::path::Path::new(path).parent()
-    {
-        create_private_dir(dir).map_err(|source| OpenError::CreateDir {
-            path: path.to_owned(),
-            source,
-        })?;
-    }
-    Ok(if url.contains("mode=") {
-        url.to_owned()
-    } else if url.contains('?') {
-        format!("{url}&mode=rwc")
-    } else {
-        format!("{url}?mode=rwc")
-    })
-}
-
-/// Creates `dir` and its parents; new directories are private to the owner
-/// (0700), since they hold password hashes and the signing key.
-pub(crate) fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
-    if dir.as_os_str().is_empty() {
-        return Ok(());
-    }
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir)
 }
