@@ -7,6 +7,7 @@
 pub(crate) mod accounts;
 mod audit;
 pub(crate) mod client;
+pub(crate) mod email;
 pub mod jwt;
 pub mod keys;
 pub mod password;

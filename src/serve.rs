@@ -1,0 +1,114 @@
+//! `gatehouse serve`: listen, run the background tasks (pruning, key
+//! reloads), and drain in-flight requests on SIGTERM or SIGINT.
+
+use std::sync::Arc;
+
+use crate::auth::Signing;
+use crate::config::Config;
+use crate::{AppState, StartError, build_app, server};
+
+/// Serves until SIGTERM or SIGINT, then drains in-flight requests.
+pub async fn serve(config: Config) -> Result<(), StartError> {
+    let (app, state) = build_app(&config).await?;
+    let listener = server::listen(config.listen).map_err(|source| StartError::Listen {
+        addr: config.listen,
+        source,
+    })?;
+    let local = listener
+        .local_addr()
+        .map(|addr| addr.to_string())
+        .unwrap_or_default();
+    tracing::info!(
+        listen = %local,
+        backend = ?state.store.backend(),
+        kid = state.signing.signing_key().kid(),
+        "gatehouse is serving; Swagger UI at http://{local}/docs"
+    );
+    let pruner = tokio::spawn(prune_periodically(
+        state.clone(),
+        config.prune_interval,
+        config.revoked_retention,
+    ));
+    let reloader = tokio::spawn(reload_keys_periodically(
+        state.signing.clone(),
+        config.key_reload_interval,
+    ));
+    let open_files = server::raise_open_file_limit();
+    let max_connections = config
+        .max_connections
+        .unwrap_or_else(|| open_files.map_or(1024, |limit| limit.saturating_sub(128).max(16)));
+    tracing::info!(
+        open_file_limit = open_files,
+        max_connections,
+        "connection limits"
+    );
+    let limits = server::ConnectionLimits {
+        header_read_timeout: config.header_read_timeout,
+        idle_timeout: config.idle_timeout,
+        max_connections,
+        shutdown_timeout: config.shutdown_timeout,
+    };
+    server::run(listener, app, limits, shutdown_signal())
+        .await
+        .map_err(StartError::Serve)?;
+    pruner.abort();
+    reloader.abort();
+    state.store.close().await;
+    tracing::info!("gatehouse stopped");
+    Ok(())
+}
+
+/// Deletes dead sessions and stale counters every `interval`, so tables do
+/// not grow without bound. Failures are logged and retried next time.
+async fn prune_periodically(
+    state: AppState,
+    interval: std::time::Duration,
+    retention: std::time::Duration,
+) {
+    let mut ticks = tokio::time::interval(interval);
+    let counters_window = state.accounts.throttle().longest_window();
+    loop {
+        ticks.tick().await;
+        let now = state.clock.now_millis();
+        match state.sessions.prune(now, retention, counters_window).await {
+            Ok((sessions, counters)) => tracing::info!(sessions, counters, "pruned"),
+            Err(err) => tracing::warn!(error = %err, "pruning failed"),
+        }
+        match state.signing.prune(now).await {
+            Ok(0) => {}
+            Ok(keys) => tracing::info!(keys, "deleted retired signing keys"),
+            Err(err) => tracing::warn!(error = %err, "pruning signing keys failed"),
+        }
+    }
+}
+
+/// Re-reads the signing keys every `interval`, so rotations reach this
+/// instance. Failures are logged; the keys in use stay.
+async fn reload_keys_periodically(signing: Arc<Signing>, interval: std::time::Duration) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        if let Err(err) = signing.reload().await {
+            tracing::warn!(error = %err, "cannot reload the signing keys");
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("installing a SIGTERM handler cannot fail on Unix");
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+    tracing::info!("shutdown requested: draining in-flight requests");
+}
