@@ -300,3 +300,38 @@ impl<F: Failures> ApiResponse for Failure<F> {
         <poem_openapi::payload::Json<OAuthError> as ApiResponse>::register(registry);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_spec_documents_exactly_the_list_with_its_headers() {
+        let meta = Failure::<ProtectedFailures>::meta();
+        let statuses: Vec<_> = meta.responses.iter().map(|r| r.status).collect();
+        assert_eq!(statuses, [Some(401), Some(403), Some(500), Some(503)]);
+        let challenge = &meta.responses[0].headers;
+        assert_eq!(challenge.len(), 1);
+        assert_eq!(challenge[0].name, "WWW-Authenticate");
+        assert_eq!(meta.responses[3].headers[0].name, "Retry-After");
+    }
+
+    #[test]
+    fn an_unexpected_failure_is_an_opaque_500_and_an_outage_a_503_with_retry_after() {
+        let bug: Failure<ProtectedFailures> = Error::Contended.into();
+        let response = bug.into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()["retry-after"], "1");
+        let bug: Failure<ProtectedFailures> = Error::Database(sqlx::Error::RowNotFound).into();
+        assert_eq!(
+            bug.into_response().status(),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "is not in the operation's list")]
+    fn a_status_outside_the_operations_list_is_caught_in_tests() {
+        let _ = Failure::<ProtectedFailures>::new(StatusCode::CONFLICT, "taken", "taken");
+    }
+}
