@@ -27,14 +27,25 @@ impl Clock for SystemClock {
 }
 
 /// The wall clock moved ahead by an offset that only grows: time passes as
-/// usual, and [`SteppedClock::advance`] jumps over a window at once. For
+/// usual, and [`SteppedClock::advance`] jumps over a window at once; or,
+/// once [`SteppedClock::freeze`]d, time moves only when advanced. For
 /// tests; production uses [`SystemClock`].
 #[derive(Debug, Default)]
 pub struct SteppedClock {
     offset_millis: AtomicI64,
+    /// The wall time it stopped at (ms); 0 while it runs.
+    frozen_at: AtomicI64,
 }
 
 impl SteppedClock {
+    /// Stops the wall's part of the clock: from now on only
+    /// [`SteppedClock::advance`] moves it, so a test can compare times to
+    /// the millisecond.
+    pub fn freeze(&self) {
+        self.frozen_at
+            .store(SystemClock.now_millis(), Ordering::Relaxed);
+    }
+
     /// Moves the clock `by` ahead.
     pub fn advance(&self, by: Duration) {
         let millis = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
@@ -44,9 +55,11 @@ impl SteppedClock {
 
 impl Clock for SteppedClock {
     fn now_millis(&self) -> i64 {
-        SystemClock
-            .now_millis()
-            .saturating_add(self.offset_millis.load(Ordering::Relaxed))
+        let wall = match self.frozen_at.load(Ordering::Relaxed) {
+            0 => SystemClock.now_millis(),
+            frozen => frozen,
+        };
+        wall.saturating_add(self.offset_millis.load(Ordering::Relaxed))
     }
 }
 
@@ -63,5 +76,16 @@ mod tests {
         assert!(after >= before + 15_000, "{after} vs {before}");
         assert!(after < before + 16_000, "{after} vs {before}");
         assert_eq!(Clock::now_secs(&clock), after.div_euclid(1000));
+    }
+
+    #[test]
+    fn a_frozen_clock_moves_only_when_advanced() {
+        let clock = SteppedClock::default();
+        clock.freeze();
+        let before = clock.now_millis();
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(clock.now_millis(), before);
+        clock.advance(Duration::from_secs(2));
+        assert_eq!(clock.now_millis(), before + 2_000);
     }
 }

@@ -187,6 +187,7 @@ async fn connections_reset_mid_statement_and_mid_commit_log_nobody_out() {
         let proxy = proxy.clone();
         tokio::spawn(async move {
             for _ in 0..200 {
+                // Pacing the resets while the refreshes run, not a window.
                 tokio::time::sleep(Duration::from_millis(10)).await;
                 proxy.reset();
             }

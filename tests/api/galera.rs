@@ -222,6 +222,7 @@ async fn connections_to_every_node_reset_mid_commit_log_nobody_out() {
         let proxies = proxies.clone();
         tokio::spawn(async move {
             for _ in 0..100 {
+                // Pacing the resets while the refreshes run, not a window.
                 tokio::time::sleep(Duration::from_millis(10)).await;
                 for proxy in proxies.iter() {
                     proxy.reset();
@@ -309,6 +310,7 @@ async fn wait_until_synced(node: usize) {
                 return;
             }
         }
+        // Waiting for the node (another process) to rejoin the cluster.
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     panic!("node {node} did not rejoin the cluster");

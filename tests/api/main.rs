@@ -12,6 +12,8 @@ mod faults;
 mod galera;
 mod hash_upgrade;
 mod instances;
+mod junk;
+mod key_recovery;
 mod keys;
 mod limits;
 mod metrics;

@@ -54,6 +54,7 @@ fn sigterm_finishes_in_flight_requests_and_exits_0() {
             "grant_type=password&username=nobody&password=whatever1",
         )
     });
+    // Lets the request reach the other process before the signal does.
     std::thread::sleep(Duration::from_millis(300));
     server.signal("TERM");
     let response = in_flight.join().unwrap();
@@ -110,6 +111,7 @@ fn keys_rotate_reaches_a_running_server_without_a_restart() {
             Instant::now() < deadline,
             "the rotation never reached the server"
         );
+        // Waiting for the other process's periodic reload.
         std::thread::sleep(Duration::from_millis(100));
     }
     server.stop();

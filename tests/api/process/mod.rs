@@ -93,6 +93,7 @@ impl Server {
                     Instant::now() < deadline,
                     "gatehouse did not start listening"
                 );
+                // Waiting for the other process to listen.
                 std::thread::sleep(Duration::from_millis(50));
             }
             if server.sockets_in_state("0A") > 0 {
@@ -150,6 +151,7 @@ impl Server {
                 "the server holds {} connections, not {count}",
                 self.connections()
             );
+            // Waiting for the other process to accept or close them.
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -191,6 +193,7 @@ impl Server {
                 Instant::now() < deadline,
                 "gatehouse did not exit after the signal"
             );
+            // Waiting for the other process to exit.
             std::thread::sleep(Duration::from_millis(50));
         }
     }
