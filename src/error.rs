@@ -6,15 +6,17 @@
 //! opaquely (`api/failure.rs`): 503 when the database is unreachable, 500
 //! otherwise, never with SQL or internals in the body.
 
-use crate::auth::password::HashError;
-
 /// An unexpected failure while serving a request.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
-    #[error(transparent)]
-    Hash(#[from] HashError),
+    /// Password hashing failed (its reason, as text).
+    #[error("{0}")]
+    Hash(String),
+    /// Every core is hashing and the queue is full.
+    #[error("every core is hashing and the queue is full")]
+    HashingBusy,
     #[error("cannot sign an access token: {0}")]
     Sign(#[from] jsonwebtoken::errors::Error),
     /// The database kept aborting a transaction (contention) until the
@@ -46,7 +48,7 @@ impl Error {
             ) => Some(DATABASE_RETRY_SECS),
             Self::Database(err) if crate::store::is_unavailable(err) => Some(DATABASE_RETRY_SECS),
             Self::Contended => Some(CONTENDED_RETRY_SECS),
-            Self::Hash(HashError::Busy) => Some(HASHING_RETRY_SECS),
+            Self::HashingBusy => Some(HASHING_RETRY_SECS),
             _ => None,
         }
     }

@@ -10,7 +10,6 @@ use super::client::ClientInfo;
 use super::email::Email;
 use super::password::{self, Passwords, PolicyViolation};
 use super::revoker::Revoker;
-use super::sessions::GrantError;
 use super::throttle::{Attempt, ThrottlePolicy};
 use super::username::{MAX_USERNAME_CHARS, Username, UsernameKey};
 use crate::audit::AuditKind;
@@ -35,6 +34,26 @@ pub enum RegisterError {
     UsernameTaken,
     #[error(transparent)]
     Internal(#[from] Error),
+}
+
+/// Why a login was refused, or that it failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginRefused {
+    /// The username and password name no enabled account: one answer for
+    /// every reason.
+    #[error("{BAD_CREDENTIALS}")]
+    BadCredentials,
+    /// Too many failed logins: retry after this many seconds.
+    #[error("too many failed logins; retry in {0} s")]
+    Throttled(u64),
+    #[error(transparent)]
+    Internal(#[from] Error),
+}
+
+impl From<sqlx::Error> for LoginRefused {
+    fn from(err: sqlx::Error) -> Self {
+        Self::Internal(err.into())
+    }
 }
 
 /// Why a password change was refused, or that it failed.
@@ -123,7 +142,7 @@ impl Accounts {
         username: &str,
         password: SecretString,
         client: &ClientInfo,
-    ) -> Result<UserRecord, GrantError> {
+    ) -> Result<UserRecord, LoginRefused> {
         let attempt = Attempt::new(username, client.ip.as_deref());
         let now = self.clock.now_millis();
         if let Some(retry_after) = self
@@ -134,7 +153,7 @@ impl Accounts {
             self.audit
                 .record(AuditKind::LoginThrottled, None, None, client)
                 .await;
-            return Err(GrantError::TooManyAttempts(retry_after));
+            return Err(LoginRefused::Throttled(retry_after));
         }
         match self.check_credentials(username, password).await? {
             Credentials::Valid(user) => {
@@ -146,7 +165,7 @@ impl Accounts {
                 self.audit
                     .record(AuditKind::LoginFailed, user_id.as_ref(), None, client)
                     .await;
-                Err(GrantError::InvalidGrant(BAD_CREDENTIALS))
+                Err(LoginRefused::BadCredentials)
             }
         }
     }
@@ -158,7 +177,7 @@ impl Accounts {
         &self,
         username: &str,
         password: SecretString,
-    ) -> Result<Credentials, GrantError> {
+    ) -> Result<Credentials, Error> {
         // Input no account can have is refused without a lookup or a hash:
         // that reveals nothing about which accounts exist.
         if username.chars().count() > MAX_USERNAME_CHARS

@@ -87,7 +87,7 @@ impl MigrationLock {
                 tracing::info!("another instance is migrating the database; waiting for it");
                 waited = true;
             }
-            let pause = 50 + u64::from(crate::auth::random_bytes::<1>()[0]);
+            let pause = 50 + u64::from(uuid::Uuid::new_v4().as_bytes()[0]);
             tokio::time::sleep(Duration::from_millis(pause)).await;
         }
         let renewal = tokio::spawn({

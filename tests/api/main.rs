@@ -15,6 +15,7 @@ mod instances;
 mod junk;
 mod key_recovery;
 mod keys;
+mod layout;
 mod limits;
 mod metrics;
 mod password_change;

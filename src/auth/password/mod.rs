@@ -54,6 +54,15 @@ pub enum HashError {
     Busy,
 }
 
+impl From<HashError> for crate::error::Error {
+    fn from(err: HashError) -> Self {
+        match err {
+            HashError::Busy => Self::HashingBusy,
+            other => Self::Hash(other.to_string()),
+        }
+    }
+}
+
 /// Hashes and verifies passwords off the async threads.
 #[derive(Clone)]
 pub struct Passwords {

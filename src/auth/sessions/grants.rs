@@ -5,7 +5,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::Sessions;
 use crate::audit::AuditKind;
-use crate::auth::accounts::Accounts;
+use crate::auth::accounts::{Accounts, BAD_CREDENTIALS, LoginRefused};
 use crate::auth::client::{ClientInfo, MAX_REFRESH_TOKEN_BYTES, check_client_id};
 use crate::auth::jwt::Grant;
 use crate::auth::refresh;
@@ -39,6 +39,16 @@ pub enum GrantError {
     TooManyAttempts(u64),
     #[error(transparent)]
     Internal(#[from] Error),
+}
+
+impl From<LoginRefused> for GrantError {
+    fn from(refused: LoginRefused) -> Self {
+        match refused {
+            LoginRefused::BadCredentials => Self::InvalidGrant(BAD_CREDENTIALS),
+            LoginRefused::Throttled(retry_after) => Self::TooManyAttempts(retry_after),
+            LoginRefused::Internal(err) => Self::Internal(err),
+        }
+    }
 }
 
 impl From<sqlx::Error> for GrantError {
