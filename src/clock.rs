@@ -5,6 +5,11 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
+/// A duration in whole milliseconds (the unit of stored times), saturating.
+pub fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
 /// Where "now" comes from.
 pub trait Clock: Send + Sync + std::fmt::Debug {
     /// Milliseconds since the Unix epoch, the unit every stored time uses.
@@ -48,8 +53,7 @@ impl SteppedClock {
 
     /// Moves the clock `by` ahead.
     pub fn advance(&self, by: Duration) {
-        let millis = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
-        self.offset_millis.fetch_add(millis, Ordering::Relaxed);
+        self.offset_millis.fetch_add(millis(by), Ordering::Relaxed);
     }
 }
 

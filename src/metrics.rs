@@ -15,6 +15,7 @@ use prometheus::{
 };
 
 use crate::audit::AuditKind;
+use crate::store::PoolStats;
 
 const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
@@ -164,17 +165,17 @@ impl Metrics {
             (
                 "gatehouse_db_pool_connections",
                 "Connections the database pool holds now, in use or idle.",
-                count(gauges.pool_connections),
+                count(gauges.pool.open),
             ),
             (
                 "gatehouse_db_pool_idle_connections",
                 "Connections the database pool holds idle now.",
-                count(gauges.pool_idle),
+                count(gauges.pool.idle),
             ),
             (
                 "gatehouse_db_pool_max_connections",
                 "The most connections the database pool opens (--db-max-connections).",
-                count(gauges.pool_max),
+                count(gauges.pool.max),
             ),
         ];
         for (name, help, value) in now {
@@ -246,10 +247,8 @@ pub struct Gauges {
     pub verified_token_misses: u64,
     /// Public keys in the JWKS.
     pub published_keys: usize,
-    /// The database pool: connections open, idle, and at most.
-    pub pool_connections: usize,
-    pub pool_idle: usize,
-    pub pool_max: usize,
+    /// The database pool.
+    pub pool: PoolStats,
     /// Since the current signing key took over; `None` for a fixed key.
     pub signing_key_age_secs: Option<i64>,
 }
@@ -277,9 +276,11 @@ mod tests {
             verified_token_hits: 5,
             verified_token_misses: 1,
             published_keys: 2,
-            pool_connections: 4,
-            pool_idle: 3,
-            pool_max: 10,
+            pool: PoolStats {
+                open: 4,
+                idle: 3,
+                max: 10,
+            },
             signing_key_age_secs: Some(60),
         });
         assert!(text.contains("gatehouse_events_total{event=\"login_succeeded\"} 2\n"));

@@ -89,7 +89,6 @@ impl MetaApi {
         let check = state.sessions.check();
         let sessions = check.stats();
         let tokens = state.signing.tokens().verified_stats();
-        let (pool_connections, pool_idle, pool_max) = state.store.pool_stats();
         let text = state.metrics.render(&Gauges {
             hashes_running: state.accounts.passwords().in_flight(),
             cached_sessions: check.cached(),
@@ -101,9 +100,7 @@ impl MetaApi {
                 .published(now)
                 .filter(|key| key.public_key().is_some())
                 .count(),
-            pool_connections,
-            pool_idle,
-            pool_max,
+            pool: state.store.pool_stats(),
             signing_key_age_secs: (signing.activates_at > i64::MIN)
                 .then(|| (now - signing.activates_at).max(0) / 1000),
         });

@@ -221,7 +221,10 @@ pub(super) async fn security_headers<E: Endpoint>(ep: E, req: Request) -> poem::
 
 /// One line per request: method, path (never the query), status, time.
 pub(super) async fn log_request<E: Endpoint>(ep: E, req: Request) -> poem::Result<Response> {
-    let state = req.data::<crate::AppState>().cloned();
+    // Only the metrics outlive the request here: one `Arc`, not the state.
+    let metrics = req
+        .data::<crate::AppState>()
+        .map(|state| state.metrics.clone());
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let started = std::time::Instant::now();
@@ -230,10 +233,8 @@ pub(super) async fn log_request<E: Endpoint>(ep: E, req: Request) -> poem::Resul
     let operation = response
         .data::<poem_openapi::OperationId>()
         .map_or(crate::metrics::NO_OPERATION, |id| id.0);
-    if let Some(state) = state {
-        state
-            .metrics
-            .answered(operation, response.status().as_u16(), elapsed);
+    if let Some(metrics) = metrics {
+        metrics.answered(operation, response.status().as_u16(), elapsed);
     }
     tracing::info!(
         %method,

@@ -14,6 +14,7 @@ use hmac::{Hmac, KeyInit as _, Mac as _};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
 
+use crate::clock::millis;
 use crate::store::{RefreshState, SuccessorRecord};
 
 /// The name of the shared successor-derivation secret in the store.
@@ -130,11 +131,6 @@ impl RefreshPolicy {
             .map_or(absolute, |idle| absolute.min(millis(idle)));
         remaining.max(0) / 1000
     }
-}
-
-/// A duration in whole milliseconds, saturating.
-pub fn millis(duration: Duration) -> i64 {
-    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]

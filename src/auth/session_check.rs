@@ -68,7 +68,7 @@ impl SessionCheck {
                 return Ok(None);
             }
             Some(State::LiveAt(checked, owner))
-                if now.saturating_sub(checked) < crate::auth::refresh::millis(self.ttl) =>
+                if now.saturating_sub(checked) < crate::clock::millis(self.ttl) =>
             {
                 self.hits.fetch_add(1, Ordering::Relaxed);
                 return Ok(Some(owner));

@@ -15,8 +15,8 @@
 
 use std::time::Duration;
 
-use super::refresh::millis;
 use super::username::MAX_USERNAME_CHARS;
+use crate::clock::millis;
 use crate::store::Store;
 
 /// How failed logins are throttled.

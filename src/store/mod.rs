@@ -97,6 +97,16 @@ pub enum OpenError {
     MigrationLock(sqlx::Error),
 }
 
+/// The connection pool at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Connections open, in use or idle.
+    pub open: usize,
+    pub idle: usize,
+    /// The most the pool opens (`--db-max-connections`).
+    pub max: usize,
+}
+
 /// The database: a connection pool and the backend it speaks to.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -115,13 +125,12 @@ pub struct Store {
 impl Store {
     /// The pool now: connections open (in use or idle), idle ones, and the
     /// most it opens.
-    pub fn pool_stats(&self) -> (usize, usize, usize) {
-        let options = self.pool.options();
-        (
-            self.pool.size() as usize,
-            self.pool.num_idle(),
-            options.get_max_connections() as usize,
-        )
+    pub fn pool_stats(&self) -> PoolStats {
+        PoolStats {
+            open: self.pool.size() as usize,
+            idle: self.pool.num_idle(),
+            max: self.pool.options().get_max_connections() as usize,
+        }
     }
 
     /// Connects to `url` (creating a SQLite file and its directory if needed).

@@ -13,8 +13,8 @@ use super::{Kek, KeyRing, RingError, Rotation};
 use super::{TokenKey, read_ed25519_pem};
 use crate::audit::AuditKind;
 use crate::auth::random_bytes;
-use crate::auth::refresh::millis;
 use crate::clock::Clock;
+use crate::clock::millis;
 use crate::store::{AuditEvent, SigningKeyRecord, Store};
 
 /// The `algorithm` column of Ed25519 keys.

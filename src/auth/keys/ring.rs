@@ -6,7 +6,7 @@ use std::time::Duration;
 use jsonwebtoken::Algorithm;
 
 use super::TokenKey;
-use crate::auth::refresh::millis;
+use crate::clock::millis;
 
 /// One key of the ring, with its lifetime (Unix milliseconds).
 #[derive(Debug, Clone)]

@@ -8,9 +8,9 @@ use crate::audit::AuditKind;
 use crate::auth::accounts::{Accounts, BAD_CREDENTIALS, LoginRefused};
 use crate::auth::client::{ClientInfo, MAX_REFRESH_TOKEN_BYTES, check_client_id};
 use crate::auth::jwt::Grant;
-use crate::auth::refresh;
 use crate::auth::refresh_rotation::RefreshError;
 use crate::auth::scope::{self, InvalidScope};
+use crate::clock::millis;
 use crate::error::Error;
 use crate::ids::{SessionId, TokenHash};
 use crate::store::NewSession;
@@ -85,7 +85,7 @@ impl Sessions {
         let now = self.clock.now_millis();
         let session_id = SessionId::generate();
         let refresh_token = crate::auth::random_token();
-        let expires_at = now.saturating_add(refresh::millis(self.rotation.policy().ttl));
+        let expires_at = now.saturating_add(millis(self.rotation.policy().ttl));
         let user_agent = client.stored_user_agent();
         self.store
             .insert_session(&NewSession {

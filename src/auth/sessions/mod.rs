@@ -96,8 +96,8 @@ impl Sessions {
         retention: std::time::Duration,
         counters_window: std::time::Duration,
     ) -> Result<(u64, u64), Error> {
-        let retention = super::refresh::millis(retention);
-        let counters_window = super::refresh::millis(counters_window);
+        let retention = crate::clock::millis(retention);
+        let counters_window = crate::clock::millis(counters_window);
         Ok(self
             .store
             .prune(now, now - retention, now - counters_window)
