@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use secrecy::SecretString;
 
-use crate::auth::keys::{DatabaseKeys, Rotation};
+use crate::auth::keys::{DatabaseKeys, RingError, Rotation};
+use crate::auth::refresh::Successors;
 use crate::auth::session_check::SessionCheck;
 use crate::auth::throttle::ThrottlePolicy;
 use crate::auth::{Accounts, Audit, Revoker};
@@ -110,8 +111,9 @@ pub async fn reset_keys(keys: &KeyArgs, database: &DatabaseArgs) -> Result<Rotat
     Ok(reset?)
 }
 
-/// `gatehouse keys reseal`: re-seals the signing keys under a new
-/// key-encryption key; returns how many.
+/// `gatehouse keys reseal`: re-seals the signing keys and the
+/// refresh-token secret under a new key-encryption key; returns how many
+/// signing keys.
 pub async fn reseal_keys(
     keys: &KeyArgs,
     database: &DatabaseArgs,
@@ -119,7 +121,12 @@ pub async fn reseal_keys(
 ) -> Result<u64, StartError> {
     let new_kek = crate::auth::keys::Kek::load(new_kek_file)?;
     let (store, ring) = key_admin(keys, database).await?;
-    let resealed = ring.reseal(&store, &new_kek).await;
+    let resealed = async {
+        let resealed = ring.reseal(&store, &new_kek).await?;
+        Successors::reseal(&store, &ring.kek, &new_kek).await?;
+        Ok::<_, RingError>(resealed)
+    }
+    .await;
     store.close().await;
     Ok(resealed?)
 }

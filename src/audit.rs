@@ -9,6 +9,8 @@ pub enum AuditKind {
     LoginFailed,
     LoginThrottled,
     Refresh,
+    /// A rotated token presented past the grace window got a new successor.
+    RefreshReissued,
     RefreshReuseDetected,
     Logout,
     LogoutAll,
@@ -27,11 +29,12 @@ impl AuditKind {
     /// The kinds a serving instance records, each counted in
     /// `gatehouse_events_total{event=…}` (the key events happen in admin
     /// commands, not in the server).
-    pub const COUNTED: [Self; 12] = [
+    pub const COUNTED: [Self; 13] = [
         Self::LoginSucceeded,
         Self::LoginFailed,
         Self::LoginThrottled,
         Self::Refresh,
+        Self::RefreshReissued,
         Self::RefreshReuseDetected,
         Self::Logout,
         Self::LogoutAll,
@@ -49,6 +52,7 @@ impl AuditKind {
             Self::LoginFailed => "login_failed",
             Self::LoginThrottled => "login_throttled",
             Self::Refresh => "refresh",
+            Self::RefreshReissued => "refresh_reissued",
             Self::RefreshReuseDetected => "refresh_reuse_detected",
             Self::Logout => "logout",
             Self::LogoutAll => "logout_all",

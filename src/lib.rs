@@ -20,13 +20,12 @@ use std::sync::Arc;
 
 use poem::endpoint::BoxEndpoint;
 use poem::{EndpointExt as _, Response};
-use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::auth::accounts::RegisterError;
 use crate::auth::jwt::AccessTokens;
 use crate::auth::keys::{DatabaseKeys, Kek, KeyError, KeyRing, KeySource, RingError, TokenKey};
 use crate::auth::password::{HashError, Passwords};
-use crate::auth::refresh::{SUCCESSOR_SECRET_NAME, Successors};
+use crate::auth::refresh::Successors;
 use crate::auth::refresh_rotation::RefreshRotation;
 use crate::auth::session_check::SessionCheck;
 use crate::auth::{Accounts, Audit, Revoker, Sessions, Signing};
@@ -129,14 +128,8 @@ pub async fn build_app_with_clock(
         }
     };
     let passwords = new_passwords(&config.passwords).await?;
-    let candidate = auth::random_token();
-    let secret = store
-        .get_or_create_secret(
-            SUCCESSOR_SECRET_NAME,
-            candidate.expose_secret(),
-            clock.now_millis(),
-        )
-        .await?;
+    let kek = load_kek(&config.keys, &config.database)?;
+    let successors = Successors::load(&store, &kek, clock.now_millis()).await?;
     let issuer = match &config.issuer {
         Some(issuer) => issuer.clone(),
         // Every instance of one database issues and accepts the same `iss`:
@@ -150,7 +143,7 @@ pub async fn build_app_with_clock(
     let metrics = Arc::new(metrics::Metrics::default());
     let rotation = RefreshRotation {
         store: store.clone(),
-        successors: Successors::new(SecretString::from(secret)),
+        successors,
         policy: config.refresh_policy(),
         clock: clock.clone(),
         metrics: metrics.clone(),
@@ -219,13 +212,18 @@ pub(crate) fn database_keys(
     overlap: std::time::Duration,
     clock: Arc<dyn Clock>,
 ) -> Result<DatabaseKeys, KeyError> {
+    Ok(DatabaseKeys::new(load_kek(keys, database)?, overlap, clock))
+}
+
+/// The key-encryption key: the configured file, or the one in the data
+/// directory (created there the first time).
+pub(crate) fn load_kek(keys: &KeyArgs, database: &DatabaseArgs) -> Result<Kek, KeyError> {
     let path = keys.key_encryption_key_path(&database.data_dir);
-    let kek = if keys.key_encryption_key_file.is_some() {
-        Kek::load(&path)?
+    if keys.key_encryption_key_file.is_some() {
+        Kek::load(&path)
     } else {
-        Kek::load_or_create(&path)?
-    };
-    Ok(DatabaseKeys::new(kek, overlap, clock))
+        Kek::load_or_create(&path)
+    }
 }
 
 pub(crate) async fn new_passwords(args: &PasswordArgs) -> Result<Passwords, HashError> {

@@ -81,7 +81,8 @@ impl RefreshRotation {
     }
 
     /// The refresh grant's decision for `presented`: rotate it, answer its
-    /// successor again, or refuse it (revoking its family on reuse).
+    /// successor again, give it a new one, or refuse it (revoking its
+    /// family on reuse).
     pub async fn refresh(
         &self,
         presented: &str,
@@ -89,21 +90,26 @@ impl RefreshRotation {
         client: &ClientInfo,
     ) -> Result<Refreshed, RefreshError> {
         let parent_hash = TokenHash::of(presented);
-        let successor = self.successors.successor(presented);
-        let successor_hash = TokenHash::of(successor.expose_secret());
+        let legacy = self
+            .successors
+            .legacy_successor(presented)
+            .map(|legacy| TokenHash::of(legacy.expose_secret()));
         let deadline = Instant::now() + self.deadline;
         let mut aborted = 0;
         loop {
             let now = self.clock.now_millis();
-            let plan = |state: &RefreshState| self.plan(state, requested_scope, client, now);
+            let mut issued = None;
+            let plan = |state: &RefreshState| {
+                self.plan(state, presented, requested_scope, client, now, &mut issued)
+            };
             let outcome = self
                 .store
-                .refresh_in_transaction(&parent_hash, &successor_hash, now, deadline, plan)
+                .refresh_in_transaction(&parent_hash, legacy.as_ref(), now, deadline, plan)
                 .await;
             match outcome {
                 Ok(RefreshOutcome::Unknown) => return Err(RefreshError::Invalid),
                 Ok(RefreshOutcome::Committed(state, write)) => {
-                    return self.answer(state, write, requested_scope, successor, now);
+                    return self.answer(state, write, requested_scope, issued, now);
                 }
                 Ok(RefreshOutcome::Raced) => {}
                 Err(err) if store::is_transient(&err) => {
@@ -125,20 +131,38 @@ impl RefreshRotation {
         }
     }
 
-    /// What to write for `state`, and the audit record of it.
+    /// What to write for `state`, and the audit record of it; the token
+    /// to answer with goes into `issued`.
     fn plan(
         &self,
         state: &RefreshState,
+        presented: &str,
         requested_scope: Option<&str>,
         client: &ClientInfo,
         now: i64,
+        issued: &mut Option<SecretString>,
     ) -> (RefreshWrite, Option<AuditEvent>) {
         if scope::for_refresh(requested_scope, &state.token.scope).is_err() {
             return (RefreshWrite::Nothing, None);
         }
         let (write, event) = match self.policy.decide(state, now) {
-            Decision::Rotate => (RefreshWrite::Rotate, AuditKind::Refresh),
-            Decision::Replay => (RefreshWrite::Replay, AuditKind::Refresh),
+            Decision::Rotate => {
+                let successor = self.successors.successor(presented, 0);
+                let hash = TokenHash::of(successor.expose_secret());
+                *issued = Some(successor);
+                (RefreshWrite::Rotate { successor: hash }, AuditKind::Refresh)
+            }
+            Decision::Replay => match self.replayed(presented, state) {
+                Some(successor) => {
+                    *issued = Some(successor);
+                    (RefreshWrite::Replay, AuditKind::Refresh)
+                }
+                // Not derivable again (the legacy secret is gone): within
+                // the grace window, a new one is as good, if the stored
+                // one was never used.
+                None => self.reissue(presented, state, issued),
+            },
+            Decision::Reissue => self.reissue(presented, state, issued),
             Decision::Reuse => (RefreshWrite::Revoke, AuditKind::RefreshReuseDetected),
             Decision::Dead => return (RefreshWrite::Nothing, None),
         };
@@ -147,22 +171,66 @@ impl RefreshRotation {
         (write, Some(record))
     }
 
+    /// The successor `presented` was given, if it is the one stored.
+    fn replayed(&self, presented: &str, state: &RefreshState) -> Option<SecretString> {
+        let successor = self.successors.current(presented, &state.token)?;
+        let stored = &state.successor.as_ref()?.token_hash;
+        (TokenHash::of(successor.expose_secret()) == *stored).then_some(successor)
+    }
+
+    /// A new successor for `presented`, superseding its unused one; reuse
+    /// if the stored one was used (or is missing), since two live branches
+    /// of one family must never exist.
+    fn reissue(
+        &self,
+        presented: &str,
+        state: &RefreshState,
+        issued: &mut Option<SecretString>,
+    ) -> (RefreshWrite, AuditKind) {
+        let Some(current) = state.successor.as_ref().filter(|s| s.is_unused()) else {
+            return (RefreshWrite::Revoke, AuditKind::RefreshReuseDetected);
+        };
+        let successor = self
+            .successors
+            .successor(presented, state.token.reissues + 1);
+        let write = RefreshWrite::Reissue {
+            superseded: Some(current.token_hash.clone()),
+            successor: TokenHash::of(successor.expose_secret()),
+        };
+        *issued = Some(successor);
+        (write, AuditKind::RefreshReissued)
+    }
+
     /// The grant's answer to what was committed.
     fn answer(
         &self,
         state: RefreshState,
         write: RefreshWrite,
         requested_scope: Option<&str>,
-        successor: SecretString,
+        issued: Option<SecretString>,
         now: i64,
     ) -> Result<Refreshed, RefreshError> {
         let scope = scope::for_refresh(requested_scope, &state.token.scope)?;
         let token = state.token;
-        match write {
-            RefreshWrite::Rotate | RefreshWrite::Replay => {
+        match (write, issued) {
+            (
+                write @ (RefreshWrite::Rotate { .. }
+                | RefreshWrite::Replay
+                | RefreshWrite::Reissue { .. }),
+                Some(successor),
+            ) => {
                 self.metrics.event(AuditKind::Refresh);
-                if write == RefreshWrite::Replay {
-                    self.metrics.refresh_replayed();
+                match write {
+                    RefreshWrite::Replay => self.metrics.refresh_replayed(),
+                    RefreshWrite::Reissue { .. } => {
+                        self.metrics.event(AuditKind::RefreshReissued);
+                        tracing::info!(
+                            session_id = %token.session_id,
+                            "a rotated refresh token was presented again past the grace \
+                             window: its unused successor is superseded by a new one"
+                        );
+                    }
+                    _ => {}
                 }
                 Ok(Refreshed {
                     token,
@@ -171,7 +239,7 @@ impl RefreshRotation {
                     now,
                 })
             }
-            RefreshWrite::Revoke => {
+            (RefreshWrite::Revoke, _) => {
                 self.metrics.event(AuditKind::RefreshReuseDetected);
                 tracing::warn!(
                     session_id = %token.session_id,
@@ -183,7 +251,7 @@ impl RefreshRotation {
                     session_id: token.session_id,
                 })
             }
-            RefreshWrite::Nothing => Err(RefreshError::Invalid),
+            _ => Err(RefreshError::Invalid),
         }
     }
 }

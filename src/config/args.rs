@@ -108,9 +108,11 @@ pub struct KeyArgs {
     /// 32 random bytes (e.g. `openssl rand -base64 48 > secret`).
     #[arg(long, env = "GATEHOUSE_HS256_SECRET_FILE")]
     pub hs256_secret_file: Option<PathBuf>,
-    /// The key that seals the signing keys stored in the database: 32 random
-    /// bytes, base64 (`openssl rand -base64 32`). Every instance sharing a
-    /// database needs the same one. Default: generated once into <data-dir>.
+    /// The key that seals the secrets stored in the database (the signing
+    /// keys and the refresh-token secret): 32 random bytes, base64 (`openssl
+    /// rand -base64 32`). Every instance sharing a database needs the same
+    /// one; keep it apart from database backups. Default: generated once
+    /// into <data-dir>.
     #[arg(long, env = "GATEHOUSE_KEY_ENCRYPTION_KEY_FILE")]
     pub key_encryption_key_file: Option<PathBuf>,
 }
@@ -149,13 +151,6 @@ impl KeyArgs {
         if self.jwt_algorithm == JwtAlgorithm::Hs256 && self.signing_key_file.is_some() {
             return Err(
                 "--signing-key-file is an Ed25519 key; hs256 uses --hs256-secret-file".into(),
-            );
-        }
-        if !self.in_database() && self.key_encryption_key_file.is_some() {
-            return Err(
-                "--key-encryption-key-file seals keys kept in the database; \
-                 it does not apply with --signing-key-file or hs256"
-                    .into(),
             );
         }
         Ok(())

@@ -19,6 +19,13 @@ pub struct RefreshTokenRecord {
     pub scope: String,
     pub token_created_at: i64,
     pub rotated_at: Option<i64>,
+    /// The token it was last rotated into (`None` if not rotated, or
+    /// rotated before successors were recorded).
+    pub successor_hash: Option<TokenHash>,
+    /// How many times its successor has been reissued.
+    pub reissues: i64,
+    /// Set when it was superseded by a reissue before it was ever used.
+    pub superseded_at: Option<i64>,
     pub session_expires_at: i64,
     pub session_revoked_at: Option<i64>,
     /// The login that started the session (Unix ms).
@@ -35,20 +42,36 @@ pub struct RefreshState {
 }
 
 /// The stored successor of a rotated token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct SuccessorRecord {
+    pub token_hash: TokenHash,
     pub created_at: i64,
     /// Set once the successor has been presented and rotated in turn.
     pub rotated_at: Option<i64>,
+    /// Set once a reissue replaced it, unused.
+    pub superseded_at: Option<i64>,
+}
+
+impl SuccessorRecord {
+    /// Neither rotated nor superseded: nobody has presented it yet.
+    pub fn is_unused(&self) -> bool {
+        self.rotated_at.is_none() && self.superseded_at.is_none()
+    }
 }
 
 /// What the transaction writes for a presented token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RefreshWrite {
     /// Retire the token, store its successor, mark the session used.
-    Rotate,
+    Rotate { successor: TokenHash },
     /// The successor is already stored: mark the session used.
     Replay,
+    /// Give the rotated token a new successor, supersede the unused one
+    /// (if it is stored), mark the session used.
+    Reissue {
+        superseded: Option<TokenHash>,
+        successor: TokenHash,
+    },
     /// Revoke the token's session (its whole family).
     Revoke,
     /// Write nothing.
@@ -73,7 +96,7 @@ pub enum RefreshOutcome {
 macro_rules! record_columns {
     () => {
         "t.session_id, s.user_id, s.client_id, s.scope, t.created_at AS token_created_at, \
-         t.rotated_at, s.expires_at AS session_expires_at, s.revoked_at AS session_revoked_at, \
+         t.rotated_at, t.successor_hash, t.reissues, t.superseded_at, s.expires_at AS session_expires_at, s.revoked_at AS session_revoked_at, \
          s.created_at AS session_created_at \
          FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id WHERE t.token_hash = ?"
     };
@@ -97,10 +120,17 @@ const SQLITE: RefreshSql = RefreshSql {
     lock_token: concat!("SELECT ", record_columns!()),
 };
 
-const READ_SUCCESSOR: &str =
-    "SELECT created_at, rotated_at FROM refresh_tokens WHERE token_hash = ?";
-const RETIRE: &str =
-    "UPDATE refresh_tokens SET rotated_at = ? WHERE token_hash = ? AND rotated_at IS NULL";
+/// The successor the token names, or (for one rotated before successors
+/// were recorded) the one the legacy derivation gives.
+const READ_SUCCESSOR: &str = "SELECT token_hash, created_at, rotated_at, superseded_at \
+     FROM refresh_tokens WHERE token_hash = \
+     COALESCE((SELECT successor_hash FROM refresh_tokens WHERE token_hash = ?), ?)";
+const RETIRE: &str = "UPDATE refresh_tokens SET rotated_at = ?, successor_hash = ? \
+     WHERE token_hash = ? AND rotated_at IS NULL";
+const REISSUE: &str = "UPDATE refresh_tokens \
+     SET rotated_at = ?, successor_hash = ?, reissues = reissues + 1 WHERE token_hash = ?";
+const SUPERSEDE: &str = "UPDATE refresh_tokens SET superseded_at = ? \
+     WHERE token_hash = ? AND rotated_at IS NULL AND superseded_at IS NULL";
 const INSERT_SUCCESSOR: &str =
     "INSERT INTO refresh_tokens (token_hash, session_id, created_at) VALUES (?, ?, ?)";
 const TOUCH_SESSION: &str =
@@ -125,8 +155,9 @@ impl Store {
         row.as_ref().map(RefreshTokenRecord::from_row).transpose()
     }
 
-    /// Decides what to do with the token `parent_hash`, whose successor
-    /// would be `successor_hash`, and does it, in one transaction that
+    /// Decides what to do with the token `parent_hash` (whose successor
+    /// is `legacy_successor_hash` if it was rotated before successors were
+    /// recorded), and does it, in one transaction that
     /// commits once: `decide` sees the token, its session and its successor
     /// as they are, and says what to write; the audit event it gives is
     /// written in the same commit. Until `deadline`.
@@ -147,7 +178,7 @@ impl Store {
     pub async fn refresh_in_transaction(
         &self,
         parent_hash: &TokenHash,
-        successor_hash: &TokenHash,
+        legacy_successor_hash: Option<&TokenHash>,
         now: i64,
         deadline: Instant,
         decide: impl FnOnce(&RefreshState) -> (RefreshWrite, Option<AuditEvent>),
@@ -162,7 +193,7 @@ impl Store {
                 backend,
                 delivery,
                 parent_hash,
-                successor_hash,
+                legacy_successor_hash,
                 now,
                 decide,
             )
@@ -178,7 +209,7 @@ async fn refresh_on(
     backend: Backend,
     delivery: script::Delivery,
     parent_hash: &TokenHash,
-    successor_hash: &TokenHash,
+    legacy_successor_hash: Option<&TokenHash>,
     now: i64,
     decide: impl FnOnce(&RefreshState) -> (RefreshWrite, Option<AuditEvent>),
 ) -> Result<RefreshOutcome, sqlx::Error> {
@@ -194,7 +225,9 @@ async fn refresh_on(
         // a holder of that lock writes a token of the session. Locking a
         // row that may not exist would lock the index gap around it, and
         // two families inserting into one gap would deadlock.
-        Statement::new(READ_SUCCESSOR).bind(successor_hash.as_str()),
+        Statement::new(READ_SUCCESSOR)
+            .bind(parent_hash.as_str())
+            .bind(legacy_successor_hash.map_or("", TokenHash::as_str)),
     ];
     let read = match script::run(conn, delivery, &reads).await {
         Ok(read) => read,
@@ -210,7 +243,7 @@ async fn refresh_on(
         Err(err) => return Err(rolled_back(conn, err).await),
     };
     let (write, event) = decide(&state);
-    let mut writes = statements_for(&state, write, parent_hash, successor_hash, now);
+    let mut writes = statements_for(&state, &write, parent_hash, now);
     writes.extend(event.as_ref().map(audit::insert_audit_event_statement));
     writes.push(Statement::new("COMMIT"));
     match script::run(conn, delivery, &writes).await {
@@ -228,12 +261,11 @@ async fn refresh_on(
 /// The statements that write what was decided for `state`.
 fn statements_for<'a>(
     state: &'a RefreshState,
-    write: RefreshWrite,
+    write: &'a RefreshWrite,
     parent_hash: &'a TokenHash,
-    successor_hash: &'a TokenHash,
     now: i64,
 ) -> Vec<Statement<'a>> {
-    let (parent_hash, successor_hash) = (parent_hash.as_str(), successor_hash.as_str());
+    let parent_hash = parent_hash.as_str();
     let session_id = state.token.session_id.as_str();
     let touch = || {
         Statement::new(TOUCH_SESSION)
@@ -241,16 +273,40 @@ fn statements_for<'a>(
             .bind(session_id)
             .bind(now)
     };
+    let insert = |successor: &'a TokenHash| {
+        Statement::new(INSERT_SUCCESSOR)
+            .bind(successor.as_str())
+            .bind(session_id)
+            .bind(now)
+    };
     match write {
-        RefreshWrite::Rotate => vec![
-            Statement::new(RETIRE).bind(now).bind(parent_hash),
-            Statement::new(INSERT_SUCCESSOR)
-                .bind(successor_hash)
-                .bind(session_id)
-                .bind(now),
+        RefreshWrite::Rotate { successor } => vec![
+            Statement::new(RETIRE)
+                .bind(now)
+                .bind(successor.as_str())
+                .bind(parent_hash),
+            insert(successor),
             touch(),
         ],
         RefreshWrite::Replay => vec![touch()],
+        RefreshWrite::Reissue {
+            superseded,
+            successor,
+        } => {
+            let mut writes = vec![
+                Statement::new(REISSUE)
+                    .bind(now)
+                    .bind(successor.as_str())
+                    .bind(parent_hash),
+            ];
+            writes.extend(
+                superseded
+                    .iter()
+                    .map(|old| Statement::new(SUPERSEDE).bind(now).bind(old.as_str())),
+            );
+            writes.extend([insert(successor), touch()]);
+            writes
+        }
         RefreshWrite::Revoke => vec![Statement::new(REVOKE_SESSION).bind(now).bind(session_id)],
         RefreshWrite::Nothing => Vec::new(),
     }

@@ -7,12 +7,16 @@ use serde_json::json;
 
 use crate::helpers::{Store, TestApp, claims_of, concurrently};
 use crate::on_both_stores;
+use crate::rotation::audit_events;
 
 on_both_stores!(
     refresh_rotates_the_token_and_keeps_the_session,
     the_parent_within_the_grace_window_returns_the_same_successor,
     a_parent_presented_after_its_successor_was_used_revokes_the_family,
-    a_parent_whose_successor_was_never_used_gets_it_again_after_the_grace_window,
+    a_parent_whose_successor_was_never_used_gets_a_new_one_after_the_grace_window,
+    a_thief_who_refreshes_first_is_caught_when_the_owner_refreshes,
+    a_thief_who_refreshes_after_the_owner_is_caught_when_the_owner_refreshes,
+    a_lost_answer_retried_twice_past_the_grace_window_keeps_the_owner_signed_in,
     past_the_replay_window_an_unused_successor_is_not_handed_out_again,
     within_the_grace_window_even_a_used_successor_is_handed_out_again,
     with_no_grace_window_any_second_use_revokes_the_family,
@@ -88,7 +92,7 @@ async fn a_parent_presented_after_its_successor_was_used_revokes_the_family(stor
         .assert_status(200);
 }
 
-async fn a_parent_whose_successor_was_never_used_gets_it_again_after_the_grace_window(
+async fn a_parent_whose_successor_was_never_used_gets_a_new_one_after_the_grace_window(
     store: Store,
 ) {
     let app = TestApp::spawn(store).await;
@@ -101,9 +105,74 @@ async fn a_parent_whose_successor_was_never_used_gets_it_again_after_the_grace_w
         .advance(app.config.refresh_grace + Duration::from_secs(15));
     let retried = app.refresh(parent).await;
     retried.assert_status(200);
-    assert_eq!(retried.str("refresh_token"), lost.str("refresh_token"));
-    // Nothing was revoked: the successor rotates, the session lives on.
+    assert_ne!(retried.str("refresh_token"), lost.str("refresh_token"));
+    // Within the grace window of that reissue, the parent gets the new one.
+    let again = app.refresh(parent).await;
+    again.assert_status(200);
+    assert_eq!(again.str("refresh_token"), retried.str("refresh_token"));
+    // Nothing was revoked: the new successor rotates, the session lives on.
     let next = app.refresh(retried.str("refresh_token")).await;
+    next.assert_status(200);
+    app.me(next.str("access_token")).await.assert_status(200);
+    assert_eq!(audit_events(&app, "refresh_reissued").await.len(), 1);
+}
+
+/// The review's reproduction (issue 20, item 1): the thief presents a copy
+/// of the owner's token first, and the owner comes back after the grace
+/// window.
+async fn a_thief_who_refreshes_first_is_caught_when_the_owner_refreshes(store: Store) {
+    let app = TestApp::spawn(store).await;
+    let login = app.user_with_tokens("alice").await;
+    let stolen = login.str("refresh_token");
+    let thief = app.refresh(stolen).await;
+    thief.assert_status(200);
+    app.clock
+        .advance(app.config.refresh_grace + Duration::from_secs(1));
+    let owner = app.refresh(stolen).await;
+    owner.assert_status(200);
+    assert_ne!(owner.str("refresh_token"), thief.str("refresh_token"));
+    // The thief's successor was superseded: its next use revokes the family.
+    app.refresh(thief.str("refresh_token"))
+        .await
+        .assert_error(400, "invalid_grant");
+    app.assert_session_ended(&owner).await;
+}
+
+async fn a_thief_who_refreshes_after_the_owner_is_caught_when_the_owner_refreshes(store: Store) {
+    let app = TestApp::spawn(store).await;
+    let login = app.user_with_tokens("alice").await;
+    let stolen = login.str("refresh_token");
+    let owner = app.refresh(stolen).await;
+    owner.assert_status(200);
+    app.clock
+        .advance(app.config.refresh_grace + Duration::from_secs(1));
+    let thief = app.refresh(stolen).await;
+    thief.assert_status(200);
+    // The owner's next refresh presents a superseded token: the family ends,
+    // the thief's branch with it.
+    app.refresh(owner.str("refresh_token"))
+        .await
+        .assert_error(400, "invalid_grant");
+    app.refresh(thief.str("refresh_token"))
+        .await
+        .assert_error(400, "invalid_grant");
+    assert_eq!(audit_events(&app, "refresh_reuse_detected").await.len(), 1);
+}
+
+async fn a_lost_answer_retried_twice_past_the_grace_window_keeps_the_owner_signed_in(store: Store) {
+    let app = TestApp::spawn(store).await;
+    let login = app.user_with_tokens("alice").await;
+    let parent = login.str("refresh_token");
+    let mut last = String::new();
+    for _ in 0..3 {
+        let answer = app.refresh(parent).await;
+        answer.assert_status(200);
+        assert_ne!(answer.str("refresh_token"), last);
+        last = answer.str("refresh_token").to_owned();
+        app.clock
+            .advance(app.config.refresh_grace + Duration::from_secs(1));
+    }
+    let next = app.refresh(&last).await;
     next.assert_status(200);
     app.me(next.str("access_token")).await.assert_status(200);
 }

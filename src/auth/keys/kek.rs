@@ -127,6 +127,17 @@ impl Kek {
         let seed = <[u8; 32]>::try_from(plain.as_slice()).ok()?;
         Some(SecretBox::new(Box::new(seed)))
     }
+
+    /// Seals the 32-byte server secret `name` (bound to its name, apart
+    /// from any signing key's id, which never holds a colon).
+    pub fn seal_secret(&self, name: &str, secret: &[u8; 32]) -> String {
+        self.seal(&format!("secret:{name}"), secret)
+    }
+
+    /// Opens what [`Kek::seal_secret`] sealed as `name`.
+    pub fn open_secret(&self, name: &str, sealed: &str) -> Option<SecretBox<[u8; 32]>> {
+        self.open(&format!("secret:{name}"), sealed)
+    }
 }
 
 /// A key file others can read is worth a warning, not a refusal: the

@@ -49,6 +49,21 @@ pub enum RingError {
          or run gatehouse keys rotate"
     )]
     Empty,
+    #[error(
+        "the server secret {name} in the database is sealed with key-encryption key \
+         {stored}, but the configured key-encryption key is {configured}: every instance \
+         sharing a database needs the same --key-encryption-key-file"
+    )]
+    SecretWrongKek {
+        name: String,
+        stored: String,
+        configured: String,
+    },
+    #[error(
+        "the server secret {name} in the database cannot be unsealed: it was altered, \
+         or sealed with another key-encryption key"
+    )]
+    SecretUnsealable { name: String },
     #[error("another rotation kept winning the race; run it again")]
     Contended,
     #[error("database error: {0}")]

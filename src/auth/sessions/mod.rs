@@ -98,9 +98,22 @@ impl Sessions {
     ) -> Result<(u64, u64), Error> {
         let retention = crate::clock::millis(retention);
         let counters_window = crate::clock::millis(counters_window);
-        Ok(self
+        let pruned = self
             .store
             .prune(now, now - retention, now - counters_window)
-            .await?)
+            .await?;
+        // Tokens rotated before successors were recorded replay with the
+        // legacy secret; once none can (its windows have passed), it goes.
+        let policy = self.rotation.policy();
+        let replayable = crate::clock::millis(policy.replay_window.max(policy.grace));
+        let name = super::refresh::LEGACY_SUCCESSOR_SECRET_NAME;
+        if self
+            .store
+            .prune_legacy_secret(name, now - replayable)
+            .await?
+        {
+            tracing::info!("the legacy refresh-token secret is no longer needed: deleted");
+        }
+        Ok(pruned)
     }
 }

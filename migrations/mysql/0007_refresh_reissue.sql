@@ -1,0 +1,14 @@
+-- Refresh reuse detection that a thief cannot share (issue 20).
+-- successor_hash: the hash of the token this one was rotated into, moved
+-- when that successor is reissued; NULL before this migration.
+-- reissues: how many times this token's successor has been reissued; it
+-- goes into the successor's derivation, so each reissue gives a new one.
+-- superseded_at: set on an unused successor that was replaced by a
+-- reissue: whoever presents it later lost a race to the parent's holder.
+ALTER TABLE refresh_tokens
+    ADD COLUMN successor_hash CHAR(64) CHARACTER SET ascii NULL,
+    ADD COLUMN reissues INT NOT NULL DEFAULT 0,
+    ADD COLUMN superseded_at BIGINT NULL;
+-- Which key-encryption key sealed a secret; NULL for one kept in the clear
+-- (only the legacy refresh_successor_v1, removed once nothing needs it).
+ALTER TABLE server_secrets ADD COLUMN kek_id VARCHAR(32) CHARACTER SET ascii NULL;
