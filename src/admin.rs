@@ -106,7 +106,12 @@ pub async fn rotate_keys(
 /// `gatehouse keys reset`: replaces every signing key with a new one.
 pub async fn reset_keys(keys: &KeyArgs, database: &DatabaseArgs) -> Result<Rotation, StartError> {
     let (store, ring) = key_admin(keys, database).await?;
-    let reset = ring.reset(&store).await;
+    let reset = async {
+        let reset = ring.reset(&store).await?;
+        Successors::reset(&store, &ring.kek, SystemClock.now_millis()).await?;
+        Ok::<_, RingError>(reset)
+    }
+    .await;
     store.close().await;
     Ok(reset?)
 }

@@ -96,6 +96,16 @@ impl Successors {
             .await?)
     }
 
+    /// Replaces the shared secret with a new one sealed with `kek`, after
+    /// the key-encryption key was lost (`gatehouse keys reset`). Sessions
+    /// survive; a rotated token presented again gets a new successor
+    /// instead of the same one.
+    pub async fn reset(store: &Store, kek: &Kek, now: i64) -> Result<(), RingError> {
+        let name = SUCCESSOR_SECRET_NAME;
+        let sealed = kek.seal_secret(name, &super::random_bytes::<32>());
+        Ok(store.replace_secret(name, &sealed, kek.id(), now).await?)
+    }
+
     /// The token that replaces `parent` after its successor was reissued
     /// `reissues` times.
     pub fn successor(&self, parent: &str, reissues: i64) -> SecretString {

@@ -289,6 +289,33 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Stores `sealed` as the secret `name` under `kek_id`, replacing any.
+    pub async fn replace_secret(
+        &self,
+        name: &str,
+        sealed: &str,
+        kek_id: &str,
+        now: i64,
+    ) -> Result<(), sqlx::Error> {
+        self.run(async |conn| {
+            sqlx::query("DELETE FROM server_secrets WHERE name = ?")
+                .bind(name)
+                .execute(&mut *conn)
+                .await?;
+            sqlx::query(
+                "INSERT INTO server_secrets (name, secret, created_at, kek_id) VALUES (?, ?, ?, ?)",
+            )
+            .bind(name)
+            .bind(sealed)
+            .bind(now)
+            .bind(kek_id)
+            .execute(&mut *conn)
+            .await
+            .map(drop)
+        })
+        .await
+    }
+
     /// Deletes the legacy refresh secret `name` once no token rotated
     /// before successors were recorded was rotated after `rotated_since`
     /// (Unix ms): nothing can be replayed with it any more.

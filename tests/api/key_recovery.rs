@@ -93,8 +93,9 @@ async fn a_fixed_key_file_is_not_managed_by_keys_rotate(store: Store) {
     assert!(message.contains("--signing-key-file"), "{message}");
     assert!(!app.state.signing.reload().await.unwrap());
     assert_eq!(jwks_kids(&app).await, [kid]);
+    // The key-encryption key still seals the refresh-token secret.
     assert!(
-        !app.config
+        app.config
             .database
             .data_dir
             .join("key-encryption-key")

@@ -22,6 +22,7 @@ mod password_change;
 mod process;
 mod prune;
 mod refresh;
+mod refresh_interleavings;
 mod refresh_races;
 mod restart;
 mod revoke;
