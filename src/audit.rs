@@ -17,6 +17,8 @@ pub enum AuditKind {
     SessionRevoked,
     TokenRevoked,
     PasswordChanged,
+    /// A password change with a wrong current password.
+    PasswordChangeFailed,
     UserDisabled,
     UserEnabled,
     /// Signing-key events, recorded by the `gatehouse keys` commands.
@@ -29,7 +31,7 @@ impl AuditKind {
     /// The kinds a serving instance records, each counted in
     /// `gatehouse_events_total{event=…}` (the key events happen in admin
     /// commands, not in the server).
-    pub const COUNTED: [Self; 13] = [
+    pub const COUNTED: [Self; 14] = [
         Self::LoginSucceeded,
         Self::LoginFailed,
         Self::LoginThrottled,
@@ -41,6 +43,7 @@ impl AuditKind {
         Self::SessionRevoked,
         Self::TokenRevoked,
         Self::PasswordChanged,
+        Self::PasswordChangeFailed,
         Self::UserDisabled,
         Self::UserEnabled,
     ];
@@ -59,6 +62,7 @@ impl AuditKind {
             Self::SessionRevoked => "session_revoked",
             Self::TokenRevoked => "token_revoked",
             Self::PasswordChanged => "password_changed",
+            Self::PasswordChangeFailed => "password_change_failed",
             Self::UserDisabled => "user_disabled",
             Self::UserEnabled => "user_enabled",
             Self::KeyRotated => "key_rotated",

@@ -112,7 +112,7 @@ pub const FORBIDDEN: Answer = Answer::new(
 /// Too many failed logins.
 pub const TOO_MANY_ATTEMPTS: Answer = Answer::new(
     429,
-    "Too many failed logins for this account or client address \
+    "Too many failed password checks for this account or client address \
      (`too_many_attempts`); retry after `Retry-After` seconds.",
 )
 .with(&[RETRY_AFTER]);

@@ -11,7 +11,7 @@ use secrecy::SecretString;
 
 use super::failure::{
     Answer, BUSY, FORBIDDEN, Failure, Failures, INTERNAL, NOT_JSON, ProtectedFailures, TOO_LARGE,
-    UNAUTHORIZED,
+    TOO_MANY_ATTEMPTS, UNAUTHORIZED,
 };
 use super::oauth::client_info;
 use super::text::{Email, NewPassword, Password, Text, Username};
@@ -165,6 +165,7 @@ impl Failures for ChangePasswordFailures {
         FORBIDDEN,
         TOO_LARGE,
         NOT_JSON,
+        TOO_MANY_ATTEMPTS,
         INTERNAL,
         BUSY,
     ];
@@ -179,6 +180,12 @@ impl From<ChangePasswordError> for Failure<ChangePasswordFailures> {
             ChangePasswordError::WeakPassword(why) => {
                 Failure::bad_request("invalid_password", why.to_string())
             }
+            ChangePasswordError::Throttled(retry_after) => Failure::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_attempts",
+                "too many failed attempts for this account; retry later",
+            )
+            .header(poem::http::header::RETRY_AFTER, retry_after.to_string()),
             ChangePasswordError::UnknownUser => Failure::invalid_token(),
             ChangePasswordError::Internal(err) => err.into(),
         }

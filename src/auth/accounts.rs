@@ -61,6 +61,10 @@ impl From<sqlx::Error> for LoginRefused {
 pub enum ChangePasswordError {
     #[error("the current password is wrong")]
     WrongPassword,
+    /// Too many wrong passwords for the account: retry after this many
+    /// seconds (the login throttle's counters).
+    #[error("too many failed attempts; retry in {0} s")]
+    Throttled(u64),
     #[error("the account no longer exists")]
     UnknownUser,
     #[error(transparent)]
@@ -145,23 +149,20 @@ impl Accounts {
     ) -> Result<UserRecord, LoginRefused> {
         let attempt = Attempt::new(username, client.ip.as_deref());
         let now = self.clock.now_millis();
-        if let Some(retry_after) = self
-            .throttle
-            .retry_after(&self.store, &attempt, now)
-            .await?
-        {
-            self.audit
-                .record(AuditKind::LoginThrottled, None, None, client)
-                .await;
-            return Err(LoginRefused::Throttled(retry_after));
-        }
+        let admitted = match self.throttle.admit(&self.store, &attempt, now).await? {
+            Ok(admitted) => admitted,
+            Err(retry_after) => {
+                self.audit.count(AuditKind::LoginThrottled);
+                return Err(LoginRefused::Throttled(retry_after));
+            }
+        };
         match self.check_credentials(username, password).await? {
             Credentials::Valid(user) => {
-                self.throttle.succeeded(&self.store, &attempt).await?;
+                self.throttle.succeeded(&self.store, admitted).await?;
                 Ok(user)
             }
             Credentials::Refused { user_id } => {
-                self.throttle.failed(&self.store, &attempt, now).await?;
+                self.throttle.failed(&self.store, admitted, now).await?;
                 self.audit
                     .record(AuditKind::LoginFailed, user_id.as_ref(), None, client)
                     .await;
@@ -256,6 +257,18 @@ impl Accounts {
         else {
             return Err(ChangePasswordError::UnknownUser);
         };
+        // The same counters as logins: a stolen access token must not make
+        // this a faster way to guess the password.
+        let attempt = Attempt::new(&user.username, client.ip.as_deref());
+        let now = self.clock.now_millis();
+        let admitted = match self.throttle.admit(&self.store, &attempt, now).await {
+            Ok(Ok(admitted)) => admitted,
+            Ok(Err(retry_after)) => {
+                self.audit.count(AuditKind::LoginThrottled);
+                return Err(ChangePasswordError::Throttled(retry_after));
+            }
+            Err(err) => return Err(Error::from(err).into()),
+        };
         let too_long = current.expose_secret().len() > password::MAX_PASSWORD_BYTES;
         let stored = Some(user.password_hash.clone());
         if too_long
@@ -265,8 +278,24 @@ impl Accounts {
                 .await
                 .map_err(Error::from)?
         {
+            self.throttle
+                .failed(&self.store, admitted, now)
+                .await
+                .map_err(Error::from)?;
+            self.audit
+                .record(
+                    AuditKind::PasswordChangeFailed,
+                    Some(user_id),
+                    Some(current_sid),
+                    client,
+                )
+                .await;
             return Err(ChangePasswordError::WrongPassword);
         }
+        self.throttle
+            .succeeded(&self.store, admitted)
+            .await
+            .map_err(Error::from)?;
         password::check_policy(new.expose_secret(), &user.username, self.min_password_chars)?;
         let hash = self.passwords.hash(new).await.map_err(Error::from)?;
         self.store

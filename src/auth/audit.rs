@@ -27,6 +27,13 @@ impl Audit {
         }
     }
 
+    /// Counts `event` in `/metrics` without writing a row: for what can
+    /// happen at an attacker's rate (attempts refused while throttled),
+    /// which would otherwise grow the table at that rate.
+    pub fn count(&self, event: AuditKind) {
+        self.metrics.event(event);
+    }
+
     /// Records `event` about `user_id` / `session_id`, with where it came
     /// from. A failure to record is logged, not passed on: the request that
     /// caused it has already happened.

@@ -71,10 +71,22 @@ pub struct Config {
     pub key_reload_interval: Duration,
     #[command(flatten)]
     pub passwords: PasswordArgs,
-    /// Failed logins an account may have before each further one blocks it
-    /// for a doubling time (1s, 2s, 4s…).
+    /// Failed logins an account may have from one client address before
+    /// each further one blocks it there for a doubling time (1s, 2s, 4s…).
+    /// Other addresses are not blocked by them: one address cannot lock the
+    /// owner out.
     #[arg(long, env = "GATEHOUSE_LOGIN_FREE_FAILURES", default_value_t = 5)]
     pub login_free_failures: u32,
+    /// Failed logins an account may have from all addresses together (each
+    /// adding at most --login-free-failures) before each further one blocks
+    /// it everywhere for a doubling time: guessing spread over many
+    /// addresses is slowed too.
+    #[arg(
+        long,
+        env = "GATEHOUSE_LOGIN_SPREAD_FREE_FAILURES",
+        default_value_t = 50
+    )]
+    pub login_spread_free_failures: u32,
     /// The longest an account is blocked after failed logins.
     #[arg(long, env = "GATEHOUSE_LOGIN_BACKOFF_CAP", default_value = "15m", value_parser = humantime::parse_duration)]
     pub login_backoff_cap: Duration,
@@ -168,6 +180,7 @@ impl Config {
     pub fn throttle(&self) -> crate::auth::throttle::ThrottlePolicy {
         crate::auth::throttle::ThrottlePolicy {
             account_free_failures: self.login_free_failures,
+            account_spread_free_failures: self.login_spread_free_failures,
             account_backoff_cap: self.login_backoff_cap,
             address_max_failures: self.address_max_failures,
             address_window: self.address_failure_window,
@@ -189,9 +202,14 @@ impl Config {
         if self.prune_interval.is_zero() {
             return Err("--prune-interval must be positive".into());
         }
-        if self.login_free_failures == 0 || self.address_max_failures == 0 {
+        if self.login_free_failures == 0
+            || self.login_spread_free_failures == 0
+            || self.address_max_failures == 0
+        {
             return Err(
-                "--login-free-failures and --address-max-failures must be at least 1".into(),
+                "--login-free-failures, --login-spread-free-failures and --address-max-failures \
+                 must be at least 1"
+                    .into(),
             );
         }
         if self.passwords.argon2_workers == Some(0) {

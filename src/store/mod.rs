@@ -34,6 +34,7 @@ pub use refresh_tokens::{
 };
 pub use sessions::{NewSession, SessionRecord};
 pub use signing_keys::SigningKeyRecord;
+pub use throttle::ThrottleRow;
 pub use users::{Account, InsertUser, UserRecord};
 
 /// Which database engine a URL selects.

@@ -1,26 +1,98 @@
 //! Counters of failed logins, shared by every instance.
 
+use sqlx::FromRow as _;
 use sqlx::Row;
 
 use super::{Backend, Store};
 
+/// One throttle counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
+pub struct ThrottleRow {
+    /// Attempts counted in the current window.
+    pub failures: i64,
+    /// When the current window started (Unix ms).
+    pub window_start: i64,
+    /// Attempts are refused until then (Unix ms).
+    pub blocked_until: Option<i64>,
+}
+
 impl Store {
-    /// The latest `blocked_until` (Unix ms) among `keys`, if any is set.
-    pub async fn blocked_until(&self, keys: &[&str]) -> Result<Option<i64>, sqlx::Error> {
+    /// The counters of `keys` that exist, by key.
+    pub async fn throttle_rows(
+        &self,
+        keys: &[&str],
+    ) -> Result<Vec<(String, ThrottleRow)>, sqlx::Error> {
         self.run(async |conn| {
-            let mut latest = None;
+            let mut rows = Vec::with_capacity(keys.len());
             for key in keys {
-                let row =
-                    sqlx::query("SELECT blocked_until FROM login_throttle WHERE throttle_key = ?")
-                        .bind(*key)
-                        .fetch_optional(&mut *conn)
-                        .await?;
-                let until: Option<i64> = row.map(|row| row.try_get(0)).transpose()?.flatten();
-                latest = latest.max(until);
+                let row = sqlx::query(
+                    "SELECT failures, window_start, blocked_until FROM login_throttle \
+                     WHERE throttle_key = ?",
+                )
+                .bind(*key)
+                .fetch_optional(&mut *conn)
+                .await?;
+                if let Some(row) = row {
+                    rows.push(((*key).to_owned(), ThrottleRow::from_row(&row)?));
+                }
             }
-            Ok(latest)
+            Ok(rows)
         })
         .await
+    }
+
+    /// Replaces the counter `key` with `new` if it is still `old` (absent
+    /// if `None`): whether it was. The database decides between racers:
+    /// of two instances that read the same counter, one writes.
+    pub async fn swap_throttle_row(
+        &self,
+        key: &str,
+        old: Option<&ThrottleRow>,
+        new: &ThrottleRow,
+    ) -> Result<bool, sqlx::Error> {
+        let written = match old {
+            None => {
+                let insert = match self.backend {
+                    Backend::MySql => {
+                        "INSERT IGNORE INTO login_throttle \
+                         (throttle_key, failures, window_start, blocked_until) VALUES (?, ?, ?, ?)"
+                    }
+                    Backend::Sqlite => {
+                        "INSERT INTO login_throttle \
+                         (throttle_key, failures, window_start, blocked_until) VALUES (?, ?, ?, ?) \
+                         ON CONFLICT (throttle_key) DO NOTHING"
+                    }
+                };
+                let insert = sqlx::query(insert)
+                    .bind(key)
+                    .bind(new.failures)
+                    .bind(new.window_start)
+                    .bind(new.blocked_until);
+                self.run(async |conn| insert.execute(conn).await).await
+            }
+            Some(old) => {
+                let update = sqlx::query(
+                    "UPDATE login_throttle SET failures = ?, window_start = ?, blocked_until = ? \
+                     WHERE throttle_key = ? AND failures = ? AND window_start = ? \
+                     AND COALESCE(blocked_until, -1) = ?",
+                )
+                .bind(new.failures)
+                .bind(new.window_start)
+                .bind(new.blocked_until)
+                .bind(key)
+                .bind(old.failures)
+                .bind(old.window_start)
+                .bind(old.blocked_until.unwrap_or(-1));
+                self.run(async |conn| update.execute(conn).await).await
+            }
+        };
+        match written {
+            Ok(done) => Ok(done.rows_affected() == 1),
+            // Another instance wrote first (a cluster's certification
+            // failure, a deadlock): read again.
+            Err(err) if super::is_transient(&err) => Ok(false),
+            Err(err) => Err(err),
+        }
     }
 
     /// Counts one failure for `key` in a window of `window_ms` (a window
@@ -78,10 +150,17 @@ impl Store {
             .await
     }
 
-    /// Forgets the failures of `key` (after a successful login).
-    pub async fn clear_failures(&self, key: &str) -> Result<(), sqlx::Error> {
-        let delete = sqlx::query("DELETE FROM login_throttle WHERE throttle_key = ?").bind(key);
-        self.run(async |conn| delete.execute(conn).await.map(drop))
-            .await
+    /// Forgets the failures of `keys` (after a successful login).
+    pub async fn clear_failures(&self, keys: &[&str]) -> Result<(), sqlx::Error> {
+        self.run(async |conn| {
+            for key in keys {
+                sqlx::query("DELETE FROM login_throttle WHERE throttle_key = ?")
+                    .bind(*key)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            Ok(())
+        })
+        .await
     }
 }

@@ -11,7 +11,7 @@ on_both_stores!(
     metrics_time_each_operation_and_show_the_database_pool,
 );
 
-async fn metrics(app: &TestApp) -> String {
+pub(crate) async fn metrics(app: &TestApp) -> String {
     let response = app.client.get("/metrics").send().await;
     response.assert_status_is_ok();
     let content_type = response

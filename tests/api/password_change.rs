@@ -12,6 +12,7 @@ on_both_stores!(
     a_wrong_current_password_changes_nothing,
     a_weak_new_password_is_refused_with_the_reason,
     a_password_change_needs_a_token_and_a_well_formed_body,
+    wrong_current_passwords_are_throttled_and_audited_like_logins,
 );
 
 async fn change(app: &TestApp, token: &str, body: &Value) -> Reply {
@@ -116,4 +117,31 @@ async fn a_password_change_needs_a_token_and_a_well_formed_body(store: Store) {
         .await
         .assert_error(415, "unsupported_media_type");
     app.login("alice", PASSWORD).await.assert_status(200);
+}
+
+/// Issue 20, item 4: a stolen access token must not turn this into a
+/// password oracle at the full hashing rate.
+async fn wrong_current_passwords_are_throttled_and_audited_like_logins(store: Store) {
+    let app = TestApp::spawn_with(store, |config| config.login_free_failures = 3).await;
+    let tokens = app.user_with_tokens("alice").await;
+    let token = tokens.str("access_token");
+    let guess = json!({"current_password": "wrong password", "new_password": NEW_PASSWORD});
+    for _ in 0..4 {
+        change(&app, token, &guess)
+            .await
+            .assert_error(400, "invalid_current_password");
+    }
+    let right = json!({"current_password": PASSWORD, "new_password": NEW_PASSWORD});
+    let throttled = change(&app, token, &right).await;
+    throttled.assert_error(429, "too_many_attempts");
+    assert_eq!(throttled.header("retry-after"), Some("1"));
+    // The same counters as logins: the account is blocked there too.
+    app.login("alice", PASSWORD)
+        .await
+        .assert_error(429, "too_many_attempts");
+    let failures = crate::rotation::audit_events(&app, "password_change_failed").await;
+    assert_eq!(failures.len(), 4);
+    assert!(failures.iter().all(|event| event.session_id.is_some()));
+    app.clock.advance(std::time::Duration::from_secs(1));
+    change(&app, token, &right).await.assert_status(204);
 }

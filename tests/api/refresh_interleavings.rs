@@ -18,7 +18,9 @@ use std::time::Duration;
 use crate::helpers::{PASSWORD, Reply, Store, TestApp};
 use crate::on_both_stores;
 
-on_both_stores!(every_interleaving_of_an_owner_and_a_thief_either_keeps_the_owner_or_ends_the_thief);
+on_both_stores!(
+    every_interleaving_of_an_owner_and_a_thief_either_keeps_the_owner_or_ends_the_thief
+);
 
 /// Steps per sequence: every sequence of this length or shorter is run.
 const LENGTH: usize = 4;
@@ -140,7 +142,9 @@ async fn play(apps: &[&TestApp; 2], sequence: &[Step]) -> Option<World> {
                 let reply = app.refresh(&presented).await;
                 match accepted(&mut world, &reply, sequence) {
                     Some(token) if step == Step::Owner => {
-                        world.delivered.push((Party::Owner, token.clone(), world.window));
+                        world
+                            .delivered
+                            .push((Party::Owner, token.clone(), world.window));
                         world.owner.push(token);
                     }
                     Some(token) => world.lost = Some(token),
@@ -154,7 +158,9 @@ async fn play(apps: &[&TestApp; 2], sequence: &[Step]) -> Option<World> {
                 let reply = app.refresh(world.thief.as_ref().unwrap()).await;
                 world.thief = accepted(&mut world, &reply, sequence);
                 if let Some(token) = &world.thief {
-                    world.delivered.push((Party::Thief, token.clone(), world.window));
+                    world
+                        .delivered
+                        .push((Party::Thief, token.clone(), world.window));
                 }
             }
             Step::Wait => {
