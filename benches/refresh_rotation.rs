@@ -51,12 +51,14 @@ async fn measure(label: &str, url: &str, tasks: usize, duration: Duration) {
         password_hash: "unused".into(),
         created_at: now(),
         disabled_at: None,
+        session_epoch: 0,
     };
     store
         .insert_user(&user, &UsernameKey::of("bench"))
         .await
         .expect("a user");
-    let successors = Arc::new(Successors::new(random_token()));
+    let key = secrecy::SecretBox::new(Box::new(gatehouse::auth::random_bytes::<32>()));
+    let successors = Arc::new(Successors::new(key, None));
     let commits = Arc::new(AtomicU64::new(0));
     let retries = Arc::new(AtomicU64::new(0));
     let mut chains = Vec::new();
@@ -74,6 +76,7 @@ async fn measure(label: &str, url: &str, tasks: usize, duration: Duration) {
                 created_at: now(),
                 expires_at: now() + 86_400_000,
                 first_token_hash: &TokenHash::of(&token),
+                user_epoch: 0,
             })
             .await
             .expect("a session");
@@ -88,12 +91,12 @@ async fn measure(label: &str, url: &str, tasks: usize, duration: Duration) {
             let (commits, retries) = (commits.clone(), retries.clone());
             tokio::spawn(async move {
                 while Instant::now() < deadline {
-                    let successor = successors.successor(&token).expose_secret().to_owned();
+                    let successor = successors.successor(&token, 0).expose_secret().to_owned();
                     let at = now();
                     let outcome = store
                         .refresh_in_transaction(
                             &TokenHash::of(&token),
-                            &TokenHash::of(&successor),
+                            None,
                             at,
                             tokio::time::Instant::now() + Duration::from_secs(5),
                             |state| {
@@ -106,7 +109,8 @@ async fn measure(label: &str, url: &str, tasks: usize, duration: Duration) {
                                     user_agent: Some("bench".into()),
                                     detail: None,
                                 };
-                                (RefreshWrite::Rotate, Some(event))
+                                let successor = TokenHash::of(&successor);
+                                (RefreshWrite::Rotate { successor }, Some(event))
                             },
                         )
                         .await;

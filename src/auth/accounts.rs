@@ -126,6 +126,7 @@ impl Accounts {
             password_hash: self.passwords.hash(password).await.map_err(Error::from)?,
             created_at: self.clock.now_millis(),
             disabled_at: None,
+            session_epoch: 0,
         };
         let key = username.key();
         match self
@@ -299,7 +300,7 @@ impl Accounts {
         password::check_policy(new.expose_secret(), &user.username, self.min_password_chars)?;
         let hash = self.passwords.hash(new).await.map_err(Error::from)?;
         self.store
-            .update_password_hash(user_id, &hash)
+            .change_password_hash(user_id, &hash)
             .await
             .map_err(Error::from)?;
         let revoked = self

@@ -190,7 +190,10 @@ impl RefreshPolicy {
     /// been used, the parent is stolen or replayed (RFC 9700 §4.14.2).
     pub fn decide(&self, state: &RefreshState, now: i64) -> Decision {
         let token = &state.token;
-        if token.session_revoked_at.is_some() || now >= token.session_expires_at {
+        if token.session_revoked_at.is_some()
+            || now >= token.session_expires_at
+            || state.user_disabled
+        {
             return Decision::Dead;
         }
         if token.superseded_at.is_some() {
@@ -262,6 +265,7 @@ mod tests {
                 rotated_at: None,
                 superseded_at: None,
             }),
+            user_disabled: false,
         }
     }
 
@@ -347,6 +351,13 @@ mod tests {
         let mut missing = token(Some(20_000));
         missing.successor = None;
         assert_eq!(POLICY.decide(&missing, 45_000), Decision::Reuse);
+    }
+
+    #[test]
+    fn a_disabled_account_refreshes_nothing() {
+        let mut disabled = token(None);
+        disabled.user_disabled = true;
+        assert_eq!(POLICY.decide(&disabled, 1_000), Decision::Dead);
     }
 
     #[test]

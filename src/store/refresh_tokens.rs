@@ -1,9 +1,9 @@
 //! Refresh tokens, stored as hashes, and the one transaction that rotates
 //! them.
 
-use sqlx::FromRow as _;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Executor as _};
+use sqlx::{FromRow as _, Row as _};
 use tokio::time::Instant;
 
 use super::script::{self, Statement};
@@ -39,6 +39,9 @@ pub struct RefreshState {
     pub token: RefreshTokenRecord,
     /// The successor the token was rotated into: `None` until then.
     pub successor: Option<SuccessorRecord>,
+    /// Whether the session's account is disabled (its sessions are revoked
+    /// when it is; this holds against a login that raced that).
+    pub user_disabled: bool,
 }
 
 /// The stored successor of a rotated token.
@@ -125,6 +128,10 @@ const SQLITE: RefreshSql = RefreshSql {
 const READ_SUCCESSOR: &str = "SELECT token_hash, created_at, rotated_at, superseded_at \
      FROM refresh_tokens WHERE token_hash = \
      COALESCE((SELECT successor_hash FROM refresh_tokens WHERE token_hash = ?), ?)";
+/// Whether the token's account is disabled (a plain read, like the successor's).
+const READ_USER_DISABLED: &str = "SELECT u.disabled_at FROM refresh_tokens t \
+     JOIN sessions s ON s.id = t.session_id JOIN users u ON u.id = s.user_id \
+     WHERE t.token_hash = ?";
 const RETIRE: &str = "UPDATE refresh_tokens SET rotated_at = ?, successor_hash = ? \
      WHERE token_hash = ? AND rotated_at IS NULL";
 const REISSUE: &str = "UPDATE refresh_tokens \
@@ -228,12 +235,13 @@ async fn refresh_on(
         Statement::new(READ_SUCCESSOR)
             .bind(parent_hash.as_str())
             .bind(legacy_successor_hash.map_or("", TokenHash::as_str)),
+        Statement::new(READ_USER_DISABLED).bind(parent_hash.as_str()),
     ];
     let read = match script::run(conn, delivery, &reads).await {
         Ok(read) => read,
         Err(err) => return Err(rolled_back(conn, err).await),
     };
-    let state = match state_of(&read[1].rows, &read[2].rows) {
+    let state = match state_of(&read[1].rows, &read[2].rows, &read[3].rows) {
         Ok(Some(state)) => state,
         // Unknown, or pruned since it was found.
         Ok(None) => {
@@ -331,15 +339,25 @@ async fn rolled_back(conn: &mut AnyConnection, err: sqlx::Error) -> sqlx::Error 
     }
 }
 
-fn state_of(token: &[AnyRow], successor: &[AnyRow]) -> Result<Option<RefreshState>, sqlx::Error> {
+fn state_of(
+    token: &[AnyRow],
+    successor: &[AnyRow],
+    user: &[AnyRow],
+) -> Result<Option<RefreshState>, sqlx::Error> {
     let Some(token) = token.first() else {
         return Ok(None);
     };
+    let disabled_at = user
+        .first()
+        .map(|row| row.try_get::<Option<i64>, _>(0))
+        .transpose()?
+        .flatten();
     Ok(Some(RefreshState {
         token: RefreshTokenRecord::from_row(token)?,
         successor: successor
             .first()
             .map(SuccessorRecord::from_row)
             .transpose()?,
+        user_disabled: disabled_at.is_some(),
     }))
 }

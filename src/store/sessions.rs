@@ -18,6 +18,8 @@ pub struct NewSession<'a> {
     pub created_at: i64,
     pub expires_at: i64,
     pub first_token_hash: &'a TokenHash,
+    /// The user's session epoch when the login checked the password.
+    pub user_epoch: i64,
 }
 
 /// A session as its owner sees it.
@@ -33,16 +35,21 @@ pub struct SessionRecord {
 }
 
 impl Store {
-    /// Creates a session and its first refresh token, atomically.
-    pub async fn insert_session(&self, session: &NewSession<'_>) -> Result<(), sqlx::Error> {
+    /// Creates a session and its first refresh token, atomically, if the
+    /// user is still enabled and in the epoch the login read; whether it did.
+    /// The database decides: a password change or a disable that commits
+    /// first leaves the login with no session, and one that commits after
+    /// revokes it.
+    pub async fn insert_session(&self, session: &NewSession<'_>) -> Result<bool, sqlx::Error> {
         self.run(async |conn| {
             let mut tx = conn.begin().await?;
-            sqlx::query(
+            let inserted = sqlx::query(
                 "INSERT INTO sessions (id, user_id, client_id, scope, user_agent, ip, \
-                 created_at, last_used_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 created_at, last_used_at, expires_at) \
+                 SELECT ?, id, ?, ?, ?, ?, ?, ?, ? FROM users \
+                 WHERE id = ? AND disabled_at IS NULL AND session_epoch = ?",
             )
             .bind(session.id)
-            .bind(session.user_id)
             .bind(session.client_id)
             .bind(session.scope)
             .bind(session.user_agent)
@@ -50,8 +57,14 @@ impl Store {
             .bind(session.created_at)
             .bind(session.created_at)
             .bind(session.expires_at)
+            .bind(session.user_id)
+            .bind(session.user_epoch)
             .execute(&mut *tx)
             .await?;
+            if inserted.rows_affected() != 1 {
+                tx.rollback().await?;
+                return Ok(false);
+            }
             sqlx::query(
                 "INSERT INTO refresh_tokens (token_hash, session_id, created_at) VALUES (?, ?, ?)",
             )
@@ -60,7 +73,7 @@ impl Store {
             .bind(session.created_at)
             .execute(&mut *tx)
             .await?;
-            tx.commit().await
+            tx.commit().await.map(|()| true)
         })
         .await
     }

@@ -15,6 +15,9 @@ pub struct UserRecord {
     pub created_at: i64,
     /// When the account was disabled; it cannot log in while set.
     pub disabled_at: Option<i64>,
+    /// Moves on whenever every session must end; a login's session is
+    /// inserted only under the epoch its password was checked in.
+    pub session_epoch: i64,
 }
 
 /// What an account shows of itself: a user without its credentials. Never
@@ -92,7 +95,7 @@ impl Store {
         value: &str,
     ) -> Result<Option<UserRecord>, sqlx::Error> {
         let sql = format!(
-            "SELECT id, username, email, password_hash, created_at, disabled_at \
+            "SELECT id, username, email, password_hash, created_at, disabled_at, session_epoch \
              FROM users WHERE {column} = ?"
         );
         let row = self
@@ -101,7 +104,24 @@ impl Store {
         row.as_ref().map(UserRecord::from_row).transpose()
     }
 
-    /// Replaces a user's password hash.
+    /// Sets a new password: replaces the hash and ends the session epoch,
+    /// so that no login checked against the old password opens a session.
+    pub async fn change_password_hash(
+        &self,
+        user_id: &UserId,
+        password_hash: &str,
+    ) -> Result<(), sqlx::Error> {
+        let update = sqlx::query(
+            "UPDATE users SET password_hash = ?, session_epoch = session_epoch + 1 WHERE id = ?",
+        )
+        .bind(password_hash)
+        .bind(user_id);
+        self.run(async |conn| update.execute(conn).await.map(drop))
+            .await
+    }
+
+    /// Replaces a user's password hash with the same password's, hashed
+    /// with other parameters (sessions are unaffected).
     pub async fn update_password_hash(
         &self,
         user_id: &UserId,
@@ -121,9 +141,16 @@ impl Store {
         key: &UsernameKey,
         disabled_at: Option<i64>,
     ) -> Result<Option<UserId>, sqlx::Error> {
-        let update = sqlx::query("UPDATE users SET disabled_at = ? WHERE username_key = ?")
-            .bind(disabled_at)
-            .bind(key);
+        // Disabling ends the session epoch too: a login racing it cannot
+        // open a session afterwards.
+        let update = sqlx::query(
+            "UPDATE users SET disabled_at = ?, \
+             session_epoch = session_epoch + CASE WHEN ? IS NULL THEN 0 ELSE 1 END \
+             WHERE username_key = ?",
+        )
+        .bind(disabled_at)
+        .bind(disabled_at)
+        .bind(key);
         self.run(async |conn| update.execute(conn).await).await?;
         Ok(self.find_user_by_key(key).await?.map(|user| user.id))
     }

@@ -3,7 +3,81 @@
 use crate::helpers::{PASSWORD, Store, TestApp};
 use crate::on_both_stores;
 
-on_both_stores!(a_disabled_user_cannot_log_in_and_loses_every_session);
+on_both_stores!(
+    a_disabled_user_cannot_log_in_and_loses_every_session,
+    a_login_that_checked_the_password_before_a_disable_opens_no_session,
+    a_login_that_checked_the_password_before_a_password_change_opens_no_session,
+    a_session_of_a_disabled_account_refreshes_nothing_even_if_it_was_not_revoked,
+);
+
+/// Issue 20, item 5: the login has checked the password (and read the
+/// account) when the account is disabled; then it stores its session.
+async fn a_login_that_checked_the_password_before_a_disable_opens_no_session(store: Store) {
+    let app = TestApp::spawn(store).await;
+    app.register("alice", PASSWORD).await.assert_status(201);
+    let client = Default::default();
+    let accounts = &app.state.accounts;
+    let checked = accounts
+        .log_in("alice", PASSWORD.to_owned().into(), &client)
+        .await
+        .unwrap();
+    assert!(app.set_disabled("alice", true).await);
+    let opened = app
+        .state
+        .sessions
+        .open_session(&checked, "profile".into(), "test", &client)
+        .await;
+    let refused = opened.expect_err("a session was opened for a disabled account");
+    assert_eq!(refused.to_string(), "invalid username or password");
+    let sessions = app.state.sessions.of_user(&checked.id).await.unwrap();
+    assert!(sessions.is_empty());
+}
+
+async fn a_login_that_checked_the_password_before_a_password_change_opens_no_session(store: Store) {
+    let app = TestApp::spawn(store).await;
+    let owner = app.user_with_tokens("alice").await;
+    let client = Default::default();
+    let checked = app
+        .state
+        .accounts
+        .log_in("alice", PASSWORD.to_owned().into(), &client)
+        .await
+        .unwrap();
+    let change = serde_json::json!({
+        "current_password": PASSWORD,
+        "new_password": "a brand new passphrase",
+    });
+    crate::password_change::change(&app, owner.str("access_token"), &change)
+        .await
+        .assert_status(204);
+    let opened = app
+        .state
+        .sessions
+        .open_session(&checked, "profile".into(), "test", &client)
+        .await;
+    assert!(opened.is_err(), "a session survived the password change");
+    // Only the session that changed the password is left.
+    let sessions = app.state.sessions.of_user(&checked.id).await.unwrap();
+    assert_eq!(sessions.len(), 1);
+}
+
+/// A session that slipped past a disable (as one racing it could before
+/// the session epoch) is refused at its next refresh.
+async fn a_session_of_a_disabled_account_refreshes_nothing_even_if_it_was_not_revoked(
+    store: Store,
+) {
+    let app = TestApp::spawn(store).await;
+    let tokens = app.user_with_tokens("alice").await;
+    // The store's own update, without the service's revocation.
+    app.state
+        .store
+        .set_user_disabled(&gatehouse::ids::UsernameKey::of("alice"), Some(1))
+        .await
+        .unwrap();
+    app.refresh(tokens.str("refresh_token"))
+        .await
+        .assert_error(400, "invalid_grant");
+}
 
 async fn a_disabled_user_cannot_log_in_and_loses_every_session(store: Store) {
     let app = TestApp::spawn(store).await;

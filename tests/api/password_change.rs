@@ -15,7 +15,7 @@ on_both_stores!(
     wrong_current_passwords_are_throttled_and_audited_like_logins,
 );
 
-async fn change(app: &TestApp, token: &str, body: &Value) -> Reply {
+pub(crate) async fn change(app: &TestApp, token: &str, body: &Value) -> Reply {
     let request = app
         .client
         .put("/users/me/password")

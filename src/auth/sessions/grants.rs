@@ -13,7 +13,7 @@ use crate::auth::scope::{self, InvalidScope};
 use crate::clock::millis;
 use crate::error::Error;
 use crate::ids::{SessionId, TokenHash};
-use crate::store::NewSession;
+use crate::store::{NewSession, UserRecord};
 
 /// A freshly issued token pair.
 #[derive(Debug)]
@@ -81,13 +81,26 @@ impl Sessions {
             .unwrap_or(&self.default_client_id);
         let scope = scope::for_new_session(requested_scope)?;
         let user = accounts.log_in(username, password, &client).await?;
+        self.open_session(&user, scope, client_id, &client).await
+    }
 
+    /// Opens a session for `user`, whose credentials were just checked (as
+    /// read then): refused like a wrong password if, by the time the
+    /// session is stored, the account was disabled or its password changed.
+    pub async fn open_session(
+        &self,
+        user: &UserRecord,
+        scope: String,
+        client_id: &str,
+        client: &ClientInfo,
+    ) -> Result<IssuedTokens, GrantError> {
         let now = self.clock.now_millis();
         let session_id = SessionId::generate();
         let refresh_token = crate::auth::random_token();
         let expires_at = now.saturating_add(millis(self.rotation.policy().ttl));
         let user_agent = client.stored_user_agent();
-        self.store
+        let opened = self
+            .store
             .insert_session(&NewSession {
                 id: &session_id,
                 user_id: &user.id,
@@ -98,15 +111,20 @@ impl Sessions {
                 created_at: now,
                 expires_at,
                 first_token_hash: &TokenHash::of(refresh_token.expose_secret()),
+                user_epoch: user.session_epoch,
             })
             .await?;
+        if !opened {
+            tracing::info!(user_id = %user.id, "login refused: the account changed while it ran");
+            return Err(GrantError::InvalidGrant(BAD_CREDENTIALS));
+        }
         tracing::info!(user_id = %user.id, session_id = %session_id, "login succeeded");
         self.audit
             .record(
                 AuditKind::LoginSucceeded,
                 Some(&user.id),
                 Some(&session_id),
-                &client,
+                client,
             )
             .await;
         self.issue(

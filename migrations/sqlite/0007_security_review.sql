@@ -1,4 +1,4 @@
--- Refresh reuse detection that a thief cannot share (issue 20).
+-- The security review (issue 20). Refresh reuse detection a thief cannot share:
 -- successor_hash: the hash of the token this one was rotated into, moved
 -- when that successor is reissued; NULL before this migration.
 -- reissues: how many times this token's successor has been reissued; it
@@ -11,3 +11,7 @@ ALTER TABLE refresh_tokens ADD COLUMN superseded_at INTEGER;
 -- Which key-encryption key sealed a secret; NULL for one kept in the clear
 -- (only the legacy refresh_successor_v1, removed once nothing needs it).
 ALTER TABLE server_secrets ADD COLUMN kek_id TEXT;
+-- Bumped by whatever must end every session (a password change, disabling
+-- the account): a login inserts its session only if the epoch is still
+-- the one it read with the password hash, so one racing it cannot survive.
+ALTER TABLE users ADD COLUMN session_epoch BIGINT NOT NULL DEFAULT 0;
