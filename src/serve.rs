@@ -28,6 +28,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         state.clone(),
         config.prune_interval,
         config.revoked_retention,
+        config.audit_retention,
     ));
     let reloader = tokio::spawn(reload_keys_periodically(
         state.signing.clone(),
@@ -64,6 +65,7 @@ async fn prune_periodically(
     state: AppState,
     interval: std::time::Duration,
     retention: std::time::Duration,
+    audit_retention: std::time::Duration,
 ) {
     let mut ticks = tokio::time::interval(interval);
     let counters_window = state.accounts.throttle().longest_window();
@@ -73,6 +75,12 @@ async fn prune_periodically(
         match state.sessions.prune(now, retention, counters_window).await {
             Ok((sessions, counters)) => tracing::info!(sessions, counters, "pruned"),
             Err(err) => tracing::warn!(error = %err, "pruning failed"),
+        }
+        let audit_before = now.saturating_sub(crate::clock::millis(audit_retention));
+        match state.store.prune_audit_events(audit_before).await {
+            Ok(0) => {}
+            Ok(events) => tracing::info!(events, "deleted audit events past their retention"),
+            Err(err) => tracing::warn!(error = %err, "pruning audit events failed"),
         }
         match state.signing.prune(now).await {
             Ok(0) => {}

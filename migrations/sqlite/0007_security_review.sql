@@ -15,3 +15,5 @@ ALTER TABLE server_secrets ADD COLUMN kek_id TEXT;
 -- the account): a login inserts its session only if the epoch is still
 -- the one it read with the password hash, so one racing it cannot survive.
 ALTER TABLE users ADD COLUMN session_epoch BIGINT NOT NULL DEFAULT 0;
+-- The audit trail is kept for --audit-retention: pruned by time.
+CREATE INDEX audit_events_occurred_at ON audit_events (occurred_at);

@@ -105,6 +105,10 @@ pub struct Config {
     /// counters are deleted.
     #[arg(long, env = "GATEHOUSE_PRUNE_INTERVAL", default_value = "1h", value_parser = humantime::parse_duration)]
     pub prune_interval: Duration,
+    /// How long audit events are kept before deletion (they are pruned with
+    /// sessions, every --prune-interval).
+    #[arg(long, env = "GATEHOUSE_AUDIT_RETENTION", default_value = "90d", value_parser = humantime::parse_duration)]
+    pub audit_retention: Duration,
     /// How long a revoked session is kept (and listed nowhere) before deletion.
     #[arg(long, env = "GATEHOUSE_REVOKED_RETENTION", default_value = "7d", value_parser = humantime::parse_duration)]
     pub revoked_retention: Duration,

@@ -89,3 +89,13 @@ pub(super) fn insert_audit_event_statement(event: &AuditEvent) -> Statement<'_> 
         .bind(event.user_agent.as_deref())
         .bind(event.detail.as_deref())
 }
+
+impl Store {
+    /// Deletes the audit events that occurred before `before` (Unix ms);
+    /// how many.
+    pub async fn prune_audit_events(&self, before: i64) -> Result<u64, sqlx::Error> {
+        let delete = sqlx::query("DELETE FROM audit_events WHERE occurred_at < ?").bind(before);
+        let done = self.run(async |conn| delete.execute(conn).await).await?;
+        Ok(done.rows_affected())
+    }
+}

@@ -31,4 +31,5 @@ mod sessions;
 mod spec;
 mod throttle;
 mod tokens;
+mod upgrade;
 mod users;

@@ -7,7 +7,27 @@ use gatehouse::ids::TokenHash;
 use crate::helpers::{PASSWORD, Store, TestApp, claims_of};
 use crate::on_both_stores;
 
-on_both_stores!(pruning_deletes_expired_and_long_revoked_sessions_and_stale_counters_only);
+on_both_stores!(
+    pruning_deletes_expired_and_long_revoked_sessions_and_stale_counters_only,
+    audit_events_past_their_retention_are_deleted,
+);
+
+async fn audit_events_past_their_retention_are_deleted(store: Store) {
+    let app = TestApp::spawn(store).await;
+    app.user_with_tokens("alice").await;
+    let now = app.state.clock.now_millis();
+    let store = &app.state.store;
+    // Nothing is older than a minute ago: nothing goes.
+    assert_eq!(store.prune_audit_events(now - 60_000).await.unwrap(), 0);
+    let events = crate::rotation::audit_events(&app, "login_succeeded").await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(store.prune_audit_events(now + 1).await.unwrap(), 1);
+    assert!(
+        crate::rotation::audit_events(&app, "login_succeeded")
+            .await
+            .is_empty()
+    );
+}
 
 async fn pruning_deletes_expired_and_long_revoked_sessions_and_stale_counters_only(store: Store) {
     let app = TestApp::spawn(store).await;

@@ -157,3 +157,20 @@ pub async fn fresh_database(store: Store) -> (Config, FreshDatabase) {
 
 /// Keeps a [`fresh_database`] alive.
 pub struct FreshDatabase(#[allow(dead_code)] pub(super) TestDb);
+
+impl crate::helpers::TestApp {
+    /// Runs `sql` on the app's database over a connection of its own: for
+    /// states the app itself no longer writes (an earlier version's rows).
+    pub async fn execute(&self, sql: &str) {
+        use sqlx::Connection as _;
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(&self.config.database.url())
+            .await
+            .expect("a connection to the app's database");
+        sqlx::raw_sql(sql)
+            .execute(&mut conn)
+            .await
+            .unwrap_or_else(|err| panic!("{sql}: {err}"));
+        conn.close().await.expect("the connection closes");
+    }
+}
