@@ -49,14 +49,41 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         max_connections,
         shutdown_timeout: config.shutdown_timeout,
     };
+    let metrics = match config.metrics_listen {
+        Some(addr) => Some(serve_metrics(addr, &state, &limits)?),
+        None => None,
+    };
     server::run(listener, app, limits, shutdown_signal())
         .await
         .map_err(StartError::Serve)?;
+    if let Some(metrics) = metrics {
+        metrics.abort();
+    }
     pruner.abort();
     reloader.abort();
     state.store.close().await;
     tracing::info!("gatehouse stopped");
     Ok(())
+}
+
+/// Serves `/metrics` alone on `addr` (`--metrics-listen`), until aborted.
+fn serve_metrics(
+    addr: std::net::SocketAddr,
+    state: &AppState,
+    limits: &server::ConnectionLimits,
+) -> Result<tokio::task::JoinHandle<()>, StartError> {
+    let listener = server::listen(addr).map_err(|source| StartError::Listen { addr, source })?;
+    tracing::info!(listen = %addr, "metrics are served on their own listener");
+    let app = crate::api::metrics_routes(state.clone());
+    let limits = server::ConnectionLimits {
+        max_connections: 64,
+        ..*limits
+    };
+    Ok(tokio::spawn(async move {
+        if let Err(err) = server::run(listener, app, limits, std::future::pending()).await {
+            tracing::error!(error = %err, "the metrics listener failed");
+        }
+    }))
 }
 
 /// Deletes dead sessions and stale counters every `interval`, so tables do

@@ -45,20 +45,27 @@ impl TrustedProxies {
             return Some(peer);
         }
         let forwarded = req.headers().get_all("x-forwarded-for");
-        let hops: Vec<IpAddr> = forwarded
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .flat_map(|value| value.split(','))
-            .filter_map(|hop| hop.trim().parse::<IpAddr>().ok())
-            .collect();
-        // Right to left: the first hop no trusted proxy vouches for.
-        Some(
-            hops.into_iter()
-                .rev()
-                .map(|ip| ip.to_canonical())
-                .find(|ip| !self.trusts(*ip))
-                .unwrap_or(peer),
-        )
+        let values = forwarded.iter().filter_map(|value| value.to_str().ok());
+        Some(self.forwarded_client(peer, values))
+    }
+
+    /// The client behind the trusted `peer`, from its `X-Forwarded-For`
+    /// `values`: right to left, the first hop no trusted proxy vouches for.
+    /// An entry that is not an address (`unknown`, `ip:port`, junk) ends
+    /// the search at `peer`: what lies left of it was not written by a
+    /// proxy we trust to write addresses, so it may be the client's own.
+    fn forwarded_client<'a>(&self, peer: IpAddr, values: impl Iterator<Item = &'a str>) -> IpAddr {
+        let hops: Vec<&str> = values.flat_map(|value| value.split(',')).collect();
+        for hop in hops.into_iter().rev() {
+            let Ok(ip) = hop.trim().parse::<IpAddr>() else {
+                return peer;
+            };
+            let ip = ip.to_canonical();
+            if !self.trusts(ip) {
+                return ip;
+            }
+        }
+        peer
     }
 }
 
@@ -68,6 +75,22 @@ mod tests {
 
     fn ip(text: &str) -> IpAddr {
         text.parse().unwrap()
+    }
+
+    #[test]
+    fn an_entry_that_is_not_an_address_ends_the_search_for_the_client() {
+        let proxies = TrustedProxies(vec![Cidr::parse("10.0.0.0/8").unwrap()]);
+        let peer = ip("10.1.2.3");
+        let client = |values: &[&str]| proxies.forwarded_client(peer, values.iter().copied());
+        assert_eq!(client(&["198.51.100.7, 10.0.0.5"]), ip("198.51.100.7"));
+        assert_eq!(client(&["198.51.100.7", "10.0.0.5"]), ip("198.51.100.7"));
+        // The client wrote the left-most entry; the proxy an unusable one.
+        for unusable in ["unknown", "203.0.113.50:4711", "", "[::1]:80"] {
+            let header = format!("198.51.100.7, {unusable}, 10.0.0.5");
+            assert_eq!(client(&[&header]), peer, "{header}");
+        }
+        assert_eq!(client(&["10.0.0.9, 10.0.0.5"]), peer);
+        assert_eq!(client(&[]), peer);
     }
 
     #[test]

@@ -83,27 +83,32 @@ impl MetaApi {
     /// format. Expose it to your monitoring, not to the public.
     #[oai(path = "/metrics", method = "get", operation_id = "metrics")]
     async fn metrics(&self, state: Data<&AppState>) -> MetricsReply {
-        let now = state.clock.now_millis();
-        let ring = state.signing.tokens().ring();
-        let signing = ring.current(now);
-        let check = state.sessions.check();
-        let sessions = check.stats();
-        let tokens = state.signing.tokens().verified_stats();
-        let text = state.metrics.render(&Gauges {
-            hashes_running: state.accounts.passwords().in_flight(),
-            cached_sessions: check.cached(),
-            session_cache_hits: sessions.hits,
-            session_cache_misses: sessions.misses,
-            verified_token_hits: tokens.hits,
-            verified_token_misses: tokens.misses,
-            published_keys: ring
-                .published(now)
-                .filter(|key| key.public_key().is_some())
-                .count(),
-            pool: state.store.pool_stats(),
-            signing_key_age_secs: (signing.activates_at > i64::MIN)
-                .then(|| (now - signing.activates_at).max(0) / 1000),
-        });
+        let text = render_metrics(&state);
         MetricsReply::Ok(PlainText(text))
     }
+}
+
+/// The Prometheus text of `/metrics`, on whichever listener serves it.
+pub(crate) fn render_metrics(state: &AppState) -> String {
+    let now = state.clock.now_millis();
+    let ring = state.signing.tokens().ring();
+    let signing = ring.current(now);
+    let check = state.sessions.check();
+    let sessions = check.stats();
+    let tokens = state.signing.tokens().verified_stats();
+    state.metrics.render(&Gauges {
+        hashes_running: state.accounts.passwords().in_flight(),
+        cached_sessions: check.cached(),
+        session_cache_hits: sessions.hits,
+        session_cache_misses: sessions.misses,
+        verified_token_hits: tokens.hits,
+        verified_token_misses: tokens.misses,
+        published_keys: ring
+            .published(now)
+            .filter(|key| key.public_key().is_some())
+            .count(),
+        pool: state.store.pool_stats(),
+        signing_key_age_secs: (signing.activates_at > i64::MIN)
+            .then(|| (now - signing.activates_at).max(0) / 1000),
+    })
 }

@@ -206,16 +206,24 @@ fn allowed_methods(path: &str) -> Option<poem::http::HeaderValue> {
 /// the API serves only data.
 pub(super) async fn security_headers<E: Endpoint>(ep: E, req: Request) -> poem::Result<Response> {
     use poem::http::HeaderValue;
-    use poem::http::header::{CONTENT_SECURITY_POLICY, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS};
+    use poem::http::header::{
+        CONTENT_SECURITY_POLICY, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+    };
     let docs = req.uri().path() == "/docs" || req.uri().path().starts_with("/docs/");
     let mut response = ep.call(req).await?.into_response();
     let headers = response.headers_mut();
     headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    if !docs {
-        let policy = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'";
-        headers.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(policy));
-    }
+    // No page of ours may be framed (clickjacking): Swagger UI's "Try it
+    // out" and "Authorize" act with the visitor's credentials.
+    headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    let policy = if docs {
+        // Swagger UI's own scripts and styles run; only framing is refused.
+        "frame-ancestors 'none'"
+    } else {
+        "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
+    };
+    headers.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(policy));
     Ok(response)
 }
 

@@ -94,6 +94,31 @@ pub(crate) struct HttpSettings {
     pub request_timeout: std::time::Duration,
     /// Origins allowed cross-origin requests; empty turns CORS off.
     pub cors_origins: Vec<String>,
+    /// `/metrics` is served on a listener of its own (`--metrics-listen`),
+    /// and is not found here.
+    pub metrics_elsewhere: bool,
+}
+
+/// The metrics listener's one route (`--metrics-listen`).
+pub(crate) fn metrics_routes(
+    state: crate::AppState,
+) -> poem::endpoint::BoxEndpoint<'static, Response> {
+    Route::new()
+        .at(
+            "/metrics",
+            poem::get(poem::endpoint::make(|req| async move {
+                let state = req
+                    .data::<crate::AppState>()
+                    .expect("the state is attached");
+                poem::IntoResponse::with_content_type(
+                    meta::render_metrics(state),
+                    "text/plain; version=0.0.4",
+                )
+            })),
+        )
+        .data(state)
+        .map_to_response()
+        .boxed()
 }
 
 /// Every route with its middleware: the operations, `/docs`, the spec.
@@ -113,7 +138,14 @@ pub(crate) fn routes(settings: &HttpSettings) -> impl Endpoint<Output = Response
         ])
         .allow_headers(["authorization", "content-type"])
         .max_age(600);
-    Route::new()
+    let mut routes = Route::new();
+    if settings.metrics_elsewhere {
+        routes = routes.at(
+            "/metrics",
+            poem::endpoint::make_sync(|_| poem::http::StatusCode::NOT_FOUND),
+        );
+    }
+    routes
         .nest("/", service)
         .nest("/docs", docs)
         .at("/openapi.json", spec_json)

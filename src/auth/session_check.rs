@@ -10,8 +10,8 @@
 //! style, `quick_cache`), so a working set larger than it still mostly hits.
 //! A live answer carries the session's account, read with it in one query.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::ids::SessionId;
@@ -25,12 +25,28 @@ enum State {
     Dead,
 }
 
+/// Sessions are split into this many stripes, each counting the
+/// revocations made through this instance in it.
+const STRIPES: usize = 64;
+
 /// The cached session check.
 pub struct SessionCheck {
     ttl: Duration,
     cache: quick_cache::sync::Cache<SessionId, State>,
+    /// Revocations per stripe: a database read is cached as live only if no
+    /// revocation of its stripe came between its start and its caching, so
+    /// a read that began before a revocation never writes "live" over it.
+    revocations: [Mutex<u64>; STRIPES],
+    stripe_hasher: std::collections::hash_map::RandomState,
     hits: AtomicU64,
     misses: AtomicU64,
+}
+
+/// A stripe's lock, whatever a panicking holder left (a counter).
+fn lock(stripe: &Mutex<u64>) -> MutexGuard<'_, u64> {
+    stripe
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl std::fmt::Debug for SessionCheck {
@@ -49,6 +65,8 @@ impl SessionCheck {
         Self {
             ttl,
             cache: quick_cache::sync::Cache::new(capacity.max(1)),
+            revocations: std::array::from_fn(|_| Mutex::new(0)),
+            stripe_hasher: Default::default(),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         }
@@ -76,16 +94,44 @@ impl SessionCheck {
             _ => {}
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
-        let owner = store
-            .live_session_owner(session_id, now)
-            .await?
-            .map(Arc::new);
-        let state = match &owner {
-            Some(owner) => State::LiveAt(now, owner.clone()),
-            None => State::Dead,
-        };
+        loop {
+            let ticket = self.ticket(session_id);
+            let owner = store
+                .live_session_owner(session_id, now)
+                .await?
+                .map(Arc::new);
+            let state = match &owner {
+                Some(owner) => State::LiveAt(now, owner.clone()),
+                None => State::Dead,
+            };
+            // A revocation came while reading: read again (it was committed
+            // before it was counted, so the next read sees it).
+            if self.remember_read(session_id, ticket, state) {
+                return Ok(owner);
+            }
+        }
+    }
+
+    fn stripe(&self, session_id: &SessionId) -> &Mutex<u64> {
+        use std::hash::BuildHasher as _;
+        let hash = self.stripe_hasher.hash_one(session_id);
+        &self.revocations[(hash % STRIPES as u64) as usize]
+    }
+
+    /// Taken before a database read of `session_id`.
+    fn ticket(&self, session_id: &SessionId) -> u64 {
+        *lock(self.stripe(session_id))
+    }
+
+    /// Caches what a read that took `ticket` found, unless a revocation
+    /// in its stripe came since; whether it did.
+    fn remember_read(&self, session_id: &SessionId, ticket: u64, state: State) -> bool {
+        let revocations = lock(self.stripe(session_id));
+        if *revocations != ticket {
+            return false;
+        }
         self.remember(session_id, state);
-        Ok(owner)
+        true
     }
 
     /// Sessions whose state is cached now.
@@ -101,8 +147,11 @@ impl SessionCheck {
         }
     }
 
-    /// Records that this instance revoked `session_id`.
+    /// Records that this instance revoked `session_id` (after the store
+    /// committed it).
     pub fn revoked(&self, session_id: &SessionId) {
+        let mut revocations = lock(self.stripe(session_id));
+        *revocations += 1;
         self.remember(session_id, State::Dead);
     }
 
@@ -118,15 +167,34 @@ impl SessionCheck {
 mod tests {
     use super::*;
 
-    #[test]
-    fn past_its_capacity_the_cache_evicts_some_entries_not_all() {
-        let check = SessionCheck::new(Duration::from_secs(60), 1_000);
-        let owner = Arc::new(Account {
+    fn alice() -> Arc<Account> {
+        Arc::new(Account {
             id: "u".into(),
             username: "alice".into(),
             email: None,
             created_at: 0,
-        });
+        })
+    }
+
+    #[test]
+    fn a_live_answer_read_before_a_revocation_is_not_cached_over_it() {
+        let check = SessionCheck::new(Duration::from_secs(5), 100);
+        let session = SessionId::from("s");
+        // The read starts, the session is revoked, then the read (which saw
+        // it live) comes back.
+        let ticket = check.ticket(&session);
+        check.revoked(&session);
+        assert!(!check.remember_read(&session, ticket, State::LiveAt(0, alice())));
+        assert_eq!(check.cache.get(&session), Some(State::Dead));
+        // A read that starts after it is cached.
+        let ticket = check.ticket(&session);
+        assert!(check.remember_read(&session, ticket, State::Dead));
+    }
+
+    #[test]
+    fn past_its_capacity_the_cache_evicts_some_entries_not_all() {
+        let check = SessionCheck::new(Duration::from_secs(60), 1_000);
+        let owner = alice();
         for session in 0..5_000 {
             let id = SessionId::from(format!("s{session}").as_str());
             check.remember(&id, State::LiveAt(0, owner.clone()));

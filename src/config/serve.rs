@@ -13,6 +13,12 @@ pub struct Config {
     /// Address to listen on.
     #[arg(long, env = "GATEHOUSE_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// Serve `/metrics` on this address instead of on --listen: use it when
+    /// the API listener is reachable by the public (behind a load balancer,
+    /// say) and your monitoring reaches a private address. Unset, the API
+    /// listener serves `/metrics` too.
+    #[arg(long, env = "GATEHOUSE_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     #[command(flatten)]
     pub database: DatabaseArgs,
     /// The `iss` of issued tokens. Default: http://<listen> of the first
@@ -167,6 +173,7 @@ impl Config {
             max_header_bytes: self.max_header_bytes,
             request_timeout: self.request_timeout,
             cors_origins: self.cors_origins.clone(),
+            metrics_elsewhere: self.metrics_listen.is_some(),
         }
     }
 

@@ -121,6 +121,12 @@ pub(super) fn prepare_sqlite_url(url: &str) -> Result<String, OpenError> {
             path: path.to_owned(),
             source,
         })?;
+        make_private_database(std::path::Path::new(path)).map_err(|source| {
+            OpenError::PrivateFile {
+                path: path.to_owned(),
+                source,
+            }
+        })?;
     }
     Ok(if url.contains("mode=") {
         url.to_owned()
@@ -129,6 +135,60 @@ pub(super) fn prepare_sqlite_url(url: &str) -> Result<String, OpenError> {
     } else {
         format!("{url}?mode=rwc")
     })
+}
+
+/// Makes the SQLite file at `path` (and its WAL and shared-memory files,
+/// which SQLite creates with the database's own mode) readable by its owner
+/// only: it is created so if it does not exist, and tightened, with a
+/// warning, if it exists with looser permissions (a data directory made
+/// before Gatehouse ran, say). It holds password hashes and sealed keys.
+fn make_private_database(path: &std::path::Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+        let created = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path);
+        match created {
+            Ok(_) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(err) => return Err(err),
+        }
+        let mut files = vec![path.to_owned()];
+        for suffix in ["-wal", "-shm"] {
+            let mut name = path.as_os_str().to_owned();
+            name.push(suffix);
+            files.push(name.into());
+        }
+        for file in files {
+            let Ok(metadata) = std::fs::metadata(&file) else {
+                continue;
+            };
+            let mode = metadata.permissions().mode();
+            if mode & 0o077 != 0 {
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
+                tracing::warn!(
+                    path = %file.display(),
+                    was = format!("{:o}", mode & 0o777),
+                    "the database file was readable by others than its owner: now 0600"
+                );
+            }
+        }
+        if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty())
+            && let Ok(metadata) = std::fs::metadata(dir)
+            && metadata.permissions().mode() & 0o077 != 0
+        {
+            tracing::warn!(
+                path = %dir.display(),
+                "the data directory is open to others than its owner; chmod 700 it"
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 /// Creates `dir` and its parents; new directories are private to the owner

@@ -90,6 +90,11 @@ pub enum OpenError {
         path: String,
         source: std::io::Error,
     },
+    #[error("cannot make the SQLite database {path} readable by its owner only: {source}")]
+    PrivateFile {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("cannot connect to the database: {0}")]
     Connect(sqlx::Error),
     #[error("cannot migrate the database: {0}")]

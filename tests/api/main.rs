@@ -9,6 +9,7 @@ mod bad_input;
 mod disable;
 mod discovery;
 mod faults;
+mod files;
 mod galera;
 mod hash_upgrade;
 mod instances;

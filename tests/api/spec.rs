@@ -146,7 +146,8 @@ async fn the_served_spec_is_the_committed_one_and_the_docs_load() {
 }
 
 #[tokio::test]
-async fn every_answer_carries_the_security_headers_and_only_the_docs_may_run_scripts() {
+async fn every_answer_carries_the_security_headers_none_may_be_framed_and_only_the_docs_run_scripts()
+ {
     let app = TestApp::spawn(Store::Sqlite).await;
     for path in [
         "/health/live",
@@ -173,9 +174,16 @@ async fn every_answer_carries_the_security_headers_and_only_the_docs_may_run_scr
             Some("no-referrer"),
             "{path}"
         );
+        // Issue 20 item 9: Swagger UI acts with the visitor's credentials;
+        // no page of ours may be framed.
+        assert_eq!(header("x-frame-options").as_deref(), Some("DENY"), "{path}");
         let csp = header("content-security-policy");
         if path == "/docs" {
-            assert!(csp.is_none(), "Swagger UI needs its inline scripts");
+            assert_eq!(
+                csp.as_deref(),
+                Some("frame-ancestors 'none'"),
+                "Swagger UI needs its inline scripts, and must not be framed"
+            );
         } else {
             assert!(
                 csp.as_deref()

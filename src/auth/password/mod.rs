@@ -11,7 +11,9 @@
 //! per worker however many logins arrive.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError};
+use std::time::{Duration, Instant};
 
 use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, Version};
 use secrecy::{ExposeSecret, SecretString};
@@ -78,6 +80,11 @@ pub struct Passwords {
     /// A hash of a random password, verified against when the user is
     /// unknown so that the answer takes as long as for a wrong password.
     dummy_hash: Arc<str>,
+    /// How long a verify with the configured parameters takes (µs, a
+    /// moving average): a wrong password against a hash made with other
+    /// parameters is answered no sooner, so that accounts whose hash
+    /// predates a cost change do not answer faster than unknown ones.
+    current_verify_micros: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Passwords {
@@ -115,9 +122,11 @@ impl Passwords {
         .map_err(HashError::Params)?;
         let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
         let dummy = crate::auth::random_token();
+        let started = Instant::now();
         let dummy_hash = argon2
             .hash_password(dummy.expose_secret().as_bytes())
             .map_err(HashError::Hash)?;
+        let hashed_in = micros(started.elapsed());
         let workers = workers.max(1);
         Ok(Self {
             argon2,
@@ -126,7 +135,13 @@ impl Passwords {
             wait,
             capacity: workers + queue,
             dummy_hash: dummy_hash.to_string().into(),
+            current_verify_micros: Arc::new(AtomicU64::new(hashed_in)),
         })
+    }
+
+    /// How long a verify with the configured parameters takes, as measured.
+    pub fn current_verify_time(&self) -> Duration {
+        Duration::from_micros(self.current_verify_micros.load(Ordering::Relaxed))
     }
 
     /// Whether `stored` was made with other parameters than the configured
@@ -176,16 +191,30 @@ impl Passwords {
     ) -> Result<bool, HashError> {
         let argon2 = self.argon2.clone();
         let known = stored.is_some();
+        let current = stored
+            .as_deref()
+            .is_none_or(|hash| !self.needs_rehash(hash));
         let hash: Arc<str> = stored.map_or_else(|| self.dummy_hash.clone(), Arc::from);
-        let matches = self
+        let (matches, took) = self
             .run(move || {
-                Ok(verify_in_place(
-                    &argon2,
-                    password.expose_secret().as_bytes(),
-                    &hash,
-                ))
+                let started = Instant::now();
+                let matches = verify_in_place(&argon2, password.expose_secret().as_bytes(), &hash);
+                Ok((matches, started.elapsed()))
             })
             .await?;
+        if current {
+            // A moving average over the last few dozen verifies.
+            let average = &self.current_verify_micros;
+            let old = average.load(Ordering::Relaxed);
+            average.store(old - old / 32 + micros(took) / 32, Ordering::Relaxed);
+        } else if !matches {
+            // Made with other parameters: refused no sooner than with the
+            // configured ones (an unknown user's dummy), whatever they cost.
+            let floor = self.current_verify_time();
+            if took < floor {
+                tokio::time::sleep(floor - took).await;
+            }
+        }
         Ok(known && matches)
     }
 
@@ -222,6 +251,10 @@ impl Passwords {
         }
         answered.await.map_err(|_| HashError::Worker)?
     }
+}
+
+fn micros(duration: Duration) -> u64 {
+    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
 }
 
 mod policy;

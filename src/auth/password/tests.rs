@@ -155,3 +155,49 @@ fn the_default_parameters_are_owasps() {
     } = Argon2Params::default();
     assert_eq!((memory_kib, iterations, parallelism), (19_456, 2, 1));
 }
+
+/// Issue 20, item 9: an account whose hash predates a cost increase must
+/// not answer a wrong password faster than an unknown user does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_password_for_an_outdated_hash_takes_as_long_as_the_current_parameters() {
+    let current = Argon2Params {
+        memory_kib: 8 * 1024,
+        iterations: 3,
+        parallelism: 1,
+    };
+    let passwords = Passwords::new(current, 2, 8).unwrap();
+    let old = cheap()
+        .hash("old password".to_owned().into())
+        .await
+        .unwrap();
+    assert!(passwords.needs_rehash(&old));
+    // The unknown user's verify, with the current parameters.
+    let started = std::time::Instant::now();
+    assert!(
+        !passwords
+            .verify("guess".to_owned().into(), None)
+            .await
+            .unwrap()
+    );
+    let unknown = started.elapsed();
+    let floor = passwords.current_verify_time();
+    let started = std::time::Instant::now();
+    let refused = passwords
+        .verify("guess".to_owned().into(), Some(old.clone()))
+        .await
+        .unwrap();
+    assert!(!refused);
+    let outdated = started.elapsed();
+    // The guarantee (a wait, not a measurement): no sooner than the floor.
+    assert!(
+        outdated >= floor,
+        "{outdated:?} < {floor:?} (unknown: {unknown:?})"
+    );
+    // A right password is not held back.
+    assert!(
+        passwords
+            .verify("old password".to_owned().into(), Some(old))
+            .await
+            .unwrap()
+    );
+}

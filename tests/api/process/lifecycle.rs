@@ -125,3 +125,27 @@ fn keys_rotate_reaches_a_running_server_without_a_restart() {
     .unwrap();
     assert_fails_with_one_line(&refused, "--signing-key-file");
 }
+
+#[test]
+fn with_metrics_listen_metrics_are_served_there_and_not_on_the_api_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let metrics_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let server = Server::start(dir.path(), &["--metrics-listen", &metrics_addr.to_string()]);
+    let on_api = server.request("GET", "/metrics", "text/plain", "");
+    assert!(on_api.starts_with("HTTP/1.1 404"), "{on_api}");
+    assert!(on_api.contains("\"not_found\""), "a JSON error: {on_api}");
+    let metrics = http(metrics_addr, "GET", "/metrics", "text/plain", "");
+    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+    assert!(
+        metrics.contains("content-type: text/plain; version=0.0.4"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("gatehouse_http_request_duration_seconds"),
+        "{metrics}"
+    );
+    // Nothing else is served there.
+    let docs = http(metrics_addr, "GET", "/docs", "text/plain", "");
+    assert!(docs.starts_with("HTTP/1.1 404"), "{docs}");
+    server.assert_live();
+}
