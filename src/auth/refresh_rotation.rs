@@ -108,7 +108,8 @@ impl RefreshRotation {
                 .await;
             match outcome {
                 Ok(RefreshOutcome::Unknown) => return Err(RefreshError::Invalid),
-                Ok(RefreshOutcome::Committed(state, write)) => {
+                Ok(RefreshOutcome::Committed(committed)) => {
+                    let (state, write) = *committed;
                     return self.answer(state, write, requested_scope, issued, now);
                 }
                 Ok(RefreshOutcome::Raced) => {}

@@ -87,7 +87,7 @@ pub enum RefreshOutcome {
     /// No token has this hash.
     Unknown,
     /// Committed: the state it decided on, and what it wrote.
-    Committed(RefreshState, RefreshWrite),
+    Committed(Box<(RefreshState, RefreshWrite)>),
     /// The state changed under the locks (which only a multi-primary
     /// cluster can do before it fails the commit): nothing was written;
     /// decide again.
@@ -263,7 +263,7 @@ async fn refresh_on(
         Err(err) => return Err(rolled_back(conn, err).await),
     }
     drop(writes);
-    Ok(RefreshOutcome::Committed(state, write))
+    Ok(RefreshOutcome::Committed(Box::new((state, write))))
 }
 
 /// The statements that write what was decided for `state`.
