@@ -142,7 +142,9 @@ pub(crate) fn routes(settings: &HttpSettings) -> impl Endpoint<Output = Response
     if settings.metrics_elsewhere {
         routes = routes.at(
             "/metrics",
-            poem::endpoint::make_sync(|_| poem::http::StatusCode::NOT_FOUND),
+            poem::endpoint::make_sync(|_| -> poem::Result<()> {
+                Err(poem::error::NotFoundError.into())
+            }),
         );
     }
     routes

@@ -176,15 +176,6 @@ fn make_private_database(path: &std::path::Path) -> std::io::Result<()> {
                 );
             }
         }
-        if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty())
-            && let Ok(metadata) = std::fs::metadata(dir)
-            && metadata.permissions().mode() & 0o077 != 0
-        {
-            tracing::warn!(
-                path = %dir.display(),
-                "the data directory is open to others than its owner; chmod 700 it"
-            );
-        }
     }
     #[cfg(not(unix))]
     let _ = path;
