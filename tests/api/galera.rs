@@ -124,6 +124,39 @@ async fn a_stolen_parent_presented_on_another_node_after_its_successor_was_used_
     }
 }
 
+/// Issue 20, item 1, across nodes: the thief refreshes a stolen token on
+/// one node; the owner presents it past the grace window on another and
+/// gets a new successor; the thief's, superseded, ends the family on a
+/// third; racing reissues on two nodes give one new successor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs tests/galera/cluster.sh start"]
+async fn a_thief_who_refreshed_first_on_another_node_is_caught_when_the_owner_refreshes() {
+    let _cluster = CLUSTER.lock().await;
+    let apps = TestApp::spawn_on_galera(|_| {}).await;
+    let login = apps[0].user_with_tokens("alice").await;
+    let stolen = login.str("refresh_token");
+    let thief = apps[0].refresh(stolen).await;
+    thief.assert_status(200);
+    apps[0]
+        .clock
+        .advance(apps[0].config.refresh_grace + Duration::from_secs(1));
+    // The owner, twice at once on two nodes (a retry racing its first try).
+    let (owner, retry) = tokio::join!(apps[1].refresh(stolen), apps[2].refresh(stolen));
+    owner.assert_status(200);
+    retry.assert_status(200);
+    assert_eq!(owner.str("refresh_token"), retry.str("refresh_token"));
+    assert_ne!(owner.str("refresh_token"), thief.str("refresh_token"));
+    apps[2]
+        .refresh(thief.str("refresh_token"))
+        .await
+        .assert_error(400, "invalid_grant");
+    for app in &apps {
+        app.refresh(owner.str("refresh_token"))
+            .await
+            .assert_error(400, "invalid_grant");
+    }
+}
+
 /// A node applies the cluster's writes in order, and a large one takes it a
 /// while: a successor rotated through the first node and presented at once
 /// on the third, still busy applying, must be found there (the store makes
