@@ -161,6 +161,10 @@ async fn a_lost_key_encryption_key_is_recovered_by_a_reset(store: Store) {
 async fn the_key_encryption_key_is_replaced_by_resealing_and_tokens_keep_verifying(store: Store) {
     let app = TestApp::spawn(store).await;
     let tokens = app.user_with_tokens("alice").await;
+    // Within one grace window, however long the reseal takes.
+    app.clock.freeze();
+    let rotated = app.refresh(tokens.str("refresh_token")).await;
+    rotated.assert_status(200);
     rotate(&app, Duration::ZERO).await;
     let kids_before = stored_kids(&app).await;
     let new_kek_path = app.config.database.data_dir.join("new-kek");
@@ -192,6 +196,11 @@ async fn the_key_encryption_key_is_replaced_by_resealing_and_tokens_keep_verifyi
         .me(tokens.str("access_token"))
         .await
         .assert_status(200);
+    // The refresh-token secret was resealed, not replaced: a token rotated
+    // before gets the very same successor from the new instance.
+    let replayed = second.refresh(tokens.str("refresh_token")).await;
+    replayed.assert_status(200);
+    assert_eq!(replayed.str("refresh_token"), rotated.str("refresh_token"));
     let events = audit_events(&app, "keys_resealed").await;
     assert_eq!(events.len(), 1);
 }
