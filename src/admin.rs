@@ -13,8 +13,8 @@ use crate::auth::throttle::ThrottlePolicy;
 use crate::auth::{Accounts, Audit, Revoker};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{DatabaseArgs, KeyArgs, PasswordArgs};
+use crate::startup::{StartError, database_keys, new_passwords, open_store};
 use crate::store::{SigningKeyRecord, Store};
-use crate::{StartError, database_keys, new_passwords, open_store};
 
 /// `gatehouse migrate`.
 pub async fn migrate(database: &DatabaseArgs) -> Result<(), StartError> {

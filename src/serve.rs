@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use crate::auth::Signing;
 use crate::config::Config;
-use crate::{AppState, StartError, build_app, server};
+use crate::server;
+use crate::startup::{StartError, build_app};
+use crate::state::AppState;
 
 /// Serves until SIGTERM or SIGINT, then drains in-flight requests.
 pub async fn serve(config: Config) -> Result<(), StartError> {

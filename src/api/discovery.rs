@@ -9,8 +9,8 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use super::ApiTags;
 use super::text::GRANT_TYPES;
-use crate::AppState;
 use crate::auth::scope;
+use crate::state::AppState;
 
 /// How long clients may cache the JWKS, in seconds.
 const JWKS_MAX_AGE: u32 = 300;

@@ -6,8 +6,8 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use super::ApiTags;
 use super::failure::{Answer, Failure, Failures, RETRY_AFTER};
-use crate::AppState;
 use crate::metrics::Gauges;
+use crate::state::AppState;
 
 /// A health status.
 #[derive(Debug, Object)]

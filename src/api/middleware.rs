@@ -231,7 +231,7 @@ pub(super) async fn security_headers<E: Endpoint>(ep: E, req: Request) -> poem::
 pub(super) async fn log_request<E: Endpoint>(ep: E, req: Request) -> poem::Result<Response> {
     // Only the metrics outlive the request here: one `Arc`, not the state.
     let metrics = req
-        .data::<crate::AppState>()
+        .data::<crate::state::AppState>()
         .map(|state| state.metrics.clone());
     let method = req.method().clone();
     let path = req.uri().path().to_owned();

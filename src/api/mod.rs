@@ -97,18 +97,20 @@ pub(crate) struct HttpSettings {
     /// `/metrics` is served on a listener of its own (`--metrics-listen`),
     /// and is not found here.
     pub metrics_elsewhere: bool,
+    /// Whose `X-Forwarded-For` names the client (see `--trusted-proxies`).
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// The metrics listener's one route (`--metrics-listen`).
 pub(crate) fn metrics_routes(
-    state: crate::AppState,
+    state: crate::state::AppState,
 ) -> poem::endpoint::BoxEndpoint<'static, Response> {
     Route::new()
         .at(
             "/metrics",
             poem::get(poem::endpoint::make(|req| async move {
                 let state = req
-                    .data::<crate::AppState>()
+                    .data::<crate::state::AppState>()
                     .expect("the state is attached");
                 poem::IntoResponse::with_content_type(
                     meta::render_metrics(state),
@@ -157,6 +159,7 @@ pub(crate) fn routes(settings: &HttpSettings) -> impl Endpoint<Output = Response
         .around(move |ep, req| middleware::time_limit(ep, req, timeout))
         .around(middleware::errors_as_json)
         .with(poem::middleware::CatchPanic::new().with_handler(middleware::panic_answer))
+        .data(settings.trusted_proxies.clone())
         .with_if(!settings.cors_origins.is_empty(), cors)
         .around(middleware::security_headers)
         .around(middleware::log_request)

@@ -87,9 +87,8 @@ pub fn client_info(req: &Request, client_id: Option<String>) -> ClientInfo {
             .and_then(|ua| ua.to_str().ok())
             .map(str::to_owned),
         ip: req
-            .data::<crate::AppState>()
-            .expect("AppState is attached to every route")
-            .trusted_proxies
+            .data::<super::TrustedProxies>()
+            .expect("the trusted proxies are attached to every route")
             .client_address(req)
             .map(|ip| ip.to_string()),
     }

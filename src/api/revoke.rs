@@ -11,9 +11,9 @@ use super::error_body::NO_STORE;
 use super::failure::{Answer, Failure, Failures, INTERNAL, INVALID_CLIENT, TOO_LARGE, UNAVAILABLE};
 use super::oauth::{basic_client_id, client_info, oauth_errors};
 use super::text::{AnyToken, ClientId, Text, TokenTypeHint};
-use crate::AppState;
 use crate::auth::client::valid_client_id;
 use crate::auth::sessions::TokenHint;
+use crate::state::AppState;
 
 /// A token revocation request (RFC 7009 §2.1).
 #[derive(Object, Deserialize)]

@@ -6,9 +6,9 @@ use poem_openapi::auth::Bearer;
 use poem_openapi::{OAuthScopes, SecurityScheme};
 
 use super::failure::{Failure, Failures};
-use crate::AppState;
 use crate::auth::scope;
 use crate::auth::sessions::{AuthenticateError, Caller};
+use crate::state::AppState;
 
 /// The scopes an access token can carry.
 #[derive(Debug, Clone, Copy, OAuthScopes)]

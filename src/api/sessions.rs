@@ -13,9 +13,9 @@ use super::failure::{
 };
 use super::oauth::client_info;
 use super::{ApiTags, BearerAuth, Scopes};
-use crate::AppState;
 use crate::auth::scope;
 use crate::ids::SessionId;
+use crate::state::AppState;
 use crate::store::SessionRecord;
 
 /// A session: one login and every refresh since.

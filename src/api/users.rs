@@ -16,9 +16,9 @@ use super::failure::{
 use super::oauth::client_info;
 use super::text::{Email, NewPassword, Password, Text, Username};
 use super::{ApiTags, BearerAuth, Scopes};
-use crate::AppState;
 use crate::auth::accounts::{ChangePasswordError, RegisterError};
 use crate::auth::scope;
+use crate::state::AppState;
 use crate::store::Account;
 
 /// A new account.

@@ -166,39 +166,6 @@ impl Config {
             .unwrap_or_else(|| format!("http://{}", self.listen))
     }
 
-    /// The HTTP layer's own limits.
-    pub(crate) fn http(&self) -> crate::api::HttpSettings {
-        crate::api::HttpSettings {
-            max_body_bytes: self.max_body_bytes,
-            max_header_bytes: self.max_header_bytes,
-            request_timeout: self.request_timeout,
-            cors_origins: self.cors_origins.clone(),
-            metrics_elsewhere: self.metrics_listen.is_some(),
-        }
-    }
-
-    /// How refresh tokens live and rotate.
-    pub fn refresh_policy(&self) -> crate::auth::refresh::RefreshPolicy {
-        crate::auth::refresh::RefreshPolicy {
-            ttl: self.refresh_ttl,
-            idle_ttl: self.refresh_idle_ttl,
-            grace: self.refresh_grace,
-            replay_window: self.refresh_replay_window,
-        }
-    }
-
-    /// How failed logins are throttled.
-    pub fn throttle(&self) -> crate::auth::throttle::ThrottlePolicy {
-        crate::auth::throttle::ThrottlePolicy {
-            account_free_failures: self.login_free_failures,
-            account_spread_free_failures: self.login_spread_free_failures,
-            account_backoff_cap: self.login_backoff_cap,
-            address_max_failures: self.address_max_failures,
-            address_window: self.address_failure_window,
-            ..Default::default()
-        }
-    }
-
     /// Checks settings that clap cannot check one by one.
     pub fn validate(&self) -> Result<(), String> {
         if self.access_ttl < Duration::from_secs(1) {

@@ -16,8 +16,8 @@ use super::failure::{
 };
 use super::oauth::{basic_client_id, client_info, oauth_errors};
 use super::text::Text;
-use crate::AppState;
 use crate::auth::sessions::{GrantError, IssuedTokens};
+use crate::state::AppState;
 
 mod bodies;
 

@@ -1,0 +1,21 @@
+//! What every request handler shares.
+
+use std::sync::Arc;
+
+use crate::auth::{Accounts, Sessions, Signing};
+use crate::clock::Clock;
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+/// What every request handler shares: the three services, and what they
+/// are built on.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub accounts: Arc<Accounts>,
+    pub sessions: Arc<Sessions>,
+    pub signing: Arc<Signing>,
+    pub store: Store,
+    pub metrics: Arc<Metrics>,
+    /// Where "now" comes from.
+    pub clock: Arc<dyn Clock>,
+}
