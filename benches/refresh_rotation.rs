@@ -77,6 +77,7 @@ async fn measure(label: &str, url: &str, tasks: usize, duration: Duration) {
                 expires_at: now() + 86_400_000,
                 first_token_hash: &TokenHash::of(&token),
                 user_epoch: 0,
+                amr: "pwd",
             })
             .await
             .expect("a session");

@@ -139,8 +139,10 @@ pub async fn build_app_with_clock(
         audit: audit.clone(),
         clock: clock.clone(),
     };
+    let accounts = Arc::new(accounts);
     let sessions = Sessions {
         store: store.clone(),
+        accounts: accounts.clone(),
         rotation,
         signing: signing.clone(),
         revoker,
@@ -149,7 +151,7 @@ pub async fn build_app_with_clock(
         clock: clock.clone(),
     };
     let state = AppState {
-        accounts: Arc::new(accounts),
+        accounts,
         sessions: Arc::new(sessions),
         signing,
         store,

@@ -18,3 +18,6 @@ ALTER TABLE server_secrets ADD COLUMN kek_id VARCHAR(32) CHARACTER SET ascii NUL
 ALTER TABLE users ADD COLUMN session_epoch BIGINT NOT NULL DEFAULT 0;
 -- The audit trail is kept for --audit-retention: pruned by time.
 CREATE INDEX audit_events_occurred_at ON audit_events (occurred_at);
+-- How the session's user authenticated (RFC 8176 amr values, space-separated),
+-- carried by every access token of the session, refreshes included.
+ALTER TABLE sessions ADD COLUMN amr VARCHAR(64) CHARACTER SET ascii NOT NULL DEFAULT 'pwd';

@@ -8,7 +8,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use super::ApiTags;
-use super::text::GRANT_TYPES;
+use crate::auth::grant::GrantType;
 use crate::auth::scope;
 use crate::state::AppState;
 
@@ -121,7 +121,7 @@ impl DiscoveryApi {
             revocation_endpoint: format!("{base}/oauth/revoke"),
             jwks_uri: format!("{base}/.well-known/jwks.json"),
             issuer,
-            grant_types_supported: strings(&GRANT_TYPES),
+            grant_types_supported: strings(&GrantType::NAMES),
             scopes_supported: strings(scope::KNOWN),
             response_types_supported: Vec::new(),
             token_endpoint_auth_methods_supported: strings(&["none"]),

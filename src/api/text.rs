@@ -227,16 +227,13 @@ impl<R: Rules> ToJSON for Text<R> {
     }
 }
 
-/// The grant types Gatehouse supports.
-pub const GRANT_TYPES: [&str; 2] = ["password", "refresh_token"];
-
 /// The `grant_type` of a token request. The spec lists the supported values
 /// (so SDKs get a union type), but any string parses: an unsupported one is
 /// answered `unsupported_grant_type` as RFC 6749 §5.2 asks, not as a
 /// malformed request.
 pub struct GrantTypes;
 impl Rules for GrantTypes {
-    const ENUM: Option<&'static [&'static str]> = Some(&GRANT_TYPES);
+    const ENUM: Option<&'static [&'static str]> = Some(&crate::auth::grant::GrantType::NAMES);
 }
 
 /// A `grant_type` form field.

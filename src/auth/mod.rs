@@ -8,6 +8,7 @@ pub(crate) mod accounts;
 mod audit;
 pub(crate) mod client;
 pub(crate) mod email;
+pub mod grant;
 pub mod jwt;
 pub mod keys;
 pub mod password;

@@ -258,6 +258,7 @@ mod tests {
                 session_expires_at: 100_000,
                 session_revoked_at: None,
                 session_created_at: 0,
+                amr: "pwd".into(),
             },
             successor: rotated_at.map(|created_at| SuccessorRecord {
                 token_hash: TokenHash::of("successor"),

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::jwt::{AccessClaims, AccessTokens, Grant, TokenError};
+use super::jwt::{AccessClaims, AccessTokens, Subject, TokenError};
 use super::keys::{KeySource, RingError, TokenKey};
 use crate::clock::Clock;
 use crate::store::Store;
@@ -38,13 +38,13 @@ impl Signing {
         self.tokens.ring().signing(self.clock.now_millis()).clone()
     }
 
-    /// Signs an access token for `grant`, issued at `now` (ms).
+    /// Signs an access token for `subject`, issued at `now` (ms).
     pub fn issue(
         &self,
-        grant: &Grant<'_>,
+        subject: &Subject<'_>,
         now: i64,
     ) -> Result<String, jsonwebtoken::errors::Error> {
-        self.tokens.issue(grant, now)
+        self.tokens.issue(subject, now)
     }
 
     /// Verifies an access token now. A token signed with a key this

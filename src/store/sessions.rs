@@ -20,6 +20,8 @@ pub struct NewSession<'a> {
     pub first_token_hash: &'a TokenHash,
     /// The user's session epoch when the login checked the password.
     pub user_epoch: i64,
+    /// How the user authenticated (RFC 8176 values, space-separated).
+    pub amr: &'a str,
 }
 
 /// A session as its owner sees it.
@@ -45,8 +47,8 @@ impl Store {
             let mut tx = conn.begin().await?;
             let inserted = sqlx::query(
                 "INSERT INTO sessions (id, user_id, client_id, scope, user_agent, ip, \
-                 created_at, last_used_at, expires_at) \
-                 SELECT ?, id, ?, ?, ?, ?, ?, ?, ? FROM users \
+                 created_at, last_used_at, expires_at, amr) \
+                 SELECT ?, id, ?, ?, ?, ?, ?, ?, ?, ? FROM users \
                  WHERE id = ? AND disabled_at IS NULL AND session_epoch = ?",
             )
             .bind(session.id)
@@ -57,6 +59,7 @@ impl Store {
             .bind(session.created_at)
             .bind(session.created_at)
             .bind(session.expires_at)
+            .bind(session.amr)
             .bind(session.user_id)
             .bind(session.user_epoch)
             .execute(&mut *tx)

@@ -16,6 +16,7 @@ use super::failure::{
 };
 use super::oauth::{basic_client_id, client_info, oauth_errors};
 use super::text::Text;
+use crate::auth::grant::GrantParams;
 use crate::auth::sessions::{GrantError, IssuedTokens};
 use crate::state::AppState;
 
@@ -87,6 +88,9 @@ fn refused<F: Failures>(err: GrantError) -> Failure<F> {
         GrantError::InvalidRequest(msg) => bad_request(OAuthErrorCode::InvalidRequest, msg),
         GrantError::InvalidGrant(msg) => bad_request(OAuthErrorCode::InvalidGrant, msg.into()),
         GrantError::InvalidScope(err) => bad_request(OAuthErrorCode::InvalidScope, err.0),
+        GrantError::UnsupportedGrantType(msg) => {
+            bad_request(OAuthErrorCode::UnsupportedGrantType, msg)
+        }
         GrantError::TooManyAttempts(retry_after) => Failure::new(
             StatusCode::TOO_MANY_REQUESTS,
             "too_many_attempts",
@@ -164,33 +168,14 @@ impl TokenApi {
                 "`client_secret` is longer than 1024 characters",
             ));
         }
-        let issued = match form.grant_type.0.as_str() {
-            "password" => {
-                let username = form.username.map(|name| name.0).unwrap_or_default();
-                let password = SecretString::from(form.password.map(|p| p.0).unwrap_or_default());
-                let client = client_info(req, client_id);
-                let scope = form.scope.as_deref();
-                state
-                    .sessions
-                    .password_grant(&state.accounts, &username, password, scope, client)
-                    .await
-            }
-            "refresh_token" => {
-                let token = form.refresh_token.map(|token| token.0).unwrap_or_default();
-                state
-                    .sessions
-                    .refresh_grant(&token, form.scope.as_deref(), &client_info(req, None))
-                    .await
-            }
-            "" => return Err(Failure::invalid_request("`grant_type` is required")),
-            _ => {
-                return Err(Failure::oauth(
-                    StatusCode::BAD_REQUEST,
-                    OAuthErrorCode::UnsupportedGrantType,
-                    "supported grant types are `password` and `refresh_token`",
-                ));
-            }
+        let params = GrantParams {
+            username: form.username.map(|name| name.0),
+            password: form.password.map(|password| SecretString::from(password.0)),
+            refresh_token: form.refresh_token.map(|token| token.0),
+            scope: form.scope.map(|scope| scope.0),
         };
+        let client = client_info(req, client_id);
+        let issued = state.sessions.grant(&form.grant_type, params, client).await;
         Ok(issued.map_err(refused)?.into())
     }
 
@@ -216,7 +201,7 @@ impl TokenApi {
         let scope = login.scope.as_deref();
         let issued = state
             .sessions
-            .password_grant(&state.accounts, &login.username, password, scope, client)
+            .password_grant(&login.username, password, scope, client)
             .await;
         Ok(issued.map_err(refused)?.into())
     }
@@ -225,7 +210,8 @@ impl TokenApi {
     ///
     /// The refresh grant as JSON, for SDKs. Every refresh rotates the refresh
     /// token. Presenting a rotated token again within the grace window returns
-    /// the same successor; after it, the whole session is revoked.
+    /// the same successor; after it, a new one if the first was never used
+    /// (which supersedes it), otherwise the whole session is revoked.
     #[oai(
         path = "/auth/refresh",
         method = "post",

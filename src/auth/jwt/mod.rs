@@ -45,20 +45,23 @@ pub struct AccessClaims {
     /// session's login, which refreshes keep.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_time: Option<i64>,
-    /// How the user authenticated (RFC 8176): always `["pwd"]`.
+    /// How the user authenticated (RFC 8176): the session's login methods.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub amr: Vec<String>,
 }
 
 /// Who an access token is for: its session, as the login made it.
 #[derive(Debug)]
-pub struct Grant<'a> {
+pub struct Subject<'a> {
     pub user_id: &'a UserId,
     pub session_id: &'a SessionId,
     pub scope: String,
     pub client_id: &'a str,
     /// When the user gave their password (Unix ms): the session's start.
     pub authenticated_at: i64,
+    /// How the user authenticated (RFC 8176 values, space-separated), as
+    /// the session keeps it.
+    pub amr: &'a str,
 }
 
 /// Why an access token was refused. Logged at debug level; clients only
@@ -180,27 +183,27 @@ impl AccessTokens {
         *self.ring.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(ring);
     }
 
-    /// Signs an access token for `grant`, issued at `now_millis` (Unix ms;
-    /// the claims keep whole seconds).
+    /// Signs an access token for `subject`, issued at `now_millis` (Unix
+    /// ms; the claims keep whole seconds).
     pub fn issue(
         &self,
-        grant: &Grant<'_>,
+        subject: &Subject<'_>,
         now_millis: i64,
     ) -> Result<String, jsonwebtoken::errors::Error> {
         let now_secs = now_millis.div_euclid(1000);
         let claims = AccessClaims {
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
-            sub: grant.user_id.to_owned(),
+            sub: subject.user_id.to_owned(),
             iat: now_secs,
             nbf: now_secs,
             exp: now_secs + i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX / 2),
             jti: uuid::Uuid::new_v4().to_string(),
-            sid: grant.session_id.to_owned(),
-            scope: grant.scope.clone(),
-            client_id: Some(grant.client_id.to_owned()),
-            auth_time: Some(grant.authenticated_at.div_euclid(1000)),
-            amr: vec!["pwd".to_owned()],
+            sid: subject.session_id.to_owned(),
+            scope: subject.scope.clone(),
+            client_id: Some(subject.client_id.to_owned()),
+            auth_time: Some(subject.authenticated_at.div_euclid(1000)),
+            amr: subject.amr.split_whitespace().map(str::to_owned).collect(),
         };
         let ring = self.ring();
         let key = ring.signing(now_millis);

@@ -22,13 +22,14 @@ fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-fn grant<'a>(user_id: &'a UserId, session_id: &'a SessionId) -> Grant<'a> {
-    Grant {
+fn grant<'a>(user_id: &'a UserId, session_id: &'a SessionId) -> Subject<'a> {
+    Subject {
         user_id,
         session_id,
         scope: "profile".into(),
         client_id: "web",
         authenticated_at: (now() - 3600) * 1000,
+        amr: "pwd",
     }
 }
 

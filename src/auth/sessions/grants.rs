@@ -1,13 +1,17 @@
-//! The grants that issue tokens: the password grant opens a session, the
-//! refresh grant rotates its refresh token (RFC 6749 §4.3, §6).
+//! The grants that issue tokens, behind one dispatcher ([`Sessions::grant`]):
+//! the password grant opens a session, the refresh grant rotates its
+//! refresh token (RFC 6749 §4.3, §6). A new grant is a [`GrantType`], one
+//! method here (or in the service that owns it), its store calls and its
+//! tests.
 
 use secrecy::{ExposeSecret, SecretString};
 
 use super::Sessions;
 use crate::audit::AuditKind;
-use crate::auth::accounts::{Accounts, BAD_CREDENTIALS, LoginRefused};
+use crate::auth::accounts::{BAD_CREDENTIALS, LoginRefused};
 use crate::auth::client::{ClientInfo, MAX_REFRESH_TOKEN_BYTES, check_client_id};
-use crate::auth::jwt::Grant;
+use crate::auth::grant::{AuthMethod, GrantParams, GrantType};
+use crate::auth::jwt::Subject;
 use crate::auth::refresh_rotation::RefreshError;
 use crate::auth::scope::{self, InvalidScope};
 use crate::clock::millis;
@@ -30,6 +34,9 @@ pub struct IssuedTokens {
 pub enum GrantError {
     #[error("{0}")]
     InvalidRequest(String),
+    /// The request names a grant type Gatehouse does not serve.
+    #[error("{0}")]
+    UnsupportedGrantType(String),
     #[error("{0}")]
     InvalidGrant(&'static str),
     #[error(transparent)]
@@ -60,11 +67,48 @@ impl From<sqlx::Error> for GrantError {
 const BAD_REFRESH_TOKEN: &str = "the refresh token is invalid, expired or revoked";
 
 impl Sessions {
+    /// The token endpoint's one entry: the grant `grant_type` names, with
+    /// the fields of `params` it takes.
+    pub async fn grant(
+        &self,
+        grant_type: &str,
+        params: GrantParams,
+        client: ClientInfo,
+    ) -> Result<IssuedTokens, GrantError> {
+        let grant_type = match GrantType::parse(grant_type) {
+            Some(grant_type) => grant_type,
+            None if grant_type.is_empty() => {
+                return Err(GrantError::InvalidRequest(
+                    "`grant_type` is required".into(),
+                ));
+            }
+            None => {
+                let names = GrantType::NAMES.map(|name| format!("`{name}`"));
+                return Err(GrantError::UnsupportedGrantType(format!(
+                    "supported grant types are {}",
+                    names.join(", ")
+                )));
+            }
+        };
+        let scope = params.scope.as_deref();
+        match grant_type {
+            GrantType::Password => {
+                let username = params.username.unwrap_or_default();
+                let password = params.password.unwrap_or_default();
+                self.password_grant(&username, password, scope, client)
+                    .await
+            }
+            GrantType::RefreshToken => {
+                let token = params.refresh_token.unwrap_or_default();
+                self.refresh_grant(&token, scope, &client).await
+            }
+        }
+    }
+
     /// The resource-owner password grant (RFC 6749 §4.3): a new session
-    /// for the account `accounts` finds behind the username and password.
+    /// for the account behind the username and password.
     pub async fn password_grant(
         &self,
-        accounts: &Accounts,
         username: &str,
         password: SecretString,
         requested_scope: Option<&str>,
@@ -80,7 +124,7 @@ impl Sessions {
             .map_err(GrantError::InvalidRequest)?
             .unwrap_or(&self.default_client_id);
         let scope = scope::for_new_session(requested_scope)?;
-        let user = accounts.log_in(username, password, &client).await?;
+        let user = self.accounts.log_in(username, password, &client).await?;
         self.open_session(&user, scope, client_id, &client).await
     }
 
@@ -112,6 +156,7 @@ impl Sessions {
                 expires_at,
                 first_token_hash: &TokenHash::of(refresh_token.expose_secret()),
                 user_epoch: user.session_epoch,
+                amr: AuthMethod::Password.as_str(),
             })
             .await?;
         if !opened {
@@ -128,12 +173,13 @@ impl Sessions {
             )
             .await;
         self.issue(
-            Grant {
+            Subject {
                 user_id: &user.id,
                 session_id: &session_id,
                 scope,
                 client_id,
                 authenticated_at: now,
+                amr: AuthMethod::Password.as_str(),
             },
             refresh_token,
             expires_at,
@@ -172,7 +218,7 @@ impl Sessions {
         };
         let token = &refreshed.token;
         self.issue(
-            Grant {
+            Subject {
                 user_id: &token.user_id,
                 session_id: &token.session_id,
                 scope: refreshed.scope,
@@ -182,6 +228,7 @@ impl Sessions {
                     .as_deref()
                     .unwrap_or(&self.default_client_id),
                 authenticated_at: token.session_created_at,
+                amr: &token.amr,
             },
             refreshed.successor,
             token.session_expires_at,
@@ -191,19 +238,19 @@ impl Sessions {
 
     fn issue(
         &self,
-        grant: Grant<'_>,
+        subject: Subject<'_>,
         refresh_token: SecretString,
         session_expires_at: i64,
         now: i64,
     ) -> Result<IssuedTokens, GrantError> {
-        let access_token = self.signing.issue(&grant, now).map_err(Error::from)?;
+        let access_token = self.signing.issue(&subject, now).map_err(Error::from)?;
         let ttl = self.signing.tokens().ttl();
         Ok(IssuedTokens {
             access_token,
             expires_in: i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX),
             refresh_token,
             refresh_token_expires_in: self.rotation.policy().expires_in(session_expires_at, now),
-            scope: grant.scope,
+            scope: subject.scope,
         })
     }
 }

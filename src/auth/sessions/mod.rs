@@ -10,6 +10,7 @@ use std::sync::Arc;
 pub use grants::{GrantError, IssuedTokens};
 pub use revoke::TokenHint;
 
+use super::accounts::Accounts;
 use super::audit::Audit;
 use super::jwt::{AccessClaims, TokenError};
 use super::refresh_rotation::RefreshRotation;
@@ -45,6 +46,8 @@ pub enum AuthenticateError {
 #[derive(Debug)]
 pub struct Sessions {
     pub(crate) store: Store,
+    /// Whose credentials the grants check.
+    pub(crate) accounts: Arc<Accounts>,
     /// The refresh grant's transaction.
     pub(crate) rotation: RefreshRotation,
     pub(crate) signing: Arc<Signing>,

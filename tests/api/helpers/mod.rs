@@ -192,13 +192,14 @@ impl TestApp {
 pub fn grant<'a>(
     user_id: &'a gatehouse::ids::UserId,
     session_id: &'a gatehouse::ids::SessionId,
-) -> gatehouse::auth::jwt::Grant<'a> {
-    gatehouse::auth::jwt::Grant {
+) -> gatehouse::auth::jwt::Subject<'a> {
+    gatehouse::auth::jwt::Subject {
         user_id,
         session_id,
         scope: "profile".to_owned(),
         client_id: "test",
         authenticated_at: chrono::Utc::now().timestamp_millis(),
+        amr: "pwd",
     }
 }
 

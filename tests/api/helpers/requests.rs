@@ -149,12 +149,13 @@ impl TestApp {
     pub fn sign_access_token(&self, claims: &Value, scope: &str, issued_at: i64) -> String {
         let user_id = claims["sub"].as_str().expect("a sub").into();
         let session_id = claims["sid"].as_str().expect("a sid").into();
-        let grant = gatehouse::auth::jwt::Grant {
+        let grant = gatehouse::auth::jwt::Subject {
             user_id: &user_id,
             session_id: &session_id,
             scope: scope.to_owned(),
             client_id: "test",
             authenticated_at: issued_at,
+            amr: "pwd",
         };
         self.state
             .signing
