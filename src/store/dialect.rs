@@ -1,9 +1,12 @@
 //! What differs between the engines, in one place: MySQL/MariaDB (and
-//! Galera) against SQLite. Error codes, locking statements, the SQLite
-//! file's set-up, and telling a Galera node from a plain server.
+//! Galera) against SQLite. Error codes, locking statements, insert-if-absent
+//! and upsert, the SQLite file's set-up, and telling a Galera node from a
+//! plain server. (What is the same everywhere but still not portable to a
+//! third engine: `?` placeholders, and `script.rs`'s MySQL literal writer.)
 
 use sqlx::{AnyConnection, AnyPool, Executor as _, Row as _};
 
+use super::script::Delivery;
 use super::{Backend, OpenError, Store};
 
 /// On a Galera node, makes this connection's reads, updates and deletes
@@ -11,9 +14,7 @@ use super::{Backend, OpenError, Store};
 /// write the cluster committed before them: a token rotated, a session
 /// created or revoked through another node is seen here at once. A server
 /// without Galera (`@@wsrep_on` is 0, or unknown to MySQL) is left as it is.
-pub(super) async fn read_your_writes_on_galera(
-    conn: &mut AnyConnection,
-) -> Result<(), sqlx::Error> {
+async fn read_your_writes_on_galera(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
     if galera_node(conn).await? {
         conn.execute("SET SESSION wsrep_sync_wait = 3").await?;
     }
@@ -21,7 +22,7 @@ pub(super) async fn read_your_writes_on_galera(
 }
 
 /// Whether the pool's server is a Galera node.
-pub(super) async fn is_galera(pool: &AnyPool) -> Result<bool, sqlx::Error> {
+async fn is_galera(pool: &AnyPool) -> Result<bool, sqlx::Error> {
     galera_node(&mut *pool.acquire().await?).await
 }
 
@@ -86,30 +87,136 @@ pub fn is_unavailable(err: &sqlx::Error) -> bool {
         .is_some_and(|mysql| matches!(mysql.number(), 1047 | 1317 | 1969))
 }
 
+/// `SELECT … FOR UPDATE` where the engine has row locks; SQLite's write
+/// transactions (begun with [`begin_write`]) lock the database.
+pub(super) fn for_update(backend: Backend) -> &'static str {
+    match backend {
+        Backend::MySql => " FOR UPDATE",
+        Backend::Sqlite => "",
+    }
+}
+
+/// The statement that begins a transaction that will write. On SQLite it
+/// takes the write lock at once (waiting on the busy timeout), so a
+/// transaction never fails to upgrade a read lock midway.
+pub(super) fn begin_write(backend: Backend) -> &'static str {
+    match backend {
+        Backend::MySql => "BEGIN",
+        Backend::Sqlite => "BEGIN IMMEDIATE",
+    }
+}
+
+/// `INSERT INTO table (columns) VALUES (?, …)` that inserts nothing, and
+/// fails nothing, when the unique `key` is taken.
+pub(super) fn insert_if_absent(
+    backend: Backend,
+    table: &str,
+    columns: &[&str],
+    key: &str,
+) -> String {
+    let insert = insert_values(table, columns);
+    match backend {
+        Backend::MySql => insert.replacen("INSERT", "INSERT IGNORE", 1),
+        Backend::Sqlite => format!("{insert} ON CONFLICT ({key}) DO NOTHING"),
+    }
+}
+
+/// `INSERT INTO table (columns) VALUES (?, …)` that, when the unique `key`
+/// is taken, updates that row by `set` instead (`a = …, b = …`, in which a
+/// bare column name is the stored row's value, on either engine).
+pub(super) fn upsert(
+    backend: Backend,
+    table: &str,
+    columns: &[&str],
+    key: &str,
+    set: &str,
+) -> String {
+    let insert = insert_values(table, columns);
+    match backend {
+        Backend::MySql => format!("{insert} ON DUPLICATE KEY UPDATE {set}"),
+        Backend::Sqlite => format!("{insert} ON CONFLICT ({key}) DO UPDATE SET {set}"),
+    }
+}
+
+fn insert_values(table: &str, columns: &[&str]) -> String {
+    let places = vec!["?"; columns.len()].join(", ");
+    format!(
+        "INSERT INTO {table} ({}) VALUES ({places})",
+        columns.join(", ")
+    )
+}
+
 impl Store {
-    /// `SELECT … FOR UPDATE` where the engine has row locks; SQLite's write
-    /// transactions (begun with [`Store::begin_write`]) lock the database.
+    /// [`for_update`] for this store.
     pub(super) fn for_update(&self) -> &'static str {
-        match self.backend {
-            Backend::MySql => " FOR UPDATE",
-            Backend::Sqlite => "",
-        }
+        for_update(self.backend)
     }
 
-    /// The statement that begins a transaction that will write. On SQLite
-    /// it takes the write lock at once (waiting on the busy timeout), so a
-    /// transaction never fails to upgrade a read lock midway.
+    /// [`begin_write`] for this store.
     pub(super) fn begin_write(&self) -> &'static str {
-        match self.backend {
-            Backend::MySql => "BEGIN",
-            Backend::Sqlite => "BEGIN IMMEDIATE",
+        begin_write(self.backend)
+    }
+}
+
+/// The URL to connect to: SQLite's is prepared ([`prepare_sqlite_url`]).
+pub(super) fn prepare_url(backend: Backend, url: &str) -> Result<String, OpenError> {
+    match backend {
+        Backend::Sqlite => prepare_sqlite_url(url),
+        Backend::MySql => Ok(url.to_owned()),
+    }
+}
+
+/// Sets up each new connection. SQLite: WAL lets readers proceed while one
+/// writer commits, and writers queue on the busy timeout instead of failing.
+/// MySQL: [`read_your_writes_on_galera`].
+pub(super) async fn set_up_connection(
+    backend: Backend,
+    conn: &mut AnyConnection,
+) -> Result<(), sqlx::Error> {
+    match backend {
+        Backend::Sqlite => conn
+            .execute(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+            )
+            .await
+            .map(drop),
+        Backend::MySql => read_your_writes_on_galera(conn).await,
+    }
+}
+
+/// How a transaction's statements travel to the engine behind `pool`.
+pub(super) async fn delivery(backend: Backend, pool: &AnyPool) -> Result<Delivery, sqlx::Error> {
+    Ok(match backend {
+        Backend::Sqlite => Delivery::OneByOne,
+        // A Galera node has been seen to go on with a script's later
+        // statements after it aborted the transaction for a conflicting
+        // write from another node, committing them: one at a time there.
+        Backend::MySql if is_galera(pool).await? => Delivery::OneByOne,
+        Backend::MySql => Delivery::OneScript,
+    })
+}
+
+/// The table of the migration lock, created if absent.
+pub(super) fn create_lock_table(backend: Backend) -> &'static str {
+    match backend {
+        Backend::MySql => {
+            "CREATE TABLE IF NOT EXISTS gatehouse_locks (\
+             name VARCHAR(64) CHARACTER SET ascii NOT NULL PRIMARY KEY, \
+             owner CHAR(36) CHARACTER SET ascii NOT NULL, \
+             expires_at BIGINT NOT NULL) ENGINE = InnoDB"
+        }
+        Backend::Sqlite => {
+            "CREATE TABLE IF NOT EXISTS gatehouse_locks (\
+             name TEXT NOT NULL PRIMARY KEY, owner TEXT NOT NULL, \
+             expires_at INTEGER NOT NULL)"
         }
     }
 }
 
 /// Makes sure the SQLite file can be created: its directory exists and the
 /// URL asks for read-write-create mode unless it names a mode itself.
-pub(super) fn prepare_sqlite_url(url: &str) -> Result<String, OpenError> {
+fn prepare_sqlite_url(url: &str) -> Result<String, OpenError> {
     let rest = url.split_once(':').map_or("", |(_, rest)| rest);
     let path = rest.trim_start_matches("//");
     let path = path.split_once('?').map_or(path, |(path, _)| path);
@@ -193,4 +300,31 @@ pub(crate) fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
     builder.create(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inserts_if_absent_and_upserts_are_written_for_each_engine() {
+        let columns = ["name", "value"];
+        assert_eq!(
+            insert_if_absent(Backend::MySql, "t", &columns, "name"),
+            "INSERT IGNORE INTO t (name, value) VALUES (?, ?)"
+        );
+        assert_eq!(
+            insert_if_absent(Backend::Sqlite, "t", &columns, "name"),
+            "INSERT INTO t (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING"
+        );
+        assert_eq!(
+            upsert(Backend::MySql, "t", &columns, "name", "value = value + 1"),
+            "INSERT INTO t (name, value) VALUES (?, ?) ON DUPLICATE KEY UPDATE value = value + 1"
+        );
+        assert_eq!(
+            upsert(Backend::Sqlite, "t", &columns, "name", "value = value + 1"),
+            "INSERT INTO t (name, value) VALUES (?, ?) \
+             ON CONFLICT (name) DO UPDATE SET value = value + 1"
+        );
+    }
 }

@@ -43,34 +43,19 @@ pub(super) struct MigrationLock {
 
 impl MigrationLock {
     pub(super) async fn acquire(pool: &AnyPool, backend: Backend) -> Result<Self, sqlx::Error> {
-        let create = match backend {
-            Backend::MySql => {
-                "CREATE TABLE IF NOT EXISTS gatehouse_locks (\
-                 name VARCHAR(64) CHARACTER SET ascii NOT NULL PRIMARY KEY, \
-                 owner CHAR(36) CHARACTER SET ascii NOT NULL, \
-                 expires_at BIGINT NOT NULL) ENGINE = InnoDB"
-            }
-            Backend::Sqlite => {
-                "CREATE TABLE IF NOT EXISTS gatehouse_locks (\
-                 name TEXT NOT NULL PRIMARY KEY, owner TEXT NOT NULL, \
-                 expires_at INTEGER NOT NULL)"
-            }
-        };
-        let take_free = match backend {
-            Backend::MySql => {
-                "INSERT IGNORE INTO gatehouse_locks (name, owner, expires_at) VALUES (?, ?, ?)"
-            }
-            Backend::Sqlite => {
-                "INSERT INTO gatehouse_locks (name, owner, expires_at) VALUES (?, ?, ?) \
-                 ON CONFLICT (name) DO NOTHING"
-            }
-        };
+        let create = super::dialect::create_lock_table(backend);
+        let take_free = super::dialect::insert_if_absent(
+            backend,
+            "gatehouse_locks",
+            &["name", "owner", "expires_at"],
+            "name",
+        );
         sqlx::query(create).execute(pool).await?;
         let owner = uuid::Uuid::new_v4().to_string();
         let started = Instant::now();
         let mut waited = false;
         loop {
-            match try_take(pool, take_free, &owner).await {
+            match try_take(pool, &take_free, &owner).await {
                 Ok(true) => break,
                 Ok(false) => {}
                 // Two instances raced for it and the database chose.

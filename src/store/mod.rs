@@ -23,11 +23,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, Executor, Row};
+use sqlx::{AnyPool, Row};
 
 pub use audit::AuditEvent;
 pub(crate) use dialect::create_private_dir;
-use dialect::{is_galera, prepare_sqlite_url, read_your_writes_on_galera};
 pub use dialect::{is_transient, is_unavailable};
 pub use refresh_tokens::{
     RefreshOutcome, RefreshState, RefreshTokenRecord, RefreshWrite, SuccessorRecord,
@@ -144,10 +143,7 @@ impl Store {
     pub async fn connect(url: &str, options: &StoreOptions) -> Result<Self, OpenError> {
         sqlx::any::install_default_drivers();
         let backend = Backend::from_url(url).ok_or(OpenError::UnsupportedScheme)?;
-        let url = match backend {
-            Backend::Sqlite => prepare_sqlite_url(url)?,
-            Backend::MySql => url.to_owned(),
-        };
+        let url = dialect::prepare_url(backend, url)?;
         let connect_options = AnyConnectOptions::from_str(&url).map_err(OpenError::InvalidUrl)?;
         let pool = AnyPoolOptions::new()
             .max_connections(options.max_connections)
@@ -158,34 +154,14 @@ impl Store {
             // idle, after a network fault or a database restart, fails.
             .test_before_acquire(true)
             .after_connect(move |conn, _meta| {
-                Box::pin(async move {
-                    match backend {
-                        // WAL lets readers proceed while one writer commits;
-                        // writers queue on the busy timeout instead of failing.
-                        Backend::Sqlite => conn
-                            .execute(
-                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
-                            )
-                            .await
-                            .map(drop),
-                        Backend::MySql => read_your_writes_on_galera(conn).await,
-                    }
-                })
+                Box::pin(async move { dialect::set_up_connection(backend, conn).await })
             })
             .connect_with(connect_options)
             .await
             .map_err(OpenError::Connect)?;
-        let delivery = match backend {
-            Backend::Sqlite => script::Delivery::OneByOne,
-            // A Galera node has been seen to go on with a script's later
-            // statements after it aborted the transaction for a conflicting
-            // write from another node, committing them: one at a time there.
-            Backend::MySql if is_galera(&pool).await.map_err(OpenError::Connect)? => {
-                script::Delivery::OneByOne
-            }
-            Backend::MySql => script::Delivery::OneScript,
-        };
+        let delivery = dialect::delivery(backend, &pool)
+            .await
+            .map_err(OpenError::Connect)?;
         Ok(Self {
             pool,
             backend,
@@ -235,18 +211,14 @@ impl Store {
         kek_id: &str,
         now: i64,
     ) -> Result<(String, Option<String>), sqlx::Error> {
-        let insert = match self.backend {
-            Backend::MySql => {
-                "INSERT IGNORE INTO server_secrets (name, secret, created_at, kek_id) \
-                 VALUES (?, ?, ?, ?)"
-            }
-            Backend::Sqlite => {
-                "INSERT INTO server_secrets (name, secret, created_at, kek_id) VALUES (?, ?, ?, ?) \
-                 ON CONFLICT (name) DO NOTHING"
-            }
-        };
+        let insert = dialect::insert_if_absent(
+            self.backend,
+            "server_secrets",
+            &["name", "secret", "created_at", "kek_id"],
+            "name",
+        );
         self.run_idempotent(async |conn| {
-            sqlx::query(insert)
+            sqlx::query(&insert)
                 .bind(name)
                 .bind(candidate)
                 .bind(now)
@@ -350,17 +322,14 @@ impl Store {
         candidate: &str,
         now: i64,
     ) -> Result<String, sqlx::Error> {
-        let insert = match self.backend {
-            Backend::MySql => {
-                "INSERT IGNORE INTO server_secrets (name, secret, created_at) VALUES (?, ?, ?)"
-            }
-            Backend::Sqlite => {
-                "INSERT INTO server_secrets (name, secret, created_at) VALUES (?, ?, ?) \
-                 ON CONFLICT (name) DO NOTHING"
-            }
-        };
+        let insert = dialect::insert_if_absent(
+            self.backend,
+            "server_secrets",
+            &["name", "secret", "created_at"],
+            "name",
+        );
         self.run_idempotent(async |conn| {
-            sqlx::query(insert)
+            sqlx::query(&insert)
                 .bind(name)
                 .bind(candidate)
                 .bind(now)

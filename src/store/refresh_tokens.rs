@@ -7,7 +7,7 @@ use sqlx::{FromRow as _, Row as _};
 use tokio::time::Instant;
 
 use super::script::{self, Statement};
-use super::{AuditEvent, Backend, Store, audit};
+use super::{AuditEvent, Backend, Store, audit, dialect};
 use crate::ids::{SessionId, TokenHash, UserId};
 
 /// A refresh token joined with its session.
@@ -107,24 +107,6 @@ macro_rules! record_columns {
     };
 }
 
-/// The refresh transaction's statements, for one backend.
-struct RefreshSql {
-    begin: &'static str,
-    /// Locks the presented token's row and its session's row.
-    lock_token: &'static str,
-}
-
-const MYSQL: RefreshSql = RefreshSql {
-    begin: "START TRANSACTION",
-    lock_token: concat!("SELECT ", record_columns!(), " FOR UPDATE"),
-};
-
-/// SQLite's `BEGIN IMMEDIATE` has taken the database's write lock.
-const SQLITE: RefreshSql = RefreshSql {
-    begin: "BEGIN IMMEDIATE",
-    lock_token: concat!("SELECT ", record_columns!()),
-};
-
 /// The successor the token names, or (for one rotated before successors
 /// were recorded) the one the legacy derivation gives.
 const READ_SUCCESSOR: &str = "SELECT token_hash, created_at, rotated_at, superseded_at \
@@ -222,13 +204,16 @@ async fn refresh_on(
     now: i64,
     decide: impl FnOnce(&RefreshState) -> (RefreshWrite, Option<AuditEvent>),
 ) -> Result<RefreshOutcome, sqlx::Error> {
-    let sql = match backend {
-        Backend::MySql => &MYSQL,
-        Backend::Sqlite => &SQLITE,
-    };
+    // On MySQL the statement locks the presented token's row and its
+    // session's row; SQLite's write transaction has locked the database.
+    let lock_token = format!(
+        "SELECT {}{}",
+        record_columns!(),
+        dialect::for_update(backend)
+    );
     let reads = [
-        Statement::new(sql.begin),
-        Statement::new(sql.lock_token).bind(parent_hash.as_str()),
+        Statement::new(dialect::begin_write(backend)),
+        Statement::new(lock_token).bind(parent_hash.as_str()),
         // Not locked: a plain read in the transaction (InnoDB's first, so
         // its snapshot) after the session's row lock was granted, and only
         // a holder of that lock writes a token of the session. Locking a

@@ -46,14 +46,14 @@ impl<'a> From<Option<&'a str>> for Value<'a> {
 /// values.
 #[derive(Debug, Clone)]
 pub(super) struct Statement<'a> {
-    sql: &'static str,
+    sql: std::borrow::Cow<'static, str>,
     values: Vec<Value<'a>>,
 }
 
 impl<'a> Statement<'a> {
-    pub(super) fn new(sql: &'static str) -> Self {
+    pub(super) fn new(sql: impl Into<std::borrow::Cow<'static, str>>) -> Self {
         Self {
-            sql,
+            sql: sql.into(),
             values: Vec::new(),
         }
     }
@@ -130,7 +130,7 @@ async fn run_one_by_one(
 ) -> Result<Vec<Outcome>, sqlx::Error> {
     let mut outcomes = Vec::with_capacity(statements.len());
     for statement in statements {
-        let mut query = sqlx::query(statement.sql);
+        let mut query = sqlx::query(&statement.sql);
         for value in &statement.values {
             query = match *value {
                 Value::Int(value) => query.bind(value),
@@ -138,7 +138,7 @@ async fn run_one_by_one(
                 Value::Null => query.bind(None::<String>),
             };
         }
-        let outcome = if returns_rows(statement.sql) {
+        let outcome = if returns_rows(&statement.sql) {
             Outcome {
                 rows: query.fetch_all(&mut *conn).await?,
                 rows_affected: 0,

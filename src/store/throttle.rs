@@ -3,7 +3,7 @@
 use sqlx::FromRow as _;
 use sqlx::Row;
 
-use super::{Backend, Store};
+use super::Store;
 
 /// One throttle counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
@@ -52,18 +52,13 @@ impl Store {
     ) -> Result<bool, sqlx::Error> {
         let written = match old {
             None => {
-                let insert = match self.backend {
-                    Backend::MySql => {
-                        "INSERT IGNORE INTO login_throttle \
-                         (throttle_key, failures, window_start, blocked_until) VALUES (?, ?, ?, ?)"
-                    }
-                    Backend::Sqlite => {
-                        "INSERT INTO login_throttle \
-                         (throttle_key, failures, window_start, blocked_until) VALUES (?, ?, ?, ?) \
-                         ON CONFLICT (throttle_key) DO NOTHING"
-                    }
-                };
-                let insert = sqlx::query(insert)
+                let insert = super::dialect::insert_if_absent(
+                    self.backend,
+                    "login_throttle",
+                    &["throttle_key", "failures", "window_start", "blocked_until"],
+                    "throttle_key",
+                );
+                let insert = sqlx::query(&insert)
                     .bind(key)
                     .bind(new.failures)
                     .bind(new.window_start)
@@ -104,23 +99,18 @@ impl Store {
         now: i64,
     ) -> Result<i64, sqlx::Error> {
         let expired = now - window_ms;
-        let upsert = match self.backend {
-            Backend::MySql => {
-                "INSERT INTO login_throttle (throttle_key, failures, window_start) VALUES (?, 1, ?) \
-                 ON DUPLICATE KEY UPDATE \
-                 failures = CASE WHEN window_start < ? THEN 1 ELSE failures + 1 END, \
-                 window_start = CASE WHEN window_start < ? THEN ? ELSE window_start END"
-            }
-            Backend::Sqlite => {
-                "INSERT INTO login_throttle (throttle_key, failures, window_start) VALUES (?, 1, ?) \
-                 ON CONFLICT (throttle_key) DO UPDATE SET \
-                 failures = CASE WHEN window_start < ? THEN 1 ELSE failures + 1 END, \
-                 window_start = CASE WHEN window_start < ? THEN ? ELSE window_start END"
-            }
-        };
+        let upsert = super::dialect::upsert(
+            self.backend,
+            "login_throttle",
+            &["throttle_key", "failures", "window_start"],
+            "throttle_key",
+            "failures = CASE WHEN window_start < ? THEN 1 ELSE failures + 1 END, \
+             window_start = CASE WHEN window_start < ? THEN ? ELSE window_start END",
+        );
         self.run(async |conn| {
-            sqlx::query(upsert)
+            sqlx::query(&upsert)
                 .bind(key)
+                .bind(1_i64)
                 .bind(now)
                 .bind(expired)
                 .bind(expired)
