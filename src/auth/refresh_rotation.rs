@@ -26,11 +26,6 @@ use crate::metrics::Metrics;
 use crate::store::{self, AuditEvent, RefreshOutcome, RefreshState, RefreshTokenRecord};
 use crate::store::{RefreshWrite, Store};
 
-/// The first pause after an aborted transaction; each further one may be
-/// twice as long, up to [`MAX_BACKOFF`], and is drawn at random below that.
-const FIRST_BACKOFF: Duration = Duration::from_millis(2);
-const MAX_BACKOFF: Duration = Duration::from_millis(100);
-
 /// Rotates refresh tokens.
 #[derive(Debug)]
 pub struct RefreshRotation {
@@ -120,7 +115,7 @@ impl RefreshRotation {
             }
             aborted += 1;
             self.metrics.transaction_retried();
-            let pause = backoff(aborted);
+            let pause = store::Backoff::TRANSACTION.pause(aborted);
             if Instant::now() + pause >= deadline {
                 tracing::warn!(
                     attempts = aborted,
@@ -254,37 +249,5 @@ impl RefreshRotation {
             }
             _ => Err(RefreshError::Invalid),
         }
-    }
-}
-
-/// The pause before the `attempt`-th retry: at random below a cap that
-/// doubles from [`FIRST_BACKOFF`] to [`MAX_BACKOFF`], so that racers that
-/// collided once spread out ("full jitter").
-fn backoff(attempt: u32) -> Duration {
-    let cap = FIRST_BACKOFF
-        .saturating_mul(1 << attempt.saturating_sub(1).min(16))
-        .min(MAX_BACKOFF);
-    let cap_micros = u64::try_from(cap.as_micros()).unwrap_or(u64::MAX).max(1);
-    let draw = u64::from_le_bytes(super::random_bytes::<8>());
-    Duration::from_micros(1 + draw % cap_micros)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_stays_below_a_cap_that_doubles_to_the_maximum() {
-        for attempt in 1..40 {
-            let cap = FIRST_BACKOFF
-                .saturating_mul(1 << (attempt - 1).min(16))
-                .min(MAX_BACKOFF);
-            let pause = backoff(attempt);
-            assert!(
-                pause > Duration::ZERO && pause <= cap,
-                "{attempt}: {pause:?}"
-            );
-        }
-        assert!(backoff(30) <= MAX_BACKOFF);
     }
 }

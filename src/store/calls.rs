@@ -2,14 +2,13 @@
 //! connection that is discarded unless the call finished with it, tried
 //! again where that is safe, and (on SQLite) in its turn to write.
 
-use std::time::Duration;
-
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyConnection};
 use tokio::time::Instant;
 
 use super::Store;
 use super::dialect::{is_broken_connection, is_transient};
+use super::retry::Backoff;
 
 impl Store {
     /// Runs `work` on one pooled connection within the store's deadline
@@ -31,8 +30,10 @@ impl Store {
         work: impl AsyncFn(&mut AnyConnection) -> Result<T, sqlx::Error>,
     ) -> Result<T, sqlx::Error> {
         let deadline = Instant::now() + self.timeout;
-        let mut pause = Duration::from_millis(2);
+        let mut attempt = 0;
         loop {
+            attempt += 1;
+            let pause = Backoff::TRANSACTION.pause(attempt);
             match self
                 .run_until(deadline, async |conn| work(conn).await)
                 .await
@@ -40,7 +41,6 @@ impl Store {
                 Err(err) if is_transient(&err) && Instant::now() + pause < deadline => {
                     tracing::debug!(error = %err, "aborted by the database; trying again");
                     tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_millis(100));
                 }
                 done => return done,
             }

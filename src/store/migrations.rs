@@ -27,6 +27,11 @@ const LEASE: Duration = Duration::from_secs(30);
 /// How long an instance waits for another to finish migrating.
 const WAIT_AT_MOST: Duration = Duration::from_secs(600);
 const NAME: &str = "migrate";
+/// How often an instance looks whether the lock is free again.
+const POLL: super::retry::Backoff = super::retry::Backoff {
+    first: Duration::from_millis(50),
+    max: Duration::from_millis(400),
+};
 
 /// The lock that lets one instance at a time migrate a database, however
 /// many start at once and on whichever node of a cluster: a row in a table
@@ -54,6 +59,7 @@ impl MigrationLock {
         let owner = uuid::Uuid::new_v4().to_string();
         let started = Instant::now();
         let mut waited = false;
+        let mut polls = 0;
         loop {
             match try_take(pool, &take_free, &owner).await {
                 Ok(true) => break,
@@ -72,8 +78,8 @@ impl MigrationLock {
                 tracing::info!("another instance is migrating the database; waiting for it");
                 waited = true;
             }
-            let pause = 50 + u64::from(uuid::Uuid::new_v4().as_bytes()[0]);
-            tokio::time::sleep(Duration::from_millis(pause)).await;
+            polls += 1;
+            tokio::time::sleep(POLL.pause(polls)).await;
         }
         let renewal = tokio::spawn({
             let (pool, owner) = (pool.clone(), owner.clone());

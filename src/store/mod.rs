@@ -12,6 +12,7 @@ mod calls;
 mod dialect;
 mod migrations;
 mod refresh_tokens;
+mod retry;
 mod script;
 mod sessions;
 mod signing_keys;
@@ -31,6 +32,7 @@ pub use dialect::{is_transient, is_unavailable};
 pub use refresh_tokens::{
     RefreshOutcome, RefreshState, RefreshTokenRecord, RefreshWrite, SuccessorRecord,
 };
+pub use retry::Backoff;
 pub use sessions::{NewSession, SessionRecord};
 pub use signing_keys::SigningKeyRecord;
 pub use throttle::ThrottleRow;
