@@ -13,7 +13,6 @@ pub mod jwt;
 pub mod keys;
 pub mod password;
 pub mod refresh;
-pub(crate) mod refresh_rotation;
 mod revoker;
 pub(crate) mod scope;
 pub(crate) mod session_check;

@@ -12,7 +12,7 @@ use crate::auth::accounts::{BAD_CREDENTIALS, LoginRefused};
 use crate::auth::client::{ClientInfo, MAX_REFRESH_TOKEN_BYTES, check_client_id};
 use crate::auth::grant::{AuthMethod, GrantParams, GrantType};
 use crate::auth::jwt::Subject;
-use crate::auth::refresh_rotation::RefreshError;
+use crate::auth::refresh::RefreshError;
 use crate::auth::scope::{self, InvalidScope};
 use crate::clock::millis;
 use crate::error::Error;

@@ -13,7 +13,7 @@ pub use revoke::TokenHint;
 use super::accounts::Accounts;
 use super::audit::Audit;
 use super::jwt::{AccessClaims, TokenError};
-use super::refresh_rotation::RefreshRotation;
+use super::refresh::RefreshRotation;
 use super::revoker::Revoker;
 use super::session_check::SessionCheck;
 use super::signing::Signing;

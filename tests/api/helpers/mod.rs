@@ -26,12 +26,8 @@ use sqlx::Connection as _;
 /// A password that satisfies the policy.
 pub const PASSWORD: &str = "correct horse battery staple";
 
-/// Which store a test runs against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Store {
-    Sqlite,
-    MySql,
-}
+/// Which store a test runs against: the library's own list of engines.
+pub use gatehouse::store::Backend as Store;
 
 /// Runs each named `async fn name(store: Store)` once per store, as the
 /// tests `sqlite::name` and `mysql::name`.

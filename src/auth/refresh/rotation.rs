@@ -15,10 +15,10 @@ use std::time::Duration;
 use secrecy::{ExposeSecret as _, SecretString};
 use tokio::time::Instant;
 
-use super::client::ClientInfo;
-use super::refresh::{Decision, RefreshPolicy, Successors};
-use super::scope::{self, InvalidScope};
+use super::{Decision, RefreshPolicy, Successors};
 use crate::audit::AuditKind;
+use crate::auth::client::ClientInfo;
+use crate::auth::scope::{self, InvalidScope};
 use crate::clock::Clock;
 use crate::error::Error;
 use crate::ids::{SessionId, TokenHash, UserId};
