@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # This build against another Gatehouse binary (an older commit, say), side by
 # side on SQLite in one run: GET /users/me (or, with SCENARIO=login,
-# password logins with ../shared/bench's login.lua), in alternating rounds,
-# with the ratio. Needs wrk (and for logins ../shared/bench/setup.sh).
+# password logins with ../shared/bench's login.lua; with SCENARIO=refresh,
+# chained refreshes with its refresh.lua, each token presented once), in
+# alternating rounds, with the ratio. Needs wrk (and for logins and
+# refreshes ../shared/bench/setup.sh).
 #
-#   [SCENARIO=login] bench/ab.sh OTHER_BINARY [SECONDS] [CONNECTIONS] [ROUNDS]
+#   [SCENARIO=login|refresh] bench/ab.sh OTHER_BINARY [SECONDS] [CONNECTIONS] [ROUNDS]
 #
 # To build an older commit without disturbing this tree's build:
 #   git worktree add /var/tmp/gatehouse-old COMMIT
@@ -34,6 +36,13 @@ if [ "$scenario" = login ]; then
 fi
 
 run() { # NAME PORT TOKEN ROUND
+  if [ "$scenario" = refresh ]; then
+    # The harness mints its own token chains (one login each), warms up,
+    # and writes wrk's report beside its summary line.
+    "$shared/load/run.sh" "$1=gatehouse@http://127.0.0.1:$2" refresh "$secs" "$conns" \
+      >"$work/$1-$4.line"
+    return
+  fi
   local load=(-H "Authorization: Bearer $3" "http://127.0.0.1:$2/users/me")
   if [ "$scenario" = login ]; then
     load=(-s "$shared/load/login.lua" "http://127.0.0.1:$2" -- flavour=gatehouse threads=2 users=50
@@ -47,6 +56,16 @@ for round in $(seq 1 "$rounds"); do
   run other "$((port + 1))" "$other_token" "$round"
 done
 echo "$scenario, SQLite, wrk -c$conns, ${secs}s x $rounds rounds (alternating); other: $other"
+if [ "$scenario" = refresh ]; then
+  for round in $(seq 1 "$rounds"); do
+    field() { grep -o " $2=[0-9.]*" "$work/$1-$round.line" | head -1 | cut -d= -f2; }
+    t=$(field this rps); o=$(field other rps)
+    printf "  round %d: this build %s rps, p99 %s ms, errors %s | other %s rps, p99 %s ms, errors %s | this / other %.2f\n" \
+      "$round" "$t" "$(field this p99_ms)" "$(field this errors)" "$o" "$(field other p99_ms)" \
+      "$(field other errors)" "$(awk -v t="$t" -v o="$o" 'BEGIN {print t / o}')"
+  done
+  exit 0
+fi
 for round in $(seq 1 "$rounds"); do
   t=$(rps "$work/this-$round.txt"); o=$(rps "$work/other-$round.txt")
   printf "  round %d: this build %s rps, p99 %s | other %s rps, p99 %s | this / other %.2f\n" \
