@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use gatehouse::auth::random_token;
 use gatehouse::auth::refresh::Successors;
+use gatehouse::clock::UnixMillis;
 use gatehouse::ids::{SessionId, TokenHash, UserId, UsernameKey};
 use gatehouse::store::{
     AuditEvent, NewSession, RefreshOutcome, RefreshWrite, Store, StoreOptions, UserRecord,
@@ -31,8 +32,9 @@ fn setting(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-fn now() -> i64 {
-    chrono::Utc::now().timestamp_millis()
+fn now() -> UnixMillis {
+    use gatehouse::clock::Clock as _;
+    gatehouse::clock::SystemClock.now()
 }
 
 async fn measure(label: &str, url: &str, tasks: usize, duration: Duration) {
@@ -74,7 +76,7 @@ async fn measure(label: &str, url: &str, tasks: usize, duration: Duration) {
                 user_agent: Some("bench"),
                 ip: Some("127.0.0.1"),
                 created_at: now(),
-                expires_at: now() + 86_400_000,
+                expires_at: now() + Duration::from_secs(86_400),
                 first_token_hash: &TokenHash::of(&token),
                 user_epoch: 0,
                 amr: "pwd",

@@ -108,7 +108,7 @@ pub async fn reset_keys(keys: &KeyArgs, database: &DatabaseArgs) -> Result<Rotat
     let (store, ring) = key_admin(keys, database).await?;
     let reset = async {
         let reset = ring.reset(&store).await?;
-        Successors::reset(&store, &ring.kek, SystemClock.now_millis()).await?;
+        Successors::reset(&store, &ring.kek, SystemClock.now()).await?;
         Ok::<_, RingError>(reset)
     }
     .await;

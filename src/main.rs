@@ -53,7 +53,7 @@ fn main() -> ExitCode {
                         "gatehouse: new signing key {} (replacing {}), signing from {}",
                         rotation.kid,
                         rotation.previous.as_deref().unwrap_or("none"),
-                        format_millis(rotation.activates_at)
+                        format_time(rotation.activates_at)
                     );
                 }),
             Some(Command::Keys(KeysCommand::Reset { keys, database })) => {
@@ -87,8 +87,8 @@ fn main() -> ExitCode {
                             "{}\t{}\t{}\t{}",
                             record.generation,
                             record.kid,
-                            format_millis(record.created_at),
-                            format_millis(record.activates_at)
+                            format_time(record.created_at),
+                            format_time(record.activates_at)
                         );
                     }
                 })
@@ -108,10 +108,10 @@ fn main() -> ExitCode {
     }
 }
 
-/// A Unix-millisecond time as RFC 3339 (UTC).
-fn format_millis(millis: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(millis)
-        .map_or_else(|| millis.to_string(), |time| time.to_rfc3339())
+/// A time as RFC 3339 (UTC).
+fn format_time(time: gatehouse::clock::UnixMillis) -> String {
+    chrono::DateTime::from_timestamp_millis(time.as_millis())
+        .map_or_else(|| time.to_string(), |time| time.to_rfc3339())
 }
 
 fn fail(message: String) -> ExitCode {

@@ -100,12 +100,12 @@ async fn prune_periodically(
     let counters_window = state.accounts.throttle().longest_window();
     loop {
         ticks.tick().await;
-        let now = state.clock.now_millis();
+        let now = state.clock.now();
         match state.sessions.prune(now, retention, counters_window).await {
             Ok((sessions, counters)) => tracing::info!(sessions, counters, "pruned"),
             Err(err) => tracing::warn!(error = %err, "pruning failed"),
         }
-        let audit_before = now.saturating_sub(crate::clock::millis(audit_retention));
+        let audit_before = now - audit_retention;
         match state.store.prune_audit_events(audit_before).await {
             Ok(0) => {}
             Ok(events) => tracing::info!(events, "deleted audit events past their retention"),

@@ -98,14 +98,14 @@ pub async fn build_app_with_clock(
     };
     let passwords = new_passwords(&config.passwords).await?;
     let kek = load_kek(&config.keys, &config.database)?;
-    let successors = Successors::load(&store, &kek, clock.now_millis()).await?;
+    let successors = Successors::load(&store, &kek, clock.now()).await?;
     let issuer = match &config.issuer {
         Some(issuer) => issuer.clone(),
         // Every instance of one database issues and accepts the same `iss`:
         // the first one's default.
         None => {
             store
-                .get_or_create_secret(DEFAULT_ISSUER_NAME, &config.issuer(), clock.now_millis())
+                .get_or_create_secret(DEFAULT_ISSUER_NAME, &config.issuer(), clock.now())
                 .await?
         }
     };

@@ -84,7 +84,7 @@ impl DiscoveryApi {
     async fn jwks(&self, state: Data<&AppState>) -> JwksReply {
         let ring = state.signing.tokens().ring();
         let keys = ring
-            .published(state.clock.now_millis())
+            .published(state.clock.now())
             .filter_map(|key| {
                 key.public_key().map(|public_key| Jwk {
                     kty: "OKP".into(),

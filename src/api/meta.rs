@@ -90,7 +90,7 @@ impl MetaApi {
 
 /// The Prometheus text of `/metrics`, on whichever listener serves it.
 pub(crate) fn render_metrics(state: &AppState) -> String {
-    let now = state.clock.now_millis();
+    let now = state.clock.now();
     let ring = state.signing.tokens().ring();
     let signing = ring.current(now);
     let check = state.sessions.check();
@@ -108,7 +108,7 @@ pub(crate) fn render_metrics(state: &AppState) -> String {
             .filter(|key| key.public_key().is_some())
             .count(),
         pool: state.store.pool_stats(),
-        signing_key_age_secs: (signing.activates_at > i64::MIN)
-            .then(|| (now - signing.activates_at).max(0) / 1000),
+        signing_key_age_secs: (signing.activates_at > crate::clock::UnixMillis::MIN)
+            .then(|| i64::try_from(now.since(signing.activates_at).as_secs()).unwrap_or(i64::MAX)),
     })
 }

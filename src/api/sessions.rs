@@ -38,18 +38,14 @@ pub struct Session {
     pub current: bool,
 }
 
-fn time(millis: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(millis).unwrap_or_default()
-}
-
 impl Session {
     fn new(record: SessionRecord, current_sid: &SessionId) -> Self {
         Self {
             current: record.id == *current_sid,
             id: record.id.to_string(),
-            created_at: time(record.created_at),
-            last_used_at: time(record.last_used_at),
-            expires_at: time(record.expires_at),
+            created_at: record.created_at.to_datetime(),
+            last_used_at: record.last_used_at.to_datetime(),
+            expires_at: record.expires_at.to_datetime(),
             client_id: record.client_id,
             user_agent: record.user_agent,
             ip: record.ip,

@@ -76,7 +76,7 @@ impl From<&Account> for User {
             id: account.id.to_string(),
             username: account.username.clone(),
             email: account.email.clone(),
-            created_at: DateTime::from_timestamp_millis(account.created_at).unwrap_or_default(),
+            created_at: account.created_at.to_datetime(),
         }
     }
 }

@@ -124,7 +124,7 @@ impl Accounts {
             username: username.as_str().to_owned(),
             email: email.map(Email::into_string),
             password_hash: self.passwords.hash(password).await.map_err(Error::from)?,
-            created_at: self.clock.now_millis(),
+            created_at: self.clock.now(),
             disabled_at: None,
             session_epoch: 0,
         };
@@ -149,7 +149,7 @@ impl Accounts {
         client: &ClientInfo,
     ) -> Result<UserRecord, LoginRefused> {
         let attempt = Attempt::new(username, client.ip.as_deref());
-        let now = self.clock.now_millis();
+        let now = self.clock.now();
         let admitted = match self.throttle.admit(&self.store, &attempt, now).await? {
             Ok(admitted) => admitted,
             Err(retry_after) => {
@@ -261,7 +261,7 @@ impl Accounts {
         // The same counters as logins: a stolen access token must not make
         // this a faster way to guess the password.
         let attempt = Attempt::new(&user.username, client.ip.as_deref());
-        let now = self.clock.now_millis();
+        let now = self.clock.now();
         let admitted = match self.throttle.admit(&self.store, &attempt, now).await {
             Ok(Ok(admitted)) => admitted,
             Ok(Err(retry_after)) => {
@@ -323,7 +323,7 @@ impl Accounts {
     /// Disables the account `username` and revokes all its sessions (ASVS
     /// 7.4.2), or re-enables it. `false` if there is no such user.
     pub async fn set_disabled(&self, username: &str, disabled: bool) -> Result<bool, Error> {
-        let now = self.clock.now_millis();
+        let now = self.clock.now();
         let Some(user_id) = self
             .store
             .set_user_disabled(&UsernameKey::of(username), disabled.then_some(now))

@@ -45,7 +45,7 @@ impl Audit {
         client: &ClientInfo,
     ) {
         self.metrics.event(event);
-        let record = client.audit_event(event, user_id, session_id, self.clock.now_millis());
+        let record = client.audit_event(event, user_id, session_id, self.clock.now());
         if let Err(err) = self.store.insert_audit_event(&record).await {
             tracing::error!(error = %err, %event, "cannot record an audit event");
         }

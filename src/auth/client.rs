@@ -37,7 +37,7 @@ impl ClientInfo {
         event: AuditKind,
         user_id: Option<&UserId>,
         session_id: Option<&SessionId>,
-        now: i64,
+        now: crate::clock::UnixMillis,
     ) -> AuditEvent {
         AuditEvent {
             occurred_at: now,

@@ -34,7 +34,7 @@ impl Revoker {
     /// Revokes one session.
     pub async fn session(&self, session_id: &SessionId) -> Result<(), sqlx::Error> {
         self.store
-            .revoke_session(session_id, self.clock.now_millis())
+            .revoke_session(session_id, self.clock.now())
             .await?;
         self.check.revoked(session_id);
         Ok(())
@@ -49,7 +49,7 @@ impl Revoker {
     ) -> Result<bool, sqlx::Error> {
         let revoked = self
             .store
-            .revoke_user_session(user_id, session_id, self.clock.now_millis())
+            .revoke_user_session(user_id, session_id, self.clock.now())
             .await?;
         if revoked {
             self.check.revoked(session_id);
@@ -61,7 +61,7 @@ impl Revoker {
     pub async fn all_of(&self, user_id: &UserId) -> Result<usize, sqlx::Error> {
         let revoked = self
             .store
-            .revoke_all_sessions(user_id, self.clock.now_millis())
+            .revoke_all_sessions(user_id, self.clock.now())
             .await?;
         revoked.iter().for_each(|id| self.check.revoked(id));
         Ok(revoked.len())
@@ -71,7 +71,7 @@ impl Revoker {
     pub async fn all_but(&self, user_id: &UserId, keep: &SessionId) -> Result<usize, sqlx::Error> {
         let revoked = self
             .store
-            .revoke_other_sessions(user_id, keep, self.clock.now_millis())
+            .revoke_other_sessions(user_id, keep, self.clock.now())
             .await?;
         revoked.iter().for_each(|id| self.check.revoked(id));
         Ok(revoked.len())

@@ -19,9 +19,9 @@ use crate::store::{Account, Store};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum State {
-    /// Live when checked (Unix ms), owned by this account (which never
+    /// Live when checked, owned by this account (which never
     /// changes, so `GET /users/me` answers from it).
-    LiveAt(i64, Arc<Account>),
+    LiveAt(crate::clock::UnixMillis, Arc<Account>),
     Dead,
 }
 
@@ -78,16 +78,14 @@ impl SessionCheck {
         &self,
         store: &Store,
         session_id: &SessionId,
-        now: i64,
+        now: crate::clock::UnixMillis,
     ) -> Result<Option<Arc<Account>>, sqlx::Error> {
         match self.cache.get(session_id) {
             Some(State::Dead) => {
                 self.hits.fetch_add(1, Ordering::Relaxed);
                 return Ok(None);
             }
-            Some(State::LiveAt(checked, owner))
-                if now.saturating_sub(checked) < crate::clock::millis(self.ttl) =>
-            {
+            Some(State::LiveAt(checked, owner)) if now.since(checked) < self.ttl => {
                 self.hits.fetch_add(1, Ordering::Relaxed);
                 return Ok(Some(owner));
             }
@@ -172,7 +170,7 @@ mod tests {
             id: "u".into(),
             username: "alice".into(),
             email: None,
-            created_at: 0,
+            created_at: crate::clock::UnixMillis::EPOCH,
         })
     }
 
@@ -184,7 +182,11 @@ mod tests {
         // it live) comes back.
         let ticket = check.ticket(&session);
         check.revoked(&session);
-        assert!(!check.remember_read(&session, ticket, State::LiveAt(0, alice())));
+        assert!(!check.remember_read(
+            &session,
+            ticket,
+            State::LiveAt(crate::clock::UnixMillis::EPOCH, alice())
+        ));
         assert_eq!(check.cache.get(&session), Some(State::Dead));
         // A read that starts after it is cached.
         let ticket = check.ticket(&session);
@@ -197,7 +199,10 @@ mod tests {
         let owner = alice();
         for session in 0..5_000 {
             let id = SessionId::from(format!("s{session}").as_str());
-            check.remember(&id, State::LiveAt(0, owner.clone()));
+            check.remember(
+                &id,
+                State::LiveAt(crate::clock::UnixMillis::EPOCH, owner.clone()),
+            );
         }
         let cached = check.cached();
         assert!((500..=1_000).contains(&cached), "{cached} cached");

@@ -35,14 +35,14 @@ impl Signing {
 
     /// The key new tokens are signed with now.
     pub fn signing_key(&self) -> Arc<TokenKey> {
-        self.tokens.ring().signing(self.clock.now_millis()).clone()
+        self.tokens.ring().signing(self.clock.now()).clone()
     }
 
-    /// Signs an access token for `subject`, issued at `now` (ms).
+    /// Signs an access token for `subject`, issued at `now`.
     pub fn issue(
         &self,
         subject: &Subject<'_>,
-        now: i64,
+        now: crate::clock::UnixMillis,
     ) -> Result<String, jsonwebtoken::errors::Error> {
         self.tokens.issue(subject, now)
     }
@@ -51,9 +51,9 @@ impl Signing {
     /// instance does not know yet (a rotation another instance has already
     /// picked up) triggers a rate-limited reload of the keys.
     pub async fn verify(&self, token: &str) -> Result<AccessClaims, TokenError> {
-        match self.tokens.verify(token, self.clock.now_secs()) {
+        match self.tokens.verify(token, self.clock.now()) {
             Err(TokenError::UnknownKey(Some(_))) if self.reload_for_unknown_kid().await => {
-                self.tokens.verify(token, self.clock.now_secs())
+                self.tokens.verify(token, self.clock.now())
             }
             verified => verified,
         }
@@ -66,7 +66,7 @@ impl Signing {
             return Ok(false);
         };
         let ring = keys.reload(&self.store).await?;
-        let now = self.clock.now_millis();
+        let now = self.clock.now();
         let before = self.tokens.ring().signing(now).kid().to_owned();
         let after = ring.signing(now).kid().to_owned();
         self.tokens.replace_ring(ring);
@@ -95,7 +95,7 @@ impl Signing {
     }
 
     /// Deletes keys retired before `now` (ms); they verify nothing any more.
-    pub async fn prune(&self, now: i64) -> Result<u64, sqlx::Error> {
+    pub async fn prune(&self, now: crate::clock::UnixMillis) -> Result<u64, sqlx::Error> {
         match &self.keys {
             KeySource::Database(keys) => keys.prune(&self.store, now).await,
             KeySource::Fixed => Ok(0),

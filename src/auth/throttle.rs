@@ -25,7 +25,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::clock::millis;
+use crate::clock::UnixMillis;
 use crate::ids::TokenHash;
 use crate::store::{Store, ThrottleRow};
 
@@ -133,7 +133,7 @@ impl ThrottlePolicy {
         &self,
         store: &Store,
         attempt: &Attempt,
-        now: i64,
+        now: UnixMillis,
     ) -> Result<Result<Admitted, u64>, sqlx::Error> {
         let rows = store.throttle_rows(&attempt.keys()).await?;
         let blocked = rows
@@ -182,7 +182,7 @@ impl ThrottlePolicy {
         store: &Store,
         key: &str,
         mut row: Option<ThrottleRow>,
-        now: i64,
+        now: UnixMillis,
         free: i64,
     ) -> Result<Result<i64, u64>, sqlx::Error> {
         for _ in 0..MAX_SWAPS {
@@ -200,18 +200,17 @@ impl ThrottlePolicy {
 
     /// `row` with one more attempt counted at `now`, blocked for the
     /// backoff that a failure of it earns.
-    fn counted(&self, row: Option<&ThrottleRow>, now: i64, free: i64) -> ThrottleRow {
-        let window = millis(self.account_window);
+    fn counted(&self, row: Option<&ThrottleRow>, now: UnixMillis, free: i64) -> ThrottleRow {
         let (failures, window_start) = match row {
-            Some(row) if row.window_start >= now - window => (row.failures + 1, row.window_start),
+            Some(row) if row.window_start >= now - self.account_window => {
+                (row.failures + 1, row.window_start)
+            }
             _ => (1, now),
         };
         ThrottleRow {
             failures,
             window_start,
-            blocked_until: self
-                .backoff(failures - free)
-                .map(|block| now.saturating_add(millis(block))),
+            blocked_until: self.backoff(failures - free).map(|block| now + block),
         }
     }
 
@@ -220,13 +219,13 @@ impl ThrottlePolicy {
         &self,
         store: &Store,
         admitted: Admitted,
-        now: i64,
+        now: UnixMillis,
     ) -> Result<(), sqlx::Error> {
         if let Some(address) = &admitted.attempt.address {
-            let window = millis(self.address_window);
+            let window = self.address_window;
             let failures = store.record_failure(address, window, now).await?;
             if failures >= i64::from(self.address_max_failures) {
-                store.block(address, now.saturating_add(window)).await?;
+                store.block(address, now + window).await?;
             }
         }
         Ok(())
@@ -255,11 +254,10 @@ impl ThrottlePolicy {
     }
 }
 
-fn seconds_until(until: i64, now: i64) -> u64 {
-    u64::try_from(until - now)
-        .unwrap_or(0)
-        .div_ceil(1000)
-        .max(1)
+/// Whole seconds from `now` to `until`, at least one (`Retry-After`).
+fn seconds_until(until: UnixMillis, now: UnixMillis) -> u64 {
+    let millis = u64::try_from(until.since(now).as_millis()).unwrap_or(u64::MAX);
+    millis.div_ceil(1000).max(1)
 }
 
 #[cfg(test)]

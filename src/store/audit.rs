@@ -1,5 +1,6 @@
 //! The audit trail.
 
+use crate::clock::UnixMillis;
 use sqlx::AnyConnection;
 use sqlx::FromRow as _;
 
@@ -10,7 +11,7 @@ use crate::ids::{SessionId, UserId};
 /// One audited event.
 #[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
 pub struct AuditEvent {
-    pub occurred_at: i64,
+    pub occurred_at: UnixMillis,
     /// What happened, e.g. `login_succeeded`, `refresh_reuse_detected`.
     pub event: String,
     pub user_id: Option<UserId>,
@@ -93,7 +94,7 @@ pub(super) fn insert_audit_event_statement(event: &AuditEvent) -> Statement<'_> 
 impl Store {
     /// Deletes the audit events that occurred before `before` (Unix ms);
     /// how many.
-    pub async fn prune_audit_events(&self, before: i64) -> Result<u64, sqlx::Error> {
+    pub async fn prune_audit_events(&self, before: UnixMillis) -> Result<u64, sqlx::Error> {
         let delete = sqlx::query("DELETE FROM audit_events WHERE occurred_at < ?").bind(before);
         let done = self.run(async |conn| delete.execute(conn).await).await?;
         Ok(done.rows_affected())

@@ -147,15 +147,15 @@ async fn try_take(pool: &AnyPool, take_free: &str, owner: &str) -> Result<bool, 
     Ok(stolen == 1)
 }
 
-fn lease_end() -> i64 {
-    wall_clock() + i64::try_from(LEASE.as_millis()).unwrap_or(i64::MAX)
+fn lease_end() -> crate::clock::UnixMillis {
+    wall_clock() + LEASE
 }
 
 /// The lease is held against other processes, which share no injected
 /// clock, and migrations run before the app's clock exists: wall time.
-fn wall_clock() -> i64 {
+fn wall_clock() -> crate::clock::UnixMillis {
     use crate::clock::Clock as _;
-    crate::clock::SystemClock.now_millis()
+    crate::clock::SystemClock.now()
 }
 
 #[cfg(test)]

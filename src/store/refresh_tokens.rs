@@ -1,6 +1,7 @@
 //! Refresh tokens, stored as hashes, and the one transaction that rotates
 //! them.
 
+use crate::clock::UnixMillis;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Executor as _};
 use sqlx::{FromRow as _, Row as _};
@@ -17,19 +18,19 @@ pub struct RefreshTokenRecord {
     pub user_id: UserId,
     pub client_id: Option<String>,
     pub scope: String,
-    pub token_created_at: i64,
-    pub rotated_at: Option<i64>,
+    pub token_created_at: UnixMillis,
+    pub rotated_at: Option<UnixMillis>,
     /// The token it was last rotated into (`None` if not rotated, or
     /// rotated before successors were recorded).
     pub successor_hash: Option<TokenHash>,
     /// How many times its successor has been reissued.
     pub reissues: i64,
     /// Set when it was superseded by a reissue before it was ever used.
-    pub superseded_at: Option<i64>,
-    pub session_expires_at: i64,
-    pub session_revoked_at: Option<i64>,
+    pub superseded_at: Option<UnixMillis>,
+    pub session_expires_at: UnixMillis,
+    pub session_revoked_at: Option<UnixMillis>,
     /// The login that started the session (Unix ms).
-    pub session_created_at: i64,
+    pub session_created_at: UnixMillis,
     /// How the session's user authenticated (RFC 8176 values).
     pub amr: String,
 }
@@ -50,11 +51,11 @@ pub struct RefreshState {
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct SuccessorRecord {
     pub token_hash: TokenHash,
-    pub created_at: i64,
+    pub created_at: UnixMillis,
     /// Set once the successor has been presented and rotated in turn.
-    pub rotated_at: Option<i64>,
+    pub rotated_at: Option<UnixMillis>,
     /// Set once a reissue replaced it, unused.
-    pub superseded_at: Option<i64>,
+    pub superseded_at: Option<UnixMillis>,
 }
 
 impl SuccessorRecord {
@@ -170,7 +171,7 @@ impl Store {
         &self,
         parent_hash: &TokenHash,
         legacy_successor_hash: Option<&TokenHash>,
-        now: i64,
+        now: UnixMillis,
         deadline: Instant,
         decide: impl FnOnce(&RefreshState) -> (RefreshWrite, Option<AuditEvent>),
     ) -> Result<RefreshOutcome, sqlx::Error> {
@@ -201,7 +202,7 @@ async fn refresh_on(
     delivery: script::Delivery,
     parent_hash: &TokenHash,
     legacy_successor_hash: Option<&TokenHash>,
-    now: i64,
+    now: UnixMillis,
     decide: impl FnOnce(&RefreshState) -> (RefreshWrite, Option<AuditEvent>),
 ) -> Result<RefreshOutcome, sqlx::Error> {
     // On MySQL the statement locks the presented token's row and its
@@ -258,7 +259,7 @@ fn statements_for<'a>(
     state: &'a RefreshState,
     write: &'a RefreshWrite,
     parent_hash: &'a TokenHash,
-    now: i64,
+    now: UnixMillis,
 ) -> Vec<Statement<'a>> {
     let parent_hash = parent_hash.as_str();
     let session_id = state.token.session_id.as_str();

@@ -30,6 +30,12 @@ impl<'a> From<i64> for Value<'a> {
     }
 }
 
+impl<'a> From<crate::clock::UnixMillis> for Value<'a> {
+    fn from(value: crate::clock::UnixMillis) -> Self {
+        Self::Int(value.as_millis())
+    }
+}
+
 impl<'a> From<&'a str> for Value<'a> {
     fn from(value: &'a str) -> Self {
         Self::Text(value)

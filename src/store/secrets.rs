@@ -2,6 +2,7 @@
 //! (sealed with the key-encryption key), the default issuer, and the legacy
 //! refresh secret until nothing needs it.
 
+use crate::clock::UnixMillis;
 use sqlx::Row as _;
 
 use super::{Store, dialect};
@@ -16,7 +17,7 @@ impl Store {
         name: &str,
         candidate: &str,
         kek_id: &str,
-        now: i64,
+        now: UnixMillis,
     ) -> Result<(String, Option<String>), sqlx::Error> {
         let insert = dialect::insert_if_absent(
             self.backend,
@@ -80,7 +81,7 @@ impl Store {
         name: &str,
         sealed: &str,
         kek_id: &str,
-        now: i64,
+        now: UnixMillis,
     ) -> Result<(), sqlx::Error> {
         let upsert = dialect::upsert(
             self.backend,
@@ -111,7 +112,7 @@ impl Store {
     pub async fn prune_legacy_secret(
         &self,
         name: &str,
-        rotated_since: i64,
+        rotated_since: UnixMillis,
     ) -> Result<bool, sqlx::Error> {
         let delete = sqlx::query(
             "DELETE FROM server_secrets WHERE name = ? AND NOT EXISTS \
@@ -131,7 +132,7 @@ impl Store {
         &self,
         name: &str,
         candidate: &str,
-        now: i64,
+        now: UnixMillis,
     ) -> Result<String, sqlx::Error> {
         let insert = dialect::insert_if_absent(
             self.backend,

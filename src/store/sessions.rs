@@ -1,5 +1,6 @@
 //! Sessions: one per login, each a family of refresh tokens.
 
+use crate::clock::UnixMillis;
 use sqlx::FromRow as _;
 use sqlx::{Connection as _, Row};
 
@@ -15,8 +16,8 @@ pub struct NewSession<'a> {
     pub scope: &'a str,
     pub user_agent: Option<&'a str>,
     pub ip: Option<&'a str>,
-    pub created_at: i64,
-    pub expires_at: i64,
+    pub created_at: UnixMillis,
+    pub expires_at: UnixMillis,
     pub first_token_hash: &'a TokenHash,
     /// The user's session epoch when the login checked the password.
     pub user_epoch: i64,
@@ -31,9 +32,9 @@ pub struct SessionRecord {
     pub client_id: Option<String>,
     pub user_agent: Option<String>,
     pub ip: Option<String>,
-    pub created_at: i64,
-    pub last_used_at: i64,
-    pub expires_at: i64,
+    pub created_at: UnixMillis,
+    pub last_used_at: UnixMillis,
+    pub expires_at: UnixMillis,
 }
 
 impl Store {
@@ -86,7 +87,7 @@ impl Store {
     pub async fn revoke_session(
         &self,
         session_id: &SessionId,
-        now: i64,
+        now: UnixMillis,
     ) -> Result<(), sqlx::Error> {
         let revoke =
             sqlx::query("UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
@@ -100,7 +101,7 @@ impl Store {
     pub async fn list_sessions(
         &self,
         user_id: &UserId,
-        now: i64,
+        now: UnixMillis,
     ) -> Result<Vec<SessionRecord>, sqlx::Error> {
         let select = sqlx::query(
             "SELECT id, client_id, user_agent, ip, created_at, last_used_at, expires_at \
@@ -119,7 +120,7 @@ impl Store {
     pub async fn live_session_owner(
         &self,
         session_id: &SessionId,
-        now: i64,
+        now: UnixMillis,
     ) -> Result<Option<Account>, sqlx::Error> {
         let select = sqlx::query(
             "SELECT u.id, u.username, u.email, u.created_at \
@@ -141,7 +142,7 @@ impl Store {
         &self,
         user_id: &UserId,
         session_id: &SessionId,
-        now: i64,
+        now: UnixMillis,
     ) -> Result<bool, sqlx::Error> {
         let update = sqlx::query(
             "UPDATE sessions SET revoked_at = ? \
@@ -164,7 +165,7 @@ impl Store {
         &self,
         user_id: &UserId,
         keep: &SessionId,
-        now: i64,
+        now: UnixMillis,
     ) -> Result<Vec<SessionId>, sqlx::Error> {
         self.revoke_sessions_of(user_id, Some(keep), now).await
     }
@@ -173,7 +174,7 @@ impl Store {
     pub async fn revoke_all_sessions(
         &self,
         user_id: &UserId,
-        now: i64,
+        now: UnixMillis,
     ) -> Result<Vec<SessionId>, sqlx::Error> {
         self.revoke_sessions_of(user_id, None, now).await
     }
@@ -185,7 +186,7 @@ impl Store {
         &self,
         user_id: &UserId,
         keep: Option<&SessionId>,
-        now: i64,
+        now: UnixMillis,
     ) -> Result<Vec<SessionId>, sqlx::Error> {
         let keep = keep.map_or("", SessionId::as_str);
         let select = format!(
@@ -227,9 +228,9 @@ impl Store {
     /// of sessions and of counters deleted.
     pub async fn prune(
         &self,
-        now: i64,
-        revoked_before: i64,
-        throttle_before: i64,
+        now: UnixMillis,
+        revoked_before: UnixMillis,
+        throttle_before: UnixMillis,
     ) -> Result<(u64, u64), sqlx::Error> {
         self.run(async |conn| {
             let sessions =

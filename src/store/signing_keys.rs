@@ -1,5 +1,6 @@
 //! The signing keys shared by every instance (sealed private keys).
 
+use crate::clock::UnixMillis;
 use sqlx::FromRow as _;
 use sqlx::Row;
 
@@ -16,9 +17,9 @@ pub struct SigningKeyRecord {
     /// The private key, sealed with the key-encryption key `kek_id`.
     pub private_key: String,
     pub kek_id: String,
-    pub created_at: i64,
+    pub created_at: UnixMillis,
     /// From when instances sign with it (Unix ms).
-    pub activates_at: i64,
+    pub activates_at: UnixMillis,
 }
 
 impl Store {
@@ -62,7 +63,10 @@ impl Store {
 
     /// Deletes the keys older than the newest one active since
     /// `superseded_before`: no token they signed verifies any more.
-    pub async fn prune_signing_keys(&self, superseded_before: i64) -> Result<u64, sqlx::Error> {
+    pub async fn prune_signing_keys(
+        &self,
+        superseded_before: UnixMillis,
+    ) -> Result<u64, sqlx::Error> {
         let select =
             sqlx::query("SELECT MAX(generation) FROM signing_keys WHERE activates_at <= ?")
                 .bind(superseded_before);

@@ -1,5 +1,6 @@
 //! Counters of failed logins, shared by every instance.
 
+use crate::clock::UnixMillis;
 use sqlx::FromRow as _;
 use sqlx::Row;
 
@@ -11,9 +12,9 @@ pub struct ThrottleRow {
     /// Attempts counted in the current window.
     pub failures: i64,
     /// When the current window started (Unix ms).
-    pub window_start: i64,
+    pub window_start: UnixMillis,
     /// Attempts are refused until then (Unix ms).
-    pub blocked_until: Option<i64>,
+    pub blocked_until: Option<UnixMillis>,
 }
 
 impl Store {
@@ -50,23 +51,24 @@ impl Store {
         old: Option<&ThrottleRow>,
         new: &ThrottleRow,
     ) -> Result<bool, sqlx::Error> {
-        let written = match old {
-            None => {
-                let insert = super::dialect::insert_if_absent(
-                    self.backend,
-                    "login_throttle",
-                    &["throttle_key", "failures", "window_start", "blocked_until"],
-                    "throttle_key",
-                );
-                let insert = sqlx::query(&insert)
-                    .bind(key)
-                    .bind(new.failures)
-                    .bind(new.window_start)
-                    .bind(new.blocked_until);
-                self.run(async |conn| insert.execute(conn).await).await
-            }
-            Some(old) => {
-                let update = sqlx::query(
+        let written =
+            match old {
+                None => {
+                    let insert = super::dialect::insert_if_absent(
+                        self.backend,
+                        "login_throttle",
+                        &["throttle_key", "failures", "window_start", "blocked_until"],
+                        "throttle_key",
+                    );
+                    let insert = sqlx::query(&insert)
+                        .bind(key)
+                        .bind(new.failures)
+                        .bind(new.window_start)
+                        .bind(new.blocked_until);
+                    self.run(async |conn| insert.execute(conn).await).await
+                }
+                Some(old) => {
+                    let update = sqlx::query(
                     "UPDATE login_throttle SET failures = ?, window_start = ?, blocked_until = ? \
                      WHERE throttle_key = ? AND failures = ? AND window_start = ? \
                      AND COALESCE(blocked_until, -1) = ?",
@@ -77,10 +79,10 @@ impl Store {
                 .bind(key)
                 .bind(old.failures)
                 .bind(old.window_start)
-                .bind(old.blocked_until.unwrap_or(-1));
-                self.run(async |conn| update.execute(conn).await).await
-            }
-        };
+                .bind(old.blocked_until.map_or(-1, crate::clock::UnixMillis::as_millis));
+                    self.run(async |conn| update.execute(conn).await).await
+                }
+            };
         match written {
             Ok(done) => Ok(done.rows_affected() == 1),
             // Another instance wrote first (a cluster's certification
@@ -90,15 +92,15 @@ impl Store {
         }
     }
 
-    /// Counts one failure for `key` in a window of `window_ms` (a window
+    /// Counts one failure for `key` in a `window` (a window
     /// older than that starts over), atomically; returns the failures so far.
     pub async fn record_failure(
         &self,
         key: &str,
-        window_ms: i64,
-        now: i64,
+        window: std::time::Duration,
+        now: UnixMillis,
     ) -> Result<i64, sqlx::Error> {
-        let expired = now - window_ms;
+        let expired = now - window;
         let upsert = super::dialect::upsert(
             self.backend,
             "login_throttle",
@@ -128,7 +130,7 @@ impl Store {
 
     /// Refuses attempts for `key` until `until` (Unix ms); never shortens a
     /// block already in place.
-    pub async fn block(&self, key: &str, until: i64) -> Result<(), sqlx::Error> {
+    pub async fn block(&self, key: &str, until: UnixMillis) -> Result<(), sqlx::Error> {
         let update = sqlx::query(
             "UPDATE login_throttle SET blocked_until = ? \
              WHERE throttle_key = ? AND (blocked_until IS NULL OR blocked_until < ?)",

@@ -1,5 +1,6 @@
 //! Users.
 
+use crate::clock::UnixMillis;
 use sqlx::FromRow as _;
 
 use super::Store;
@@ -12,9 +13,9 @@ pub struct UserRecord {
     pub username: String,
     pub email: Option<String>,
     pub password_hash: String,
-    pub created_at: i64,
+    pub created_at: UnixMillis,
     /// When the account was disabled; it cannot log in while set.
-    pub disabled_at: Option<i64>,
+    pub disabled_at: Option<UnixMillis>,
     /// Moves on whenever every session must end; a login's session is
     /// inserted only under the epoch its password was checked in.
     pub session_epoch: i64,
@@ -27,7 +28,7 @@ pub struct Account {
     pub id: UserId,
     pub username: String,
     pub email: Option<String>,
-    pub created_at: i64,
+    pub created_at: UnixMillis,
 }
 
 impl From<UserRecord> for Account {
@@ -139,7 +140,7 @@ impl Store {
     pub async fn set_user_disabled(
         &self,
         key: &UsernameKey,
-        disabled_at: Option<i64>,
+        disabled_at: Option<UnixMillis>,
     ) -> Result<Option<UserId>, sqlx::Error> {
         // Disabling ends the session epoch too: a login racing it cannot
         // open a session afterwards.

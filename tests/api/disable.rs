@@ -71,7 +71,10 @@ async fn a_session_of_a_disabled_account_refreshes_nothing_even_if_it_was_not_re
     // The store's own update, without the service's revocation.
     app.state
         .store
-        .set_user_disabled(&gatehouse::ids::UsernameKey::of("alice"), Some(1))
+        .set_user_disabled(
+            &gatehouse::ids::UsernameKey::of("alice"),
+            Some(app.state.clock.now()),
+        )
         .await
         .unwrap();
     app.refresh(tokens.str("refresh_token"))

@@ -64,7 +64,7 @@ async fn an_hs256_server_refuses_tokens_signed_any_other_way(store: Store) {
     let tokens = app.user_with_tokens("alice").await;
     let claims = claims_of(tokens.str("access_token"));
     let sub = &claims["sub"].as_str().unwrap().into();
-    let now = chrono::Utc::now().timestamp_millis();
+    let now = app.state.clock.now();
     // An Ed25519 token with the right issuer and audience.
     let eddsa = AccessTokens::new(
         TokenKey::generate(),
@@ -109,7 +109,7 @@ async fn tokens_signed_with_the_real_key_but_wrong_claims_or_type_are_refused(st
         &claims["sub"].as_str().unwrap().into(),
         &claims["sid"].as_str().unwrap().into(),
     );
-    let now = chrono::Utc::now().timestamp_millis();
+    let now = app.state.clock.now();
     let signer = |issuer: &str, audience: &str| {
         let keys = TokenKey::load(&path).unwrap();
         AccessTokens::new(
@@ -139,7 +139,7 @@ async fn tokens_signed_with_the_real_key_but_wrong_claims_or_type_are_refused(st
         .await
         .assert_error(401, "invalid_token");
     let not_yet_valid = signer("http://gatehouse.test", "gatehouse")
-        .issue(&grant(sub, sid), now + 3_600_000)
+        .issue(&grant(sub, sid), now + Duration::from_secs(3600))
         .unwrap();
     app.me(&not_yet_valid)
         .await

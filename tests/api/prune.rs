@@ -15,13 +15,25 @@ on_both_stores!(
 async fn audit_events_past_their_retention_are_deleted(store: Store) {
     let app = TestApp::spawn(store).await;
     app.user_with_tokens("alice").await;
-    let now = app.state.clock.now_millis();
+    let now = app.state.clock.now();
     let store = &app.state.store;
     // Nothing is older than a minute ago: nothing goes.
-    assert_eq!(store.prune_audit_events(now - 60_000).await.unwrap(), 0);
+    assert_eq!(
+        store
+            .prune_audit_events(now - Duration::from_secs(60))
+            .await
+            .unwrap(),
+        0
+    );
     let events = crate::rotation::audit_events(&app, "login_succeeded").await;
     assert_eq!(events.len(), 1);
-    assert_eq!(store.prune_audit_events(now + 1).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .prune_audit_events(now + Duration::from_millis(1))
+            .await
+            .unwrap(),
+        1
+    );
     assert!(
         crate::rotation::audit_events(&app, "login_succeeded")
             .await
@@ -48,7 +60,7 @@ async fn pruning_deletes_expired_and_long_revoked_sessions_and_stale_counters_on
         .assert_error(400, "invalid_grant");
 
     let state = &app.state;
-    let now = state.clock.now_millis();
+    let now = state.clock.now();
     let logout = serde_json::json!({"refresh_token": recently_revoked.str("refresh_token")});
     app.post_json("/auth/logout", &logout)
         .await
@@ -59,7 +71,10 @@ async fn pruning_deletes_expired_and_long_revoked_sessions_and_stale_counters_on
         .to_owned();
     state
         .store
-        .revoke_session(&sid.as_str().into(), now - 8 * 24 * 3600 * 1000)
+        .revoke_session(
+            &sid.as_str().into(),
+            now - Duration::from_secs(8 * 24 * 3600),
+        )
         .await
         .unwrap();
 
@@ -69,7 +84,7 @@ async fn pruning_deletes_expired_and_long_revoked_sessions_and_stale_counters_on
     let (sessions, counters) = state
         .sessions
         .prune(
-            now + 25 * 3600 * 1000,
+            now + Duration::from_secs(25 * 3600),
             Duration::from_secs(7 * 24 * 3600),
             counters_window,
         )

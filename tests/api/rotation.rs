@@ -122,7 +122,7 @@ async fn after_a_rotation_new_tokens_carry_the_new_kid_and_old_ones_verify_until
     let config = &app.config;
     let overlap = config.access_ttl + config.jwt_leeway + config.key_reload_interval;
     app.clock.advance(overlap + Duration::from_secs(1));
-    assert!(app.clock.now_secs() >= old_exp);
+    assert!(app.clock.now().as_secs() >= old_exp);
     assert_eq!(jwks_kids(&app).await, [new_kid]);
     app.me(old_token).await.assert_error(401, "invalid_token");
 }
@@ -171,15 +171,21 @@ async fn a_key_activated_later_is_published_first_and_signs_only_from_its_activa
     let tokens = app.user_with_tokens("alice").await;
     assert_eq!(kid_of(tokens.str("access_token")), current);
     let ring = app.state.signing.tokens().ring();
-    let hour = 3_600_000;
-    let now = chrono::Utc::now().timestamp_millis();
-    assert_eq!(ring.signing(now + hour + 1_000).kid(), next);
+    let hour = Duration::from_secs(3600);
+    let now = app.clock.now();
+    assert_eq!(
+        ring.signing(now + hour + Duration::from_secs(1)).kid(),
+        next
+    );
     // A rotation right after a delayed one does not activate before it.
     let third = rotate(&app, Duration::ZERO).await;
     app.state.signing.reload().await.unwrap();
     let ring = app.state.signing.tokens().ring();
     assert_eq!(ring.signing(now).kid(), current);
-    assert_eq!(ring.signing(now + hour + 1_000).kid(), third);
+    assert_eq!(
+        ring.signing(now + hour + Duration::from_secs(1)).kid(),
+        third
+    );
 }
 
 async fn a_rotation_is_audited_without_key_material(store: Store) {
@@ -236,13 +242,14 @@ async fn retired_keys_are_pruned_and_the_current_one_never_is(store: Store) {
     let app = TestApp::spawn_with(store, short_lived).await;
     let old_kid = app.state.signing.signing_key().kid().to_owned();
     let new_kid = rotate(&app, Duration::ZERO).await;
-    let now = chrono::Utc::now().timestamp_millis();
+    let now = app.clock.now();
     // Within the overlap nothing is pruned.
     assert_eq!(app.state.signing.prune(now).await.unwrap(), 0);
     // Once the old key has retired, it goes; the current one stays forever.
-    let later = now + 60_000;
+    let later = now + Duration::from_secs(60);
     assert_eq!(app.state.signing.prune(later).await.unwrap(), 1);
-    assert_eq!(app.state.signing.prune(i64::MAX / 2).await.unwrap(), 0);
+    let far = gatehouse::clock::UnixMillis::from_millis(i64::MAX / 2);
+    assert_eq!(app.state.signing.prune(far).await.unwrap(), 0);
     let kids = stored_kids(&app).await;
     assert_eq!(kids, [new_kid]);
     assert!(!kids.contains(&old_kid));

@@ -209,7 +209,7 @@ async fn the_session_operations_need_a_valid_token_with_the_profile_scope(store:
     let tokens = app.user_with_tokens("alice").await;
     let claims = claims_of(tokens.str("access_token"));
     let sid = claims["sid"].as_str().unwrap();
-    let now = chrono::Utc::now().timestamp_millis();
+    let now = app.state.clock.now();
     let unscoped = app.sign_access_token(&claims, "", now);
     for token in ["", "garbage", &unscoped] {
         let (status, code) = if token == unscoped {

@@ -29,7 +29,7 @@ async fn a_token_rotated_before_the_upgrade_is_replayed_with_the_legacy_secret_u
     let unused_key = secrecy::SecretBox::new(Box::new([0; 32]));
     let v1 = Successors::new(unused_key, Some(legacy.to_owned().into()));
     let successor = v1.legacy_successor(parent).unwrap();
-    let now = app.state.clock.now_millis();
+    let now = app.state.clock.now();
     app.execute(&format!(
         "INSERT INTO server_secrets (name, secret, created_at) \
          VALUES ('{LEGACY_SUCCESSOR_SECRET_NAME}', '{legacy}', 0); \
@@ -50,7 +50,7 @@ async fn a_token_rotated_before_the_upgrade_is_replayed_with_the_legacy_secret_u
     // The secret is kept while such a token can still be replayed...
     let window = app.config.refresh_replay_window;
     let (store, sessions) = (&app.state.store, &app.state.sessions);
-    let prune = |at: i64| async move {
+    let prune = |at: gatehouse::clock::UnixMillis| async move {
         sessions
             .prune(at, Duration::from_secs(3600), Duration::from_secs(3600))
             .await
@@ -60,9 +60,9 @@ async fn a_token_rotated_before_the_upgrade_is_replayed_with_the_legacy_secret_u
             .await
             .unwrap()
     };
-    assert!(prune(now + 1_000).await.is_some());
+    assert!(prune(now + Duration::from_secs(1)).await.is_some());
     // ...and deleted once none can.
-    let past = now + i64::try_from(window.as_millis()).unwrap() + 1;
+    let past = now + window + Duration::from_millis(1);
     assert!(prune(past).await.is_none());
     // The session lives on.
     app.refresh(replayed.str("refresh_token"))

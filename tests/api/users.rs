@@ -206,12 +206,20 @@ async fn me_with_an_expired_token_is_401(store: Store) {
     let app = TestApp::spawn(store).await;
     let tokens = app.user_with_tokens("alice").await;
     let claims = claims_of(tokens.str("access_token"));
-    let now = chrono::Utc::now().timestamp_millis();
-    let ttl = app.config.access_ttl.as_millis() as i64;
-    let expired = app.sign_access_token(&claims, "profile", now - ttl - 1_000);
+    let now = app.state.clock.now();
+    let ttl = app.config.access_ttl;
+    let expired = app.sign_access_token(
+        &claims,
+        "profile",
+        now - ttl - std::time::Duration::from_secs(1),
+    );
     app.me(&expired).await.assert_error(401, "invalid_token");
     // A token of the same user and session within its lifetime works: the expiry is what counts.
-    let fresh = app.sign_access_token(&claims, "profile", now - ttl + 60_000);
+    let fresh = app.sign_access_token(
+        &claims,
+        "profile",
+        now - ttl + std::time::Duration::from_secs(60),
+    );
     app.me(&fresh).await.assert_status(200);
 }
 
@@ -265,7 +273,7 @@ async fn me_with_a_token_without_the_profile_scope_is_403(store: Store) {
     let app = TestApp::spawn(store).await;
     let tokens = app.user_with_tokens("alice").await;
     let claims = claims_of(tokens.str("access_token"));
-    let now = chrono::Utc::now().timestamp_millis();
+    let now = app.state.clock.now();
     let unscoped = app.sign_access_token(&claims, "", now);
     let reply = app.me(&unscoped).await;
     reply.assert_error(403, "insufficient_scope");

@@ -7,6 +7,7 @@
 //! `typ` header (jsonwebtoken does not check it), the key id, issuer,
 //! audience, expiry and not-before, with no leeway unless configured.
 
+use crate::clock::UnixMillis;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
@@ -57,8 +58,8 @@ pub struct Subject<'a> {
     pub session_id: &'a SessionId,
     pub scope: String,
     pub client_id: &'a str,
-    /// When the user gave their password (Unix ms): the session's start.
-    pub authenticated_at: i64,
+    /// When the user gave their password: the session's start.
+    pub authenticated_at: UnixMillis,
     /// How the user authenticated (RFC 8176 values, space-separated), as
     /// the session keeps it.
     pub amr: &'a str,
@@ -183,14 +184,14 @@ impl AccessTokens {
         *self.ring.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(ring);
     }
 
-    /// Signs an access token for `subject`, issued at `now_millis` (Unix
-    /// ms; the claims keep whole seconds).
+    /// Signs an access token for `subject`, issued at `now` (the claims
+    /// keep whole seconds).
     pub fn issue(
         &self,
         subject: &Subject<'_>,
-        now_millis: i64,
+        now: UnixMillis,
     ) -> Result<String, jsonwebtoken::errors::Error> {
-        let now_secs = now_millis.div_euclid(1000);
+        let now_secs = now.as_secs();
         let claims = AccessClaims {
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
@@ -202,19 +203,21 @@ impl AccessTokens {
             sid: subject.session_id.to_owned(),
             scope: subject.scope.clone(),
             client_id: Some(subject.client_id.to_owned()),
-            auth_time: Some(subject.authenticated_at.div_euclid(1000)),
+            auth_time: Some(subject.authenticated_at.as_secs()),
             amr: subject.amr.split_whitespace().map(str::to_owned).collect(),
         };
         let ring = self.ring();
-        let key = ring.signing(now_millis);
+        let key = ring.signing(now);
         let mut header = Header::new(key.algorithm());
         header.typ = Some(ACCESS_TOKEN_TYP.to_owned());
         header.kid = Some(key.kid().to_owned());
         jsonwebtoken::encode(&header, &claims, &key.encoding)
     }
 
-    /// Verifies an access token at `now_secs` and returns its claims.
-    pub fn verify(&self, token: &str, now_secs: i64) -> Result<AccessClaims, TokenError> {
+    /// Verifies an access token at `now` (to the second, as its claims
+    /// count) and returns its claims.
+    pub fn verify(&self, token: &str, now: UnixMillis) -> Result<AccessClaims, TokenError> {
+        let now_secs = now.as_secs();
         let header = jsonwebtoken::decode_header(token).map_err(TokenError::Malformed)?;
         let typ_ok = header.typ.as_deref().is_some_and(|typ| {
             typ.eq_ignore_ascii_case(ACCESS_TOKEN_TYP)
@@ -224,11 +227,9 @@ impl AccessTokens {
             return Err(TokenError::WrongType(header.typ));
         }
         let ring = self.ring();
-        let Some(key) = header
-            .kid
-            .as_deref()
-            .and_then(|kid| ring.verifying(kid, now_secs.saturating_mul(1000)))
-        else {
+        let Some(key) = header.kid.as_deref().and_then(|kid| {
+            ring.verifying(kid, UnixMillis::from_millis(now_secs.saturating_mul(1000)))
+        }) else {
             return Err(TokenError::UnknownKey(header.kid));
         };
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();

@@ -22,13 +22,18 @@ fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
+/// `seconds` after the epoch.
+fn secs(seconds: i64) -> UnixMillis {
+    UnixMillis::from_millis(seconds * 1000)
+}
+
 fn grant<'a>(user_id: &'a UserId, session_id: &'a SessionId) -> Subject<'a> {
     Subject {
         user_id,
         session_id,
         scope: "profile".into(),
         client_id: "web",
-        authenticated_at: (now() - 3600) * 1000,
+        authenticated_at: secs(now() - 3600),
         amr: "pwd",
     }
 }
@@ -37,9 +42,9 @@ fn grant<'a>(user_id: &'a UserId, session_id: &'a SessionId) -> Subject<'a> {
 fn a_signed_token_verifies_with_its_claims() {
     let tokens = tokens();
     let jwt = tokens
-        .issue(&grant(&"user-1".into(), &"session-1".into()), now() * 1000)
+        .issue(&grant(&"user-1".into(), &"session-1".into()), secs(now()))
         .unwrap();
-    let claims = tokens.verify(&jwt, now()).unwrap();
+    let claims = tokens.verify(&jwt, secs(now())).unwrap();
     assert_eq!(
         (claims.sub.as_str(), claims.sid.as_str()),
         ("user-1", "session-1")
@@ -53,7 +58,7 @@ fn a_signed_token_verifies_with_its_claims() {
     assert_eq!(header.typ.as_deref(), Some("at+jwt"));
     assert_eq!(
         header.kid.as_deref(),
-        Some(tokens.ring().signing(now() * 1000).kid())
+        Some(tokens.ring().signing(secs(now())).kid())
     );
 }
 
@@ -64,13 +69,13 @@ fn a_token_is_refused_from_the_second_it_expires() {
     // checks), so only the `now` given to verify decides.
     let issued = now() - 890;
     let jwt = tokens
-        .issue(&grant(&"u".into(), &"s".into()), issued * 1000)
+        .issue(&grant(&"u".into(), &"s".into()), secs(issued))
         .unwrap();
     assert!(matches!(
-        tokens.verify(&jwt, issued + 900),
+        tokens.verify(&jwt, secs(issued + 900)),
         Err(TokenError::Expired)
     ));
-    assert!(tokens.verify(&jwt, issued + 899).is_ok());
+    assert!(tokens.verify(&jwt, secs(issued + 899)).is_ok());
 }
 
 #[test]
@@ -78,12 +83,12 @@ fn a_token_verified_before_still_expires() {
     let tokens = tokens();
     let issued = now() - 890;
     let jwt = tokens
-        .issue(&grant(&"u".into(), &"s".into()), issued * 1000)
+        .issue(&grant(&"u".into(), &"s".into()), secs(issued))
         .unwrap();
-    assert!(tokens.verify(&jwt, issued + 899).is_ok());
+    assert!(tokens.verify(&jwt, secs(issued + 899)).is_ok());
     assert_eq!(tokens.verified.len(), 1);
     assert!(matches!(
-        tokens.verify(&jwt, issued + 900),
+        tokens.verify(&jwt, secs(issued + 900)),
         Err(TokenError::Expired)
     ));
 }
@@ -92,12 +97,12 @@ fn a_token_verified_before_still_expires() {
 fn a_token_verified_before_is_refused_once_its_key_leaves_the_ring() {
     let tokens = tokens();
     let jwt = tokens
-        .issue(&grant(&"u".into(), &"s".into()), now() * 1000)
+        .issue(&grant(&"u".into(), &"s".into()), secs(now()))
         .unwrap();
-    assert!(tokens.verify(&jwt, now()).is_ok());
+    assert!(tokens.verify(&jwt, secs(now())).is_ok());
     tokens.replace_ring(TokenKey::generate().into());
     assert!(matches!(
-        tokens.verify(&jwt, now()),
+        tokens.verify(&jwt, secs(now())),
         Err(TokenError::UnknownKey(_))
     ));
 }
@@ -106,9 +111,9 @@ fn a_token_verified_before_is_refused_once_its_key_leaves_the_ring() {
 fn a_token_altered_after_it_verified_is_refused() {
     let tokens = tokens();
     let jwt = tokens
-        .issue(&grant(&"u".into(), &"s".into()), now() * 1000)
+        .issue(&grant(&"u".into(), &"s".into()), secs(now()))
         .unwrap();
-    assert!(tokens.verify(&jwt, now()).is_ok());
+    assert!(tokens.verify(&jwt, secs(now())).is_ok());
     // Same header and signature, another subject.
     let mut parts: Vec<String> = jwt.split('.').map(str::to_owned).collect();
     let claims = jsonwebtoken::dangerous::insecure_decode_claims::<AccessClaims>(&jwt).unwrap();
@@ -118,7 +123,7 @@ fn a_token_altered_after_it_verified_is_refused() {
     };
     parts[1] = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&forged).unwrap());
     assert!(matches!(
-        tokens.verify(&parts.join("."), now()),
+        tokens.verify(&parts.join("."), secs(now())),
         Err(TokenError::Rejected(_))
     ));
 }
@@ -126,10 +131,10 @@ fn a_token_altered_after_it_verified_is_refused() {
 #[test]
 fn a_token_from_another_key_is_refused() {
     let jwt = tokens()
-        .issue(&grant(&"u".into(), &"s".into()), now() * 1000)
+        .issue(&grant(&"u".into(), &"s".into()), secs(now()))
         .unwrap();
     assert!(matches!(
-        tokens().verify(&jwt, now()),
+        tokens().verify(&jwt, secs(now())),
         Err(TokenError::UnknownKey(_))
     ));
 }

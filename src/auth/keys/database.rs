@@ -14,14 +14,14 @@ use super::{TokenKey, read_ed25519_pem};
 use crate::audit::AuditKind;
 use crate::auth::random_bytes;
 use crate::clock::Clock;
-use crate::clock::millis;
+use crate::clock::UnixMillis;
 use crate::store::{AuditEvent, SigningKeyRecord, Store};
 
 /// The `algorithm` column of Ed25519 keys.
 const EDDSA: &str = "EdDSA";
 /// The least time between two reloads triggered by unknown `kid`s, so a
 /// flood of forged tokens costs at most one query a second.
-const UNKNOWN_KID_RELOAD_MILLIS: i64 = 1_000;
+const UNKNOWN_KID_RELOAD: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The signing keys kept in the database, and how to read them.
 #[derive(Debug)]
@@ -47,25 +47,25 @@ impl DatabaseKeys {
     /// The stored keys, unsealed into a ring.
     pub async fn reload(&self, store: &Store) -> Result<KeyRing, RingError> {
         self.last_reload
-            .store(self.clock.now_millis(), Ordering::Relaxed);
+            .store(self.clock.now().as_millis(), Ordering::Relaxed);
         self.ring(&store.signing_keys().await?)
     }
 
     /// Whether a token with an unknown `kid` may trigger a reload now: at
     /// most once a second, however many such tokens arrive.
     pub fn may_reload_for_unknown_kid(&self) -> bool {
-        let now = self.clock.now_millis();
+        let now = self.clock.now();
         let last = self.last_reload.load(Ordering::Relaxed);
-        now - last >= UNKNOWN_KID_RELOAD_MILLIS
+        now.since(UnixMillis::from_millis(last)) >= UNKNOWN_KID_RELOAD
             && self
                 .last_reload
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .compare_exchange(last, now.as_millis(), Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
     }
 
     /// Deletes keys retired before `now`; they verify nothing any more.
-    pub async fn prune(&self, store: &Store, now: i64) -> Result<u64, sqlx::Error> {
-        store.prune_signing_keys(now - millis(self.overlap)).await
+    pub async fn prune(&self, store: &Store, now: UnixMillis) -> Result<u64, sqlx::Error> {
+        store.prune_signing_keys(now - self.overlap).await
     }
 
     /// Reads the ring, creating its first key if the database has none:
@@ -95,7 +95,7 @@ impl DatabaseKeys {
         } else {
             SigningKey::from_bytes(&random_bytes::<32>())
         };
-        let now = self.clock.now_millis();
+        let now = self.clock.now();
         // Instances starting together race here; the unique generation
         // decides, and the losers read the winner's key.
         self.insert(store, &key, 1, now, now).await?;
@@ -139,8 +139,8 @@ impl DatabaseKeys {
         store: &Store,
         key: &SigningKey,
         generation: i64,
-        created_at: i64,
-        activates_at: i64,
+        created_at: UnixMillis,
+        activates_at: UnixMillis,
     ) -> Result<Option<String>, RingError> {
         let kid = TokenKey::new(key).kid().to_owned();
         let record = SigningKeyRecord {
@@ -172,11 +172,10 @@ impl DatabaseKeys {
             // Refuse to add a key the others could not be read beside.
             self.ring(&records)?;
             let last = records.last();
-            let now = self.clock.now_millis();
+            let now = self.clock.now();
             // Activations never go back in time, so the newest key is
             // always the last to activate.
-            let activates_at =
-                (now + millis(activate_in)).max(last.map_or(now, |last| last.activates_at));
+            let activates_at = (now + activate_in).max(last.map_or(now, |last| last.activates_at));
             let generation = last.map_or(1, |last| last.generation + 1);
             let key = SigningKey::from_bytes(&random_bytes::<32>());
             let Some(kid) = self
@@ -191,7 +190,7 @@ impl DatabaseKeys {
                 "kid={kid} previous={} activates_at={activates_at}",
                 previous.as_deref().unwrap_or("-")
             );
-            tracing::info!(%kid, ?previous, activates_at, "signing key rotated");
+            tracing::info!(%kid, ?previous, %activates_at, "signing key rotated");
             audit_key_event(store, AuditKind::KeyRotated, detail, now).await?;
             return Ok(Rotation {
                 kid,
@@ -212,7 +211,7 @@ impl DatabaseKeys {
         for _ in 0..8 {
             let records = store.signing_keys().await?;
             let generation = records.last().map_or(1, |last| last.generation + 1);
-            let now = self.clock.now_millis();
+            let now = self.clock.now();
             let key = SigningKey::from_bytes(&random_bytes::<32>());
             let Some(kid) = self.insert(store, &key, generation, now, now).await? else {
                 continue;
@@ -257,13 +256,7 @@ impl DatabaseKeys {
             .await?;
         let detail = format!("kek={}->{} keys={resealed}", self.kek.id(), new_kek.id());
         tracing::info!(resealed, kek = new_kek.id(), "signing keys resealed");
-        audit_key_event(
-            store,
-            AuditKind::KeysResealed,
-            detail,
-            self.clock.now_millis(),
-        )
-        .await?;
+        audit_key_event(store, AuditKind::KeysResealed, detail, self.clock.now()).await?;
         Ok(resealed)
     }
 }
@@ -272,7 +265,7 @@ async fn audit_key_event(
     store: &Store,
     event: AuditKind,
     detail: String,
-    now: i64,
+    now: UnixMillis,
 ) -> Result<(), sqlx::Error> {
     store
         .insert_audit_event(&AuditEvent {

@@ -77,8 +77,8 @@ pub struct Rotation {
     pub kid: String,
     /// The key it replaces.
     pub previous: Option<String>,
-    /// When instances start signing with it (Unix ms).
-    pub activates_at: i64,
+    /// When instances start signing with it.
+    pub activates_at: crate::clock::UnixMillis,
     /// How many keys a reset discarded.
     pub discarded: u64,
 }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::clock::millis;
+use crate::clock::UnixMillis;
 use crate::store::RefreshState;
 
 /// Refresh-token lifetimes.
@@ -55,7 +55,7 @@ impl RefreshPolicy {
     /// new successor supersedes the unused one, so that of the two, the one
     /// left holding it is caught on its next use. Once the successor has
     /// been used, the parent is stolen or replayed (RFC 9700 §4.14.2).
-    pub fn decide(&self, state: &RefreshState, now: i64) -> Decision {
+    pub fn decide(&self, state: &RefreshState, now: UnixMillis) -> Decision {
         let token = &state.token;
         if token.session_revoked_at.is_some()
             || now >= token.session_expires_at
@@ -72,14 +72,12 @@ impl RefreshPolicy {
         if self.grace.is_zero() {
             return Decision::Reuse;
         }
-        let since_rotation = now - rotated_at;
-        if since_rotation <= millis(self.grace) {
+        let since_rotation = now.since(rotated_at);
+        if since_rotation <= self.grace {
             return Decision::Replay;
         }
         match &state.successor {
-            Some(successor)
-                if successor.is_unused() && since_rotation <= millis(self.replay_window) =>
-            {
+            Some(successor) if successor.is_unused() && since_rotation <= self.replay_window => {
                 self.unless_idle(successor.created_at, now, Decision::Reissue)
             }
             _ => Decision::Reuse,
@@ -87,20 +85,18 @@ impl RefreshPolicy {
     }
 
     /// `decision`, unless a token created at `created_at` has been idle too long.
-    fn unless_idle(&self, created_at: i64, now: i64, decision: Decision) -> Decision {
+    fn unless_idle(&self, created_at: UnixMillis, now: UnixMillis, decision: Decision) -> Decision {
         match self.idle_ttl {
-            Some(idle) if now - created_at >= millis(idle) => Decision::Dead,
+            Some(idle) if now.since(created_at) >= idle => Decision::Dead,
             _ => decision,
         }
     }
 
-    /// Seconds until a token issued at `now` (ms) expires, for `refresh_token_expires_in`.
-    pub fn expires_in(&self, session_expires_at: i64, now: i64) -> i64 {
-        let absolute = session_expires_at - now;
-        let remaining = self
-            .idle_ttl
-            .map_or(absolute, |idle| absolute.min(millis(idle)));
-        remaining.max(0) / 1000
+    /// Seconds until a token issued at `now` expires, for `refresh_token_expires_in`.
+    pub fn expires_in(&self, session_expires_at: UnixMillis, now: UnixMillis) -> i64 {
+        let absolute = session_expires_at.since(now);
+        let remaining = self.idle_ttl.map_or(absolute, |idle| absolute.min(idle));
+        i64::try_from(remaining.as_secs()).unwrap_or(i64::MAX)
     }
 }
 
@@ -110,21 +106,27 @@ pub(super) mod tests {
     use crate::ids::TokenHash;
     use crate::store::{RefreshTokenRecord, SuccessorRecord};
 
+    /// `millis` after the epoch.
+    pub(in crate::auth::refresh) fn at(millis: i64) -> UnixMillis {
+        UnixMillis::from_millis(millis)
+    }
+
     pub(in crate::auth::refresh) fn token(rotated_at: Option<i64>) -> RefreshState {
+        let rotated_at = rotated_at.map(at);
         RefreshState {
             token: RefreshTokenRecord {
                 session_id: "s".into(),
                 user_id: "u".into(),
                 client_id: None,
                 scope: "profile".into(),
-                token_created_at: 0,
+                token_created_at: at(0),
                 rotated_at,
                 successor_hash: rotated_at.map(|_| TokenHash::of("successor")),
                 reissues: 0,
                 superseded_at: None,
-                session_expires_at: 100_000,
+                session_expires_at: at(100_000),
                 session_revoked_at: None,
-                session_created_at: 0,
+                session_created_at: at(0),
                 amr: "pwd".into(),
             },
             successor: rotated_at.map(|created_at| SuccessorRecord {
@@ -140,7 +142,7 @@ pub(super) mod tests {
     /// A rotated token whose successor has been used at `used_at`.
     fn used_successor(rotated_at: i64, used_at: i64) -> RefreshState {
         let mut state = token(Some(rotated_at));
-        state.successor.as_mut().unwrap().rotated_at = Some(used_at);
+        state.successor.as_mut().unwrap().rotated_at = Some(at(used_at));
         state
     }
 
@@ -153,13 +155,13 @@ pub(super) mod tests {
 
     #[test]
     fn the_grace_window_counts_from_the_rotation() {
-        assert_eq!(POLICY.decide(&token(None), 1_000), Decision::Rotate);
+        assert_eq!(POLICY.decide(&token(None), at(1_000)), Decision::Rotate);
         assert_eq!(
-            POLICY.decide(&used_successor(20_000, 21_000), 30_000),
+            POLICY.decide(&used_successor(20_000, 21_000), at(30_000)),
             Decision::Replay
         );
         assert_eq!(
-            POLICY.decide(&used_successor(20_000, 21_000), 30_001),
+            POLICY.decide(&used_successor(20_000, 21_000), at(30_001)),
             Decision::Reuse
         );
     }
@@ -167,43 +169,46 @@ pub(super) mod tests {
     #[test]
     fn past_the_grace_window_an_unused_successor_is_reissued_until_the_replay_window_ends() {
         assert_eq!(
-            POLICY.decide(&token(Some(20_000)), 30_000),
+            POLICY.decide(&token(Some(20_000)), at(30_000)),
             Decision::Replay
         );
         assert_eq!(
-            POLICY.decide(&token(Some(20_000)), 30_001),
+            POLICY.decide(&token(Some(20_000)), at(30_001)),
             Decision::Reissue
         );
         assert_eq!(
-            POLICY.decide(&token(Some(20_000)), 60_000),
+            POLICY.decide(&token(Some(20_000)), at(60_000)),
             Decision::Reissue
         );
-        assert_eq!(POLICY.decide(&token(Some(20_000)), 60_001), Decision::Reuse);
+        assert_eq!(
+            POLICY.decide(&token(Some(20_000)), at(60_001)),
+            Decision::Reuse
+        );
         let mut missing = token(Some(20_000));
         missing.successor = None;
-        assert_eq!(POLICY.decide(&missing, 45_000), Decision::Reuse);
+        assert_eq!(POLICY.decide(&missing, at(45_000)), Decision::Reuse);
     }
 
     #[test]
     fn a_disabled_account_refreshes_nothing() {
         let mut disabled = token(None);
         disabled.user_disabled = true;
-        assert_eq!(POLICY.decide(&disabled, 1_000), Decision::Dead);
+        assert_eq!(POLICY.decide(&disabled, at(1_000)), Decision::Dead);
     }
 
     #[test]
     fn a_superseded_successor_is_reuse_at_once() {
         let mut superseded = token(None);
-        superseded.token.superseded_at = Some(5_000);
-        assert_eq!(POLICY.decide(&superseded, 5_000), Decision::Reuse);
+        superseded.token.superseded_at = Some(at(5_000));
+        assert_eq!(POLICY.decide(&superseded, at(5_000)), Decision::Reuse);
         let mut successor_superseded = token(Some(20_000));
         successor_superseded
             .successor
             .as_mut()
             .unwrap()
-            .superseded_at = Some(25_000);
+            .superseded_at = Some(at(25_000));
         assert_eq!(
-            POLICY.decide(&successor_superseded, 45_000),
+            POLICY.decide(&successor_superseded, at(45_000)),
             Decision::Reuse
         );
     }
@@ -211,13 +216,13 @@ pub(super) mod tests {
     #[test]
     fn an_idle_successor_is_not_reissued() {
         let mut idle = token(Some(1_000));
-        idle.token.session_expires_at = 1_000_000;
+        idle.token.session_expires_at = at(1_000_000);
         let patient = RefreshPolicy {
             replay_window: Duration::from_secs(600),
             ..POLICY
         };
-        assert_eq!(patient.decide(&idle, 50_999), Decision::Reissue);
-        assert_eq!(patient.decide(&idle, 51_000), Decision::Dead);
+        assert_eq!(patient.decide(&idle, at(50_999)), Decision::Reissue);
+        assert_eq!(patient.decide(&idle, at(51_000)), Decision::Dead);
     }
 
     #[test]
@@ -226,14 +231,20 @@ pub(super) mod tests {
             grace: Duration::ZERO,
             ..POLICY
         };
-        assert_eq!(strict.decide(&token(Some(20_000)), 20_000), Decision::Reuse);
-        assert_eq!(strict.decide(&token(Some(20_000)), 30_000), Decision::Reuse);
+        assert_eq!(
+            strict.decide(&token(Some(20_000)), at(20_000)),
+            Decision::Reuse
+        );
+        assert_eq!(
+            strict.decide(&token(Some(20_000)), at(30_000)),
+            Decision::Reuse
+        );
     }
 
     #[test]
     fn expires_in_never_passes_the_family_expiry() {
-        assert_eq!(POLICY.expires_in(100_000, 0), 50);
-        assert_eq!(POLICY.expires_in(100_000, 80_000), 20);
-        assert_eq!(POLICY.expires_in(100_000, 200_000), 0);
+        assert_eq!(POLICY.expires_in(at(100_000), at(0)), 50);
+        assert_eq!(POLICY.expires_in(at(100_000), at(80_000)), 20);
+        assert_eq!(POLICY.expires_in(at(100_000), at(200_000)), 0);
     }
 }

@@ -48,7 +48,7 @@ pub struct Refreshed {
     /// The scope of the new access token.
     pub scope: String,
     /// When it was decided (Unix ms).
-    pub now: i64,
+    pub now: crate::clock::UnixMillis,
 }
 
 /// Why a refresh was refused, or that it failed.
@@ -92,7 +92,7 @@ impl RefreshRotation {
         let deadline = Instant::now() + self.deadline;
         let mut aborted = 0;
         loop {
-            let now = self.clock.now_millis();
+            let now = self.clock.now();
             let mut issued = None;
             let plan = |state: &RefreshState| {
                 self.plan(state, presented, requested_scope, client, now, &mut issued)
@@ -135,7 +135,7 @@ impl RefreshRotation {
         presented: &str,
         requested_scope: Option<&str>,
         client: &ClientInfo,
-        now: i64,
+        now: crate::clock::UnixMillis,
         issued: &mut Option<SecretString>,
     ) -> (RefreshWrite, Option<AuditEvent>) {
         if scope::for_refresh(requested_scope, &state.token.scope).is_err() {
@@ -204,7 +204,7 @@ impl RefreshRotation {
         write: RefreshWrite,
         requested_scope: Option<&str>,
         issued: Option<SecretString>,
-        now: i64,
+        now: crate::clock::UnixMillis,
     ) -> Result<Refreshed, RefreshError> {
         let scope = scope::for_refresh(requested_scope, &state.token.scope)?;
         let token = state.token;

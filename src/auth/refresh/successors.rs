@@ -41,7 +41,11 @@ impl Successors {
 
     /// The instances' shared secret, unsealed with `kek` (the first instance
     /// on a database creates it), and the legacy secret while it is kept.
-    pub async fn load(store: &Store, kek: &Kek, now: i64) -> Result<Self, RingError> {
+    pub async fn load(
+        store: &Store,
+        kek: &Kek,
+        now: crate::clock::UnixMillis,
+    ) -> Result<Self, RingError> {
         let name = SUCCESSOR_SECRET_NAME;
         let candidate = kek.seal_secret(name, &crate::auth::random_bytes::<32>());
         let (sealed, kek_id) = store
@@ -85,7 +89,11 @@ impl Successors {
     /// the key-encryption key was lost (`gatehouse keys reset`). Sessions
     /// survive; a rotated token presented again gets a new successor
     /// instead of the same one.
-    pub async fn reset(store: &Store, kek: &Kek, now: i64) -> Result<(), RingError> {
+    pub async fn reset(
+        store: &Store,
+        kek: &Kek,
+        now: crate::clock::UnixMillis,
+    ) -> Result<(), RingError> {
         let name = SUCCESSOR_SECRET_NAME;
         let sealed = kek.seal_secret(name, &crate::auth::random_bytes::<32>());
         Ok(store.replace_secret(name, &sealed, kek.id(), now).await?)

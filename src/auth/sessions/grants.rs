@@ -14,7 +14,6 @@ use crate::auth::grant::{AuthMethod, GrantParams, GrantType};
 use crate::auth::jwt::Subject;
 use crate::auth::refresh::RefreshError;
 use crate::auth::scope::{self, InvalidScope};
-use crate::clock::millis;
 use crate::error::Error;
 use crate::ids::{SessionId, TokenHash};
 use crate::store::{NewSession, UserRecord};
@@ -138,10 +137,10 @@ impl Sessions {
         client_id: &str,
         client: &ClientInfo,
     ) -> Result<IssuedTokens, GrantError> {
-        let now = self.clock.now_millis();
+        let now = self.clock.now();
         let session_id = SessionId::generate();
         let refresh_token = crate::auth::random_token();
-        let expires_at = now.saturating_add(millis(self.rotation.policy().ttl));
+        let expires_at = now + self.rotation.policy().ttl;
         let user_agent = client.stored_user_agent();
         let opened = self
             .store
@@ -240,8 +239,8 @@ impl Sessions {
         &self,
         subject: Subject<'_>,
         refresh_token: SecretString,
-        session_expires_at: i64,
-        now: i64,
+        session_expires_at: crate::clock::UnixMillis,
+        now: crate::clock::UnixMillis,
     ) -> Result<IssuedTokens, GrantError> {
         let access_token = self.signing.issue(&subject, now).map_err(Error::from)?;
         let ttl = self.signing.tokens().ttl();

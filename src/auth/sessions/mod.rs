@@ -70,7 +70,7 @@ impl Sessions {
         let claims = self.signing.verify(token).await?;
         let owner = self
             .check()
-            .owner(&self.store, &claims.sid, self.clock.now_millis())
+            .owner(&self.store, &claims.sid, self.clock.now())
             .await
             .map_err(Error::from)?;
         match owner {
@@ -83,10 +83,7 @@ impl Sessions {
 
     /// The live sessions of a user, newest first.
     pub async fn of_user(&self, user_id: &UserId) -> Result<Vec<SessionRecord>, Error> {
-        Ok(self
-            .store
-            .list_sessions(user_id, self.clock.now_millis())
-            .await?)
+        Ok(self.store.list_sessions(user_id, self.clock.now()).await?)
     }
 
     /// Deletes what can no longer matter at `now` (ms): expired sessions,
@@ -95,12 +92,10 @@ impl Sessions {
     /// reuse detection needs them, and they go with their session.
     pub async fn prune(
         &self,
-        now: i64,
+        now: crate::clock::UnixMillis,
         retention: std::time::Duration,
         counters_window: std::time::Duration,
     ) -> Result<(u64, u64), Error> {
-        let retention = crate::clock::millis(retention);
-        let counters_window = crate::clock::millis(counters_window);
         let pruned = self
             .store
             .prune(now, now - retention, now - counters_window)
@@ -108,7 +103,7 @@ impl Sessions {
         // Tokens rotated before successors were recorded replay with the
         // legacy secret; once none can (its windows have passed), it goes.
         let policy = self.rotation.policy();
-        let replayable = crate::clock::millis(policy.replay_window.max(policy.grace));
+        let replayable = policy.replay_window.max(policy.grace);
         let name = super::refresh::LEGACY_SUCCESSOR_SECRET_NAME;
         if self
             .store

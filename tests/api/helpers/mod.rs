@@ -194,7 +194,10 @@ pub fn grant<'a>(
         session_id,
         scope: "profile".to_owned(),
         client_id: "test",
-        authenticated_at: chrono::Utc::now().timestamp_millis(),
+        authenticated_at: {
+            use gatehouse::clock::Clock as _;
+            gatehouse::clock::SystemClock.now()
+        },
         amr: "pwd",
     }
 }

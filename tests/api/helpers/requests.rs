@@ -145,8 +145,13 @@ impl TestApp {
     }
 
     /// An access token this app signs for the session of `claims` (another
-    /// token's), with `scope`, issued at `issued_at` (Unix ms).
-    pub fn sign_access_token(&self, claims: &Value, scope: &str, issued_at: i64) -> String {
+    /// token's), with `scope`, issued at `issued_at`.
+    pub fn sign_access_token(
+        &self,
+        claims: &Value,
+        scope: &str,
+        issued_at: gatehouse::clock::UnixMillis,
+    ) -> String {
         let user_id = claims["sub"].as_str().expect("a sub").into();
         let session_id = claims["sid"].as_str().expect("a sid").into();
         let grant = gatehouse::auth::jwt::Subject {
