@@ -108,6 +108,9 @@ async fn every_interleaving_of_an_owner_and_a_thief_either_keeps_the_owner_or_en
 ) {
     let first = TestApp::spawn(store).await;
     let second = first.another_instance(|_| {}).await;
+    // Time moves only by the steps (the two instances share the clock): a
+    // slow machine does not turn "at once" into "past the grace window".
+    first.clock.freeze();
     let apps = [&first, &second];
     first.register("alice", PASSWORD).await.assert_status(201);
     let mut sequences = vec![Vec::new()];
