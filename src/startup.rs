@@ -97,16 +97,24 @@ pub async fn build_app_with_clock(
         }
     };
     let passwords = new_passwords(&config.passwords).await?;
-    let kek = load_kek(&config.keys, &config.database)?;
-    let successors = Successors::load(&store, &kek, clock.now()).await?;
+    // The key ring's key-encryption key, or (with a fixed signing key) one
+    // that only seals the refresh-token secret.
+    let successors = match &keys {
+        KeySource::Database(keys) => Successors::load(&store, &keys.kek, clock.now()).await?,
+        KeySource::Fixed => {
+            let kek = load_kek(&config.keys, &config.database)?;
+            Successors::load(&store, &kek, clock.now()).await?
+        }
+    };
     let issuer = match &config.issuer {
         Some(issuer) => issuer.clone(),
         // Every instance of one database issues and accepts the same `iss`:
         // the first one's default.
         None => {
             store
-                .get_or_create_secret(DEFAULT_ISSUER_NAME, &config.issuer(), clock.now())
+                .get_or_create_secret(DEFAULT_ISSUER_NAME, &config.issuer(), None, clock.now())
                 .await?
+                .0
         }
     };
     let metrics = Arc::new(Metrics::default());

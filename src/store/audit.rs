@@ -1,11 +1,11 @@
 //! The audit trail.
 
-use crate::clock::UnixMillis;
 use sqlx::AnyConnection;
 use sqlx::FromRow as _;
 
 use super::Store;
 use super::script::Statement;
+use crate::clock::UnixMillis;
 use crate::ids::{SessionId, UserId};
 
 /// One audited event.

@@ -1,7 +1,6 @@
 //! Refresh tokens, stored as hashes, and the one transaction that rotates
 //! them.
 
-use crate::clock::UnixMillis;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Executor as _};
 use sqlx::{FromRow as _, Row as _};
@@ -9,6 +8,7 @@ use tokio::time::Instant;
 
 use super::script::{self, Statement};
 use super::{AuditEvent, Backend, Store, audit, dialect};
+use crate::clock::UnixMillis;
 use crate::ids::{SessionId, TokenHash, UserId};
 
 /// A refresh token joined with its session.
@@ -72,10 +72,10 @@ pub enum RefreshWrite {
     Rotate { successor: TokenHash },
     /// The successor is already stored: mark the session used.
     Replay,
-    /// Give the rotated token a new successor, supersede the unused one
-    /// (if it is stored), mark the session used.
+    /// Give the rotated token a new successor, supersede its unused one,
+    /// mark the session used.
     Reissue {
-        superseded: Option<TokenHash>,
+        superseded: TokenHash,
         successor: TokenHash,
     },
     /// Revoke the token's session (its whole family).
@@ -289,19 +289,17 @@ fn statements_for<'a>(
             superseded,
             successor,
         } => {
-            let mut writes = vec![
+            vec![
                 Statement::new(REISSUE)
                     .bind(now)
                     .bind(successor.as_str())
                     .bind(parent_hash),
-            ];
-            writes.extend(
-                superseded
-                    .iter()
-                    .map(|old| Statement::new(SUPERSEDE).bind(now).bind(old.as_str())),
-            );
-            writes.extend([insert(successor), touch()]);
-            writes
+                Statement::new(SUPERSEDE)
+                    .bind(now)
+                    .bind(superseded.as_str()),
+                insert(successor),
+                touch(),
+            ]
         }
         RefreshWrite::Revoke => vec![Statement::new(REVOKE_SESSION).bind(now).bind(session_id)],
         RefreshWrite::Nothing => Vec::new(),

@@ -2,21 +2,21 @@
 //! (sealed with the key-encryption key), the default issuer, and the legacy
 //! refresh secret until nothing needs it.
 
-use crate::clock::UnixMillis;
 use sqlx::Row as _;
 
 use super::{Store, dialect};
+use crate::clock::UnixMillis;
 
 impl Store {
     /// The shared secret called `name` and the id of the key-encryption
-    /// key that sealed it, created from `candidate` if no instance has
-    /// created it yet. Every instance ends up with the same value: the
-    /// first insert wins and everyone reads what it wrote.
-    pub async fn get_or_create_sealed_secret(
+    /// key that sealed it (`None`: kept as it is), created from `candidate`
+    /// if no instance has created it yet. Every instance ends up with the
+    /// same value: the first insert wins and everyone reads what it wrote.
+    pub async fn get_or_create_secret(
         &self,
         name: &str,
         candidate: &str,
-        kek_id: &str,
+        kek_id: Option<&str>,
         now: UnixMillis,
     ) -> Result<(String, Option<String>), sqlx::Error> {
         let insert = dialect::insert_if_absent(
@@ -123,36 +123,5 @@ impl Store {
         .bind(rotated_since);
         let done = self.run(async |conn| delete.execute(conn).await).await?;
         Ok(done.rows_affected() == 1)
-    }
-
-    /// The shared secret called `name`, created from `candidate` if no
-    /// instance has created it yet. Every instance ends up with the same value:
-    /// the first insert wins and everyone reads what it wrote.
-    pub async fn get_or_create_secret(
-        &self,
-        name: &str,
-        candidate: &str,
-        now: UnixMillis,
-    ) -> Result<String, sqlx::Error> {
-        let insert = dialect::insert_if_absent(
-            self.backend,
-            "server_secrets",
-            &["name", "secret", "created_at"],
-            "name",
-        );
-        self.run_idempotent(async |conn| {
-            sqlx::query(&insert)
-                .bind(name)
-                .bind(candidate)
-                .bind(now)
-                .execute(&mut *conn)
-                .await?;
-            sqlx::query("SELECT secret FROM server_secrets WHERE name = ?")
-                .bind(name)
-                .fetch_one(&mut *conn)
-                .await?
-                .try_get(0)
-        })
-        .await
     }
 }

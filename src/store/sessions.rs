@@ -1,10 +1,10 @@
 //! Sessions: one per login, each a family of refresh tokens.
 
-use crate::clock::UnixMillis;
 use sqlx::FromRow as _;
 use sqlx::{Connection as _, Row};
 
 use super::{Account, Store};
+use crate::clock::UnixMillis;
 use crate::ids::{SessionId, TokenHash, UserId};
 
 /// A new session (refresh-token family) with its first refresh token.

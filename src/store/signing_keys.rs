@@ -1,10 +1,10 @@
 //! The signing keys shared by every instance (sealed private keys).
 
-use crate::clock::UnixMillis;
 use sqlx::FromRow as _;
 use sqlx::Row;
 
 use super::Store;
+use crate::clock::UnixMillis;
 
 /// One signing key as stored.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]

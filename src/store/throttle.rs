@@ -1,10 +1,10 @@
 //! Counters of failed logins, shared by every instance.
 
-use crate::clock::UnixMillis;
 use sqlx::FromRow as _;
 use sqlx::Row;
 
 use super::Store;
+use crate::clock::UnixMillis;
 
 /// One throttle counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
@@ -18,28 +18,28 @@ pub struct ThrottleRow {
 }
 
 impl Store {
-    /// The counters of `keys` that exist, by key.
+    /// The counters of `keys` that exist, by key, in one query.
     pub async fn throttle_rows(
         &self,
         keys: &[&str],
     ) -> Result<Vec<(String, ThrottleRow)>, sqlx::Error> {
-        self.run(async |conn| {
-            let mut rows = Vec::with_capacity(keys.len());
-            for key in keys {
-                let row = sqlx::query(
-                    "SELECT failures, window_start, blocked_until FROM login_throttle \
-                     WHERE throttle_key = ?",
-                )
-                .bind(*key)
-                .fetch_optional(&mut *conn)
-                .await?;
-                if let Some(row) = row {
-                    rows.push(((*key).to_owned(), ThrottleRow::from_row(&row)?));
+        let places = vec!["?"; keys.len()].join(", ");
+        let select = format!(
+            "SELECT throttle_key, failures, window_start, blocked_until FROM login_throttle \
+             WHERE throttle_key IN ({places})"
+        );
+        let rows = self
+            .run(async |conn| {
+                let mut query = sqlx::query(&select);
+                for key in keys {
+                    query = query.bind(*key);
                 }
-            }
-            Ok(rows)
-        })
-        .await
+                query.fetch_all(conn).await
+            })
+            .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get(0)?, ThrottleRow::from_row(row)?)))
+            .collect()
     }
 
     /// Replaces the counter `key` with `new` if it is still `old` (absent

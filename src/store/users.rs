@@ -1,9 +1,9 @@
 //! Users.
 
-use crate::clock::UnixMillis;
 use sqlx::FromRow as _;
 
 use super::Store;
+use crate::clock::UnixMillis;
 use crate::ids::{UserId, UsernameKey};
 
 /// A user as stored.

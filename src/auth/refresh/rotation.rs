@@ -190,7 +190,7 @@ impl RefreshRotation {
             .successors
             .successor(presented, state.token.reissues + 1);
         let write = RefreshWrite::Reissue {
-            superseded: Some(current.token_hash.clone()),
+            superseded: current.token_hash.clone(),
             successor: TokenHash::of(successor.expose_secret()),
         };
         *issued = Some(successor);

@@ -49,7 +49,7 @@ impl Successors {
         let name = SUCCESSOR_SECRET_NAME;
         let candidate = kek.seal_secret(name, &crate::auth::random_bytes::<32>());
         let (sealed, kek_id) = store
-            .get_or_create_sealed_secret(name, &candidate, kek.id(), now)
+            .get_or_create_secret(name, &candidate, Some(kek.id()), now)
             .await?;
         let stored = kek_id.unwrap_or_default();
         if stored != kek.id() {

@@ -138,6 +138,7 @@ impl Sessions {
         client: &ClientInfo,
     ) -> Result<IssuedTokens, GrantError> {
         let now = self.clock.now();
+        let amr = AuthMethod::Password.as_str();
         let session_id = SessionId::generate();
         let refresh_token = crate::auth::random_token();
         let expires_at = now + self.rotation.policy().ttl;
@@ -155,7 +156,7 @@ impl Sessions {
                 expires_at,
                 first_token_hash: &TokenHash::of(refresh_token.expose_secret()),
                 user_epoch: user.session_epoch,
-                amr: AuthMethod::Password.as_str(),
+                amr,
             })
             .await?;
         if !opened {
@@ -178,7 +179,7 @@ impl Sessions {
                 scope,
                 client_id,
                 authenticated_at: now,
-                amr: AuthMethod::Password.as_str(),
+                amr,
             },
             refresh_token,
             expires_at,
