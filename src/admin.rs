@@ -13,7 +13,7 @@ use crate::auth::throttle::ThrottlePolicy;
 use crate::auth::{Accounts, Audit, Revoker};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{DatabaseArgs, KeyArgs, PasswordArgs};
-use crate::startup::{StartError, database_keys, new_passwords, open_store};
+use crate::startup::{StartError, database_keys, load_kek, new_passwords, open_store};
 use crate::store::{SigningKeyRecord, Store};
 
 /// `gatehouse migrate`.
@@ -125,6 +125,13 @@ pub async fn reseal_keys(
     new_kek_file: &std::path::Path,
 ) -> Result<u64, StartError> {
     let new_kek = crate::auth::keys::Kek::load(new_kek_file)?;
+    if !keys.in_database() {
+        let (store, kek) = secret_admin(keys, database).await?;
+        let resealed = Successors::reseal(&store, &kek, &new_kek).await;
+        store.close().await;
+        resealed?;
+        return Ok(0);
+    }
     let (store, ring) = key_admin(keys, database).await?;
     let resealed = async {
         let resealed = ring.reseal(&store, &new_kek).await?;
@@ -134,6 +141,19 @@ pub async fn reseal_keys(
     .await;
     store.close().await;
     Ok(resealed?)
+}
+
+/// `gatehouse keys reset` with a fixed signing key (which it does not
+/// manage): a new refresh-token secret under the configured key-encryption
+/// key, after the one that sealed the old secret was lost.
+pub async fn reset_refresh_secret(
+    keys: &KeyArgs,
+    database: &DatabaseArgs,
+) -> Result<(), StartError> {
+    let (store, kek) = secret_admin(keys, database).await?;
+    let reset = Successors::reset(&store, &kek, SystemClock.now()).await;
+    store.close().await;
+    Ok(reset?)
 }
 
 /// `gatehouse keys list`: the signing keys, oldest first.
@@ -149,6 +169,17 @@ pub async fn list_keys(
         ring.ring(&records)?;
     }
     Ok(records)
+}
+
+/// The store and the key-encryption key, for managing the refresh-token
+/// secret in any configuration.
+async fn secret_admin(
+    keys: &KeyArgs,
+    database: &DatabaseArgs,
+) -> Result<(Store, crate::auth::keys::Kek), StartError> {
+    keys.validate().map_err(StartError::Config)?;
+    let kek = load_kek(keys, database)?;
+    Ok((open_store(database).await?, kek))
 }
 
 /// The store and key ring for `gatehouse keys`; refused when the

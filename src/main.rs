@@ -56,6 +56,16 @@ fn main() -> ExitCode {
                         format_time(rotation.activates_at)
                     );
                 }),
+            Some(Command::Keys(KeysCommand::Reset { keys, database })) if !keys.in_database() => {
+                gatehouse::reset_refresh_secret(&keys, &database)
+                    .await
+                    .map(|()| {
+                        eprintln!(
+                            "gatehouse: a new refresh-token secret under the configured \
+                             key-encryption key; the fixed signing key is yours to replace"
+                        );
+                    })
+            }
             Some(Command::Keys(KeysCommand::Reset { keys, database })) => {
                 gatehouse::reset_keys(&keys, &database).await.map(|reset| {
                     println!("{}", reset.kid);
@@ -74,8 +84,8 @@ fn main() -> ExitCode {
                 .await
                 .map(|resealed| {
                     eprintln!(
-                        "gatehouse: {resealed} signing key(s) resealed; restart every instance \
-                         with --key-encryption-key-file {}",
+                        "gatehouse: {resealed} signing key(s) and the refresh-token secret \
+                         resealed; restart every instance with --key-encryption-key-file {}",
                         new_key_encryption_key_file.display()
                     );
                 }),

@@ -98,18 +98,21 @@ pub enum KeysCommand {
         #[command(flatten)]
         database: DatabaseArgs,
     },
-    /// Replace every signing key with a new one at once: after a key leaked,
-    /// or the key-encryption key was lost. Access tokens issued so far stop
-    /// verifying (within --key-reload-interval everywhere); sessions and
-    /// refresh tokens are unaffected.
+    /// Replace every signing key and the refresh-token secret with new ones
+    /// at once: after a key leaked, or the key-encryption key was lost.
+    /// Access tokens issued so far stop verifying (within
+    /// --key-reload-interval everywhere); sessions and refresh tokens are
+    /// unaffected. With a fixed signing key, only the refresh-token secret
+    /// is replaced.
     Reset {
         #[command(flatten)]
         keys: KeyArgs,
         #[command(flatten)]
         database: DatabaseArgs,
     },
-    /// Re-seal every signing key under a new key-encryption key (the
-    /// signing keys stay the same); then restart every instance with it.
+    /// Re-seal every signing key and the refresh-token secret under a new
+    /// key-encryption key (they stay the same); then restart every instance
+    /// with it. With a fixed signing key, only the refresh-token secret.
     Reseal {
         /// The new key-encryption key: 32 random bytes, base64
         /// (`openssl rand -base64 32`).

@@ -18,7 +18,67 @@ on_both_stores!(
     a_reset_replaces_every_key_at_once_and_sessions_survive_it,
     a_lost_key_encryption_key_is_recovered_by_a_reset,
     the_key_encryption_key_is_replaced_by_resealing_and_tokens_keep_verifying,
+    with_a_fixed_signing_key_a_lost_key_encryption_key_is_recovered_by_a_reset,
+    with_a_fixed_signing_key_the_key_encryption_key_is_replaced_by_resealing,
 );
+
+/// With `--signing-key-file`, the key-encryption key seals only the
+/// refresh-token secret.
+async fn spawn_with_a_fixed_signing_key(store: Store) -> TestApp {
+    use ed25519_dalek::pkcs8::EncodePrivateKey as _;
+    TestApp::spawn_with(store, |config| {
+        let path = config.database.data_dir.join("fixed.pem");
+        let pem = ed25519_dalek::SigningKey::from_bytes(&[5; 32])
+            .to_pkcs8_pem(Default::default())
+            .unwrap();
+        std::fs::write(&path, pem.as_bytes()).unwrap();
+        config.keys.signing_key_file = Some(path);
+    })
+    .await
+}
+
+async fn with_a_fixed_signing_key_a_lost_key_encryption_key_is_recovered_by_a_reset(store: Store) {
+    let app = spawn_with_a_fixed_signing_key(store).await;
+    let before = app.user_with_tokens("alice").await;
+    std::fs::remove_file(app.config.database.data_dir.join("key-encryption-key")).unwrap();
+    let Err(err) = gatehouse::build_app(&app.config).await else {
+        panic!("started with a refresh secret it cannot unseal");
+    };
+    assert!(err.to_string().contains("gatehouse keys reset"), "{err}");
+    gatehouse::reset_refresh_secret(&app.config.keys, &app.config.database)
+        .await
+        .unwrap();
+    let app = app.restart().await;
+    // Sessions survive: a refresh token is a hash, not derived from the secret.
+    let refreshed = app.refresh(before.str("refresh_token")).await;
+    refreshed.assert_status(200);
+    app.me(refreshed.str("access_token"))
+        .await
+        .assert_status(200);
+}
+
+async fn with_a_fixed_signing_key_the_key_encryption_key_is_replaced_by_resealing(store: Store) {
+    let app = spawn_with_a_fixed_signing_key(store).await;
+    let tokens = app.user_with_tokens("alice").await;
+    // Within one grace window, however long the reseal takes.
+    app.clock.freeze();
+    let rotated = app.refresh(tokens.str("refresh_token")).await;
+    rotated.assert_status(200);
+    let new_kek_path = app.config.database.data_dir.join("new-kek");
+    std::fs::write(&new_kek_path, base64_std(&[6; 32])).unwrap();
+    let resealed = gatehouse::reseal_keys(&app.config.keys, &app.config.database, &new_kek_path)
+        .await
+        .unwrap();
+    assert_eq!(resealed, 0, "no signing key is in the database");
+    assert!(gatehouse::build_app(&app.config).await.is_err());
+    let second = app
+        .another_instance(|config| config.keys.key_encryption_key_file = Some(new_kek_path))
+        .await;
+    // Resealed, not replaced: the same successor as before.
+    let replayed = second.refresh(tokens.str("refresh_token")).await;
+    replayed.assert_status(200);
+    assert_eq!(replayed.str("refresh_token"), rotated.str("refresh_token"));
+}
 
 async fn a_wrong_key_encryption_key_is_refused_with_a_clear_error(store: Store) {
     let app = TestApp::spawn(store).await;
@@ -74,16 +134,7 @@ async fn the_signing_key_file_of_earlier_versions_is_imported_on_first_start(sto
 }
 
 async fn a_fixed_key_file_is_not_managed_by_keys_rotate(store: Store) {
-    use ed25519_dalek::pkcs8::EncodePrivateKey as _;
-    let app = TestApp::spawn_with(store, |config| {
-        let path = config.database.data_dir.join("fixed.pem");
-        let pem = ed25519_dalek::SigningKey::from_bytes(&[5; 32])
-            .to_pkcs8_pem(Default::default())
-            .unwrap();
-        std::fs::write(&path, pem.as_bytes()).unwrap();
-        config.keys.signing_key_file = Some(path);
-    })
-    .await;
+    let app = spawn_with_a_fixed_signing_key(store).await;
     let kid = app.state.signing.signing_key().kid().to_owned();
     let refused =
         gatehouse::rotate_keys(&app.config.keys, &app.config.database, Duration::ZERO).await;

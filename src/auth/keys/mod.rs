@@ -52,7 +52,8 @@ pub enum RingError {
     #[error(
         "the server secret {name} in the database is sealed with key-encryption key \
          {stored}, but the configured key-encryption key is {configured}: every instance \
-         sharing a database needs the same --key-encryption-key-file"
+         sharing a database needs the same --key-encryption-key-file (if that key is lost, \
+         `gatehouse keys reset` replaces the secret)"
     )]
     SecretWrongKek {
         name: String,
