@@ -12,7 +12,43 @@ on_both_stores!(
     racing_refreshes_on_two_instances_all_get_the_one_successor,
     with_no_grace_window_exactly_one_racing_refresh_wins,
     a_refresh_abandoned_at_any_step_leaves_no_transaction_open,
+    retries_racing_past_the_grace_window_on_two_instances_share_one_reissued_successor,
 );
+
+/// Issue 20: an answer was lost, and past the grace window the client's
+/// retries race on two instances. The database decides one reissue: every
+/// racer gets the same new successor, the lost one is superseded, nobody is
+/// signed out.
+async fn retries_racing_past_the_grace_window_on_two_instances_share_one_reissued_successor(
+    store: Store,
+) {
+    let apps = two_instances(store, |_| {}).await;
+    let grace = apps[0].config.refresh_grace;
+    for (trial, racers) in [2, 8, 32].into_iter().enumerate() {
+        let login = apps[0].user_with_tokens(&format!("retry{trial}")).await;
+        let parent = login.str("refresh_token");
+        let lost = apps[0].refresh(parent).await;
+        lost.assert_status(200);
+        apps[0].clock.advance(grace + Duration::from_secs(1));
+        // All within one grace window from here, however slow the machine.
+        apps[0].clock.freeze();
+        let replies = race(&apps, parent, racers).await;
+        for reply in &replies {
+            reply.assert_status(200);
+        }
+        let reissued = replies[0].str("refresh_token");
+        assert_ne!(reissued, lost.str("refresh_token"));
+        assert!(
+            replies.iter().all(|r| r.str("refresh_token") == reissued),
+            "{racers} racers got different successors"
+        );
+        let next = apps[1].refresh(reissued).await;
+        next.assert_status(200);
+        apps[0].me(next.str("access_token")).await.assert_status(200);
+    }
+    let reissues = crate::rotation::audit_events(&apps[0], "refresh_reissued").await;
+    assert_eq!(reissues.len(), 3, "one reissue per race");
+}
 
 /// (concurrent refreshes, trials)
 const RACES: [(usize, usize); 4] = [(2, 10), (8, 8), (32, 4), (128, 2)];
