@@ -44,7 +44,10 @@ async fn retries_racing_past_the_grace_window_on_two_instances_share_one_reissue
         );
         let next = apps[1].refresh(reissued).await;
         next.assert_status(200);
-        apps[0].me(next.str("access_token")).await.assert_status(200);
+        apps[0]
+            .me(next.str("access_token"))
+            .await
+            .assert_status(200);
     }
     let reissues = crate::rotation::audit_events(&apps[0], "refresh_reissued").await;
     assert_eq!(reissues.len(), 3, "one reissue per race");
