@@ -54,9 +54,10 @@ async fn measure(label: &str, url: &str, tasks: usize, duration: Duration) {
         created_at: now(),
         disabled_at: None,
         session_epoch: 0,
+        email_verified_at: None,
     };
     store
-        .insert_user(&user, &UsernameKey::of("bench"))
+        .insert_user(&user, &UsernameKey::of("bench"), None)
         .await
         .expect("a user");
     let key = secrecy::SecretBox::new(Box::new(gatehouse::auth::random_bytes::<32>()));

@@ -42,6 +42,8 @@ async fn admin_accounts(
         revoker: Revoker::new(store.clone(), uncached, clock.clone()),
         audit: Audit::new(store.clone(), Arc::default(), clock.clone()),
         clock,
+        // Mails queued here are sent by the serving instances' pass.
+        mail_wake: Arc::default(),
     };
     Ok((accounts, store))
 }

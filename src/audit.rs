@@ -21,6 +21,18 @@ pub enum AuditKind {
     PasswordChangeFailed,
     UserDisabled,
     UserEnabled,
+    /// A password reset was asked for (recorded when the request is looked
+    /// up, off the request path; without a user when it named none).
+    PasswordResetRequested,
+    /// A reset link set a new password.
+    PasswordReset,
+    EmailVerificationRequested,
+    EmailVerified,
+    EmailChangeRequested,
+    /// A link sent to a new address made it the account's.
+    EmailChanged,
+    /// A mail was given up (refused for good, or no longer useful).
+    MailFailed,
     /// Signing-key events, recorded by the `gatehouse keys` commands.
     KeyRotated,
     KeysReset,
@@ -31,7 +43,7 @@ impl AuditKind {
     /// The kinds a serving instance records, each counted in
     /// `gatehouse_events_total{event=…}` (the key events happen in admin
     /// commands, not in the server).
-    pub const COUNTED: [Self; 14] = [
+    pub const COUNTED: [Self; 21] = [
         Self::LoginSucceeded,
         Self::LoginFailed,
         Self::LoginThrottled,
@@ -46,6 +58,13 @@ impl AuditKind {
         Self::PasswordChangeFailed,
         Self::UserDisabled,
         Self::UserEnabled,
+        Self::PasswordResetRequested,
+        Self::PasswordReset,
+        Self::EmailVerificationRequested,
+        Self::EmailVerified,
+        Self::EmailChangeRequested,
+        Self::EmailChanged,
+        Self::MailFailed,
     ];
 
     /// The name stored in `audit_events.event` and shown in `/metrics`.
@@ -65,6 +84,13 @@ impl AuditKind {
             Self::PasswordChangeFailed => "password_change_failed",
             Self::UserDisabled => "user_disabled",
             Self::UserEnabled => "user_enabled",
+            Self::PasswordResetRequested => "password_reset_requested",
+            Self::PasswordReset => "password_reset",
+            Self::EmailVerificationRequested => "email_verification_requested",
+            Self::EmailVerified => "email_verified",
+            Self::EmailChangeRequested => "email_change_requested",
+            Self::EmailChanged => "email_changed",
+            Self::MailFailed => "mail_failed",
             Self::KeyRotated => "key_rotated",
             Self::KeysReset => "keys_reset",
             Self::KeysResealed => "keys_resealed",

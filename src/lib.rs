@@ -13,6 +13,7 @@ pub mod clock;
 pub mod config;
 mod error;
 pub mod ids;
+pub mod mail;
 mod metrics;
 mod serve;
 mod server;

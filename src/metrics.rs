@@ -37,6 +37,42 @@ pub struct Metrics {
     latency: HistogramVec,
     transaction_retries: IntCounter,
     refresh_replays: IntCounter,
+    mails: IntCounterVec,
+}
+
+/// What happened to a mail, as `gatehouse_mail_total{outcome=…}` counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailOutcome {
+    /// Written to the outbox, to send.
+    Queued,
+    /// Accepted by the SMTP server (or written to `--mail-dir`).
+    Sent,
+    /// Deferred by the server or the network; tried again later.
+    Retried,
+    /// Refused for good, or no longer useful; given up.
+    Failed,
+    /// Not sent: no such account, or past the account's hourly allowance.
+    Dropped,
+}
+
+impl MailOutcome {
+    const ALL: [Self; 5] = [
+        Self::Queued,
+        Self::Sent,
+        Self::Retried,
+        Self::Failed,
+        Self::Dropped,
+    ];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Sent => "sent",
+            Self::Retried => "retried",
+            Self::Failed => "failed",
+            Self::Dropped => "dropped",
+        }
+    }
 }
 
 impl Default for Metrics {
@@ -83,6 +119,19 @@ impl Default for Metrics {
             "Refreshes answered with the successor already issued (a retry, a second tab).",
         )
         .expect("a valid metric");
+        let mails = IntCounterVec::new(
+            Opts::new(
+                "gatehouse_mail_total",
+                "Mails since start, by what happened to them: queued, sent, retried (deferred \
+                 by the server or the network), failed (given up) and dropped (no such \
+                 account, or past its hourly allowance).",
+            ),
+            &["outcome"],
+        )
+        .expect("a valid metric");
+        for outcome in MailOutcome::ALL {
+            mails.with_label_values(&[outcome.as_str()]);
+        }
         let metrics = Self {
             registry,
             events,
@@ -90,8 +139,10 @@ impl Default for Metrics {
             latency,
             transaction_retries,
             refresh_replays,
+            mails,
         };
-        let collectors: [Box<dyn prometheus::core::Collector>; 5] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 6] = [
+            Box::new(metrics.mails.clone()),
             Box::new(metrics.events.clone()),
             Box::new(metrics.responses.clone()),
             Box::new(metrics.latency.clone()),
@@ -109,6 +160,11 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Counts one mail's `outcome`.
+    pub fn mail(&self, outcome: MailOutcome) {
+        self.mails.with_label_values(&[outcome.as_str()]).inc();
+    }
+
     /// Counts one `event` (those of [`AuditKind::COUNTED`]).
     pub fn event(&self, event: AuditKind) {
         if AuditKind::COUNTED.contains(&event) {

@@ -36,6 +36,13 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         state.signing.clone(),
         config.key_reload_interval,
     ));
+    if !state.mailer.can_send() {
+        tracing::warn!(
+            "no --smtp-url or --mail-dir: mails (password resets, verifications) wait in the \
+             database until one is configured"
+        );
+    }
+    let mailer = tokio::spawn(state.mailer.clone().run(config.mail_poll_interval));
     let open_files = server::raise_open_file_limit();
     let max_connections = config
         .max_connections
@@ -63,6 +70,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     }
     pruner.abort();
     reloader.abort();
+    mailer.abort();
     state.store.close().await;
     tracing::info!("gatehouse stopped");
     Ok(())
@@ -110,6 +118,13 @@ async fn prune_periodically(
             Ok(0) => {}
             Ok(events) => tracing::info!(events, "deleted audit events past their retention"),
             Err(err) => tracing::warn!(error = %err, "pruning audit events failed"),
+        }
+        match state.store.prune_mail(now - retention).await {
+            Ok((0, 0)) => {}
+            Ok((mails, tokens)) => {
+                tracing::info!(mails, tokens, "deleted settled mails and expired links")
+            }
+            Err(err) => tracing::warn!(error = %err, "pruning the outbox failed"),
         }
         match state.signing.prune(now).await {
             Ok(0) => {}

@@ -18,6 +18,7 @@ use crate::auth::throttle::ThrottlePolicy;
 use crate::auth::{Accounts, Audit, Revoker, Sessions, Signing};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, DatabaseArgs, JwtAlgorithm, KeyArgs, PasswordArgs};
+use crate::mail::{MailSettings, Mailer, Sender, SmtpSettings, Transport};
 use crate::metrics::Metrics;
 use crate::state::AppState;
 use crate::store::{OpenError, Store, StoreOptions};
@@ -118,6 +119,16 @@ pub async fn build_app_with_clock(
         }
     };
     let metrics = Arc::new(Metrics::default());
+    let mail_wake = Arc::new(tokio::sync::Notify::new());
+    let mailer = Arc::new(Mailer::new(
+        store.clone(),
+        load_kek(&config.keys, &config.database)?,
+        mail_settings(config, &issuer)?,
+        mail_transport(config)?,
+        clock.clone(),
+        metrics.clone(),
+        mail_wake.clone(),
+    ));
     let rotation = RefreshRotation {
         store: store.clone(),
         successors,
@@ -145,6 +156,7 @@ pub async fn build_app_with_clock(
         revoker: revoker.clone(),
         audit: audit.clone(),
         clock: clock.clone(),
+        mail_wake,
     };
     let accounts = Arc::new(accounts);
     let sessions = Sessions {
@@ -161,6 +173,7 @@ pub async fn build_app_with_clock(
         accounts,
         sessions: Arc::new(sessions),
         signing,
+        mailer,
         store,
         metrics,
         clock,
@@ -169,6 +182,57 @@ pub async fn build_app_with_clock(
         .data(state.clone())
         .boxed();
     Ok((app, state))
+}
+
+/// How mails are written and paced.
+pub(crate) fn mail_settings(config: &Config, issuer: &str) -> Result<MailSettings, StartError> {
+    let public_url = config.public_url(issuer);
+    let site = public_url
+        .split_once("://")
+        .map_or(public_url.as_str(), |(_, rest)| rest)
+        .split(['/', '?'])
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let from = config
+        .mail_from
+        .clone()
+        .unwrap_or_else(|| format!("{} <no-reply@localhost>", config.product_name));
+    let from = from
+        .parse()
+        .map_err(|err| StartError::Config(format!("--mail-from {from:?}: {err}")))?;
+    Ok(MailSettings {
+        sender: Sender {
+            from,
+            product: config.product_name.clone(),
+            site,
+        },
+        public_url,
+        reset_url: config.password_reset_url.clone(),
+        verify_url: config.email_verify_url.clone(),
+        reset_ttl: config.password_reset_ttl,
+        verify_ttl: config.email_verify_ttl,
+        per_account_hourly: config.mail_per_account_hourly,
+        retry: crate::store::Backoff {
+            first: std::time::Duration::from_secs(5),
+            max: std::time::Duration::from_secs(300),
+        },
+        send_deadline: config.smtp_timeout * 3,
+    })
+}
+
+/// Where mail goes: the SMTP server, the mail directory, or nowhere yet.
+pub(crate) fn mail_transport(config: &Config) -> Result<Transport, StartError> {
+    match (&config.smtp_url, &config.mail_dir) {
+        (Some(url), _) => Transport::smtp(&SmtpSettings {
+            url: url.clone(),
+            ca_file: config.smtp_ca_file.clone(),
+            timeout: config.smtp_timeout,
+        })
+        .map_err(StartError::Config),
+        (None, Some(dir)) => Ok(Transport::Dir(dir.clone())),
+        (None, None) => Ok(Transport::None),
+    }
 }
 
 /// The one key configured by file, or `None` when keys live in the database.

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use crate::auth::{Accounts, Sessions, Signing};
 use crate::clock::Clock;
+use crate::mail::Mailer;
 use crate::metrics::Metrics;
 use crate::store::Store;
 
@@ -14,6 +15,8 @@ pub struct AppState {
     pub accounts: Arc<Accounts>,
     pub sessions: Arc<Sessions>,
     pub signing: Arc<Signing>,
+    /// The outbox's sender.
+    pub mailer: Arc<Mailer>,
     pub store: Store,
     pub metrics: Arc<Metrics>,
     /// Where "now" comes from.

@@ -2,6 +2,7 @@
 //! OpenAPI service, plus Swagger UI, the spec endpoints and the middleware
 //! that keeps every error a JSON body.
 
+mod account;
 mod client_address;
 mod discovery;
 mod error_body;
@@ -20,6 +21,7 @@ mod users;
 use poem::{Endpoint, EndpointExt, Response, Route};
 use poem_openapi::{OpenApiService, Tags};
 
+use account::AccountApi;
 pub use client_address::Cidr;
 pub(crate) use client_address::TrustedProxies;
 use discovery::DiscoveryApi;
@@ -37,6 +39,8 @@ pub(crate) enum ApiTags {
     Tokens,
     /// Accounts.
     Users,
+    /// Password reset and email verification.
+    Recovery,
     /// Your sessions: list, revoke one, log out everywhere.
     Sessions,
     /// Public keys and server metadata, for verifying tokens independently.
@@ -59,6 +63,7 @@ pub(crate) type Apis = (
     TokenApi,
     RevokeApi,
     UsersApi,
+    AccountApi,
     SessionsApi,
     DiscoveryApi,
     MetaApi,

@@ -119,6 +119,12 @@ impl Rules for TokenTypeHint {
     const MAX_LENGTH: Option<usize> = Some(64);
 }
 
+/// The token of a mailed link (`?token=` of a reset or verification link).
+pub struct LinkToken;
+impl Rules for LinkToken {
+    const MAX_LENGTH: Option<usize> = Some(128);
+}
+
 /// A `client_secret`: accepted and ignored (clients are public).
 pub struct ClientSecret;
 impl Rules for ClientSecret {

@@ -46,6 +46,8 @@ pub struct User {
     /// `null` when the user gave none.
     #[oai(nullable)]
     pub email: Option<String>,
+    /// Whether the address was proven by a link mailed to it.
+    pub email_verified: bool,
     pub created_at: DateTime<Utc>,
 }
 
@@ -65,6 +67,7 @@ impl Example for User {
             id: "0b6f1c52-8f0e-4d3b-9d55-5b1f5e0c2a7e".into(),
             username: "alice".into(),
             email: Some("alice@example.org".into()),
+            email_verified: true,
             created_at: DateTime::from_timestamp(1_796_083_200, 0).unwrap_or_default(),
         }
     }
@@ -76,6 +79,7 @@ impl From<&Account> for User {
             id: account.id.to_string(),
             username: account.username.clone(),
             email: account.email.clone(),
+            email_verified: account.email.is_some() && account.email_verified_at.is_some(),
             created_at: account.created_at.to_datetime(),
         }
     }

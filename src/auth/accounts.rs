@@ -16,7 +16,7 @@ use crate::audit::AuditKind;
 use crate::clock::Clock;
 use crate::error::Error;
 use crate::ids::{SessionId, UserId};
-use crate::store::{InsertUser, Store, UserRecord};
+use crate::store::{InsertUser, MailKind, NewMail, Store, UserRecord};
 
 /// The one message for an unknown user and a wrong password alike.
 pub const BAD_CREDENTIALS: &str = "invalid username or password";
@@ -73,6 +73,30 @@ pub enum ChangePasswordError {
     Internal(#[from] Error),
 }
 
+/// Why the current password was not accepted, or that checking failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PasswordCheckError {
+    #[error("the current password is wrong")]
+    WrongPassword,
+    #[error("too many failed attempts; retry in {0} s")]
+    Throttled(u64),
+    #[error("the account no longer exists")]
+    UnknownUser,
+    #[error(transparent)]
+    Internal(#[from] Error),
+}
+
+impl From<PasswordCheckError> for ChangePasswordError {
+    fn from(err: PasswordCheckError) -> Self {
+        match err {
+            PasswordCheckError::WrongPassword => Self::WrongPassword,
+            PasswordCheckError::Throttled(seconds) => Self::Throttled(seconds),
+            PasswordCheckError::UnknownUser => Self::UnknownUser,
+            PasswordCheckError::Internal(err) => Self::Internal(err),
+        }
+    }
+}
+
 /// The outcome of checking a username and password.
 enum Credentials {
     Valid(UserRecord),
@@ -89,6 +113,8 @@ pub struct Accounts {
     pub(crate) revoker: Revoker,
     pub(crate) audit: Audit,
     pub(crate) clock: Arc<dyn Clock>,
+    /// Signalled when a mail is queued, so the mailer sends it at once.
+    pub(crate) mail_wake: Arc<tokio::sync::Notify>,
 }
 
 impl Accounts {
@@ -127,15 +153,26 @@ impl Accounts {
             created_at: self.clock.now(),
             disabled_at: None,
             session_epoch: 0,
+            email_verified_at: None,
         };
         let key = username.key();
+        // The address's verification link is queued with the account.
+        let mail = user
+            .email
+            .as_deref()
+            .map(|email| NewMail::requested(MailKind::EmailVerification, &user.id, email, None));
         match self
             .store
-            .insert_user(&user, &key)
+            .insert_user(&user, &key, mail.as_ref())
             .await
             .map_err(Error::from)?
         {
-            InsertUser::Inserted => Ok(user),
+            InsertUser::Inserted => {
+                if mail.is_some() {
+                    self.mail_wake.notify_one();
+                }
+                Ok(user)
+            }
             InsertUser::UsernameTaken => Err(RegisterError::UsernameTaken),
         }
     }
@@ -239,34 +276,32 @@ impl Accounts {
         }
     }
 
-    /// Changes a user's password after checking the current one, then
-    /// revokes every session of the user but `current_sid` (ASVS 6.2.3,
-    /// 7.4.3): whoever else knew the old password is logged out.
-    pub async fn change_password(
+    /// Checks `current`, the password of the signed-in `user_id`, with the
+    /// same counters as logins (a stolen access token must not make this a
+    /// faster way to guess it); a wrong one is audited as `failure`.
+    pub(crate) async fn check_current_password(
         &self,
         user_id: &UserId,
-        current_sid: &SessionId,
+        session_id: &SessionId,
         current: SecretString,
-        new: SecretString,
         client: &ClientInfo,
-    ) -> Result<(), ChangePasswordError> {
+        failure: AuditKind,
+    ) -> Result<UserRecord, PasswordCheckError> {
         let Some(user) = self
             .store
             .find_user_by_id(user_id)
             .await
             .map_err(Error::from)?
         else {
-            return Err(ChangePasswordError::UnknownUser);
+            return Err(PasswordCheckError::UnknownUser);
         };
-        // The same counters as logins: a stolen access token must not make
-        // this a faster way to guess the password.
         let attempt = Attempt::new(&user.username, client.ip.as_deref());
         let now = self.clock.now();
         let admitted = match self.throttle.admit(&self.store, &attempt, now).await {
             Ok(Ok(admitted)) => admitted,
             Ok(Err(retry_after)) => {
                 self.audit.count(AuditKind::LoginThrottled);
-                return Err(ChangePasswordError::Throttled(retry_after));
+                return Err(PasswordCheckError::Throttled(retry_after));
             }
             Err(err) => return Err(Error::from(err).into()),
         };
@@ -284,23 +319,42 @@ impl Accounts {
                 .await
                 .map_err(Error::from)?;
             self.audit
-                .record(
-                    AuditKind::PasswordChangeFailed,
-                    Some(user_id),
-                    Some(current_sid),
-                    client,
-                )
+                .record(failure, Some(user_id), Some(session_id), client)
                 .await;
-            return Err(ChangePasswordError::WrongPassword);
+            return Err(PasswordCheckError::WrongPassword);
         }
         self.throttle
             .succeeded(&self.store, admitted)
             .await
             .map_err(Error::from)?;
+        Ok(user)
+    }
+
+    /// Changes a user's password after checking the current one, then
+    /// revokes every session of the user but `current_sid` (ASVS 6.2.3,
+    /// 7.4.3): whoever else knew the old password is logged out. Reset
+    /// links still outstanding are retired.
+    pub async fn change_password(
+        &self,
+        user_id: &UserId,
+        current_sid: &SessionId,
+        current: SecretString,
+        new: SecretString,
+        client: &ClientInfo,
+    ) -> Result<(), ChangePasswordError> {
+        let user = self
+            .check_current_password(
+                user_id,
+                current_sid,
+                current,
+                client,
+                AuditKind::PasswordChangeFailed,
+            )
+            .await?;
         password::check_policy(new.expose_secret(), &user.username, self.min_password_chars)?;
         let hash = self.passwords.hash(new).await.map_err(Error::from)?;
         self.store
-            .change_password_hash(user_id, &hash)
+            .change_password_hash(user_id, &hash, self.clock.now())
             .await
             .map_err(Error::from)?;
         let revoked = self

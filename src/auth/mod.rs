@@ -12,6 +12,7 @@ pub mod grant;
 pub mod jwt;
 pub mod keys;
 pub mod password;
+pub(crate) mod recovery;
 pub mod refresh;
 mod revoker;
 pub(crate) mod scope;

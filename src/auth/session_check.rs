@@ -19,9 +19,10 @@ use crate::store::{Account, Store};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum State {
-    /// Live when checked, owned by this account (which never
-    /// changes, so `GET /users/me` answers from it).
-    LiveAt(crate::clock::UnixMillis, Arc<Account>),
+    /// Live when checked, owned by this account as it was read in the
+    /// given generation of account changes (`GET /users/me` answers from
+    /// it while no account changed through this instance since).
+    LiveAt(crate::clock::UnixMillis, Arc<Account>, u64),
     Dead,
 }
 
@@ -40,6 +41,10 @@ pub struct SessionCheck {
     stripe_hasher: std::collections::hash_map::RandomState,
     hits: AtomicU64,
     misses: AtomicU64,
+    /// Bumped whenever an account changes through this instance (its
+    /// address confirmed or changed): cached accounts read before are read
+    /// again. Changes are rare; one counter for all keeps the check cheap.
+    account_changes: AtomicU64,
 }
 
 /// A stripe's lock, whatever a panicking holder left (a counter).
@@ -69,6 +74,7 @@ impl SessionCheck {
             stripe_hasher: Default::default(),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
+            account_changes: AtomicU64::new(0),
         }
     }
 
@@ -85,7 +91,10 @@ impl SessionCheck {
                 self.hits.fetch_add(1, Ordering::Relaxed);
                 return Ok(None);
             }
-            Some(State::LiveAt(checked, owner)) if now.since(checked) < self.ttl => {
+            Some(State::LiveAt(checked, owner, generation))
+                if now.since(checked) < self.ttl
+                    && generation == self.account_changes.load(Ordering::Acquire) =>
+            {
                 self.hits.fetch_add(1, Ordering::Relaxed);
                 return Ok(Some(owner));
             }
@@ -94,12 +103,13 @@ impl SessionCheck {
         self.misses.fetch_add(1, Ordering::Relaxed);
         loop {
             let ticket = self.ticket(session_id);
+            let generation = self.account_changes.load(Ordering::Acquire);
             let owner = store
                 .live_session_owner(session_id, now)
                 .await?
                 .map(Arc::new);
             let state = match &owner {
-                Some(owner) => State::LiveAt(now, owner.clone()),
+                Some(owner) => State::LiveAt(now, owner.clone(), generation),
                 None => State::Dead,
             };
             // A revocation came while reading: read again (it was committed
@@ -145,6 +155,12 @@ impl SessionCheck {
         }
     }
 
+    /// Records that an account changed through this instance: every
+    /// cached account is read again on its next check.
+    pub fn account_changed(&self) {
+        self.account_changes.fetch_add(1, Ordering::AcqRel);
+    }
+
     /// Records that this instance revoked `session_id` (after the store
     /// committed it).
     pub fn revoked(&self, session_id: &SessionId) {
@@ -171,6 +187,7 @@ mod tests {
             username: "alice".into(),
             email: None,
             created_at: crate::clock::UnixMillis::EPOCH,
+            email_verified_at: None,
         })
     }
 
@@ -185,7 +202,7 @@ mod tests {
         assert!(!check.remember_read(
             &session,
             ticket,
-            State::LiveAt(crate::clock::UnixMillis::EPOCH, alice())
+            State::LiveAt(crate::clock::UnixMillis::EPOCH, alice(), 0)
         ));
         assert_eq!(check.cache.get(&session), Some(State::Dead));
         // A read that starts after it is cached.
@@ -201,7 +218,7 @@ mod tests {
             let id = SessionId::from(format!("s{session}").as_str());
             check.remember(
                 &id,
-                State::LiveAt(crate::clock::UnixMillis::EPOCH, owner.clone()),
+                State::LiveAt(crate::clock::UnixMillis::EPOCH, owner.clone(), 0),
             );
         }
         let cached = check.cached();

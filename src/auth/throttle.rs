@@ -240,6 +240,49 @@ impl ThrottlePolicy {
             .await
     }
 
+    /// Counts one request for mail (a password reset) from `address`, on a
+    /// counter of its own with the per-address limits: past them within
+    /// the window, `Err(seconds)` until it ends.
+    pub async fn admit_mail_request(
+        &self,
+        store: &Store,
+        address: Option<&str>,
+        now: UnixMillis,
+    ) -> Result<Result<(), u64>, sqlx::Error> {
+        let Some(address) = address else {
+            return Ok(Ok(()));
+        };
+        let key = format!("mail:{}", address_group(address));
+        let rows = store.throttle_rows(&[key.as_str()]).await?;
+        let blocked = rows
+            .iter()
+            .filter_map(|(_, row)| row.blocked_until)
+            .find(|until| *until > now);
+        if let Some(until) = blocked {
+            return Ok(Err(seconds_until(until, now)));
+        }
+        let window = self.address_window;
+        let requests = store.record_failure(&key, window, now).await?;
+        if requests >= i64::from(self.address_max_failures) {
+            store.block(&key, now + window).await?;
+        }
+        Ok(Ok(()))
+    }
+
+    /// Clears the account's failed-login counters, everywhere and from
+    /// `address` (a password reset proved the owner).
+    pub async fn forgive(
+        &self,
+        store: &Store,
+        username: &str,
+        address: Option<&str>,
+    ) -> Result<(), sqlx::Error> {
+        let attempt = Attempt::new(username, address);
+        store
+            .clear_failures(&[attempt.pair.as_str(), attempt.account.as_str()])
+            .await
+    }
+
     /// The block earned by the `over`-th failure past the free ones.
     fn backoff(&self, over: i64) -> Option<Duration> {
         if over <= 0 {

@@ -146,6 +146,58 @@ pub struct Config {
     /// call the API from a browser; none by default (CORS off).
     #[arg(long, env = "GATEHOUSE_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
+    /// The base URL of links in mails and of Gatehouse's own pages
+    /// (`/account/…`). Default: the issuer.
+    #[arg(long, env = "GATEHOUSE_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// The SMTP server: `smtp://[user:pass@]host[:port]` (add `?tls=required`
+    /// for STARTTLS, port 587 by default) or `smtps://…` (implicit TLS, port
+    /// 465). Certificates are checked. Unset (and no --mail-dir): mails wait
+    /// in the database until one is configured.
+    #[arg(long, env = "GATEHOUSE_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// PEM certificates to trust for the SMTP server besides the system's
+    /// (a private certificate authority).
+    #[arg(long, env = "GATEHOUSE_SMTP_CA_FILE")]
+    pub smtp_ca_file: Option<std::path::PathBuf>,
+    /// The deadline of each SMTP step (connecting, each command); one mail
+    /// gets three of them in all.
+    #[arg(long, env = "GATEHOUSE_SMTP_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub smtp_timeout: Duration,
+    /// The sender of mails, e.g. `Example <no-reply@example.org>`. Needed
+    /// with --smtp-url; default with --mail-dir: `Gatehouse <no-reply@localhost>`.
+    #[arg(long, env = "GATEHOUSE_MAIL_FROM")]
+    pub mail_from: Option<String>,
+    /// Development: write each mail as an `.eml` file into this directory
+    /// instead of sending it.
+    #[arg(long, env = "GATEHOUSE_MAIL_DIR")]
+    pub mail_dir: Option<std::path::PathBuf>,
+    /// The product name mails and pages use.
+    #[arg(long, env = "GATEHOUSE_PRODUCT_NAME", default_value = "Gatehouse")]
+    pub product_name: String,
+    /// The link of password reset mails, for apps with their own page:
+    /// `{token}` is replaced by the token. Default: Gatehouse's page,
+    /// <public-url>/account/reset-password?token={token}.
+    #[arg(long, env = "GATEHOUSE_PASSWORD_RESET_URL")]
+    pub password_reset_url: Option<String>,
+    /// The link of verification and email-change mails, with `{token}`.
+    /// Default: <public-url>/account/verify-email?token={token}.
+    #[arg(long, env = "GATEHOUSE_EMAIL_VERIFY_URL")]
+    pub email_verify_url: Option<String>,
+    /// How long a password reset link works.
+    #[arg(long, env = "GATEHOUSE_PASSWORD_RESET_TTL", default_value = "30m", value_parser = humantime::parse_duration)]
+    pub password_reset_ttl: Duration,
+    /// How long a verification or email-change link works.
+    #[arg(long, env = "GATEHOUSE_EMAIL_VERIFY_TTL", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub email_verify_ttl: Duration,
+    /// Mails one account may be sent per hour; further requests are
+    /// answered alike but not mailed.
+    #[arg(long, env = "GATEHOUSE_MAIL_PER_ACCOUNT_HOURLY", default_value_t = 5)]
+    pub mail_per_account_hourly: u32,
+    /// How often the outbox is read for other instances' mails and retries
+    /// (mails queued through this instance go at once).
+    #[arg(long, env = "GATEHOUSE_MAIL_POLL_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub mail_poll_interval: Duration,
     /// How long shutdown waits for in-flight requests.
     #[arg(long, env = "GATEHOUSE_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Duration,
@@ -164,6 +216,15 @@ impl Config {
         self.issuer
             .clone()
             .unwrap_or_else(|| format!("http://{}", self.listen))
+    }
+
+    /// The base URL of links and pages: the flag, or the issuer.
+    pub fn public_url(&self, issuer: &str) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| issuer.to_owned())
+            .trim_end_matches('/')
+            .to_owned()
     }
 
     /// Checks settings that clap cannot check one by one.
@@ -208,6 +269,39 @@ impl Config {
         }
         if self.header_read_timeout.is_zero() {
             return Err("--header-read-timeout must be positive".into());
+        }
+        if self.smtp_url.is_some() && self.mail_dir.is_some() {
+            return Err("--smtp-url and --mail-dir exclude each other".into());
+        }
+        if self.smtp_url.is_some() && self.mail_from.is_none() {
+            return Err("--smtp-url needs --mail-from (the sender's address)".into());
+        }
+        for (flag, template) in [
+            ("--password-reset-url", &self.password_reset_url),
+            ("--email-verify-url", &self.email_verify_url),
+        ] {
+            if let Some(template) = template
+                && !(template.contains("{token}")
+                    && (template.starts_with("https://") || template.starts_with("http://")))
+            {
+                return Err(format!(
+                    "{flag} must be an http(s) URL holding {{token}}, e.g. \
+                     https://app.example.org/reset?token={{token}}"
+                ));
+            }
+        }
+        if let Some(url) = &self.public_url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            return Err("--public-url must be an http(s) URL".into());
+        }
+        if self.password_reset_ttl < Duration::from_secs(60)
+            || self.email_verify_ttl < Duration::from_secs(60)
+        {
+            return Err("--password-reset-ttl and --email-verify-ttl must be at least 1m".into());
+        }
+        if self.mail_poll_interval.is_zero() || self.smtp_timeout.is_zero() {
+            return Err("--mail-poll-interval and --smtp-timeout must be positive".into());
         }
         if self.audience.is_empty() {
             return Err("--audience must not be empty".into());

@@ -11,12 +11,14 @@ mod audit;
 mod calls;
 mod dialect;
 mod migrations;
+mod outbox;
 mod refresh_tokens;
 mod retry;
 mod script;
 mod secrets;
 mod sessions;
 mod signing_keys;
+mod single_use;
 mod throttle;
 mod users;
 
@@ -30,6 +32,10 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 pub use audit::AuditEvent;
 pub(crate) use dialect::create_private_dir;
 pub use dialect::{is_transient, is_unavailable};
+pub use outbox::{
+    AccountToken, EmailConfirmed, MailKind, MailState, NewAccountToken, NewMail, OutboxMail,
+    PasswordReset,
+};
 pub use refresh_tokens::{
     RefreshOutcome, RefreshState, RefreshTokenRecord, RefreshWrite, SuccessorRecord,
 };

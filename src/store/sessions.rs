@@ -123,7 +123,7 @@ impl Store {
         now: UnixMillis,
     ) -> Result<Option<Account>, sqlx::Error> {
         let select = sqlx::query(
-            "SELECT u.id, u.username, u.email, u.created_at \
+            "SELECT u.id, u.username, u.email, u.created_at, u.email_verified_at \
              FROM sessions s JOIN users u ON u.id = s.user_id \
              WHERE s.id = ? AND s.revoked_at IS NULL AND s.expires_at > ? \
              AND u.disabled_at IS NULL",

@@ -1,8 +1,9 @@
 //! Users.
 
+use sqlx::Connection as _;
 use sqlx::FromRow as _;
 
-use super::Store;
+use super::{MailKind, NewMail, Store};
 use crate::clock::UnixMillis;
 use crate::ids::{UserId, UsernameKey};
 
@@ -19,16 +20,21 @@ pub struct UserRecord {
     /// Moves on whenever every session must end; a login's session is
     /// inserted only under the epoch its password was checked in.
     pub session_epoch: i64,
+    /// When the current address was proven (a verification link, or a
+    /// password reset); `None` while it is not.
+    pub email_verified_at: Option<UnixMillis>,
 }
 
-/// What an account shows of itself: a user without its credentials. Never
-/// changes once registered, so it may be kept as long as its session is.
+/// What an account shows of itself: a user without its credentials. Its
+/// address changes only by a confirmed link, which tells this instance's
+/// session check (others see it within `--session-check-ttl`).
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Account {
     pub id: UserId,
     pub username: String,
     pub email: Option<String>,
     pub created_at: UnixMillis,
+    pub email_verified_at: Option<UnixMillis>,
 }
 
 impl From<UserRecord> for Account {
@@ -38,6 +44,7 @@ impl From<UserRecord> for Account {
             username: user.username,
             email: user.email,
             created_at: user.created_at,
+            email_verified_at: user.email_verified_at,
         }
     }
 }
@@ -49,32 +56,72 @@ pub enum InsertUser {
     UsernameTaken,
 }
 
+/// The columns of a [`UserRecord`], in its order.
+pub(super) const USER_COLUMNS: &str =
+    "id, username, email, password_hash, created_at, disabled_at, session_epoch, email_verified_at";
+
 impl Store {
-    /// Inserts a user; a taken username (by its case-insensitive `key`) is
-    /// reported by the unique key.
+    /// Inserts a user, with `mail` (its address's verification) queued in
+    /// the same transaction; a taken username (by its case-insensitive
+    /// `key`) is reported by the unique key.
     pub async fn insert_user(
         &self,
         user: &UserRecord,
         key: &UsernameKey,
+        mail: Option<&NewMail>,
     ) -> Result<InsertUser, sqlx::Error> {
-        let insert = sqlx::query(
-            "INSERT INTO users (id, username, username_key, email, password_hash, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&user.id)
-        .bind(&user.username)
-        .bind(key)
-        .bind(&user.email)
-        .bind(&user.password_hash)
-        .bind(user.created_at);
-        let result = self.run(async |conn| insert.execute(conn).await).await;
+        let begin = self.begin_write();
+        let result = self
+            .run(async |conn| {
+                let mut tx = conn.begin_with(begin).await?;
+                sqlx::query(
+                    "INSERT INTO users \
+                     (id, username, username_key, email, password_hash, created_at) \
+                     VALUES (?, ?, ?, ?, ?, ?)",
+                )
+                .bind(&user.id)
+                .bind(&user.username)
+                .bind(key)
+                .bind(&user.email)
+                .bind(&user.password_hash)
+                .bind(user.created_at)
+                .execute(&mut *tx)
+                .await?;
+                if let Some(mail) = mail {
+                    super::outbox::insert_mail(&mut tx, mail, user.created_at).await?;
+                }
+                tx.commit().await
+            })
+            .await;
         match result {
-            Ok(_) => Ok(InsertUser::Inserted),
+            Ok(()) => Ok(InsertUser::Inserted),
             Err(sqlx::Error::Database(err)) if err.is_unique_violation() => {
                 Ok(InsertUser::UsernameTaken)
             }
             Err(err) => Err(err),
         }
+    }
+
+    /// The users whose address is `email` (as given, or lower-cased), at
+    /// most `limit` of them.
+    pub async fn find_users_by_email(
+        &self,
+        email: &str,
+        limit: i64,
+    ) -> Result<Vec<UserRecord>, sqlx::Error> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE email IN (?, ?) LIMIT ?");
+        let lower = email.to_lowercase();
+        let rows = self
+            .run(async |conn| {
+                sqlx::query(&sql)
+                    .bind(email)
+                    .bind(&lower)
+                    .bind(limit)
+                    .fetch_all(conn)
+                    .await
+            })
+            .await?;
+        rows.iter().map(UserRecord::from_row).collect()
     }
 
     /// The user whose username has this case-insensitive key.
@@ -95,30 +142,37 @@ impl Store {
         column: &'static str,
         value: &str,
     ) -> Result<Option<UserRecord>, sqlx::Error> {
-        let sql = format!(
-            "SELECT id, username, email, password_hash, created_at, disabled_at, session_epoch \
-             FROM users WHERE {column} = ?"
-        );
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE {column} = ?");
         let row = self
             .run(async |conn| sqlx::query(&sql).bind(value).fetch_optional(conn).await)
             .await?;
         row.as_ref().map(UserRecord::from_row).transpose()
     }
 
-    /// Sets a new password: replaces the hash and ends the session epoch,
-    /// so that no login checked against the old password opens a session.
+    /// Sets a new password: replaces the hash, ends the session epoch (so
+    /// that no login checked against the old password opens a session) and
+    /// retires the account's outstanding reset links, in one transaction.
     pub async fn change_password_hash(
         &self,
         user_id: &UserId,
         password_hash: &str,
+        now: UnixMillis,
     ) -> Result<(), sqlx::Error> {
-        let update = sqlx::query(
-            "UPDATE users SET password_hash = ?, session_epoch = session_epoch + 1 WHERE id = ?",
-        )
-        .bind(password_hash)
-        .bind(user_id);
-        self.run(async |conn| update.execute(conn).await.map(drop))
-            .await
+        let begin = self.begin_write();
+        self.run(async |conn| {
+            let mut tx = conn.begin_with(begin).await?;
+            sqlx::query(
+                "UPDATE users SET password_hash = ?, session_epoch = session_epoch + 1 \
+                 WHERE id = ?",
+            )
+            .bind(password_hash)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+            super::outbox::retire_tokens(&mut tx, user_id, &[MailKind::PasswordReset], now).await?;
+            tx.commit().await
+        })
+        .await
     }
 
     /// Replaces a user's password hash with the same password's, hashed

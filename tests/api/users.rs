@@ -38,7 +38,11 @@ async fn registering_returns_the_user_and_never_a_secret(store: Store) {
     assert!(chrono::DateTime::parse_from_rfc3339(reply.str("created_at")).is_ok());
     let mut fields: Vec<_> = reply.body.as_object().unwrap().keys().cloned().collect();
     fields.sort();
-    assert_eq!(fields, ["created_at", "email", "id", "username"]);
+    assert_eq!(
+        fields,
+        ["created_at", "email", "email_verified", "id", "username"]
+    );
+    assert_eq!(reply.body["email_verified"], false);
     assert!(!reply.body.to_string().contains("argon2"));
 
     let without_email = app.register("bob", PASSWORD).await;

@@ -173,4 +173,21 @@ impl crate::helpers::TestApp {
             .unwrap_or_else(|err| panic!("{sql}: {err}"));
         conn.close().await.expect("the connection closes");
     }
+
+    /// The first column of every row `sql` selects, as text.
+    pub async fn query_strings(&self, sql: &str) -> Vec<String> {
+        use sqlx::{Connection as _, Row as _};
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(&self.config.database.url())
+            .await
+            .expect("a connection to the app's database");
+        let rows = sqlx::query(sql)
+            .fetch_all(&mut conn)
+            .await
+            .unwrap_or_else(|err| panic!("{sql}: {err}"));
+        conn.close().await.expect("the connection closes");
+        rows.iter()
+            .map(|row| row.try_get::<String, _>(0).expect("a text column"))
+            .collect()
+    }
 }

@@ -3,6 +3,7 @@
 mod database;
 mod reply;
 mod requests;
+mod smtp;
 
 pub use database::{
     FreshDatabase, fresh_database, galera_node_urls, mysql_server_addr, test_config,
@@ -10,6 +11,7 @@ pub use database::{
 use database::{TestDb, authority_of};
 pub use reply::Reply;
 use reply::form_encode;
+pub use smtp::{ReceivedMail, SinkTls, SmtpSink};
 
 use std::sync::Arc;
 
@@ -175,12 +177,60 @@ impl TestApp {
         futures::future::join_all(starts).await
     }
 
+    /// Starts the app sending mail through `sink`, configured further by
+    /// `configure`.
+    pub async fn spawn_with_mail(
+        store: Store,
+        sink: &SmtpSink,
+        configure: impl FnOnce(&mut Config),
+    ) -> Self {
+        Self::spawn_with(store, |config| {
+            send_mail_through(config, sink);
+            configure(config);
+        })
+        .await
+    }
+
+    /// Sends what the outbox holds and is due, pass after pass, until a
+    /// pass does nothing; what the passes did, added up.
+    pub async fn deliver_mail(&self) -> gatehouse::mail::Pass {
+        let mut total = gatehouse::mail::Pass::default();
+        for _ in 0..20 {
+            let pass = self
+                .state
+                .mailer
+                .deliver_due()
+                .await
+                .expect("the outbox is readable");
+            if pass == gatehouse::mail::Pass::default() {
+                return total;
+            }
+            total.resolved += pass.resolved;
+            total.sent += pass.sent;
+            total.retried += pass.retried;
+            total.failed += pass.failed;
+        }
+        panic!("the outbox never settled: {total:?}");
+    }
+
     /// A second instance on the same database and data dir (as behind a
     /// load balancer), configured by `configure`.
     pub async fn another_instance(&self, configure: impl FnOnce(&mut Config)) -> TestApp {
         let mut config = self.config.clone();
         configure(&mut config);
         Self::start(config, self.db.clone(), self.clock.clone()).await
+    }
+}
+
+/// Points `config`'s mail at `sink`, with its CA trusted when it speaks
+/// TLS, and links on a public URL of its own.
+pub fn send_mail_through(config: &mut Config, sink: &SmtpSink) {
+    config.smtp_url = Some(sink.url());
+    config.mail_from = Some("Gatehouse <no-reply@gatehouse.test>".into());
+    config.public_url = Some("https://auth.gatehouse.test".into());
+    config.smtp_timeout = std::time::Duration::from_secs(2);
+    if sink.ca_file().exists() {
+        config.smtp_ca_file = Some(sink.ca_file());
     }
 }
 

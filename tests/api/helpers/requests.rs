@@ -15,11 +15,29 @@ impl TestApp {
         path: &str,
         form: &[(&str, &str)],
     ) -> Reply {
+        let content_type = ("content-type", "application/x-www-form-urlencoded");
+        let headers: Vec<_> = std::iter::once(content_type)
+            .chain(headers.iter().copied())
+            .collect();
+        self.post_from(peer, &headers, path, form_encode(form))
+            .await
+    }
+
+    /// A JSON POST as if from the client address `peer`.
+    pub async fn post_json_from(&self, peer: &str, path: &str, body: &Value) -> Reply {
+        let headers = [("content-type", "application/json")];
+        self.post_from(peer, &headers, path, body.to_string()).await
+    }
+
+    async fn post_from(
+        &self,
+        peer: &str,
+        headers: &[(&str, &str)],
+        path: &str,
+        body: String,
+    ) -> Reply {
         use poem::Endpoint as _;
-        let mut builder = poem::http::Request::builder()
-            .method("POST")
-            .uri(path)
-            .header("content-type", "application/x-www-form-urlencoded");
+        let mut builder = poem::http::Request::builder().method("POST").uri(path);
         for (name, value) in headers {
             builder = builder.header(*name, *value);
         }
@@ -28,7 +46,7 @@ impl TestApp {
         let remote = poem::web::RemoteAddr(poem::Addr::SocketAddr(peer));
         let local = poem::web::LocalAddr::default();
         let parts = poem::RequestParts::from((parts, local, remote, poem::http::uri::Scheme::HTTP));
-        let request = poem::Request::from_parts(parts, poem::Body::from(form_encode(form)));
+        let request = poem::Request::from_parts(parts, poem::Body::from(body));
         let response = self
             .endpoint
             .call(request)
@@ -72,6 +90,22 @@ impl TestApp {
             .post(path)
             .header("Authorization", authorization)
             .form(&form);
+        Reply::read(request.send().await).await
+    }
+
+    /// `method` `path` with a JSON body and a bearer token.
+    pub async fn json_with_token(
+        &self,
+        method: poem::http::Method,
+        path: &str,
+        token: &str,
+        body: &Value,
+    ) -> Reply {
+        let request = self
+            .client
+            .request(method, path)
+            .header("Authorization", format!("Bearer {token}"))
+            .body_json(body);
         Reply::read(request.send().await).await
     }
 
