@@ -89,6 +89,51 @@ impl ReceivedMail {
     }
 }
 
+/// A Python that has the sink's packages (`tests/mail/requirements.txt`):
+/// `python3` if it has them, else a virtualenv made once under the target
+/// directory, so that `cargo test` alone is enough on a fresh machine.
+fn python() -> &'static PathBuf {
+    static PYTHON: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PYTHON.get_or_init(|| {
+        let has_packages = |python: &std::path::Path| {
+            Command::new(python)
+                .args(["-c", "import aiosmtpd, trustme"])
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|status| status.success())
+        };
+        let system = PathBuf::from("python3");
+        if has_packages(&system) {
+            return system;
+        }
+        let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("smtp-sink-venv");
+        let python = venv.join("bin/python");
+        if !has_packages(&python) {
+            let made = Command::new("python3")
+                .args(["-m", "venv"])
+                .arg(&venv)
+                .status()
+                .expect("python3 runs");
+            assert!(made.success(), "python3 -m venv {}", venv.display());
+            let requirements = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/mail/requirements.txt");
+            let installed = Command::new(&python)
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                    "-r",
+                ])
+                .arg(requirements)
+                .status()
+                .expect("pip runs");
+            assert!(installed.success(), "pip install -r {requirements}");
+        }
+        python
+    })
+}
+
 impl SmtpSink {
     /// A plain SMTP server on a free port.
     pub async fn start() -> Self {
@@ -114,7 +159,8 @@ impl SmtpSink {
 
     async fn launch(&mut self) {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/mail/smtp_sink.py");
-        let mut command = Command::new("python3");
+        let python = tokio::task::spawn_blocking(python).await.unwrap();
+        let mut command = Command::new(python);
         command
             .arg(script)
             .arg("--port")
@@ -137,7 +183,7 @@ impl SmtpSink {
         }
         let mut child = command
             .spawn()
-            .expect("python3 runs tests/mail/smtp_sink.py (pip install aiosmtpd trustme)");
+            .expect("python runs tests/mail/smtp_sink.py");
         let stdout = child.stdout.take().unwrap();
         let ready = tokio::task::spawn_blocking(move || {
             let mut line = String::new();
