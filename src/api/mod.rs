@@ -10,6 +10,7 @@ pub(crate) mod failure;
 mod meta;
 mod middleware;
 mod oauth;
+mod pages;
 mod revoke;
 pub(crate) mod security;
 mod sessions;
@@ -159,6 +160,14 @@ pub(crate) fn routes(settings: &HttpSettings) -> impl Endpoint<Output = Response
         .nest("/docs", docs)
         .at("/openapi.json", spec_json)
         .at("/openapi.yaml", spec_yaml)
+        .at(
+            "/account/reset-password",
+            poem::get(pages::reset_password_page).post(pages::reset_password),
+        )
+        .at(
+            "/account/verify-email",
+            poem::get(pages::verify_email_page).post(pages::verify_email),
+        )
         .around(move |ep, req| middleware::limit_body(ep, req, max_body_bytes))
         .around(move |ep, req| middleware::limit_headers(ep, req, max_header_bytes))
         .around(move |ep, req| middleware::time_limit(ep, req, timeout))

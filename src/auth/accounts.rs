@@ -123,6 +123,11 @@ impl Accounts {
         &self.passwords
     }
 
+    /// The shortest password the policy accepts, in characters.
+    pub fn min_password_chars(&self) -> usize {
+        self.min_password_chars
+    }
+
     /// The failed-login throttle.
     pub fn throttle(&self) -> &ThrottlePolicy {
         &self.throttle

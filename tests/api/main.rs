@@ -21,6 +21,7 @@ mod layout;
 mod limits;
 mod mail_delivery;
 mod metrics;
+mod pages;
 mod password_change;
 mod password_reset;
 mod process;
