@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use secrecy::SecretString;
 
+use crate::audit::AuditKind;
 use crate::auth::keys::{DatabaseKeys, RingError, Rotation};
 use crate::auth::refresh::Successors;
 use crate::auth::session_check::SessionCheck;
@@ -13,8 +14,10 @@ use crate::auth::throttle::ThrottlePolicy;
 use crate::auth::{Accounts, Audit, Revoker};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{DatabaseArgs, KeyArgs, PasswordArgs};
-use crate::startup::{StartError, database_keys, load_kek, new_passwords, open_store};
-use crate::store::{SigningKeyRecord, Store};
+use crate::startup::{
+    DEFAULT_ISSUER_NAME, StartError, database_keys, load_kek, new_passwords, open_store,
+};
+use crate::store::{AuditEvent, SigningKeyRecord, Store};
 
 /// `gatehouse migrate`.
 pub async fn migrate(database: &DatabaseArgs) -> Result<(), StartError> {
@@ -85,6 +88,63 @@ pub async fn set_user_disabled(
     } else {
         Err(StartError::UnknownUser(username.to_owned()))
     }
+}
+
+/// What `gatehouse user reset-link` needs besides the user.
+#[derive(Debug, Clone)]
+pub struct ResetLinkArgs {
+    pub public_url: Option<String>,
+    pub password_reset_url: Option<String>,
+    pub ttl: std::time::Duration,
+    pub issuer: Option<String>,
+}
+
+/// `gatehouse user reset-link`: a password reset link for `username`, as a
+/// mail would carry it, for installs without mail.
+pub async fn reset_link(
+    username: &str,
+    database: &DatabaseArgs,
+    args: &ResetLinkArgs,
+) -> Result<String, StartError> {
+    let store = open_store(database).await?;
+    let now = SystemClock.now();
+    let Some(user) = store
+        .find_user_by_key(&crate::ids::UsernameKey::of(username))
+        .await?
+    else {
+        return Err(StartError::UnknownUser(username.to_owned()));
+    };
+    let base = match (&args.public_url, &args.issuer) {
+        (Some(url), _) | (None, Some(url)) => url.clone(),
+        (None, None) => store
+            .find_secret(DEFAULT_ISSUER_NAME)
+            .await?
+            .ok_or_else(|| {
+                StartError::Config(
+                    "no --public-url, no --issuer, and no serving instance stored its issuer yet"
+                        .into(),
+                )
+            })?,
+    };
+    let kind = crate::store::MailKind::PasswordReset;
+    let (_, token, record) =
+        crate::mail::new_token(kind, &user.id, user.email.as_deref(), now, args.ttl);
+    store.insert_account_token(&record).await?;
+    let event = AuditEvent {
+        occurred_at: now,
+        event: AuditKind::PasswordResetRequested.as_str().to_owned(),
+        user_id: Some(user.id.clone()),
+        detail: Some("gatehouse user reset-link".into()),
+        ..AuditEvent::default()
+    };
+    store.insert_audit_event(&event).await?;
+    store.close().await;
+    Ok(crate::mail::link(
+        kind,
+        &base,
+        args.password_reset_url.as_deref(),
+        &token,
+    ))
 }
 
 /// `gatehouse keys rotate`: adds a new signing key to the database.

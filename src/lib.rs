@@ -22,8 +22,8 @@ mod state;
 pub mod store;
 
 pub use admin::{
-    create_user, list_keys, migrate, reseal_keys, reset_keys, reset_refresh_secret, rotate_keys,
-    set_user_disabled,
+    ResetLinkArgs, create_user, list_keys, migrate, reseal_keys, reset_keys, reset_link,
+    reset_refresh_secret, rotate_keys, set_user_disabled,
 };
 pub use serve::serve;
 pub use startup::{StartError, build_app, build_app_with_clock, open_store};

@@ -37,6 +37,31 @@ fn main() -> ExitCode {
                 gatehouse::set_user_disabled(&user.username, true, &user.database, &user.passwords)
                     .await
             }
+            Some(Command::User(UserCommand::ResetLink {
+                username,
+                public_url,
+                password_reset_url,
+                password_reset_ttl,
+                issuer,
+                database,
+            })) => {
+                let args = gatehouse::ResetLinkArgs {
+                    public_url,
+                    password_reset_url,
+                    ttl: password_reset_ttl,
+                    issuer,
+                };
+                gatehouse::reset_link(&username, &database, &args)
+                    .await
+                    .map(|link| {
+                        println!("{link}");
+                        eprintln!(
+                            "gatehouse: a password reset link for {username}: it works once, \
+                             within {}; give it to its owner over a channel you trust",
+                            humantime::format_duration(password_reset_ttl)
+                        );
+                    })
+            }
             Some(Command::User(UserCommand::Enable(user))) => {
                 gatehouse::set_user_disabled(&user.username, false, &user.database, &user.passwords)
                     .await

@@ -25,7 +25,7 @@ use crate::store::{OpenError, Store, StoreOptions};
 
 /// Where the `iss` of instances started without `--issuer` is kept, so
 /// that all of them on one database agree.
-const DEFAULT_ISSUER_NAME: &str = "default_issuer";
+pub(crate) const DEFAULT_ISSUER_NAME: &str = "default_issuer";
 
 /// Why Gatehouse could not start or an admin command failed. Each is
 /// reported as one line and exit code 2.

@@ -79,6 +79,29 @@ pub enum UserCommand {
     Disable(UserArgs),
     /// Enable a disabled user again (revoked sessions stay revoked).
     Enable(UserArgs),
+    /// Print a password reset link for the user, for installs without mail:
+    /// hand it to its owner over a channel you trust. It works once, within
+    /// --password-reset-ttl.
+    ResetLink {
+        /// The user's name.
+        #[arg(long)]
+        username: String,
+        /// The base URL of Gatehouse's pages. Default: the issuer (--issuer,
+        /// or the one the first serving instance stored).
+        #[arg(long, env = "GATEHOUSE_PUBLIC_URL")]
+        public_url: Option<String>,
+        /// The link template of an app with its own page, with `{token}`.
+        #[arg(long, env = "GATEHOUSE_PASSWORD_RESET_URL")]
+        password_reset_url: Option<String>,
+        /// How long the link works.
+        #[arg(long, env = "GATEHOUSE_PASSWORD_RESET_TTL", default_value = "30m", value_parser = humantime::parse_duration)]
+        password_reset_ttl: Duration,
+        /// The issuer, when no --public-url is given.
+        #[arg(long, env = "GATEHOUSE_ISSUER")]
+        issuer: Option<String>,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
 }
 
 /// Signing-key administration.

@@ -68,17 +68,11 @@ pub struct MailSettings {
 impl MailSettings {
     /// The link that carries `token` for a mail of `kind`.
     pub fn link(&self, kind: MailKind, token: &str) -> String {
-        let (template, page) = match kind {
-            MailKind::PasswordReset => (&self.reset_url, "reset-password"),
-            _ => (&self.verify_url, "verify-email"),
+        let template = match kind {
+            MailKind::PasswordReset => &self.reset_url,
+            _ => &self.verify_url,
         };
-        match template {
-            Some(template) => template.replace("{token}", token),
-            None => format!(
-                "{}/account/{page}?token={token}",
-                self.public_url.trim_end_matches('/')
-            ),
-        }
+        link(kind, &self.public_url, template.as_deref(), token)
     }
 
     /// How long a link of `kind` works, from when it is made.
@@ -89,6 +83,44 @@ impl MailSettings {
             MailKind::EmailChanged => NOTICE_USEFUL_FOR,
         }
     }
+}
+
+/// The link that carries `token` for `kind`: the app's `template` with
+/// `{token}` replaced, or Gatehouse's own page under `public_url`.
+pub fn link(kind: MailKind, public_url: &str, template: Option<&str>, token: &str) -> String {
+    let page = match kind {
+        MailKind::PasswordReset => "reset-password",
+        _ => "verify-email",
+    };
+    match template {
+        Some(template) => template.replace("{token}", token),
+        None => format!(
+            "{}/account/{page}?token={token}",
+            public_url.trim_end_matches('/')
+        ),
+    }
+}
+
+/// A new link token for `purpose`: 256 bits from the OS's CSPRNG, as the
+/// link carries it (base64url), and the record that stores only its hash.
+pub fn new_token(
+    purpose: MailKind,
+    user_id: &UserId,
+    email: Option<&str>,
+    now: UnixMillis,
+    ttl: Duration,
+) -> ([u8; 32], String, NewAccountToken) {
+    let bytes = crate::auth::random_bytes::<32>();
+    let token = URL_SAFE_NO_PAD.encode(bytes);
+    let record = NewAccountToken {
+        hash: TokenHash::of(&token),
+        purpose,
+        user_id: user_id.clone(),
+        email: email.map(str::to_owned),
+        created_at: now,
+        expires_at: now + ttl,
+    };
+    (bytes, token, record)
 }
 
 /// What one pass did.
@@ -456,16 +488,11 @@ impl Mailer {
                 .open_secret(&label, sealed)
                 .map(|bytes| URL_SAFE_NO_PAD.encode(bytes.expose_secret())));
         }
-        let bytes = crate::auth::random_bytes::<32>();
-        let token = URL_SAFE_NO_PAD.encode(bytes);
-        let record = NewAccountToken {
-            hash: TokenHash::of(&token),
-            purpose: mail.kind,
-            user_id: mail.user_id.clone().expect("checked by the caller"),
-            email: Some(recipient.to_owned()),
-            created_at: now,
-            expires_at: now + self.settings.ttl(mail.kind),
+        let Some(user_id) = &mail.user_id else {
+            return Ok(None);
         };
+        let ttl = self.settings.ttl(mail.kind);
+        let (bytes, token, record) = new_token(mail.kind, user_id, Some(recipient), now, ttl);
         let sealed = self.kek.seal_secret(&label, &bytes);
         Ok(self
             .store

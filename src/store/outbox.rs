@@ -370,23 +370,16 @@ impl Store {
             if attached.rows_affected() != 1 {
                 return Ok(false);
             }
-            sqlx::query(
-                "INSERT INTO account_tokens \
-                 (token_hash, purpose, user_id, email, created_at, expires_at) \
-                 VALUES (?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&token.hash)
-            .bind(token.purpose.as_str())
-            .bind(&token.user_id)
-            .bind(&token.email)
-            .bind(token.created_at)
-            .bind(token.expires_at)
-            .execute(&mut *tx)
-            .await?;
+            insert_token(&mut tx, token).await?;
             tx.commit().await?;
             Ok(true)
         })
         .await
+    }
+
+    /// Stores a token that no mail carries (an administrator's link).
+    pub async fn insert_account_token(&self, token: &NewAccountToken) -> Result<(), sqlx::Error> {
+        self.run(async |conn| insert_token(conn, token).await).await
     }
 
     /// Ends mail `id` as `state` (sent, failed or dropped), forgetting its
@@ -709,6 +702,26 @@ impl Store {
         self.run(async |conn| retire_tokens(conn, user_id, purposes, now).await)
             .await
     }
+}
+
+async fn insert_token(
+    conn: &mut AnyConnection,
+    token: &NewAccountToken,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO account_tokens \
+         (token_hash, purpose, user_id, email, created_at, expires_at) \
+         VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&token.hash)
+    .bind(token.purpose.as_str())
+    .bind(&token.user_id)
+    .bind(&token.email)
+    .bind(token.created_at)
+    .bind(token.expires_at)
+    .execute(conn)
+    .await
+    .map(drop)
 }
 
 /// Spends token `hash` of `purpose` ([`single_use::consume`]); its user, if

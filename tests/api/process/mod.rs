@@ -6,6 +6,7 @@ mod cli;
 mod connections;
 mod lifecycle;
 mod logs;
+mod mail;
 
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
