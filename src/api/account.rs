@@ -27,7 +27,9 @@ use crate::state::AppState;
 #[derive(Object)]
 #[oai(example)]
 pub struct PasswordResetRequest {
+    #[oai(skip_serializing_if_is_none)]
     pub username: Option<Text<Username>>,
+    #[oai(skip_serializing_if_is_none)]
     pub email: Option<Text<Email>>,
 }
 

@@ -241,8 +241,14 @@ impl Mailer {
                 continue;
             }
             if mail.state == MailState::Requested {
-                self.resolve(&mail, now).await?;
-                pass.resolved += 1;
+                // One request failing (a cluster's certification conflict,
+                // say) does not hold up the others: its lease runs out and
+                // it is looked up again.
+                match self.resolve(&mail, now).await {
+                    Ok(()) => pass.resolved += 1,
+                    Err(err) => tracing::warn!(mail_id = %mail.id, error = %err,
+                        "cannot look a mail request up; trying again later"),
+                }
                 continue;
             }
             if sends.len() >= PARALLEL_SENDS {

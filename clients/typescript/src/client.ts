@@ -1,6 +1,7 @@
 // The SDK's front door: a typed client for every operation, with the session's
 // access token attached and kept fresh.
 import createClient, { type Client } from "openapi-fetch";
+import { Account } from "./account.js";
 import type { paths } from "./schema.js";
 import { Session, type SessionOptions } from "./session.js";
 import type { TokenStorage } from "./storage.js";
@@ -30,6 +31,8 @@ export interface Gatehouse {
   api: Client<paths>;
   /** The session: sign in and out, events, tokens. */
   session: Session;
+  /** Password reset, email verification and email change. */
+  account: Account;
 }
 
 /** Creates a client and its session. */
@@ -60,7 +63,7 @@ export function createGatehouse(options: GatehouseOptions): Gatehouse {
     baseUrl: options.baseUrl.replace(/\/$/, ""),
     fetch: authorized,
   });
-  return { api, session };
+  return { api, session, account: new Account(api) };
 }
 
 function withToken(request: Request, token: string): Request {

@@ -34,13 +34,18 @@ export class ApiError extends Error {
 
 /** Reads an error answer into the matching typed error. */
 export async function errorFrom(response: Response): Promise<OAuthError | ApiError> {
-  const retryAfter = retryAfterSeconds(response);
   let body: unknown;
   try {
     body = await response.clone().json();
   } catch {
     body = undefined;
   }
+  return errorOf(response, body);
+}
+
+/** The typed error of an answer whose body was already read (as `openapi-fetch` does). */
+export function errorOf(response: Response, body: unknown): OAuthError | ApiError {
+  const retryAfter = retryAfterSeconds(response);
   if (isOAuthErrorBody(body)) {
     return new OAuthError(response.status, body.error, body.error_description, retryAfter);
   }

@@ -1,6 +1,7 @@
 // @gatehouse/client: a typed Gatehouse client with a token manager.
+export { Account, type AccountErrorCode, type ResetFor } from "./account.js";
 export { createGatehouse, type Gatehouse, type GatehouseOptions } from "./client.js";
-export { ApiError, OAuthError, errorFrom, retryAfterSeconds } from "./errors.js";
+export { ApiError, OAuthError, errorFrom, errorOf, retryAfterSeconds } from "./errors.js";
 export { Session, tokenSet, type SessionEvents, type SessionOptions, type SignedOutReason } from "./session.js";
 export { LocalStorageStorage, MemoryStorage, type TokenSet, type TokenStorage } from "./storage.js";
 export { defaultRetryPolicy, type RetryPolicy } from "./transport.js";
