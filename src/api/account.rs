@@ -296,6 +296,10 @@ impl AccountApi {
     ) -> Result<MailRequested, Failure<ResetRequestFailures>> {
         let Json(request) = body;
         let who = match (request.username, request.email) {
+            // Longer than any username: it names no account.
+            (Some(username), None) if username.too_long() => {
+                return Err(Failure::invalid_request("`username` is too long"));
+            }
             (Some(username), None) => ResetFor::Username(username.0),
             (None, Some(email)) => {
                 let email = crate::auth::email::Email::parse(&email)

@@ -268,15 +268,6 @@ impl Store {
         rows.iter().map(OutboxMail::from_row).collect()
     }
 
-    /// The mail `id`, whatever its state.
-    pub async fn find_mail(&self, id: &str) -> Result<Option<OutboxMail>, sqlx::Error> {
-        let sql = format!("SELECT {MAIL_COLUMNS} FROM mail_outbox WHERE id = ?");
-        let row = self
-            .run(async |conn| sqlx::query(&sql).bind(id).fetch_optional(conn).await)
-            .await?;
-        row.as_ref().map(OutboxMail::from_row).transpose()
-    }
-
     /// Every mail, oldest first (for the tests and the admin).
     pub async fn all_mails(&self) -> Result<Vec<OutboxMail>, sqlx::Error> {
         let sql = format!("SELECT {MAIL_COLUMNS} FROM mail_outbox ORDER BY created_at, id");
@@ -441,14 +432,6 @@ impl Store {
         )
         .bind(user_id)
         .bind(since);
-        let row = self.run(async |conn| select.fetch_one(conn).await).await?;
-        row.try_get(0)
-    }
-
-    /// Mails waiting to be sent (requested or queued).
-    pub async fn mails_waiting(&self) -> Result<i64, sqlx::Error> {
-        let select =
-            sqlx::query("SELECT COUNT(*) FROM mail_outbox WHERE state IN ('requested', 'queued')");
         let row = self.run(async |conn| select.fetch_one(conn).await).await?;
         row.try_get(0)
     }

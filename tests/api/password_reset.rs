@@ -422,7 +422,14 @@ async fn a_request_must_name_exactly_one_of_username_and_email(store: Store) {
         json!({"username": "alice", "email": "alice@example.org"}),
         json!({"username": 5}),
         json!({"email": "not an address"}),
+        json!({"username": "a".repeat(65)}),
+        json!({"email": format!("{}@example.org", "a".repeat(250))}),
     ] {
         request_reset(&app, body).await.assert_status(400);
     }
+    let long = "x".repeat(129);
+    confirm(&app, &long, NEW_PASSWORD).await.assert_status(400);
+    app.post_json("/auth/email/verify", &json!({"token": long}))
+        .await
+        .assert_status(400);
 }
