@@ -82,8 +82,7 @@ echo "== 100 reset requests while the SMTP server takes 1 s per message (SQLite)
 url="http://127.0.0.1:$((port + 1))"
 for n in $(seq 1 100); do register "$url" "slow$n"; done
 sleep 2
-before=$(ls "$work/mail" | grep -c '\.json$' || true)
-URL=$url BEFORE=$before MAILDIR="$work/mail" python3 - <<'PY'
+URL=$url MAILDIR="$work/mail" python3 - <<'PY'
 import concurrent.futures, http.client, json, os, time
 url = os.environ["URL"].removeprefix("http://")
 def reset(n):
@@ -101,11 +100,17 @@ with concurrent.futures.ThreadPoolExecutor(10) as pool:
 answered = time.perf_counter() - started
 print(f"requests: p50 {times[49]:.1f} ms, p99 {times[98]:.1f} ms, max {times[-1]:.1f} ms; "
       f"all 100 answered in {answered:.2f} s")
-before = int(os.environ["BEFORE"])
-while True:
-    count = sum(1 for name in os.listdir(os.environ["MAILDIR"]) if name.endswith(".json"))
-    if count - before >= 100 or time.perf_counter() - started > 120:
-        break
-    time.sleep(0.2)
-print(f"mails: {count - before} of 100 delivered {time.perf_counter() - started:.1f} s after the first request")
+def resets():
+    # The registrations' verification mails go too (1 s each as well).
+    count = 0
+    for name in os.listdir(os.environ["MAILDIR"]):
+        if name.endswith(".json"):
+            with open(os.path.join(os.environ["MAILDIR"], name)) as f:
+                mail = json.load(f)
+            count += mail["subject"].startswith("Reset") and mail["rcpt_tos"][0].startswith("slow")
+    return count
+while (count := resets()) < 100 and time.perf_counter() - started < 180:
+    time.sleep(0.5)
+print(f"mails: {count} of the 100 reset mails delivered {time.perf_counter() - started:.1f} s "
+      "after the first request (with the 100 registrations' verification mails, 4 at a time)")
 PY

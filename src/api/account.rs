@@ -298,7 +298,10 @@ impl AccountApi {
         let who = match (request.username, request.email) {
             // Longer than any username: it names no account.
             (Some(username), None) if username.too_long() => {
-                return Err(Failure::invalid_request("`username` is too long"));
+                return Err(Failure::bad_request(
+                    "invalid_request",
+                    "`username` is too long",
+                ));
             }
             (Some(username), None) => ResetFor::Username(username.0),
             (None, Some(email)) => {
@@ -307,7 +310,8 @@ impl AccountApi {
                 ResetFor::Email(email.into_string())
             }
             _ => {
-                return Err(Failure::invalid_request(
+                return Err(Failure::bad_request(
+                    "invalid_request",
                     "give exactly one of `username` and `email`",
                 ));
             }

@@ -197,9 +197,10 @@ impl Mailer {
         self.transport.is_configured()
     }
 
-    /// How long a lease lasts: longer than any attempt can take.
+    /// How long a lease lasts: longer than any attempt can take (the
+    /// hand-over's deadline, and the few database calls around it).
     fn lease(&self) -> Duration {
-        self.settings.send_deadline * 2 + Duration::from_secs(30)
+        self.settings.send_deadline * 2 + Duration::from_secs(10)
     }
 
     /// Sends what is due, pass after pass, waking when a mail is queued here

@@ -279,7 +279,8 @@ impl Store {
 
     /// Claims mail `id` for `owner` until `lease_until`, if it is still
     /// due and unclaimed at `now`; whether this call did. Of instances
-    /// racing for one mail, the database lets one win.
+    /// racing for one mail, the database lets one win (a loser the
+    /// database aborted hears `false` too).
     pub async fn claim_mail(
         &self,
         id: &str,
@@ -297,8 +298,13 @@ impl Store {
         .bind(id)
         .bind(now)
         .bind(now);
-        let done = self.run(async |conn| update.execute(conn).await).await?;
-        Ok(done.rows_affected() == 1)
+        match self.run(async |conn| update.execute(conn).await).await {
+            Ok(done) => Ok(done.rows_affected() == 1),
+            // Another instance claimed it at the same moment (on a Galera
+            // cluster, through another node: a certification failure).
+            Err(err) if super::is_transient(&err) => Ok(false),
+            Err(err) => Err(err),
+        }
     }
 
     /// Settles the request `id` claimed by `owner`: it becomes `state`

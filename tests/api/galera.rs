@@ -21,7 +21,7 @@ use crate::faults::{
     OUTAGE, assert_everyone_signed_in, every_refresh_is_unavailable, for_faults,
     refresh_everyone_when_back, refresh_once, refresh_when_back, sign_in_clients,
 };
-use crate::helpers::{TestApp, galera_node_urls};
+use crate::helpers::{SmtpSink, TestApp, galera_node_urls, send_mail_through};
 use crate::proxy::{DbProxy, Fault};
 use crate::refresh_races::{
     assert_exactly_one_racer_wins, assert_racers_share_one_successor, retries,
@@ -53,6 +53,54 @@ async fn three_instances_started_at_once_on_an_empty_database_all_come_up() {
         .me(refreshed.str("access_token"))
         .await
         .assert_status(200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs tests/galera/cluster.sh start"]
+async fn three_instances_on_three_nodes_send_each_mail_once_and_spend_a_link_once() {
+    let _cluster = CLUSTER.lock().await;
+    let sink = SmtpSink::start().await;
+    let apps = TestApp::spawn_on_galera(|config| send_mail_through(config, &sink)).await;
+    for n in 0..12 {
+        crate::password_reset::register_with_email(
+            &apps[n % 3],
+            &format!("user{n}"),
+            Some(&format!("user{n}@example.org")),
+        )
+        .await;
+    }
+    // Every instance sends at once; a mail claimed by a sender that lost a
+    // certification race goes once its lease runs out.
+    futures::future::join_all(apps.iter().map(|app| app.deliver_mail())).await;
+    apps[0].clock.advance(Duration::from_secs(120));
+    futures::future::join_all(apps.iter().map(|app| app.deliver_mail())).await;
+    for n in 0..12 {
+        let address = format!("user{n}@example.org");
+        assert_eq!(sink.mails_to(&address).len(), 1, "{address}");
+    }
+
+    crate::password_reset::request_reset(&apps[1], serde_json::json!({"username": "user0"}))
+        .await
+        .assert_status(202);
+    apps[1].deliver_mail().await;
+    let token = sink
+        .mails_to("user0@example.org")
+        .into_iter()
+        .find(|mail| mail.subject().starts_with("Reset"))
+        .expect("the reset mail")
+        .token();
+    let confirmations = apps.iter().enumerate().map(|(n, app)| {
+        let token = token.clone();
+        async move {
+            crate::password_reset::confirm(app, &token, &format!("racing passphrase {n}"))
+                .await
+                .status
+                .as_u16()
+        }
+    });
+    let mut statuses = futures::future::join_all(confirmations).await;
+    statuses.sort();
+    assert_eq!(statuses, [204, 400, 400]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

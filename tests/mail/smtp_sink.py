@@ -8,7 +8,7 @@ behaviour is read, per message, from <dir>/mode:
   ok            accept (the default)
   defer         answer 451 (a transient refusal)
   reject        answer 550 (a permanent refusal)
-  slow SECONDS  wait that long, then accept
+  slow SECONDS  write <dir>/inflight, wait that long, then accept
 
 Options: --port, --dir, --tls starttls|implicit (a certificate for
 localhost from a CA written to <dir>/ca.pem, made with trustme), --auth
@@ -46,6 +46,8 @@ class Recorder:
         if mode[0] == "reject":
             return "550 5.1.1 mailbox unavailable"
         if mode[0] == "slow":
+            # Tells a test that a mail is being handed over now.
+            open(os.path.join(self.directory, "inflight"), "w").close()
             await asyncio.sleep(float(mode[1]))
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         parts = {"text/plain": None, "text/html": None}

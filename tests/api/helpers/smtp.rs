@@ -247,6 +247,12 @@ impl SmtpSink {
         std::fs::write(self.dir.path().join("mode"), mode).unwrap();
     }
 
+    /// Whether a mail has been in the middle of its hand-over (in `slow`
+    /// mode) since the last call.
+    pub fn take_inflight(&self) -> bool {
+        std::fs::remove_file(self.dir.path().join("inflight")).is_ok()
+    }
+
     /// Stops it: connections are refused until [`SmtpSink::restart`].
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {

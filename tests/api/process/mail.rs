@@ -47,6 +47,55 @@ fn a_serving_instance_sends_queued_mail_by_itself_and_stays_ready_without_smtp()
 }
 
 #[test]
+fn a_mail_whose_sender_crashed_mid_send_goes_after_the_restart() {
+    let runtime = runtime();
+    let sink = runtime.block_on(SmtpSink::start());
+    sink.set_mode("slow 1.5");
+    let dir = tempfile::tempdir().unwrap();
+    let url = sink.url();
+    let flags = [
+        "--smtp-url",
+        &url,
+        "--mail-from",
+        "Gatehouse <no-reply@gatehouse.test>",
+        "--smtp-timeout",
+        "2s",
+        "--mail-poll-interval",
+        "200ms",
+        "--argon2-memory-kib",
+        "256",
+        "--argon2-iterations",
+        "1",
+    ];
+    let server = Server::start(dir.path(), &flags);
+    let body =
+        format!(r#"{{"username":"alice","password":"{PASSWORD}","email":"alice@example.org"}}"#);
+    let response = server.request("POST", "/users", "application/json", &body);
+    assert!(response.starts_with("HTTP/1.1 201"), "{response}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !sink.take_inflight() {
+        assert!(Instant::now() < deadline, "the mail was never handed over");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Killed while the server holds the mail's DATA.
+    server.signal("KILL");
+    drop(server);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(sink.mails().is_empty(), "the hand-over never finished");
+
+    sink.set_mode("ok");
+    let restarted = Server::start(dir.path(), &flags);
+    // The dead sender's lease (twice the 6 s deadline, and 10 s) runs out.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while sink.mails().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let mails = sink.mails_to("alice@example.org");
+    assert_eq!(mails.len(), 1, "sent once, after the restart");
+    restarted.stop();
+}
+
+#[test]
 fn smtp_needs_a_sender_and_one_destination() {
     let dir = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| gatehouse(args, dir.path()).output().unwrap();
