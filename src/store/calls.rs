@@ -47,6 +47,33 @@ impl Store {
         }
     }
 
+    /// A transaction, `attempt` (one [`Store::run`] of it), tried again while
+    /// the database aborts it to resolve contention ([`is_transient`]: a
+    /// deadlock, a lock wait, a Galera certification failure, SQLite busy),
+    /// which leaves nothing of it behind; until the store's deadline, after
+    /// which the abort is the answer (503). Never a client's error.
+    pub(super) async fn retry_aborted<T, Attempt>(
+        &self,
+        mut attempt: impl FnMut() -> Attempt,
+    ) -> Result<T, sqlx::Error>
+    where
+        Attempt: Future<Output = Result<T, sqlx::Error>>,
+    {
+        let deadline = Instant::now() + self.timeout;
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let pause = Backoff::TRANSACTION.pause(tries);
+            match attempt().await {
+                Err(err) if is_transient(&err) && Instant::now() + pause < deadline => {
+                    tracing::debug!(error = %err, "transaction aborted by the database; trying again");
+                    tokio::time::sleep(pause).await;
+                }
+                done => return done,
+            }
+        }
+    }
+
     /// Runs `work` on one pooled connection, waiting for the connection and
     /// running the statements together until `deadline`. A connection whose
     /// work did not finish, because it ran out of time, failed on the wire

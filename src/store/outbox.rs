@@ -319,26 +319,28 @@ impl Store {
         now: UnixMillis,
     ) -> Result<bool, sqlx::Error> {
         let begin = self.begin_write();
-        self.run(async |conn| {
-            let mut tx = conn.begin_with(begin).await?;
-            let settled = sqlx::query(
-                "UPDATE mail_outbox SET state = ?, finished_at = ?, lease_until = NULL \
+        self.retry_aborted(|| {
+            self.run(async |conn| {
+                let mut tx = conn.begin_with(begin).await?;
+                let settled = sqlx::query(
+                    "UPDATE mail_outbox SET state = ?, finished_at = ?, lease_until = NULL \
                  WHERE id = ? AND lease_owner = ? AND state = 'requested'",
-            )
-            .bind(state.as_str())
-            .bind(now)
-            .bind(id)
-            .bind(owner)
-            .execute(&mut *tx)
-            .await?;
-            if settled.rows_affected() != 1 {
-                return Ok(false);
-            }
-            for mail in mails {
-                insert_mail(&mut tx, mail, now).await?;
-            }
-            tx.commit().await?;
-            Ok(true)
+                )
+                .bind(state.as_str())
+                .bind(now)
+                .bind(id)
+                .bind(owner)
+                .execute(&mut *tx)
+                .await?;
+                if settled.rows_affected() != 1 {
+                    return Ok(false);
+                }
+                for mail in mails {
+                    insert_mail(&mut tx, mail, now).await?;
+                }
+                tx.commit().await?;
+                Ok(true)
+            })
         })
         .await
     }
@@ -353,23 +355,25 @@ impl Store {
         token: &NewAccountToken,
     ) -> Result<bool, sqlx::Error> {
         let begin = self.begin_write();
-        self.run(async |conn| {
-            let mut tx = conn.begin_with(begin).await?;
-            let attached = sqlx::query(
-                "UPDATE mail_outbox SET sealed_token = ? \
+        self.retry_aborted(|| {
+            self.run(async |conn| {
+                let mut tx = conn.begin_with(begin).await?;
+                let attached = sqlx::query(
+                    "UPDATE mail_outbox SET sealed_token = ? \
                  WHERE id = ? AND lease_owner = ? AND sealed_token IS NULL AND state = 'queued'",
-            )
-            .bind(sealed)
-            .bind(id)
-            .bind(owner)
-            .execute(&mut *tx)
-            .await?;
-            if attached.rows_affected() != 1 {
-                return Ok(false);
-            }
-            insert_token(&mut tx, token).await?;
-            tx.commit().await?;
-            Ok(true)
+                )
+                .bind(sealed)
+                .bind(id)
+                .bind(owner)
+                .execute(&mut *tx)
+                .await?;
+                if attached.rows_affected() != 1 {
+                    return Ok(false);
+                }
+                insert_token(&mut tx, token).await?;
+                tx.commit().await?;
+                Ok(true)
+            })
         })
         .await
     }
@@ -524,61 +528,64 @@ impl Store {
             "SELECT id FROM sessions WHERE user_id = ? AND revoked_at IS NULL{}",
             self.for_update()
         );
-        self.run(async |conn| {
-            let mut tx = conn.begin_with(begin).await?;
-            let Some(user_id) = spend(&mut tx, hash, MailKind::PasswordReset, now).await? else {
-                return Ok(None);
-            };
-            sqlx::query(
-                "UPDATE users SET password_hash = ?, session_epoch = session_epoch + 1 \
+        self.retry_aborted(|| {
+            self.run(async |conn| {
+                let mut tx = conn.begin_with(begin).await?;
+                let Some(user_id) = spend(&mut tx, hash, MailKind::PasswordReset, now).await?
+                else {
+                    return Ok(None);
+                };
+                sqlx::query(
+                    "UPDATE users SET password_hash = ?, session_epoch = session_epoch + 1 \
                  WHERE id = ?",
-            )
-            .bind(password_hash)
-            .bind(&user_id)
-            .execute(&mut *tx)
-            .await?;
-            // The link proved the mailbox it was sent to, if that is still
-            // the account's address.
-            sqlx::query(
-                "UPDATE users SET email_verified_at = COALESCE(email_verified_at, ?) \
+                )
+                .bind(password_hash)
+                .bind(&user_id)
+                .execute(&mut *tx)
+                .await?;
+                // The link proved the mailbox it was sent to, if that is still
+                // the account's address.
+                sqlx::query(
+                    "UPDATE users SET email_verified_at = COALESCE(email_verified_at, ?) \
                  WHERE id = ? AND email = (SELECT email FROM account_tokens WHERE token_hash = ?)",
-            )
-            .bind(now)
-            .bind(&user_id)
-            .bind(hash)
-            .execute(&mut *tx)
-            .await?;
-            let revoked: Vec<crate::ids::SessionId> = sqlx::query(&select_sessions)
+                )
+                .bind(now)
                 .bind(&user_id)
-                .fetch_all(&mut *tx)
-                .await?
-                .into_iter()
-                .map(|row| row.try_get(0))
-                .collect::<Result<_, _>>()?;
-            sqlx::query(
-                "UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
-            )
-            .bind(now)
-            .bind(&user_id)
-            .execute(&mut *tx)
-            .await?;
-            retire_tokens(&mut tx, &user_id, &[MailKind::PasswordReset], now).await?;
-            let username: String = sqlx::query("SELECT username FROM users WHERE id = ?")
+                .bind(hash)
+                .execute(&mut *tx)
+                .await?;
+                let revoked: Vec<crate::ids::SessionId> = sqlx::query(&select_sessions)
+                    .bind(&user_id)
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .into_iter()
+                    .map(|row| row.try_get(0))
+                    .collect::<Result<_, _>>()?;
+                sqlx::query(
+                    "UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
+                )
+                .bind(now)
                 .bind(&user_id)
-                .fetch_one(&mut *tx)
-                .await?
-                .try_get(0)?;
-            let event = super::AuditEvent {
-                user_id: Some(user_id.clone()),
-                ..event.clone()
-            };
-            super::audit::insert_audit_event(&mut tx, &event).await?;
-            tx.commit().await?;
-            Ok(Some(PasswordReset {
-                user_id,
-                username,
-                revoked,
-            }))
+                .execute(&mut *tx)
+                .await?;
+                retire_tokens(&mut tx, &user_id, &[MailKind::PasswordReset], now).await?;
+                let username: String = sqlx::query("SELECT username FROM users WHERE id = ?")
+                    .bind(&user_id)
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_get(0)?;
+                let event = super::AuditEvent {
+                    user_id: Some(user_id.clone()),
+                    ..event.clone()
+                };
+                super::audit::insert_audit_event(&mut tx, &event).await?;
+                tx.commit().await?;
+                Ok(Some(PasswordReset {
+                    user_id,
+                    username,
+                    revoked,
+                }))
+            })
         })
         .await
     }
@@ -592,90 +599,95 @@ impl Store {
     pub async fn confirm_email(
         &self,
         hash: &TokenHash,
-        notice: impl FnOnce(&UserId, &str) -> NewMail,
+        notice: impl Fn(&UserId, &str) -> NewMail,
         now: UnixMillis,
     ) -> Result<Option<EmailConfirmed>, sqlx::Error> {
         let begin = self.begin_write();
-        self.run(async |conn| {
-            let mut tx = conn.begin_with(begin).await?;
-            let token = sqlx::query(
-                "SELECT purpose, user_id, email, expires_at, used_at FROM account_tokens \
+        self.retry_aborted(|| {
+            self.run(async |conn| {
+                let mut tx = conn.begin_with(begin).await?;
+                let token = sqlx::query(
+                    "SELECT purpose, user_id, email, expires_at, used_at FROM account_tokens \
                  WHERE token_hash = ?",
-            )
-            .bind(hash)
-            .fetch_optional(&mut *tx)
-            .await?
-            .as_ref()
-            .map(AccountToken::from_row)
-            .transpose()?;
-            let Some(token) = token else {
-                return Ok(None);
-            };
-            let Some(email) = token.email.clone() else {
-                return Ok(None);
-            };
-            let purpose = if token.purpose == MailKind::EmailChange.as_str() {
-                MailKind::EmailChange
-            } else if token.purpose == MailKind::EmailVerification.as_str() {
-                MailKind::EmailVerification
-            } else {
-                return Ok(None);
-            };
-            if spend(&mut tx, hash, purpose, now).await?.is_none() {
-                return Ok(None);
-            }
-            let current = sqlx::query("SELECT email, email_verified_at FROM users WHERE id = ?")
-                .bind(&token.user_id)
-                .fetch_one(&mut *tx)
-                .await?;
-            let current_email: Option<String> = current.try_get(0)?;
-            let current_verified: Option<UnixMillis> = current.try_get(1)?;
-            let replaced = match purpose {
-                MailKind::EmailVerification => {
-                    if current_email.as_deref() != Some(email.as_str()) {
-                        // Spent for nothing: the account's address moved on.
-                        tx.commit().await?;
-                        return Ok(None);
-                    }
-                    sqlx::query(
-                        "UPDATE users SET email_verified_at = COALESCE(email_verified_at, ?) \
-                         WHERE id = ?",
-                    )
-                    .bind(now)
-                    .bind(&token.user_id)
-                    .execute(&mut *tx)
-                    .await?;
-                    None
+                )
+                .bind(hash)
+                .fetch_optional(&mut *tx)
+                .await?
+                .as_ref()
+                .map(AccountToken::from_row)
+                .transpose()?;
+                let Some(token) = token else {
+                    return Ok(None);
+                };
+                let Some(email) = token.email.clone() else {
+                    return Ok(None);
+                };
+                let purpose = if token.purpose == MailKind::EmailChange.as_str() {
+                    MailKind::EmailChange
+                } else if token.purpose == MailKind::EmailVerification.as_str() {
+                    MailKind::EmailVerification
+                } else {
+                    return Ok(None);
+                };
+                if spend(&mut tx, hash, purpose, now).await?.is_none() {
+                    return Ok(None);
                 }
-                _ => {
-                    sqlx::query("UPDATE users SET email = ?, email_verified_at = ? WHERE id = ?")
+                let current =
+                    sqlx::query("SELECT email, email_verified_at FROM users WHERE id = ?")
+                        .bind(&token.user_id)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                let current_email: Option<String> = current.try_get(0)?;
+                let current_verified: Option<UnixMillis> = current.try_get(1)?;
+                let replaced = match purpose {
+                    MailKind::EmailVerification => {
+                        if current_email.as_deref() != Some(email.as_str()) {
+                            // Spent for nothing: the account's address moved on.
+                            tx.commit().await?;
+                            return Ok(None);
+                        }
+                        sqlx::query(
+                            "UPDATE users SET email_verified_at = COALESCE(email_verified_at, ?) \
+                         WHERE id = ?",
+                        )
+                        .bind(now)
+                        .bind(&token.user_id)
+                        .execute(&mut *tx)
+                        .await?;
+                        None
+                    }
+                    _ => {
+                        sqlx::query(
+                            "UPDATE users SET email = ?, email_verified_at = ? WHERE id = ?",
+                        )
                         .bind(&email)
                         .bind(now)
                         .bind(&token.user_id)
                         .execute(&mut *tx)
                         .await?;
-                    let replaced =
-                        current_email.filter(|old| current_verified.is_some() && *old != email);
-                    if let Some(old) = &replaced {
-                        insert_mail(&mut tx, &notice(&token.user_id, old), now).await?;
+                        let replaced =
+                            current_email.filter(|old| current_verified.is_some() && *old != email);
+                        if let Some(old) = &replaced {
+                            insert_mail(&mut tx, &notice(&token.user_id, old), now).await?;
+                        }
+                        replaced
                     }
-                    replaced
-                }
-            };
-            retire_tokens(
-                &mut tx,
-                &token.user_id,
-                &[MailKind::EmailVerification, MailKind::EmailChange],
-                now,
-            )
-            .await?;
-            tx.commit().await?;
-            Ok(Some(EmailConfirmed {
-                user_id: token.user_id,
-                email,
-                changed: purpose == MailKind::EmailChange,
-                replaced,
-            }))
+                };
+                retire_tokens(
+                    &mut tx,
+                    &token.user_id,
+                    &[MailKind::EmailVerification, MailKind::EmailChange],
+                    now,
+                )
+                .await?;
+                tx.commit().await?;
+                Ok(Some(EmailConfirmed {
+                    user_id: token.user_id,
+                    email,
+                    changed: purpose == MailKind::EmailChange,
+                    replaced,
+                }))
+            })
         })
         .await
     }

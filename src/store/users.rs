@@ -72,25 +72,27 @@ impl Store {
     ) -> Result<InsertUser, sqlx::Error> {
         let begin = self.begin_write();
         let result = self
-            .run(async |conn| {
-                let mut tx = conn.begin_with(begin).await?;
-                sqlx::query(
-                    "INSERT INTO users \
+            .retry_aborted(|| {
+                self.run(async |conn| {
+                    let mut tx = conn.begin_with(begin).await?;
+                    sqlx::query(
+                        "INSERT INTO users \
                      (id, username, username_key, email, password_hash, created_at) \
                      VALUES (?, ?, ?, ?, ?, ?)",
-                )
-                .bind(&user.id)
-                .bind(&user.username)
-                .bind(key)
-                .bind(&user.email)
-                .bind(&user.password_hash)
-                .bind(user.created_at)
-                .execute(&mut *tx)
-                .await?;
-                if let Some(mail) = mail {
-                    super::outbox::insert_mail(&mut tx, mail, user.created_at).await?;
-                }
-                tx.commit().await
+                    )
+                    .bind(&user.id)
+                    .bind(&user.username)
+                    .bind(key)
+                    .bind(&user.email)
+                    .bind(&user.password_hash)
+                    .bind(user.created_at)
+                    .execute(&mut *tx)
+                    .await?;
+                    if let Some(mail) = mail {
+                        super::outbox::insert_mail(&mut tx, mail, user.created_at).await?;
+                    }
+                    tx.commit().await
+                })
             })
             .await;
         match result {
@@ -159,18 +161,21 @@ impl Store {
         now: UnixMillis,
     ) -> Result<(), sqlx::Error> {
         let begin = self.begin_write();
-        self.run(async |conn| {
-            let mut tx = conn.begin_with(begin).await?;
-            sqlx::query(
-                "UPDATE users SET password_hash = ?, session_epoch = session_epoch + 1 \
+        self.retry_aborted(|| {
+            self.run(async |conn| {
+                let mut tx = conn.begin_with(begin).await?;
+                sqlx::query(
+                    "UPDATE users SET password_hash = ?, session_epoch = session_epoch + 1 \
                  WHERE id = ?",
-            )
-            .bind(password_hash)
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
-            super::outbox::retire_tokens(&mut tx, user_id, &[MailKind::PasswordReset], now).await?;
-            tx.commit().await
+                )
+                .bind(password_hash)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+                super::outbox::retire_tokens(&mut tx, user_id, &[MailKind::PasswordReset], now)
+                    .await?;
+                tx.commit().await
+            })
         })
         .await
     }
