@@ -27,9 +27,11 @@ use crate::state::AppState;
 #[derive(Object)]
 #[oai(example)]
 pub struct PasswordResetRequest {
-    #[oai(skip_serializing_if_is_none)]
+    /// Absent or `null` when `email` names the account.
+    #[oai(nullable, skip_serializing_if_is_none)]
     pub username: Option<Text<Username>>,
-    #[oai(skip_serializing_if_is_none)]
+    /// Absent or `null` when `username` names the account.
+    #[oai(nullable, skip_serializing_if_is_none)]
     pub email: Option<Text<Email>>,
 }
 
