@@ -7,11 +7,12 @@ use std::sync::Arc;
 use secrecy::SecretString;
 
 use crate::audit::AuditKind;
+use crate::auth::clients::{Client, NewClient, RegisterClientError};
 use crate::auth::keys::{DatabaseKeys, RingError, Rotation};
 use crate::auth::refresh::Successors;
 use crate::auth::session_check::SessionCheck;
 use crate::auth::throttle::ThrottlePolicy;
-use crate::auth::{Accounts, Audit, Revoker};
+use crate::auth::{Accounts, Audit, Clients, Revoker};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{DatabaseArgs, KeyArgs, PasswordArgs};
 use crate::startup::{
@@ -87,6 +88,99 @@ pub async fn set_user_disabled(
         Ok(())
     } else {
         Err(StartError::UnknownUser(username.to_owned()))
+    }
+}
+
+/// The client registry for `gatehouse client …`.
+async fn client_registry(args: &crate::config::ClientArgs) -> Result<(Clients, Store), StartError> {
+    let store = open_store(&args.database).await?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let clients = Clients {
+        store: store.clone(),
+        default_client_id: args.default_client_id.clone(),
+        known_scopes: crate::config::known_scopes(&args.scopes).map_err(StartError::Config)?,
+        throttle: ThrottlePolicy::default(),
+        audit: Audit::new(store.clone(), Arc::default(), clock.clone()),
+        clock,
+    };
+    Ok((clients, store))
+}
+
+/// A client as `gatehouse client` prints it (never its secret's hash).
+fn client_json(client: &Client) -> serde_json::Value {
+    serde_json::json!({
+        "client_id": client.id,
+        "name": client.name,
+        "confidential": client.confidential,
+        "first_party": client.first_party,
+        "grant_types": client.grant_types,
+        "redirect_uris": client.redirect_uris,
+        "scopes": client.scopes,
+        "disabled": client.disabled,
+    })
+}
+
+/// `gatehouse client create`: the client, with its secret if confidential.
+pub async fn create_client(
+    new: NewClient,
+    args: &crate::config::ClientArgs,
+) -> Result<serde_json::Value, StartError> {
+    let (clients, store) = client_registry(args).await?;
+    let registered = clients.register(new).await;
+    store.close().await;
+    let (client, secret) = registered.map_err(|err| match err {
+        RegisterClientError::Internal(err) => StartError::Admin(err),
+        refused => StartError::Config(refused.to_string()),
+    })?;
+    let mut json = client_json(&client);
+    if let Some(secret) = secret {
+        json["client_secret"] = secrecy::ExposeSecret::expose_secret(&secret).into();
+    }
+    Ok(json)
+}
+
+/// `gatehouse client list`.
+pub async fn list_clients(
+    args: &crate::config::ClientArgs,
+) -> Result<serde_json::Value, StartError> {
+    let (clients, store) = client_registry(args).await?;
+    let listed = clients.list().await.map_err(StartError::Admin);
+    store.close().await;
+    Ok(listed?.iter().map(client_json).collect())
+}
+
+/// `gatehouse client disable`.
+pub async fn disable_client(
+    client_id: &str,
+    args: &crate::config::ClientArgs,
+) -> Result<(), StartError> {
+    let (clients, store) = client_registry(args).await?;
+    let found = clients.disable(client_id).await.map_err(StartError::Admin);
+    store.close().await;
+    if found? {
+        Ok(())
+    } else {
+        Err(StartError::UnknownClient(client_id.to_owned()))
+    }
+}
+
+/// `gatehouse client rotate-secret`: the new secret.
+pub async fn rotate_client_secret(
+    client_id: &str,
+    args: &crate::config::ClientArgs,
+) -> Result<serde_json::Value, StartError> {
+    let (clients, store) = client_registry(args).await?;
+    let rotated = clients
+        .rotate_secret(client_id)
+        .await
+        .map_err(StartError::Admin);
+    store.close().await;
+    match rotated? {
+        Some(secret) => Ok(serde_json::json!({
+            "client_id": client_id,
+            "client_secret": secrecy::ExposeSecret::expose_secret(&secret),
+        })),
+        None => Err(StartError::UnknownClient(client_id.to_owned())),
     }
 }
 

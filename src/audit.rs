@@ -33,6 +33,10 @@ pub enum AuditKind {
     EmailChanged,
     /// A mail was given up (refused for good, or no longer useful).
     MailFailed,
+    /// A client failed to authenticate (counted only, like throttled logins).
+    ClientAuthFailed,
+    /// A client was granted a token for itself (client credentials).
+    ClientCredentialsGranted,
     /// Signing-key events, recorded by the `gatehouse keys` commands.
     KeyRotated,
     KeysReset,
@@ -43,7 +47,7 @@ impl AuditKind {
     /// The kinds a serving instance records, each counted in
     /// `gatehouse_events_total{event=…}` (the key events happen in admin
     /// commands, not in the server).
-    pub const COUNTED: [Self; 21] = [
+    pub const COUNTED: [Self; 23] = [
         Self::LoginSucceeded,
         Self::LoginFailed,
         Self::LoginThrottled,
@@ -65,6 +69,8 @@ impl AuditKind {
         Self::EmailChangeRequested,
         Self::EmailChanged,
         Self::MailFailed,
+        Self::ClientAuthFailed,
+        Self::ClientCredentialsGranted,
     ];
 
     /// The name stored in `audit_events.event` and shown in `/metrics`.
@@ -91,6 +97,8 @@ impl AuditKind {
             Self::EmailChangeRequested => "email_change_requested",
             Self::EmailChanged => "email_changed",
             Self::MailFailed => "mail_failed",
+            Self::ClientAuthFailed => "client_auth_failed",
+            Self::ClientCredentialsGranted => "client_credentials_granted",
             Self::KeyRotated => "key_rotated",
             Self::KeysReset => "keys_reset",
             Self::KeysResealed => "keys_resealed",

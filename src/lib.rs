@@ -22,8 +22,9 @@ mod state;
 pub mod store;
 
 pub use admin::{
-    ResetLinkArgs, create_user, list_keys, migrate, reseal_keys, reset_keys, reset_link,
-    reset_refresh_secret, rotate_keys, set_user_disabled,
+    ResetLinkArgs, create_client, create_user, disable_client, list_clients, list_keys, migrate,
+    reseal_keys, reset_keys, reset_link, reset_refresh_secret, rotate_client_secret, rotate_keys,
+    set_user_disabled,
 };
 pub use serve::serve;
 pub use startup::{StartError, build_app, build_app_with_clock, open_store};

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use gatehouse::config::{Cli, Command, KeysCommand, LogFormat, UserCommand};
+use gatehouse::config::{Cli, ClientCommand, Command, KeysCommand, LogFormat, UserCommand};
 
 fn main() -> ExitCode {
     return_large_blocks_to_the_system();
@@ -62,6 +62,7 @@ fn main() -> ExitCode {
                         );
                     })
             }
+            Some(Command::Client(command)) => run_client_command(command).await,
             Some(Command::User(UserCommand::Enable(user))) => {
                 gatehouse::set_user_disabled(&user.username, false, &user.database, &user.passwords)
                     .await
@@ -196,4 +197,41 @@ fn return_large_blocks_to_the_system() {
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
     }
+}
+
+/// `gatehouse client …`: each prints JSON on standard output.
+async fn run_client_command(command: ClientCommand) -> Result<(), gatehouse::StartError> {
+    let printed = match command {
+        ClientCommand::Create {
+            name,
+            client_id,
+            confidential,
+            first_party,
+            grant_types,
+            redirect_uris,
+            client_scopes,
+            args,
+        } => {
+            let new = gatehouse::auth::clients::NewClient {
+                name,
+                client_id,
+                confidential,
+                first_party,
+                grant_types,
+                redirect_uris,
+                scopes: client_scopes,
+            };
+            gatehouse::create_client(new, &args).await?
+        }
+        ClientCommand::List(args) => gatehouse::list_clients(&args).await?,
+        ClientCommand::Disable { client_id, args } => {
+            gatehouse::disable_client(&client_id, &args).await?;
+            serde_json::json!({"client_id": client_id, "disabled": true})
+        }
+        ClientCommand::RotateSecret { client_id, args } => {
+            gatehouse::rotate_client_secret(&client_id, &args).await?
+        }
+    };
+    println!("{printed}");
+    Ok(())
 }

@@ -15,7 +15,7 @@ use crate::auth::password::{HashError, Passwords};
 use crate::auth::refresh::{RefreshPolicy, RefreshRotation, Successors};
 use crate::auth::session_check::SessionCheck;
 use crate::auth::throttle::ThrottlePolicy;
-use crate::auth::{Accounts, Audit, Revoker, Sessions, Signing};
+use crate::auth::{Accounts, Audit, Clients, Revoker, Sessions, Signing};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, DatabaseArgs, JwtAlgorithm, KeyArgs, PasswordArgs};
 use crate::mail::{MailSettings, Mailer, Sender, SmtpSettings, Transport};
@@ -56,6 +56,8 @@ pub enum StartError {
     CreateUser(RegisterError),
     #[error("no user is called {0:?}")]
     UnknownUser(String),
+    #[error("no confidential client is called {0:?}")]
+    UnknownClient(String),
     #[error("{0}")]
     Admin(crate::error::Error),
 }
@@ -159,9 +161,18 @@ pub async fn build_app_with_clock(
         mail_wake,
     };
     let accounts = Arc::new(accounts);
+    let clients = Arc::new(Clients {
+        store: store.clone(),
+        default_client_id: config.default_client_id.clone(),
+        known_scopes: config.known_scopes().map_err(StartError::Config)?,
+        throttle: throttle_policy(config),
+        audit: audit.clone(),
+        clock: clock.clone(),
+    });
     let sessions = Sessions {
         store: store.clone(),
         accounts: accounts.clone(),
+        clients: clients.clone(),
         rotation,
         signing: signing.clone(),
         revoker,
@@ -172,6 +183,7 @@ pub async fn build_app_with_clock(
     let state = AppState {
         accounts,
         sessions: Arc::new(sessions),
+        clients,
         signing,
         mailer,
         store,

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::auth::{Accounts, Sessions, Signing};
+use crate::auth::{Accounts, Clients, Sessions, Signing};
 use crate::clock::Clock;
 use crate::mail::Mailer;
 use crate::metrics::Metrics;
@@ -14,6 +14,8 @@ use crate::store::Store;
 pub struct AppState {
     pub accounts: Arc<Accounts>,
     pub sessions: Arc<Sessions>,
+    /// The OAuth client registry.
+    pub clients: Arc<Clients>,
     pub signing: Arc<Signing>,
     /// The outbox's sender.
     pub mailer: Arc<Mailer>,

@@ -9,7 +9,6 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use super::ApiTags;
 use crate::auth::grant::GrantType;
-use crate::auth::scope;
 use crate::state::AppState;
 
 /// How long clients may cache the JWKS, in seconds.
@@ -58,15 +57,24 @@ pub struct ServerMetadata {
     pub issuer: String,
     pub token_endpoint: String,
     pub revocation_endpoint: String,
+    /// RFC 7662, for confidential clients (resource servers).
+    pub introspection_endpoint: String,
     pub jwks_uri: String,
     pub grant_types_supported: Vec<String>,
     pub scopes_supported: Vec<String>,
     /// Empty: there is no authorization endpoint (no redirect flows in v1).
     pub response_types_supported: Vec<String>,
-    /// `none`: clients are public; a Basic header is accepted and ignored.
+    /// `none` (public clients send their id alone), `client_secret_basic`
+    /// and `client_secret_post` (confidential clients).
     pub token_endpoint_auth_methods_supported: Vec<String>,
     pub revocation_endpoint_auth_methods_supported: Vec<String>,
+    /// Confidential clients only.
+    pub introspection_endpoint_auth_methods_supported: Vec<String>,
 }
+
+/// How clients authenticate (RFC 6749 §2.3.1): public clients by their id
+/// alone, confidential ones with their secret in Basic or in the body.
+const AUTH_METHODS: [&str; 3] = ["none", "client_secret_basic", "client_secret_post"];
 
 /// Discovery documents.
 #[derive(Default)]
@@ -119,13 +127,15 @@ impl DiscoveryApi {
         Json(ServerMetadata {
             token_endpoint: format!("{base}/oauth/token"),
             revocation_endpoint: format!("{base}/oauth/revoke"),
+            introspection_endpoint: format!("{base}/oauth/introspect"),
             jwks_uri: format!("{base}/.well-known/jwks.json"),
             issuer,
             grant_types_supported: strings(&GrantType::NAMES),
-            scopes_supported: strings(scope::KNOWN),
+            scopes_supported: state.clients.known_scopes().to_vec(),
             response_types_supported: Vec::new(),
-            token_endpoint_auth_methods_supported: strings(&["none"]),
-            revocation_endpoint_auth_methods_supported: strings(&["none"]),
+            token_endpoint_auth_methods_supported: strings(&AUTH_METHODS),
+            revocation_endpoint_auth_methods_supported: strings(&AUTH_METHODS),
+            introspection_endpoint_auth_methods_supported: strings(&AUTH_METHODS[1..]),
         })
     }
 }

@@ -7,6 +7,7 @@ mod client_address;
 mod discovery;
 mod error_body;
 pub(crate) mod failure;
+mod introspect;
 mod meta;
 mod middleware;
 mod oauth;
@@ -26,6 +27,7 @@ use account::AccountApi;
 pub use client_address::Cidr;
 pub(crate) use client_address::TrustedProxies;
 use discovery::DiscoveryApi;
+use introspect::IntrospectApi;
 use meta::MetaApi;
 use revoke::RevokeApi;
 use security::{BearerAuth, Scopes};
@@ -63,6 +65,7 @@ pub(crate) fn describe(err: &poem::Error) -> String {
 pub(crate) type Apis = (
     TokenApi,
     RevokeApi,
+    IntrospectApi,
     UsersApi,
     AccountApi,
     SessionsApi,

@@ -10,11 +10,12 @@ use super::error_body::OAuthErrorCode;
 use super::failure::{Answer, Failure, Failures};
 use crate::auth::client::ClientInfo;
 
-/// The client id of an `Authorization: Basic` header (RFC 6749 §2.3.1), if
-/// there is one. Empty credentials (Swagger UI sends `Basic Og==`, i.e. `:`,
-/// when its client fields are blank) are no client at all; credentials that
-/// do not decode to `id:secret` are `invalid_client`.
-pub fn basic_client_id(req: &Request) -> Result<Option<String>, MalformedBasic> {
+/// The client id and secret of an `Authorization: Basic` header (RFC 6749
+/// §2.3.1: each form-urlencoded), if there is one. Empty credentials
+/// (Swagger UI sends `Basic Og==`, i.e. `:`, when its client fields are
+/// blank) are no client at all; credentials that do not decode to
+/// `id:secret` are `invalid_client`.
+pub fn basic_client(req: &Request) -> Result<Option<(String, String)>, MalformedBasic> {
     let Some(value) = req.headers().get(poem::http::header::AUTHORIZATION) else {
         return Ok(None);
     };
@@ -31,9 +32,31 @@ pub fn basic_client_id(req: &Request) -> Result<Option<String>, MalformedBasic> 
         .and_then(|bytes| String::from_utf8(bytes).ok());
     match decoded.as_deref().and_then(|text| text.split_once(':')) {
         Some(("", _secret)) => Ok(None),
-        Some((id, _secret)) => Ok(Some(id.to_owned())),
+        Some((id, secret)) => match (form_decode(id), form_decode(secret)) {
+            (Some(id), Some(secret)) => Ok(Some((id, secret))),
+            _ => Err(MalformedBasic),
+        },
         None => Err(MalformedBasic),
     }
+}
+
+/// `text` decoded from `application/x-www-form-urlencoded` (`+` is a space,
+/// `%XX` a byte); `None` if it is not valid UTF-8 once decoded.
+fn form_decode(text: &str) -> Option<String> {
+    let mut bytes = Vec::with_capacity(text.len());
+    let mut input = text.bytes();
+    while let Some(byte) = input.next() {
+        match byte {
+            b'+' => bytes.push(b' '),
+            b'%' => {
+                let hex = [input.next()?, input.next()?];
+                let hex = std::str::from_utf8(&hex).ok()?;
+                bytes.push(u8::from_str_radix(hex, 16).ok()?);
+            }
+            other => bytes.push(other),
+        }
+    }
+    String::from_utf8(bytes).ok()
 }
 
 /// An `Authorization: Basic` header that does not decode to `id:secret`.

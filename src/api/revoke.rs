@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::ApiTags;
 use super::error_body::NO_STORE;
 use super::failure::{Answer, Failure, Failures, INTERNAL, INVALID_CLIENT, TOO_LARGE, UNAVAILABLE};
-use super::oauth::{basic_client_id, client_info, oauth_errors};
+use super::oauth::{basic_client, client_info, oauth_errors};
 use super::text::{AnyToken, ClientId, Text, TokenTypeHint};
 use crate::auth::client::valid_client_id;
 use crate::auth::sessions::TokenHint;
@@ -71,7 +71,7 @@ impl RevokeApi {
         req: &Request,
         body: Form<RevokeRequest>,
     ) -> Result<Revoked, Failure<RevokeFailures>> {
-        basic_client_id(req)?;
+        basic_client(req)?;
         let Form(form) = body;
         if form.token.is_empty() {
             return Err(Failure::invalid_request("`token` is required"));

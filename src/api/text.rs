@@ -44,7 +44,7 @@ macro_rules! space {
     };
 }
 
-/// A public client's id (see `auth::client::check_client_id`).
+/// A client's id (see `auth::client::valid_client_id`).
 pub struct ClientId;
 impl Rules for ClientId {
     const MAX_LENGTH: Option<usize> = Some(crate::auth::client::MAX_CLIENT_ID_CHARS);

@@ -34,6 +34,14 @@ impl Audit {
         self.metrics.event(event);
     }
 
+    /// Records an event already written out (with a `detail`, say).
+    pub async fn record_event(&self, kind: AuditKind, event: crate::store::AuditEvent) {
+        self.metrics.event(kind);
+        if let Err(err) = self.store.insert_audit_event(&event).await {
+            tracing::error!(error = %err, event = %kind, "cannot record an audit event");
+        }
+    }
+
     /// Records `event` about `user_id` / `session_id`, with where it came
     /// from. A failure to record is logged, not passed on: the request that
     /// caused it has already happened.

@@ -55,14 +55,3 @@ impl ClientInfo {
 pub fn valid_client_id(client_id: &str) -> bool {
     client_id.chars().count() <= MAX_CLIENT_ID_CHARS && !client_id.chars().any(char::is_control)
 }
-
-/// The client id a request names, if any (empty is none); refused with a
-/// message if it is not [`valid_client_id`].
-pub fn check_client_id(client_id: Option<&str>) -> Result<Option<&str>, String> {
-    match client_id.filter(|id| !id.is_empty()) {
-        Some(id) if !valid_client_id(id) => Err(format!(
-            "`client_id` must be at most {MAX_CLIENT_ID_CHARS} printable characters"
-        )),
-        other => Ok(other),
-    }
-}

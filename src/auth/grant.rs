@@ -10,11 +10,13 @@ pub enum GrantType {
     Password,
     /// Refreshing a session (RFC 6749 §6), with rotation.
     RefreshToken,
+    /// A confidential client's token for itself (RFC 6749 §4.4).
+    ClientCredentials,
 }
 
 impl GrantType {
     /// Every grant type, in the order the spec and the metadata list them.
-    pub const ALL: [Self; 2] = [Self::Password, Self::RefreshToken];
+    pub const ALL: [Self; 3] = [Self::Password, Self::RefreshToken, Self::ClientCredentials];
 
     /// Their `grant_type` names, in the same order.
     pub const NAMES: [&'static str; Self::ALL.len()] = {
@@ -32,6 +34,7 @@ impl GrantType {
         match self {
             Self::Password => "password",
             Self::RefreshToken => "refresh_token",
+            Self::ClientCredentials => "client_credentials",
         }
     }
 
@@ -77,8 +80,11 @@ mod tests {
         for grant in GrantType::ALL {
             assert_eq!(GrantType::parse(grant.as_str()), Some(grant));
         }
-        assert_eq!(GrantType::NAMES, ["password", "refresh_token"]);
-        for unknown in ["", "Password", "client_credentials", "refresh_token "] {
+        assert_eq!(
+            GrantType::NAMES,
+            ["password", "refresh_token", "client_credentials"]
+        );
+        for unknown in ["", "Password", "authorization_code", "refresh_token "] {
             assert_eq!(GrantType::parse(unknown), None, "{unknown:?}");
         }
     }

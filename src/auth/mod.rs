@@ -7,6 +7,7 @@
 pub(crate) mod accounts;
 mod audit;
 pub(crate) mod client;
+pub mod clients;
 pub(crate) mod email;
 pub mod grant;
 pub mod jwt;
@@ -24,6 +25,7 @@ pub(crate) mod username;
 
 pub use accounts::Accounts;
 pub use audit::Audit;
+pub use clients::Clients;
 pub use revoker::Revoker;
 pub use sessions::Sessions;
 pub use signing::Signing;

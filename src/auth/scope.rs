@@ -2,8 +2,6 @@
 
 use std::collections::BTreeSet;
 
-/// Every scope Gatehouse grants.
-pub const KNOWN: &[&str] = &[PROFILE];
 /// Read the caller's own account and sessions.
 pub const PROFILE: &str = "profile";
 /// Granted when a request names no scope (Swagger UI sends `scope=`).
@@ -14,28 +12,40 @@ pub const DEFAULT: &str = PROFILE;
 #[error("{0}")]
 pub struct InvalidScope(pub String);
 
-/// The scope to grant for a new session: the default for an empty or absent
-/// request, otherwise the requested known scopes in canonical order.
-pub fn for_new_session(requested: Option<&str>) -> Result<String, InvalidScope> {
-    match parse(requested)? {
+/// The scope a grant gets: `default` for an empty or absent request,
+/// otherwise the requested scopes, each one of `allowed` (the client's),
+/// in canonical order.
+pub fn for_grant(
+    requested: Option<&str>,
+    allowed: &[String],
+    default: &str,
+) -> Result<String, InvalidScope> {
+    let allowed: Vec<&str> = allowed.iter().map(String::as_str).collect();
+    match parse(requested, &allowed)? {
         Some(set) => Ok(join(&set)),
-        None => Ok(DEFAULT.to_owned()),
+        None => Ok(default.to_owned()),
     }
 }
 
 /// The scope of a refresh: what was granted when absent; otherwise a subset
 /// of it (a refresh may narrow, never widen; RFC 6749 §6).
 pub fn for_refresh(requested: Option<&str>, granted: &str) -> Result<String, InvalidScope> {
-    let Some(requested) = parse(requested)? else {
-        return Ok(granted.to_owned());
+    let granted: Vec<&str> = granted.split(' ').filter(|s| !s.is_empty()).collect();
+    let Some(requested) = requested.map(str::trim).filter(|s| !s.is_empty()) else {
+        return Ok(granted.join(" "));
     };
-    let granted: BTreeSet<&str> = granted.split(' ').filter(|s| !s.is_empty()).collect();
-    if let Some(extra) = requested.iter().find(|s| !granted.contains(*s)) {
-        return Err(InvalidScope(format!(
-            "scope `{extra}` exceeds the scope originally granted"
-        )));
+    let mut set = BTreeSet::new();
+    for scope in requested.split(' ').filter(|s| !s.is_empty()) {
+        if !granted.contains(&scope) {
+            let shown: String = scope.chars().take(64).collect();
+            return Err(InvalidScope(format!(
+                "scope `{}` exceeds the scope originally granted",
+                shown.escape_default()
+            )));
+        }
+        set.insert(scope);
     }
-    Ok(join(&requested))
+    Ok(join(&set))
 }
 
 /// Whether a space-separated scope string contains `scope`.
@@ -43,14 +53,17 @@ pub fn contains(scopes: &str, scope: &str) -> bool {
     scopes.split(' ').any(|s| s == scope)
 }
 
-fn parse(requested: Option<&str>) -> Result<Option<BTreeSet<&str>>, InvalidScope> {
+fn parse<'a>(
+    requested: Option<&'a str>,
+    known: &[&str],
+) -> Result<Option<BTreeSet<&'a str>>, InvalidScope> {
     let Some(requested) = requested.map(str::trim).filter(|s| !s.is_empty()) else {
         return Ok(None);
     };
     let mut set = BTreeSet::new();
     for scope in requested.split(' ').filter(|s| !s.is_empty()) {
-        match KNOWN.iter().find(|known| **known == scope) {
-            Some(known) => set.insert(*known),
+        match known.iter().find(|known| **known == scope) {
+            Some(_) => set.insert(scope),
             None => {
                 let shown: String = scope.chars().take(64).collect();
                 return Err(InvalidScope(format!(
@@ -71,18 +84,36 @@ fn join(set: &BTreeSet<&str>) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn an_empty_or_absent_scope_gets_the_default() {
-        assert_eq!(for_new_session(None).unwrap(), "profile");
-        assert_eq!(for_new_session(Some("")).unwrap(), "profile");
-        assert_eq!(for_new_session(Some("  ")).unwrap(), "profile");
-        assert_eq!(for_new_session(Some("profile profile")).unwrap(), "profile");
+    fn allowed() -> Vec<String> {
+        vec!["profile".into(), "invoices:read".into()]
     }
 
     #[test]
-    fn an_unknown_scope_is_refused() {
-        assert!(for_new_session(Some("profile admin")).is_err());
-        assert!(for_new_session(Some("PROFILE")).is_err());
+    fn an_empty_or_absent_scope_gets_the_default() {
+        assert_eq!(for_grant(None, &allowed(), "profile").unwrap(), "profile");
+        assert_eq!(
+            for_grant(Some(""), &allowed(), "profile").unwrap(),
+            "profile"
+        );
+        assert_eq!(
+            for_grant(Some("  "), &allowed(), "profile").unwrap(),
+            "profile"
+        );
+        assert_eq!(
+            for_grant(Some("profile profile"), &allowed(), "").unwrap(),
+            "profile"
+        );
+    }
+
+    #[test]
+    fn a_scope_the_client_was_not_given_is_refused() {
+        assert_eq!(
+            for_grant(Some("profile invoices:read"), &allowed(), "").unwrap(),
+            "invoices:read profile"
+        );
+        assert!(for_grant(Some("profile admin"), &allowed(), "").is_err());
+        assert!(for_grant(Some("PROFILE"), &allowed(), "").is_err());
+        assert!(for_grant(Some("invoices:read"), &["profile".into()], "").is_err());
     }
 
     #[test]

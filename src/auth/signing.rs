@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::jwt::{AccessClaims, AccessTokens, Subject, TokenError};
+use super::jwt::{AccessClaims, AccessTokens, AnyClaims, Subject, TokenError};
 use super::keys::{KeySource, RingError, TokenKey};
 use crate::clock::Clock;
 use crate::store::Store;
@@ -45,6 +45,28 @@ impl Signing {
         now: crate::clock::UnixMillis,
     ) -> Result<String, jsonwebtoken::errors::Error> {
         self.tokens.issue(subject, now)
+    }
+
+    /// Signs an access token for the client `client_id` itself.
+    pub fn issue_for_client(
+        &self,
+        client_id: &str,
+        scope: &str,
+        now: crate::clock::UnixMillis,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
+        self.tokens.issue_for_client(client_id, scope, now)
+    }
+
+    /// Verifies any access token now, a user's or a client's (for
+    /// introspection), reloading the keys for an unknown `kid` as
+    /// [`Signing::verify`] does.
+    pub async fn verify_any(&self, token: &str) -> Result<AnyClaims, TokenError> {
+        match self.tokens.verify_any(token, self.clock.now()) {
+            Err(TokenError::UnknownKey(Some(_))) if self.reload_for_unknown_kid().await => {
+                self.tokens.verify_any(token, self.clock.now())
+            }
+            verified => verified,
+        }
     }
 
     /// Verifies an access token now. A token signed with a key this

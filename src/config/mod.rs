@@ -10,7 +10,7 @@ mod args;
 mod serve;
 
 pub use args::{DatabaseArgs, JwtAlgorithm, KeyArgs, PasswordArgs};
-pub use serve::Config;
+pub use serve::{Config, known_scopes};
 
 /// Gatehouse: password login, short-lived JWT access tokens and rotating
 /// refresh tokens, described by an OpenAPI spec.
@@ -57,6 +57,9 @@ pub enum Command {
     /// Manage user accounts.
     #[command(subcommand)]
     User(UserCommand),
+    /// Manage the OAuth clients.
+    #[command(subcommand)]
+    Client(ClientCommand),
     /// Manage the keys access tokens are signed with.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -101,6 +104,75 @@ pub enum UserCommand {
         issuer: Option<String>,
         #[command(flatten)]
         database: DatabaseArgs,
+    },
+}
+
+/// What every `gatehouse client` command needs: the database, and the
+/// registry's settings as the server has them.
+#[derive(Debug, Clone, Args)]
+pub struct ClientArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// The built-in client's id, which no registered client may take.
+    #[arg(long, env = "GATEHOUSE_DEFAULT_CLIENT_ID", default_value = "gatehouse")]
+    pub default_client_id: String,
+    /// The resource scopes the server grants besides `profile` (as its
+    /// `--scopes`): a client may be created with these.
+    #[arg(long, env = "GATEHOUSE_SCOPES", value_delimiter = ',', num_args = 0..)]
+    pub scopes: Vec<String>,
+}
+
+/// OAuth client administration. Each command prints JSON on standard output.
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Register a client; prints its `client_id` and, for a confidential
+    /// client, its `client_secret` (shown once, stored only as a hash).
+    Create {
+        /// A name for people (shown on consent pages).
+        #[arg(long)]
+        name: String,
+        /// The id to register; generated when absent.
+        #[arg(long)]
+        client_id: Option<String>,
+        /// A confidential client (it gets a secret): servers, not browsers
+        /// or apps.
+        #[arg(long)]
+        confidential: bool,
+        /// A client of the service itself: no consent is asked.
+        #[arg(long)]
+        first_party: bool,
+        /// A grant type it may use (repeat): password, refresh_token,
+        /// authorization_code, client_credentials. Default: client_credentials
+        /// for a confidential client, authorization_code and refresh_token
+        /// otherwise.
+        #[arg(long = "grant-type")]
+        grant_types: Vec<String>,
+        /// A redirect URI, exactly as requests will send it (repeat).
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+        /// A scope it may be granted (repeat): `profile`, or one of --scopes.
+        #[arg(long = "scope", id = "scope")]
+        client_scopes: Vec<String>,
+        #[command(flatten)]
+        args: ClientArgs,
+    },
+    /// List the registered clients (never their secrets).
+    List(ClientArgs),
+    /// Disable a client: it authenticates no more (its tokens then fail
+    /// introspection).
+    Disable {
+        #[arg(long)]
+        client_id: String,
+        #[command(flatten)]
+        args: ClientArgs,
+    },
+    /// Give a confidential client a new secret (printed once); the old one
+    /// stops working at once.
+    RotateSecret {
+        #[arg(long)]
+        client_id: String,
+        #[command(flatten)]
+        args: ClientArgs,
     },
 }
 
@@ -165,4 +237,14 @@ pub struct UserArgs {
     pub database: DatabaseArgs,
     #[command(flatten)]
     pub passwords: PasswordArgs,
+}
+
+#[cfg(test)]
+mod command_line_tests {
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn every_command_s_flags_are_consistent() {
+        super::Cli::command().debug_assert();
+    }
 }

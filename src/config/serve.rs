@@ -33,6 +33,11 @@ pub struct Config {
     /// access tokens, which RFC 9068 §2.2 requires to name one.
     #[arg(long, env = "GATEHOUSE_DEFAULT_CLIENT_ID", default_value = "gatehouse")]
     pub default_client_id: String,
+    /// Resource scopes Gatehouse grants besides `profile` (space- or
+    /// comma-separated), e.g. `invoices:read invoices:write`. A client is
+    /// granted only the scopes it was created with.
+    #[arg(long, env = "GATEHOUSE_SCOPES", value_delimiter = ',', num_args = 0..)]
+    pub scopes: Vec<String>,
     /// Lifetime of an access token.
     #[arg(long, env = "GATEHOUSE_ACCESS_TTL", default_value = "15m", value_parser = humantime::parse_duration)]
     pub access_ttl: Duration,
@@ -218,6 +223,11 @@ impl Config {
             .unwrap_or_else(|| format!("http://{}", self.listen))
     }
 
+    /// Every scope Gatehouse grants: `profile`, then `--scopes` in order.
+    pub fn known_scopes(&self) -> Result<Vec<String>, String> {
+        known_scopes(&self.scopes)
+    }
+
     /// The base URL of links and pages: the flag, or the issuer.
     pub fn public_url(&self, issuer: &str) -> String {
         self.public_url
@@ -303,6 +313,7 @@ impl Config {
         if self.mail_poll_interval.is_zero() || self.smtp_timeout.is_zero() {
             return Err("--mail-poll-interval and --smtp-timeout must be positive".into());
         }
+        self.known_scopes()?;
         if self.audience.is_empty() {
             return Err("--audience must not be empty".into());
         }
@@ -313,4 +324,27 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// `profile` and the resource scopes `flags` name (each flag value may hold
+/// several, space-separated); why not, if one cannot be a scope (RFC 6749
+/// §3.3: printable ASCII but space, `"` and `\\`).
+pub fn known_scopes(flags: &[String]) -> Result<Vec<String>, String> {
+    let mut scopes = vec![crate::auth::scope::PROFILE.to_owned()];
+    for scope in flags.iter().flat_map(|flag| flag.split_whitespace()) {
+        let valid = scope.len() <= 64
+            && scope
+                .bytes()
+                .all(|b| (0x21..=0x7e).contains(&b) && b != b'"' && b != b'\\');
+        if !valid {
+            return Err(format!(
+                "--scopes: {scope:?} is not a scope (at most 64 printable ASCII characters, \
+                 without spaces, quotes or backslashes)"
+            ));
+        }
+        if !scopes.iter().any(|known| known == scope) {
+            scopes.push(scope.to_owned());
+        }
+    }
+    Ok(scopes)
 }

@@ -9,6 +9,7 @@
 
 mod audit;
 mod calls;
+mod clients;
 mod dialect;
 mod migrations;
 mod outbox;
@@ -30,6 +31,7 @@ use sqlx::AnyPool;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 
 pub use audit::AuditEvent;
+pub use clients::ClientRecord;
 pub(crate) use dialect::create_private_dir;
 pub use dialect::{is_transient, is_unavailable};
 pub use outbox::{

@@ -64,8 +64,20 @@ async fn the_metadata_names_the_endpoints_and_what_they_support(store: Store) {
         "http://gatehouse.test/.well-known/jwks.json"
     );
     assert_eq!(
+        meta["introspection_endpoint"],
+        "http://gatehouse.test/oauth/introspect"
+    );
+    assert_eq!(
         meta["grant_types_supported"],
-        serde_json::json!(["password", "refresh_token"])
+        serde_json::json!(["password", "refresh_token", "client_credentials"])
     );
     assert_eq!(meta["scopes_supported"], serde_json::json!(["profile"]));
+    assert_eq!(
+        meta["token_endpoint_auth_methods_supported"],
+        serde_json::json!(["none", "client_secret_basic", "client_secret_post"])
+    );
+    assert_eq!(
+        meta["introspection_endpoint_auth_methods_supported"],
+        serde_json::json!(["client_secret_basic", "client_secret_post"])
+    );
 }

@@ -6,6 +6,7 @@ mod proxy;
 
 mod audit;
 mod bad_input;
+mod clients;
 mod disable;
 mod discovery;
 mod email_verification;

@@ -104,6 +104,9 @@ async fn login_by_json_issues_a_token_pair(store: Store) {
 async fn swagger_ui_authorize_requests_are_accepted(store: Store) {
     let app = TestApp::spawn(store).await;
     app.register("alice", PASSWORD).await.assert_status(201);
+    // A public client registered as `swagger`, which Swagger UI names.
+    app.register_client("swagger", false, &["password"], &["profile"])
+        .await;
     // Swagger UI sends an empty scope, and client credentials in the body...
     let in_body = app
         .post_form(
@@ -130,7 +133,8 @@ async fn swagger_ui_authorize_requests_are_accepted(store: Store) {
         ("password", PASSWORD),
         ("scope", "profile"),
     ];
-    let basic = format!("Basic {}", STANDARD.encode("swagger:secret"));
+    // (a public client: its secret field left blank).
+    let basic = format!("Basic {}", STANDARD.encode("swagger:"));
     let in_header = app
         .post_form_with_authorization("/oauth/token", &basic, &login)
         .await;
@@ -270,11 +274,12 @@ async fn missing_fields_are_invalid_request(store: Store) {
     app.post_form("/oauth/token", &with_secret)
         .await
         .assert_error(400, "invalid_request");
+    // A secret that names no client authenticates none.
     with_secret.pop();
     with_secret.push(("client_secret", &long_secret[..1024]));
     app.post_form("/oauth/token", &with_secret)
         .await
-        .assert_status(200);
+        .assert_error(401, "invalid_client");
     for body in [
         json!({}),
         json!({"username": "alice"}),
@@ -294,12 +299,16 @@ async fn missing_fields_are_invalid_request(store: Store) {
 
 async fn an_unsupported_grant_type_is_refused(store: Store) {
     let app = TestApp::spawn(store).await;
-    for grant in ["client_credentials", "authorization_code", "PASSWORD"] {
+    for grant in ["authorization_code", "PASSWORD", "client_credentials "] {
         let reply = app
             .post_form("/oauth/token", &[("grant_type", grant)])
             .await;
         reply.assert_error(400, "unsupported_grant_type");
     }
+    // A grant Gatehouse serves, but not to the built-in public client.
+    app.post_form("/oauth/token", &[("grant_type", "client_credentials")])
+        .await
+        .assert_error(400, "unauthorized_client");
 }
 
 async fn an_unknown_scope_is_invalid_scope(store: Store) {

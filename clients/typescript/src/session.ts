@@ -281,6 +281,11 @@ export class Session {
  * and the client's is recorded, for tokens whose `exp` must be read alone.
  */
 export function tokenSet(response: TokenResponse, sentAt: number, receivedAt: number): TokenSet {
+  // The password and refresh grants always return one (only a client's
+  // own client-credentials token has none, and the SDK never asks for one).
+  if (response.refresh_token === undefined) {
+    throw new OAuthError(200, "invalid_grant", "the token response holds no refresh token");
+  }
   const claims = decodeClaims(response.access_token);
   const lifetime = response.expires_in * 1000;
   return {

@@ -52,6 +52,9 @@ assert.equal(granted.response.status, 200, JSON.stringify(granted.error));
 assert.equal(granted.response.headers.get("cache-control"), "no-store");
 const tokens: TokenResponse = typed(granted.data!, true);
 assert.equal(tokens.token_type, "Bearer");
+// A user's grant always holds a refresh token (only a client's own
+// client-credentials token has none): the spec has it optional.
+assert.ok(tokens.refresh_token !== undefined);
 assert.equal(tokens.scope, "profile");
 
 // Who am I?
@@ -74,6 +77,7 @@ const refreshed = await client.POST("/auth/refresh", {
 });
 assert.equal(refreshed.response.status, 200, JSON.stringify(refreshed.error));
 const next: TokenResponse = typed(refreshed.data!, true);
+assert.ok(next.refresh_token !== undefined);
 assert.notEqual(next.refresh_token, tokens.refresh_token);
 
 // Log out: 204, no body.

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import * as oauth from "oauth4webapi";
-import { PASSWORD, register, startGatehouse, type Server } from "./server.js";
+import { PASSWORD, admin, register, startGatehouse, type Server } from "./server.js";
 
 let server: Server;
 before(async () => {
@@ -52,6 +52,9 @@ test("a login that sends no client_id gets a token that validates, naming the de
 
 test("a login that names its client gets that client in the token", async () => {
   const username = await register(server.url);
+  // A public client, registered as `gatehouse client create` does.
+  admin(server, "client", "create", "--name", "Web app", "--client-id", "web-app",
+    "--grant-type", "password", "--scope", "profile");
   const claims = await validate(await login({ username, client_id: "web-app" }));
   assert.equal(claims.client_id, "web-app");
   assert.equal(claims.iss, server.url);

@@ -1,6 +1,6 @@
 // A Gatehouse of the test's own, on SQLite in a fresh directory, started
 // from the binary that clients/run built (GATEHOUSE_BIN).
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -8,6 +8,8 @@ import { join } from "node:path";
 
 export interface Server {
   url: string;
+  /** Its data directory (its SQLite database), for admin commands. */
+  dataDir: string;
   stop(): Promise<void>;
 }
 
@@ -46,7 +48,7 @@ export async function startGatehouse(...flags: string[]): Promise<Server> {
   };
   for (let i = 0; i < 200; i++) {
     try {
-      if ((await fetch(`${url}/health/ready`)).ok) return { url, stop };
+      if ((await fetch(`${url}/health/ready`)).ok) return { url, dataDir, stop };
     } catch {
       // not listening yet
     }
@@ -56,6 +58,11 @@ export async function startGatehouse(...flags: string[]): Promise<Server> {
   }
   await stop();
   throw new Error(`gatehouse did not become ready:\n${log}`);
+}
+
+/** Runs an admin command (`client create …`) on `server`'s database; its standard output. */
+export function admin(server: Server, ...args: string[]): string {
+  return execFileSync(binary, [...args, "--data-dir", server.dataDir], { encoding: "utf8" });
 }
 
 /** Registers a fresh user; returns its name. */

@@ -73,10 +73,13 @@ pub struct TokenResponse {
     pub token_type: String,
     /// Seconds until the access token expires.
     pub expires_in: i64,
-    /// Single-use: every refresh returns a new one.
-    pub refresh_token: String,
-    /// Seconds until the refresh token expires.
-    pub refresh_token_expires_in: i64,
+    /// Single-use: every refresh returns a new one. Absent for the
+    /// `client_credentials` grant (RFC 6749 §4.4.3), which opens no session.
+    #[oai(skip_serializing_if_is_none)]
+    pub refresh_token: Option<String>,
+    /// Seconds until the refresh token expires (absent with it).
+    #[oai(skip_serializing_if_is_none)]
+    pub refresh_token_expires_in: Option<i64>,
     /// Space-separated scopes of the access token.
     pub scope: String,
 }
@@ -98,8 +101,8 @@ impl Example for TokenResponse {
                 .into(),
             token_type: "Bearer".into(),
             expires_in: 900,
-            refresh_token: "Y3eTi4h1jQm8jQ2f6V8z3e0r7Q0nZ2pBvS5kW9xL4aE".into(),
-            refresh_token_expires_in: 1_209_600,
+            refresh_token: Some("Y3eTi4h1jQm8jQ2f6V8z3e0r7Q0nZ2pBvS5kW9xL4aE".into()),
+            refresh_token_expires_in: Some(1_209_600),
             scope: "profile".into(),
         }
     }
@@ -111,7 +114,9 @@ impl From<IssuedTokens> for TokenResponse {
             access_token: tokens.access_token,
             token_type: "Bearer".into(),
             expires_in: tokens.expires_in,
-            refresh_token: tokens.refresh_token.expose_secret().to_owned(),
+            refresh_token: tokens
+                .refresh_token
+                .map(|token| token.expose_secret().to_owned()),
             refresh_token_expires_in: tokens.refresh_token_expires_in,
             scope: tokens.scope,
         }

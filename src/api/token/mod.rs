@@ -14,8 +14,9 @@ use super::failure::{
     Answer, BUSY, Failure, Failures, INTERNAL, INVALID_CLIENT, NOT_JSON, TOO_LARGE,
     TOO_MANY_ATTEMPTS, UNAVAILABLE,
 };
-use super::oauth::{basic_client_id, client_info, oauth_errors};
+use super::oauth::{basic_client, client_info, oauth_errors};
 use super::text::Text;
+use crate::auth::clients::ClientCredentials;
 use crate::auth::grant::GrantParams;
 use crate::auth::sessions::{GrantError, IssuedTokens};
 use crate::state::AppState;
@@ -97,6 +98,22 @@ fn refused<F: Failures>(err: GrantError) -> Failure<F> {
             "too many failed logins; retry later",
         )
         .header(poem::http::header::RETRY_AFTER, retry_after.to_string()),
+        GrantError::InvalidClient { basic } => {
+            let failure = Failure::oauth(
+                StatusCode::UNAUTHORIZED,
+                OAuthErrorCode::InvalidClient,
+                "client authentication failed",
+            );
+            if basic {
+                failure.header(
+                    poem::http::header::WWW_AUTHENTICATE,
+                    r#"Basic realm="gatehouse""#,
+                )
+            } else {
+                failure
+            }
+        }
+        GrantError::UnauthorizedClient(msg) => bad_request(OAuthErrorCode::UnauthorizedClient, msg),
         GrantError::Internal(err) => err.into(),
     }
 }
@@ -147,15 +164,40 @@ impl TokenApi {
         body: Form<TokenRequest>,
     ) -> Result<Issued, Failure<TokenFailures>> {
         let Form(form) = body;
-        let client_id = match basic_client_id(req)? {
-            None => form.client_id.map(|id| id.0).filter(|id| !id.is_empty()),
-            Some(basic)
+        if form.client_secret.as_ref().is_some_and(Text::too_long) {
+            return Err(Failure::invalid_request(
+                "`client_secret` is longer than 1024 characters",
+            ));
+        }
+        let body_secret = form
+            .client_secret
+            .map(|secret| secret.0)
+            .filter(|secret| !secret.is_empty());
+        let credentials = match basic_client(req)? {
+            None => ClientCredentials {
+                id: form.client_id.map(|id| id.0).filter(|id| !id.is_empty()),
+                secret: body_secret.map(SecretString::from),
+                basic: false,
+            },
+            Some((id, secret))
                 if form
                     .client_id
                     .as_deref()
-                    .is_none_or(|id| id.is_empty() || id == basic) =>
+                    .is_none_or(|body_id| body_id.is_empty() || body_id == id) =>
             {
-                Some(basic)
+                // RFC 6749 §2.3: one authentication method per request.
+                if body_secret.is_some() {
+                    return Err(Failure::invalid_request(
+                        "client credentials both in the Authorization header and in the body",
+                    ));
+                }
+                ClientCredentials {
+                    id: Some(id),
+                    secret: Some(secret)
+                        .filter(|s| !s.is_empty())
+                        .map(SecretString::from),
+                    basic: true,
+                }
             }
             Some(_) => {
                 return Err(Failure::invalid_request(
@@ -163,19 +205,17 @@ impl TokenApi {
                 ));
             }
         };
-        if form.client_secret.as_ref().is_some_and(Text::too_long) {
-            return Err(Failure::invalid_request(
-                "`client_secret` is longer than 1024 characters",
-            ));
-        }
         let params = GrantParams {
             username: form.username.map(|name| name.0),
             password: form.password.map(|password| SecretString::from(password.0)),
             refresh_token: form.refresh_token.map(|token| token.0),
             scope: form.scope.map(|scope| scope.0),
         };
-        let client = client_info(req, client_id);
-        let issued = state.sessions.grant(&form.grant_type, params, client).await;
+        let client = client_info(req, credentials.id.clone());
+        let issued = state
+            .sessions
+            .grant(&form.grant_type, params, &credentials, client)
+            .await;
         Ok(issued.map_err(refused)?.into())
     }
 

@@ -51,6 +51,71 @@ pub struct AccessClaims {
     pub amr: Vec<String>,
 }
 
+/// The claims of an access token a client was granted for itself (the
+/// client credentials grant): `sub` and `client_id` both name the client,
+/// and there is no session (so no `sid`), no `auth_time` and no `amr`.
+/// Operations on a user's account refuse it: it is not an [`AccessClaims`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientClaims {
+    pub iss: String,
+    pub aud: String,
+    /// The client id.
+    pub sub: String,
+    pub iat: i64,
+    pub nbf: i64,
+    pub exp: i64,
+    pub jti: String,
+    pub scope: String,
+    pub client_id: String,
+}
+
+/// The claims of any access token Gatehouse issues: a user's or a client's.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum AnyClaims {
+    User(AccessClaims),
+    Client(ClientClaims),
+}
+
+/// The times every kind of claims carries, checked at verification.
+pub trait Times {
+    fn exp(&self) -> i64;
+    fn nbf(&self) -> i64;
+}
+
+impl Times for AccessClaims {
+    fn exp(&self) -> i64 {
+        self.exp
+    }
+    fn nbf(&self) -> i64 {
+        self.nbf
+    }
+}
+
+impl Times for ClientClaims {
+    fn exp(&self) -> i64 {
+        self.exp
+    }
+    fn nbf(&self) -> i64 {
+        self.nbf
+    }
+}
+
+impl Times for AnyClaims {
+    fn exp(&self) -> i64 {
+        match self {
+            Self::User(claims) => claims.exp,
+            Self::Client(claims) => claims.exp,
+        }
+    }
+    fn nbf(&self) -> i64 {
+        match self {
+            Self::User(claims) => claims.nbf,
+            Self::Client(claims) => claims.nbf,
+        }
+    }
+}
+
 /// Who an access token is for: its session, as the login made it.
 #[derive(Debug)]
 pub struct Subject<'a> {
@@ -206,17 +271,61 @@ impl AccessTokens {
             auth_time: Some(subject.authenticated_at.as_secs()),
             amr: subject.amr.split_whitespace().map(str::to_owned).collect(),
         };
+        self.sign(&claims, now)
+    }
+
+    /// Signs an access token for the client `client_id` itself, with
+    /// `scope`, issued at `now`.
+    pub fn issue_for_client(
+        &self,
+        client_id: &str,
+        scope: &str,
+        now: UnixMillis,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
+        let now_secs = now.as_secs();
+        let claims = ClientClaims {
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            sub: client_id.to_owned(),
+            iat: now_secs,
+            nbf: now_secs,
+            exp: now_secs + i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX / 2),
+            jti: uuid::Uuid::new_v4().to_string(),
+            scope: scope.to_owned(),
+            client_id: client_id.to_owned(),
+        };
+        self.sign(&claims, now)
+    }
+
+    fn sign(
+        &self,
+        claims: &impl Serialize,
+        now: UnixMillis,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
         let ring = self.ring();
         let key = ring.signing(now);
         let mut header = Header::new(key.algorithm());
         header.typ = Some(ACCESS_TOKEN_TYP.to_owned());
         header.kid = Some(key.kid().to_owned());
-        jsonwebtoken::encode(&header, &claims, &key.encoding)
+        jsonwebtoken::encode(&header, claims, &key.encoding)
     }
 
-    /// Verifies an access token at `now` (to the second, as its claims
-    /// count) and returns its claims.
+    /// Verifies a user's access token at `now` (to the second, as its
+    /// claims count) and returns its claims; a client's token is refused.
     pub fn verify(&self, token: &str, now: UnixMillis) -> Result<AccessClaims, TokenError> {
+        self.verify_as(token, now)
+    }
+
+    /// Verifies any access token Gatehouse issues, a user's or a client's.
+    pub fn verify_any(&self, token: &str, now: UnixMillis) -> Result<AnyClaims, TokenError> {
+        self.verify_as(token, now)
+    }
+
+    fn verify_as<T: serde::de::DeserializeOwned + Times>(
+        &self,
+        token: &str,
+        now: UnixMillis,
+    ) -> Result<T, TokenError> {
         let now_secs = now.as_secs();
         let header = jsonwebtoken::decode_header(token).map_err(TokenError::Malformed)?;
         let typ_ok = header.typ.as_deref().is_some_and(|typ| {
@@ -235,13 +344,12 @@ impl AccessTokens {
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let claims = if self.verified.get(&digest).is_some() {
             self.verified_hits.fetch_add(1, Ordering::Relaxed);
-            jsonwebtoken::dangerous::insecure_decode_claims::<AccessClaims>(token)
+            jsonwebtoken::dangerous::insecure_decode_claims::<T>(token)
                 .map_err(TokenError::Rejected)?
         } else {
-            let claims =
-                jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &self.validation)
-                    .map_err(TokenError::Rejected)?
-                    .claims;
+            let claims = jsonwebtoken::decode::<T>(token, &key.decoding, &self.validation)
+                .map_err(TokenError::Rejected)?
+                .claims;
             self.verified.insert(digest, ());
             self.verified_misses.fetch_add(1, Ordering::Relaxed);
             claims
@@ -249,10 +357,10 @@ impl AccessTokens {
         // RFC 7519 §4.1.4: not accepted *on or after* exp; §4.1.5: not
         // before nbf.
         let leeway = i64::try_from(self.leeway.as_secs()).unwrap_or(0);
-        if claims.exp.saturating_add(leeway) <= now_secs {
+        if claims.exp().saturating_add(leeway) <= now_secs {
             return Err(TokenError::Expired);
         }
-        if claims.nbf.saturating_sub(leeway) > now_secs {
+        if claims.nbf().saturating_sub(leeway) > now_secs {
             return Err(TokenError::NotYetValid);
         }
         Ok(claims)

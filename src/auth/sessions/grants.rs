@@ -9,7 +9,8 @@ use secrecy::{ExposeSecret, SecretString};
 use super::Sessions;
 use crate::audit::AuditKind;
 use crate::auth::accounts::{BAD_CREDENTIALS, LoginRefused};
-use crate::auth::client::{ClientInfo, MAX_REFRESH_TOKEN_BYTES, check_client_id};
+use crate::auth::client::{ClientInfo, MAX_REFRESH_TOKEN_BYTES};
+use crate::auth::clients::{Client, ClientCredentials, ClientError};
 use crate::auth::grant::{AuthMethod, GrantParams, GrantType};
 use crate::auth::jwt::Subject;
 use crate::auth::refresh::RefreshError;
@@ -18,13 +19,14 @@ use crate::error::Error;
 use crate::ids::{SessionId, TokenHash};
 use crate::store::{NewSession, UserRecord};
 
-/// A freshly issued token pair.
+/// Freshly issued tokens: an access token, and a refresh token unless the
+/// grant was a client's for itself.
 #[derive(Debug)]
 pub struct IssuedTokens {
     pub access_token: String,
     pub expires_in: i64,
-    pub refresh_token: SecretString,
-    pub refresh_token_expires_in: i64,
+    pub refresh_token: Option<SecretString>,
+    pub refresh_token_expires_in: Option<i64>,
     pub scope: String,
 }
 
@@ -43,6 +45,13 @@ pub enum GrantError {
     /// Too many failed logins: retry after this many seconds.
     #[error("too many failed logins; retry in {0} s")]
     TooManyAttempts(u64),
+    /// The client did not authenticate (RFC 6749 §5.2 `invalid_client`);
+    /// `basic` when it tried with HTTP Basic.
+    #[error("client authentication failed")]
+    InvalidClient { basic: bool },
+    /// The client may not use this grant type (`unauthorized_client`).
+    #[error("{0}")]
+    UnauthorizedClient(String),
     #[error(transparent)]
     Internal(#[from] Error),
 }
@@ -53,6 +62,16 @@ impl From<LoginRefused> for GrantError {
             LoginRefused::BadCredentials => Self::InvalidGrant(BAD_CREDENTIALS),
             LoginRefused::Throttled(retry_after) => Self::TooManyAttempts(retry_after),
             LoginRefused::Internal(err) => Self::Internal(err),
+        }
+    }
+}
+
+impl From<ClientError> for GrantError {
+    fn from(err: ClientError) -> Self {
+        match err {
+            ClientError::InvalidClient { basic } => Self::InvalidClient { basic },
+            ClientError::Throttled(retry_after) => Self::TooManyAttempts(retry_after),
+            ClientError::Internal(err) => Self::Internal(err),
         }
     }
 }
@@ -72,6 +91,7 @@ impl Sessions {
         &self,
         grant_type: &str,
         params: GrantParams,
+        credentials: &ClientCredentials,
         client: ClientInfo,
     ) -> Result<IssuedTokens, GrantError> {
         let grant_type = match GrantType::parse(grant_type) {
@@ -89,25 +109,88 @@ impl Sessions {
                 )));
             }
         };
+        let authenticated = self.clients.authenticate(credentials, &client).await?;
+        if !authenticated.may_use(grant_type) {
+            return Err(GrantError::UnauthorizedClient(format!(
+                "the client may not use the `{}` grant",
+                grant_type.as_str()
+            )));
+        }
         let scope = params.scope.as_deref();
         match grant_type {
             GrantType::Password => {
                 let username = params.username.unwrap_or_default();
                 let password = params.password.unwrap_or_default();
-                self.password_grant(&username, password, scope, client)
+                self.password_grant_for(&authenticated, &username, password, scope, client)
                     .await
             }
             GrantType::RefreshToken => {
                 let token = params.refresh_token.unwrap_or_default();
                 self.refresh_grant(&token, scope, &client).await
             }
+            GrantType::ClientCredentials => {
+                self.client_credentials_grant(&authenticated, scope, &client)
+                    .await
+            }
         }
     }
 
-    /// The resource-owner password grant (RFC 6749 §4.3): a new session
-    /// for the account behind the username and password.
+    /// The client credentials grant (RFC 6749 §4.4): a confidential client's
+    /// access token for itself (RFC 9068, `sub` = `client_id`), with the
+    /// scopes it asks for among those it was registered with (all of them
+    /// when it asks for none), and no refresh token (§4.4.3).
+    pub async fn client_credentials_grant(
+        &self,
+        client: &Client,
+        requested_scope: Option<&str>,
+        from: &ClientInfo,
+    ) -> Result<IssuedTokens, GrantError> {
+        let default = client
+            .scopes
+            .iter()
+            .filter(|scope| *scope != scope::PROFILE)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(" ");
+        let scope = scope::for_grant(requested_scope, &client.scopes, &default)?;
+        let now = self.clock.now();
+        let access_token = self
+            .signing
+            .issue_for_client(&client.id, &scope, now)
+            .map_err(Error::from)?;
+        let mut event = from.audit_event(AuditKind::ClientCredentialsGranted, None, None, now);
+        event.detail = Some(client.id.clone());
+        self.audit
+            .record_event(AuditKind::ClientCredentialsGranted, event)
+            .await;
+        Ok(IssuedTokens {
+            access_token,
+            expires_in: i64::try_from(self.signing.tokens().ttl().as_secs()).unwrap_or(i64::MAX),
+            refresh_token: None,
+            refresh_token_expires_in: None,
+            scope,
+        })
+    }
+
+    /// The resource-owner password grant (RFC 6749 §4.3) of the built-in
+    /// client (`POST /auth/login`).
     pub async fn password_grant(
         &self,
+        username: &str,
+        password: SecretString,
+        requested_scope: Option<&str>,
+        client: ClientInfo,
+    ) -> Result<IssuedTokens, GrantError> {
+        let builtin = self.clients.builtin();
+        self.password_grant_for(&builtin, username, password, requested_scope, client)
+            .await
+    }
+
+    /// The resource-owner password grant (RFC 6749 §4.3): a new session of
+    /// `authenticated` for the account behind the username and password.
+    pub async fn password_grant_for(
+        &self,
+        authenticated: &Client,
         username: &str,
         password: SecretString,
         requested_scope: Option<&str>,
@@ -119,12 +202,10 @@ impl Sessions {
         if password.expose_secret().is_empty() {
             return Err(GrantError::InvalidRequest("`password` is required".into()));
         }
-        let client_id = check_client_id(client.client_id.as_deref())
-            .map_err(GrantError::InvalidRequest)?
-            .unwrap_or(&self.default_client_id);
-        let scope = scope::for_new_session(requested_scope)?;
+        let scope = scope::for_grant(requested_scope, &authenticated.scopes, scope::DEFAULT)?;
         let user = self.accounts.log_in(username, password, &client).await?;
-        self.open_session(&user, scope, client_id, &client).await
+        self.open_session(&user, scope, &authenticated.id, &client)
+            .await
     }
 
     /// Opens a session for `user`, whose credentials were just checked (as
@@ -248,8 +329,10 @@ impl Sessions {
         Ok(IssuedTokens {
             access_token,
             expires_in: i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX),
-            refresh_token,
-            refresh_token_expires_in: self.rotation.policy().expires_in(session_expires_at, now),
+            refresh_token: Some(refresh_token),
+            refresh_token_expires_in: Some(
+                self.rotation.policy().expires_in(session_expires_at, now),
+            ),
             scope: subject.scope,
         })
     }

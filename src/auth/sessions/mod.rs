@@ -3,11 +3,13 @@
 //! them (`revoke.rs`).
 
 mod grants;
+mod introspect;
 mod revoke;
 
 use std::sync::Arc;
 
 pub use grants::{GrantError, IssuedTokens};
+pub use introspect::Introspection;
 pub use revoke::TokenHint;
 
 use super::accounts::Accounts;
@@ -48,6 +50,8 @@ pub struct Sessions {
     pub(crate) store: Store,
     /// Whose credentials the grants check.
     pub(crate) accounts: Arc<Accounts>,
+    /// Which clients may ask, and for what.
+    pub(crate) clients: Arc<crate::auth::Clients>,
     /// The refresh grant's transaction.
     pub(crate) rotation: RefreshRotation,
     pub(crate) signing: Arc<Signing>,

@@ -128,6 +128,36 @@ impl TestApp {
         .await
     }
 
+    /// Registers the client `client_id` (confidential or public) for
+    /// `grants` and `scopes`, as `gatehouse client create` does; its
+    /// secret, if confidential.
+    pub async fn register_client(
+        &self,
+        client_id: &str,
+        confidential: bool,
+        grants: &[&str],
+        scopes: &[&str],
+    ) -> Option<String> {
+        use secrecy::ExposeSecret as _;
+        let strings = |items: &[&str]| items.iter().map(|item| (*item).to_owned()).collect();
+        let new = gatehouse::auth::clients::NewClient {
+            name: format!("{client_id} (a test client)"),
+            client_id: Some(client_id.to_owned()),
+            confidential,
+            first_party: false,
+            grant_types: strings(grants),
+            redirect_uris: Vec::new(),
+            scopes: strings(scopes),
+        };
+        let (_, secret) = self
+            .state
+            .clients
+            .register(new)
+            .await
+            .expect("the client registers");
+        secret.map(|secret| secret.expose_secret().to_owned())
+    }
+
     /// Registers `username` with [`PASSWORD`] and logs in: the token response.
     pub async fn user_with_tokens(&self, username: &str) -> Reply {
         self.register(username, PASSWORD).await.assert_status(201);

@@ -1,0 +1,364 @@
+//! Registered clients: client authentication at the token endpoint, the
+//! client credentials grant, and introspection (RFC 7662) that sees a
+//! revocation at once.
+
+use base64::Engine as _;
+use serde_json::json;
+
+use crate::helpers::{PASSWORD, Reply, Store, TestApp, claims_of};
+use crate::on_both_stores;
+
+on_both_stores!(
+    a_confidential_client_gets_a_token_for_itself_with_basic_or_post,
+    a_client_token_names_the_client_and_opens_no_session,
+    client_authentication_failures_are_invalid_client_alike,
+    a_client_gets_only_its_own_scopes_and_grants,
+    a_disabled_client_authenticates_no_more,
+    failed_client_authentications_are_throttled,
+    introspection_says_what_a_live_token_is,
+    introspection_answers_exactly_inactive_for_anything_not_live,
+    introspection_sees_a_revocation_through_another_instance_at_once,
+    introspection_needs_a_confidential_client,
+);
+
+fn basic(id: &str, secret: &str) -> String {
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
+    format!("Basic {encoded}")
+}
+
+async fn client_credentials(app: &TestApp, id: &str, secret: &str, scope: Option<&str>) -> Reply {
+    let mut form = vec![("grant_type", "client_credentials")];
+    if let Some(scope) = scope {
+        form.push(("scope", scope));
+    }
+    app.post_form_with_authorization("/oauth/token", &basic(id, secret), &form)
+        .await
+}
+
+async fn introspect(app: &TestApp, id: &str, secret: &str, token: &str) -> Reply {
+    app.post_form_with_authorization("/oauth/introspect", &basic(id, secret), &[("token", token)])
+        .await
+}
+
+/// A resource server: a confidential client that may only introspect.
+async fn resource_server(app: &TestApp) -> (String, String) {
+    let secret = app
+        .register_client("invoices-api", true, &["client_credentials"], &[])
+        .await
+        .unwrap();
+    ("invoices-api".into(), secret)
+}
+
+async fn a_confidential_client_gets_a_token_for_itself_with_basic_or_post(store: Store) {
+    let app =
+        TestApp::spawn_with(store, |config| config.scopes = vec!["invoices:read".into()]).await;
+    let secret = app
+        .register_client("billing", true, &["client_credentials"], &["invoices:read"])
+        .await
+        .unwrap();
+
+    let with_basic = client_credentials(&app, "billing", &secret, None).await;
+    with_basic.assert_status(200);
+    assert_eq!(with_basic.header("cache-control"), Some("no-store"));
+    assert_eq!(with_basic.str("token_type"), "Bearer");
+    assert_eq!(with_basic.str("scope"), "invoices:read");
+    assert!(
+        with_basic.body.get("refresh_token").is_none(),
+        "{}",
+        with_basic.body
+    );
+
+    let with_post = app
+        .post_form(
+            "/oauth/token",
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", "billing"),
+                ("client_secret", &secret),
+            ],
+        )
+        .await;
+    with_post.assert_status(200);
+    let events = crate::rotation::audit_events(&app, "client_credentials_granted").await;
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0].detail.as_deref(), Some("billing"));
+}
+
+async fn a_client_token_names_the_client_and_opens_no_session(store: Store) {
+    let app = TestApp::spawn(store).await;
+    let secret = app
+        .register_client("billing", true, &["client_credentials"], &["profile"])
+        .await
+        .unwrap();
+    let granted = client_credentials(&app, "billing", &secret, Some("profile")).await;
+    granted.assert_status(200);
+    let token = granted.str("access_token");
+    let claims = claims_of(token);
+    assert_eq!(claims["sub"], "billing");
+    assert_eq!(claims["client_id"], "billing");
+    assert!(claims.get("sid").is_none(), "{claims}");
+    // No account behind it: the account's operations refuse it.
+    app.me(token).await.assert_error(401, "invalid_token");
+}
+
+async fn client_authentication_failures_are_invalid_client_alike(store: Store) {
+    let app = TestApp::spawn(store).await;
+    let secret = app
+        .register_client("billing", true, &["client_credentials"], &[])
+        .await
+        .unwrap();
+    for (id, presented) in [
+        ("billing", "wrong"),
+        ("billing", ""),
+        ("nobody", secret.as_str()),
+        ("nobody", "wrong"),
+    ] {
+        let refused = client_credentials(&app, id, presented, None).await;
+        refused.assert_error(401, "invalid_client");
+        assert_eq!(
+            refused.header("www-authenticate"),
+            Some(r#"Basic realm="gatehouse""#),
+            "{id}"
+        );
+    }
+    // In the body: no Basic challenge.
+    let refused = app
+        .post_form(
+            "/oauth/token",
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", "billing"),
+                ("client_secret", "wrong"),
+            ],
+        )
+        .await;
+    refused.assert_error(401, "invalid_client");
+    assert!(refused.header("www-authenticate").is_none());
+    // An unregistered client id cannot log a user in either.
+    app.register("alice", PASSWORD).await;
+    app.post_form(
+        "/oauth/token",
+        &[
+            ("grant_type", "password"),
+            ("username", "alice"),
+            ("password", PASSWORD),
+            ("client_id", "never-registered"),
+        ],
+    )
+    .await
+    .assert_error(401, "invalid_client");
+    // Nothing about the secret is kept in the audit trail.
+    let rows = app.query_strings("SELECT event FROM audit_events").await;
+    assert!(!rows.iter().any(|row| row.contains(&secret)));
+}
+
+async fn a_client_gets_only_its_own_scopes_and_grants(store: Store) {
+    let app = TestApp::spawn_with(store, |config| {
+        config.scopes = vec!["invoices:read invoices:write".into()];
+    })
+    .await;
+    let secret = app
+        .register_client("billing", true, &["client_credentials"], &["invoices:read"])
+        .await
+        .unwrap();
+    client_credentials(&app, "billing", &secret, Some("invoices:write"))
+        .await
+        .assert_error(400, "invalid_scope");
+    client_credentials(&app, "billing", &secret, Some("admin"))
+        .await
+        .assert_error(400, "invalid_scope");
+    app.register("alice", PASSWORD).await;
+    app.post_form_with_authorization(
+        "/oauth/token",
+        &basic("billing", &secret),
+        &[
+            ("grant_type", "password"),
+            ("username", "alice"),
+            ("password", PASSWORD),
+        ],
+    )
+    .await
+    .assert_error(400, "unauthorized_client");
+}
+
+async fn a_disabled_client_authenticates_no_more(store: Store) {
+    let app = TestApp::spawn(store).await;
+    let secret = app
+        .register_client("billing", true, &["client_credentials"], &[])
+        .await
+        .unwrap();
+    let granted = client_credentials(&app, "billing", &secret, None).await;
+    let token = granted.str("access_token").to_owned();
+    let (rs, rs_secret) = resource_server(&app).await;
+    assert_eq!(
+        introspect(&app, &rs, &rs_secret, &token).await.body["active"],
+        true
+    );
+
+    assert!(app.state.clients.disable("billing").await.unwrap());
+    client_credentials(&app, "billing", &secret, None)
+        .await
+        .assert_error(401, "invalid_client");
+    assert_eq!(
+        introspect(&app, &rs, &rs_secret, &token).await.body,
+        json!({"active": false}),
+        "its tokens are no longer live"
+    );
+}
+
+async fn failed_client_authentications_are_throttled(store: Store) {
+    let app = TestApp::spawn(store).await;
+    let secret = app
+        .register_client("billing", true, &["client_credentials"], &[])
+        .await
+        .unwrap();
+    let mut throttled = None;
+    for _ in 0..10 {
+        let reply = client_credentials(&app, "billing", "guess", None).await;
+        if reply.status == 429 {
+            throttled = Some(reply);
+            break;
+        }
+        reply.assert_error(401, "invalid_client");
+    }
+    let throttled = throttled.expect("guessing is throttled");
+    assert!(throttled.header("retry-after").is_some());
+    // Even the right secret waits its turn.
+    assert_eq!(
+        client_credentials(&app, "billing", &secret, None)
+            .await
+            .status,
+        429
+    );
+}
+
+async fn introspection_says_what_a_live_token_is(store: Store) {
+    let app = TestApp::spawn(store).await;
+    let (rs, rs_secret) = resource_server(&app).await;
+    let tokens = app.user_with_tokens("alice").await;
+    let access = tokens.str("access_token");
+    let claims = claims_of(access);
+
+    let found = introspect(&app, &rs, &rs_secret, access).await;
+    found.assert_status(200);
+    assert_eq!(found.header("cache-control"), Some("no-store"));
+    let body = &found.body;
+    assert_eq!(body["active"], true);
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["username"], "alice");
+    for field in [
+        "sub",
+        "scope",
+        "client_id",
+        "exp",
+        "iat",
+        "iss",
+        "aud",
+        "jti",
+    ] {
+        assert_eq!(body[field], claims[field], "{field}");
+    }
+
+    let refresh = introspect(&app, &rs, &rs_secret, tokens.str("refresh_token")).await;
+    assert_eq!(refresh.body["active"], true, "{}", refresh.body);
+    assert_eq!(refresh.body["token_type"], "refresh_token");
+    assert_eq!(refresh.body["sub"], claims["sub"]);
+    assert_eq!(refresh.body["username"], "alice");
+
+    // A client's own token.
+    let secret = app
+        .register_client("billing", true, &["client_credentials"], &[])
+        .await
+        .unwrap();
+    let own = client_credentials(&app, "billing", &secret, None).await;
+    let found = introspect(&app, &rs, &rs_secret, own.str("access_token")).await;
+    assert_eq!(found.body["active"], true);
+    assert_eq!(found.body["sub"], "billing");
+    assert!(found.body.get("username").is_none());
+}
+
+async fn introspection_answers_exactly_inactive_for_anything_not_live(store: Store) {
+    let app = TestApp::spawn(store).await;
+    let (rs, rs_secret) = resource_server(&app).await;
+    let tokens = app.user_with_tokens("alice").await;
+    let refreshed = app.refresh(tokens.str("refresh_token")).await;
+    refreshed.assert_status(200);
+    let expired = {
+        app.clock.advance(std::time::Duration::from_secs(16 * 60));
+        tokens.str("access_token").to_owned()
+    };
+    let long = "x".repeat(4000);
+    for token in [
+        tokens.str("refresh_token"), // rotated
+        expired.as_str(),
+        "junk",
+        "a.b.c",
+        "ünïcödé",
+        long.as_str(),
+    ] {
+        let found = introspect(&app, &rs, &rs_secret, token).await;
+        found.assert_status(200);
+        assert_eq!(found.body, json!({"active": false}), "{token:.40}");
+    }
+    app.post_form_with_authorization("/oauth/introspect", &basic(&rs, &rs_secret), &[])
+        .await
+        .assert_error(400, "invalid_request");
+}
+
+async fn introspection_sees_a_revocation_through_another_instance_at_once(store: Store) {
+    let app = TestApp::spawn(store).await;
+    let other = app.another_instance(|_| {}).await;
+    let (rs, rs_secret) = resource_server(&app).await;
+    let tokens = app.user_with_tokens("alice").await;
+    let access = tokens.str("access_token");
+    // Both instances have seen the session live (their caches hold it).
+    app.me(access).await.assert_status(200);
+    assert_eq!(
+        introspect(&app, &rs, &rs_secret, access).await.body["active"],
+        true
+    );
+
+    other
+        .post_json(
+            "/auth/logout",
+            &json!({"refresh_token": tokens.str("refresh_token")}),
+        )
+        .await
+        .assert_status(204);
+    assert_eq!(
+        introspect(&app, &rs, &rs_secret, access).await.body,
+        json!({"active": false})
+    );
+    assert_eq!(
+        introspect(&app, &rs, &rs_secret, tokens.str("refresh_token"))
+            .await
+            .body,
+        json!({"active": false})
+    );
+}
+
+async fn introspection_needs_a_confidential_client(store: Store) {
+    let app = TestApp::spawn(store).await;
+    let tokens = app.user_with_tokens("alice").await;
+    let access = tokens.str("access_token");
+    app.register_client("spa", false, &["refresh_token"], &["profile"])
+        .await;
+    let anonymous = app
+        .post_form("/oauth/introspect", &[("token", access)])
+        .await;
+    anonymous.assert_error(401, "invalid_client");
+    let public = app
+        .post_form(
+            "/oauth/introspect",
+            &[("token", access), ("client_id", "spa")],
+        )
+        .await;
+    public.assert_error(401, "invalid_client");
+    let (rs, _) = resource_server(&app).await;
+    let wrong = introspect(&app, &rs, "wrong", access).await;
+    wrong.assert_error(401, "invalid_client");
+    assert_eq!(
+        wrong.header("www-authenticate"),
+        Some(r#"Basic realm="gatehouse""#)
+    );
+}
