@@ -184,9 +184,9 @@ impl IntrospectApi {
             .clients
             .authenticate(&credentials, &from)
             .await
-            .map_err(|err| refused(err, credentials.basic))?;
+            .map_err(|err| client_refused(err, credentials.basic))?;
         if !client.confidential {
-            return Err(refused(
+            return Err(client_refused(
                 ClientError::InvalidClient {
                     basic: credentials.basic,
                 },
@@ -206,8 +206,9 @@ impl IntrospectApi {
     }
 }
 
-/// A client that did not authenticate, as RFC 6749 §5.2 answers it.
-fn refused(err: ClientError, basic: bool) -> Failure<IntrospectFailures> {
+/// A client that did not authenticate, as RFC 6749 §5.2 answers it (with
+/// a Basic challenge when it tried Basic).
+pub(super) fn client_refused<F: Failures>(err: ClientError, basic: bool) -> Failure<F> {
     match err {
         ClientError::InvalidClient { .. } => {
             let failure = Failure::oauth(

@@ -8,12 +8,17 @@ use serde::Deserialize;
 
 use super::ApiTags;
 use super::error_body::NO_STORE;
+use super::error_body::OAuthErrorCode;
 use super::failure::{Answer, Failure, Failures, INTERNAL, INVALID_CLIENT, TOO_LARGE, UNAVAILABLE};
+use super::introspect::client_refused;
 use super::oauth::{basic_client, client_info, oauth_errors};
-use super::text::{AnyToken, ClientId, Text, TokenTypeHint};
+use super::text::{AnyToken, ClientId, ClientSecret, Text, TokenTypeHint};
 use crate::auth::client::valid_client_id;
-use crate::auth::sessions::TokenHint;
+use crate::auth::clients::ClientCredentials;
+use crate::auth::sessions::{RevokeError, TokenHint};
 use crate::state::AppState;
+use poem::http::StatusCode;
+use secrecy::SecretString;
 
 /// A token revocation request (RFC 7009 §2.1).
 #[derive(Object, Deserialize)]
@@ -22,8 +27,11 @@ pub struct RevokeRequest {
     pub token: Text<AnyToken>,
     /// `refresh_token` or `access_token`: which kind to look for first.
     pub token_type_hint: Option<Text<TokenTypeHint>>,
-    /// The public client's id (optional).
+    /// The client's id (`client_secret_post`, or a public client's id alone).
     pub client_id: Option<Text<ClientId>>,
+    /// With `client_secret_post`.
+    #[oai(write_only)]
+    pub client_secret: Option<Text<ClientSecret>>,
 }
 
 /// The answer of token revocation.
@@ -40,7 +48,11 @@ pub enum RevokeFailures {}
 
 impl Failures for RevokeFailures {
     const ANSWERS: &'static [Answer] = &[
-        Answer::oauth(400, "The request is malformed (`invalid_request`)."),
+        Answer::oauth(
+            400,
+            "The request is malformed (`invalid_request`), or a confidential client \
+             presented a token issued to another client (`unauthorized_client`).",
+        ),
         INVALID_CLIENT,
         TOO_LARGE,
         INTERNAL,
@@ -71,10 +83,17 @@ impl RevokeApi {
         req: &Request,
         body: Form<RevokeRequest>,
     ) -> Result<Revoked, Failure<RevokeFailures>> {
-        basic_client(req)?;
+        let basic = basic_client(req)?;
         let Form(form) = body;
         if form.token.is_empty() {
             return Err(Failure::invalid_request("`token` is required"));
+        }
+        if form.token_type_hint.as_ref().is_some_and(Text::too_long)
+            || form.client_secret.as_ref().is_some_and(Text::too_long)
+        {
+            return Err(Failure::invalid_request(
+                "`token_type_hint` or `client_secret` is too long",
+            ));
         }
         if form
             .client_id
@@ -91,10 +110,50 @@ impl RevokeApi {
             Some("refresh_token") => Some(TokenHint::RefreshToken),
             _ => None,
         };
-        state
+        // A client that authenticates (a confidential one) may revoke only
+        // its own tokens; one that sends a secret must get it right.
+        let credentials = match basic {
+            Some((id, secret)) => Some(ClientCredentials {
+                id: Some(id),
+                secret: Some(secret)
+                    .filter(|s| !s.is_empty())
+                    .map(SecretString::from),
+                basic: true,
+            }),
+            None => form
+                .client_secret
+                .as_ref()
+                .filter(|secret| !secret.is_empty())
+                .map(|secret| ClientCredentials {
+                    id: form.client_id.as_ref().map(|id| id.0.clone()),
+                    secret: Some(SecretString::from(secret.0.clone())),
+                    basic: false,
+                }),
+        };
+        let from = client_info(req, None);
+        let confidential = match &credentials {
+            Some(credentials) => {
+                let client = state
+                    .clients
+                    .authenticate(credentials, &from)
+                    .await
+                    .map_err(|err| client_refused(err, credentials.basic))?;
+                client.confidential.then_some(client.id)
+            }
+            None => None,
+        };
+        match state
             .sessions
-            .revoke_token(&form.token, hint, &client_info(req, None))
-            .await?;
-        Ok(Revoked::Ok(NO_STORE.into()))
+            .revoke_token(&form.token, hint, confidential.as_deref(), &from)
+            .await
+        {
+            Ok(()) => Ok(Revoked::Ok(NO_STORE.into())),
+            Err(RevokeError::NotItsToken) => Err(Failure::oauth(
+                StatusCode::BAD_REQUEST,
+                OAuthErrorCode::UnauthorizedClient,
+                "the token was not issued to this client",
+            )),
+            Err(RevokeError::Internal(err)) => Err(err.into()),
+        }
     }
 }

@@ -19,6 +19,7 @@ on_both_stores!(
     introspection_answers_exactly_inactive_for_anything_not_live,
     introspection_sees_a_revocation_through_another_instance_at_once,
     introspection_needs_a_confidential_client,
+    a_confidential_client_revokes_only_its_own_tokens,
 );
 
 fn basic(id: &str, secret: &str) -> String {
@@ -361,4 +362,74 @@ async fn introspection_needs_a_confidential_client(store: Store) {
         wrong.header("www-authenticate"),
         Some(r#"Basic realm="gatehouse""#)
     );
+}
+
+async fn a_confidential_client_revokes_only_its_own_tokens(store: Store) {
+    let app = TestApp::spawn(store).await;
+    let secret = app
+        .register_client("portal", true, &["password", "refresh_token"], &["profile"])
+        .await
+        .unwrap();
+    let other = app
+        .register_client("other", true, &["client_credentials"], &[])
+        .await
+        .unwrap();
+    app.register("alice", PASSWORD).await;
+    let tokens = app
+        .post_form_with_authorization(
+            "/oauth/token",
+            &basic("portal", &secret),
+            &[
+                ("grant_type", "password"),
+                ("username", "alice"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    tokens.assert_status(200);
+    assert_eq!(claims_of(tokens.str("access_token"))["client_id"], "portal");
+    let refresh = tokens.str("refresh_token");
+
+    app.post_form_with_authorization(
+        "/oauth/revoke",
+        &basic("other", &other),
+        &[("token", refresh)],
+    )
+    .await
+    .assert_error(400, "unauthorized_client");
+    app.post_form_with_authorization(
+        "/oauth/revoke",
+        &basic("portal", "wrong"),
+        &[("token", refresh)],
+    )
+    .await
+    .assert_error(401, "invalid_client");
+    let rotated = app.refresh(refresh).await;
+    rotated.assert_status(200);
+    app.post_form_with_authorization(
+        "/oauth/revoke",
+        &basic("portal", &secret),
+        &[("token", rotated.str("refresh_token"))],
+    )
+    .await
+    .assert_status(200);
+    app.assert_session_ended(&rotated).await;
+
+    let fresh = app.login("alice", PASSWORD).await; // the built-in client's
+    app.post_form_with_authorization(
+        "/oauth/revoke",
+        &basic("portal", &secret),
+        &[("token", fresh.str("refresh_token"))],
+    )
+    .await
+    .assert_error(400, "unauthorized_client");
+    app.post_form(
+        "/oauth/revoke",
+        &[
+            ("token", fresh.str("refresh_token")),
+            ("token_type_hint", &"x".repeat(65)),
+        ],
+    )
+    .await
+    .assert_error(400, "invalid_request");
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 pub use grants::{GrantError, IssuedTokens};
 pub use introspect::Introspection;
-pub use revoke::TokenHint;
+pub use revoke::{RevokeError, TokenHint};
 
 use super::accounts::Accounts;
 use super::audit::Audit;
