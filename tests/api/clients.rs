@@ -20,6 +20,7 @@ on_both_stores!(
     introspection_sees_a_revocation_through_another_instance_at_once,
     introspection_needs_a_confidential_client,
     a_confidential_client_revokes_only_its_own_tokens,
+    a_client_refreshes_only_its_own_tokens,
 );
 
 fn basic(id: &str, secret: &str) -> String {
@@ -432,4 +433,55 @@ async fn a_confidential_client_revokes_only_its_own_tokens(store: Store) {
     )
     .await
     .assert_error(400, "invalid_request");
+}
+
+async fn a_client_refreshes_only_its_own_tokens(store: Store) {
+    let app = TestApp::spawn(store).await;
+    let portal = app
+        .register_client("portal", true, &["password", "refresh_token"], &["profile"])
+        .await
+        .unwrap();
+    app.register_client("spa", false, &["refresh_token"], &["profile"])
+        .await;
+    let users = app.user_with_tokens("alice").await; // the built-in client's
+    let refresh = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", users.str("refresh_token")),
+    ];
+    // Another registered client presents it: refused like an unknown token,
+    // and nothing rotates.
+    app.post_form_with_authorization("/oauth/token", &basic("portal", &portal), &refresh)
+        .await
+        .assert_error(400, "invalid_grant");
+    let mut as_spa = refresh.to_vec();
+    as_spa.push(("client_id", "spa"));
+    app.post_form("/oauth/token", &as_spa)
+        .await
+        .assert_error(400, "invalid_grant");
+    app.refresh(users.str("refresh_token"))
+        .await
+        .assert_status(200);
+
+    // Its own: fine.
+    let tokens = app
+        .post_form_with_authorization(
+            "/oauth/token",
+            &basic("portal", &portal),
+            &[
+                ("grant_type", "password"),
+                ("username", "alice"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    app.post_form_with_authorization(
+        "/oauth/token",
+        &basic("portal", &portal),
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", tokens.str("refresh_token")),
+        ],
+    )
+    .await
+    .assert_status(200);
 }

@@ -78,10 +78,15 @@ impl RefreshRotation {
     /// The refresh grant's decision for `presented`: rotate it, answer its
     /// successor again, give it a new one, or refuse it (revoking its
     /// family on reuse).
+    /// `issued_to`: the registered client that authenticated, which the
+    /// token must have been issued to (RFC 6749 §6); `None` for the
+    /// built-in client, which checks nothing (sessions from before the
+    /// registry name clients of their own).
     pub async fn refresh(
         &self,
         presented: &str,
         requested_scope: Option<&str>,
+        issued_to: Option<&str>,
         client: &ClientInfo,
     ) -> Result<Refreshed, RefreshError> {
         let parent_hash = TokenHash::of(presented);
@@ -95,6 +100,11 @@ impl RefreshRotation {
             let now = self.clock.now();
             let mut issued = None;
             let plan = |state: &RefreshState| {
+                if issued_to.is_some_and(|id| state.token.client_id.as_deref() != Some(id)) {
+                    // Another client's token: refused like an unknown one,
+                    // and nothing written.
+                    return (RefreshWrite::Nothing, None);
+                }
                 self.plan(state, presented, requested_scope, client, now, &mut issued)
             };
             let outcome = self

@@ -126,7 +126,10 @@ impl Sessions {
             }
             GrantType::RefreshToken => {
                 let token = params.refresh_token.unwrap_or_default();
-                self.refresh_grant(&token, scope, &client).await
+                let builtin = authenticated.id == self.clients.builtin().id;
+                let issued_to = (!builtin).then_some(authenticated.id.as_str());
+                self.refresh_grant_for(issued_to, &token, scope, &client)
+                    .await
             }
             GrantType::ClientCredentials => {
                 self.client_credentials_grant(&authenticated, scope, &client)
@@ -268,9 +271,23 @@ impl Sessions {
         )
     }
 
-    /// The refresh grant (RFC 6749 §6) with rotation and reuse detection.
+    /// The refresh grant (RFC 6749 §6) of the built-in client
+    /// (`POST /auth/refresh`).
     pub async fn refresh_grant(
         &self,
+        refresh_token: &str,
+        requested_scope: Option<&str>,
+        client: &ClientInfo,
+    ) -> Result<IssuedTokens, GrantError> {
+        self.refresh_grant_for(None, refresh_token, requested_scope, client)
+            .await
+    }
+
+    /// The refresh grant (RFC 6749 §6) with rotation and reuse detection;
+    /// a registered client (`issued_to`) refreshes only its own tokens.
+    pub async fn refresh_grant_for(
+        &self,
+        issued_to: Option<&str>,
         refresh_token: &str,
         requested_scope: Option<&str>,
         client: &ClientInfo,
@@ -285,7 +302,7 @@ impl Sessions {
         }
         let refreshed = match self
             .rotation
-            .refresh(refresh_token, requested_scope, client)
+            .refresh(refresh_token, requested_scope, issued_to, client)
             .await
         {
             Ok(refreshed) => refreshed,
