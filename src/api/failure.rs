@@ -119,7 +119,8 @@ pub const TOO_MANY_ATTEMPTS: Answer = Answer::new(
 /// A malformed `Authorization: Basic` header.
 pub const INVALID_CLIENT: Answer = Answer::oauth(
     401,
-    "A malformed `Authorization: Basic` header (`invalid_client`).",
+    "The client did not authenticate (`invalid_client`): unknown or disabled, a wrong \
+     or missing secret, a malformed `Authorization: Basic` header.",
 )
 .with(&[CACHE_CONTROL, BASIC_CHALLENGE]);
 

@@ -168,7 +168,6 @@ impl IntrospectApi {
             Some((id, secret)) => ClientCredentials {
                 id: Some(id),
                 secret: Some(SecretString::from(secret)),
-                basic: true,
             },
             None => ClientCredentials {
                 id: form.client_id.map(|id| id.0),
@@ -176,7 +175,6 @@ impl IntrospectApi {
                     .client_secret
                     .filter(|secret| !secret.too_long())
                     .map(|secret| SecretString::from(secret.0)),
-                basic: false,
             },
         };
         let from = client_info(req, credentials.id.clone());
@@ -184,14 +182,9 @@ impl IntrospectApi {
             .clients
             .authenticate(&credentials, &from)
             .await
-            .map_err(|err| client_refused(err, credentials.basic))?;
+            .map_err(client_refused)?;
         if !client.confidential {
-            return Err(client_refused(
-                ClientError::InvalidClient {
-                    basic: credentials.basic,
-                },
-                credentials.basic,
-            ));
+            return Err(client_refused(ClientError::InvalidClient));
         }
         if form.token.is_empty() {
             return Err(Failure::invalid_request("`token` is required"));
@@ -206,24 +199,21 @@ impl IntrospectApi {
     }
 }
 
-/// A client that did not authenticate, as RFC 6749 §5.2 answers it (with
-/// a Basic challenge when it tried Basic).
-pub(super) fn client_refused<F: Failures>(err: ClientError, basic: bool) -> Failure<F> {
+/// A client that did not authenticate, as RFC 6749 §5.2 answers it, with
+/// a Basic challenge.
+pub(super) fn client_refused<F: Failures>(err: ClientError) -> Failure<F> {
     match err {
-        ClientError::InvalidClient { .. } => {
+        ClientError::InvalidClient => {
             let failure = Failure::oauth(
                 StatusCode::UNAUTHORIZED,
                 OAuthErrorCode::InvalidClient,
                 "client authentication failed",
             );
-            if basic {
-                failure.header(
-                    poem::http::header::WWW_AUTHENTICATE,
-                    r#"Basic realm="gatehouse""#,
-                )
-            } else {
-                failure
-            }
+            // RFC 6749 §5.2: required when Basic was tried, allowed always.
+            failure.header(
+                poem::http::header::WWW_AUTHENTICATE,
+                r#"Basic realm="gatehouse""#,
+            )
         }
         ClientError::Throttled(retry_after) => Failure::new(
             StatusCode::TOO_MANY_REQUESTS,

@@ -118,7 +118,6 @@ impl RevokeApi {
                 secret: Some(secret)
                     .filter(|s| !s.is_empty())
                     .map(SecretString::from),
-                basic: true,
             }),
             None => form
                 .client_secret
@@ -127,7 +126,6 @@ impl RevokeApi {
                 .map(|secret| ClientCredentials {
                     id: form.client_id.as_ref().map(|id| id.0.clone()),
                     secret: Some(SecretString::from(secret.0.clone())),
-                    basic: false,
                 }),
         };
         let from = client_info(req, None);
@@ -137,7 +135,7 @@ impl RevokeApi {
                     .clients
                     .authenticate(credentials, &from)
                     .await
-                    .map_err(|err| client_refused(err, credentials.basic))?;
+                    .map_err(client_refused)?;
                 client.confidential.then_some(client.id)
             }
             None => None,

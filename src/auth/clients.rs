@@ -73,9 +73,6 @@ pub struct ClientCredentials {
     /// The `client_id` (from Basic, or the body).
     pub id: Option<String>,
     pub secret: Option<SecretString>,
-    /// Whether they came in an `Authorization: Basic` header (a refusal
-    /// then carries a Basic challenge).
-    pub basic: bool,
 }
 
 /// Why a client was not authenticated, or that it failed.
@@ -84,7 +81,7 @@ pub enum ClientError {
     /// Unknown, disabled, a wrong or missing secret, a secret sent by a
     /// public client: one answer for all (RFC 6749 §5.2 `invalid_client`).
     #[error("client authentication failed")]
-    InvalidClient { basic: bool },
+    InvalidClient,
     /// Too many failed attempts: retry after this many seconds.
     #[error("too many failed client authentications; retry in {0} s")]
     Throttled(u64),
@@ -166,8 +163,7 @@ impl Clients {
         credentials: &ClientCredentials,
         from: &ClientInfo,
     ) -> Result<Client, ClientError> {
-        let basic = credentials.basic;
-        let refused = || ClientError::InvalidClient { basic };
+        let refused = || ClientError::InvalidClient;
         let Some(id) = credentials.id.as_deref().filter(|id| !id.is_empty()) else {
             return match &credentials.secret {
                 Some(_) => Err(refused()),

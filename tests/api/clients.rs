@@ -123,7 +123,7 @@ async fn client_authentication_failures_are_invalid_client_alike(store: Store) {
             "{id}"
         );
     }
-    // In the body: no Basic challenge.
+    // In the body: the same answer.
     let refused = app
         .post_form(
             "/oauth/token",
@@ -135,7 +135,10 @@ async fn client_authentication_failures_are_invalid_client_alike(store: Store) {
         )
         .await;
     refused.assert_error(401, "invalid_client");
-    assert!(refused.header("www-authenticate").is_none());
+    assert_eq!(
+        refused.header("www-authenticate"),
+        Some(r#"Basic realm="gatehouse""#)
+    );
     // An unregistered client id cannot log a user in either.
     app.register("alice", PASSWORD).await;
     app.post_form(

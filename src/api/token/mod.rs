@@ -98,20 +98,17 @@ fn refused<F: Failures>(err: GrantError) -> Failure<F> {
             "too many failed logins; retry later",
         )
         .header(poem::http::header::RETRY_AFTER, retry_after.to_string()),
-        GrantError::InvalidClient { basic } => {
+        GrantError::InvalidClient => {
             let failure = Failure::oauth(
                 StatusCode::UNAUTHORIZED,
                 OAuthErrorCode::InvalidClient,
                 "client authentication failed",
             );
-            if basic {
-                failure.header(
-                    poem::http::header::WWW_AUTHENTICATE,
-                    r#"Basic realm="gatehouse""#,
-                )
-            } else {
-                failure
-            }
+            // RFC 6749 §5.2: required when Basic was tried, allowed always.
+            failure.header(
+                poem::http::header::WWW_AUTHENTICATE,
+                r#"Basic realm="gatehouse""#,
+            )
         }
         GrantError::UnauthorizedClient(msg) => bad_request(OAuthErrorCode::UnauthorizedClient, msg),
         GrantError::Internal(err) => err.into(),
@@ -177,7 +174,6 @@ impl TokenApi {
             None => ClientCredentials {
                 id: form.client_id.map(|id| id.0).filter(|id| !id.is_empty()),
                 secret: body_secret.map(SecretString::from),
-                basic: false,
             },
             Some((id, secret))
                 if form
@@ -196,7 +192,6 @@ impl TokenApi {
                     secret: Some(secret)
                         .filter(|s| !s.is_empty())
                         .map(SecretString::from),
-                    basic: true,
                 }
             }
             Some(_) => {

@@ -45,10 +45,9 @@ pub enum GrantError {
     /// Too many failed logins: retry after this many seconds.
     #[error("too many failed logins; retry in {0} s")]
     TooManyAttempts(u64),
-    /// The client did not authenticate (RFC 6749 §5.2 `invalid_client`);
-    /// `basic` when it tried with HTTP Basic.
+    /// The client did not authenticate (RFC 6749 §5.2 `invalid_client`).
     #[error("client authentication failed")]
-    InvalidClient { basic: bool },
+    InvalidClient,
     /// The client may not use this grant type (`unauthorized_client`).
     #[error("{0}")]
     UnauthorizedClient(String),
@@ -69,7 +68,7 @@ impl From<LoginRefused> for GrantError {
 impl From<ClientError> for GrantError {
     fn from(err: ClientError) -> Self {
         match err {
-            ClientError::InvalidClient { basic } => Self::InvalidClient { basic },
+            ClientError::InvalidClient => Self::InvalidClient,
             ClientError::Throttled(retry_after) => Self::TooManyAttempts(retry_after),
             ClientError::Internal(err) => Self::Internal(err),
         }
