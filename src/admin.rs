@@ -102,6 +102,8 @@ async fn client_registry(args: &crate::config::ClientArgs) -> Result<(Clients, S
         throttle: ThrottlePolicy::default(),
         audit: Audit::new(store.clone(), Arc::default(), clock.clone()),
         clock,
+        remember_for: std::time::Duration::ZERO,
+        authenticated: quick_cache::sync::Cache::new(1),
     };
     Ok((clients, store))
 }

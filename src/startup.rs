@@ -168,6 +168,8 @@ pub async fn build_app_with_clock(
         throttle: throttle_policy(config),
         audit: audit.clone(),
         clock: clock.clone(),
+        remember_for: config.session_check_ttl,
+        authenticated: quick_cache::sync::Cache::new(crate::auth::clients::AUTHENTICATIONS_KEPT),
     });
     let sessions = Sessions {
         store: store.clone(),

@@ -18,7 +18,7 @@ use super::client::{ClientInfo, valid_client_id};
 use super::grant::GrantType;
 use super::throttle::{Attempt, ThrottlePolicy};
 use crate::audit::AuditKind;
-use crate::clock::Clock;
+use crate::clock::{Clock, UnixMillis};
 use crate::error::Error;
 use crate::ids::TokenHash;
 use crate::store::{ClientRecord, Store};
@@ -119,8 +119,11 @@ pub enum RegisterClientError {
     Internal(#[from] Error),
 }
 
+/// Clients that authenticated lately: by id and the hash of the secret
+/// presented, when and as what.
+type Authenticated = quick_cache::sync::Cache<(String, Option<TokenHash>), (UnixMillis, Client)>;
+
 /// The registry.
-#[derive(Debug)]
 pub struct Clients {
     pub(crate) store: Store,
     /// The built-in client's id (`--default-client-id`).
@@ -130,7 +133,23 @@ pub struct Clients {
     pub(crate) throttle: ThrottlePolicy,
     pub(crate) audit: Audit,
     pub(crate) clock: Arc<dyn Clock>,
+    /// How long an authentication is remembered (`--session-check-ttl`).
+    pub(crate) remember_for: std::time::Duration,
+    pub(crate) authenticated: Authenticated,
 }
+
+impl std::fmt::Debug for Clients {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Clients")
+            .field("default_client_id", &self.default_client_id)
+            .field("known_scopes", &self.known_scopes)
+            .field("remembered", &self.authenticated.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Authentications remembered at most.
+pub const AUTHENTICATIONS_KEPT: usize = 10_000;
 
 impl Clients {
     /// Every scope Gatehouse grants.
@@ -157,7 +176,12 @@ impl Clients {
 
     /// The client `credentials` name, authenticated: no id at all is the
     /// built-in client; a registered public client sends its id alone; a
-    /// confidential one its id and secret.
+    /// confidential one its id and secret. A client that authenticated is
+    /// remembered for the session-check TTL (a resource server introspects
+    /// on every request), so a disabled client stops authenticating within
+    /// it. Only failures are throttled: a 256-bit secret cannot be guessed,
+    /// and counting successes would let anyone who fails often enough lock
+    /// the real client out.
     pub async fn authenticate(
         &self,
         credentials: &ClientCredentials,
@@ -176,38 +200,49 @@ impl Clients {
         if !valid_client_id(id) {
             return Err(refused());
         }
-        let attempt = Attempt::new(&format!("client\0{id}"), from.ip.as_deref());
+        let presented = credentials
+            .secret
+            .as_ref()
+            .map(|secret| TokenHash::of(secret.expose_secret()));
         let now = self.clock.now();
-        let admitted = match self.throttle.admit(&self.store, &attempt, now).await? {
-            Ok(admitted) => admitted,
-            Err(retry_after) => return Err(ClientError::Throttled(retry_after)),
-        };
+        let key = (id.to_owned(), presented.clone());
+        if let Some((checked, client)) = self.authenticated.get(&key)
+            && now.since(checked) < self.remember_for
+        {
+            return Ok(client);
+        }
         let record = self.store.find_client(id).await?;
         let authenticated = record.as_ref().is_some_and(|record| {
             record.disabled_at.is_none()
-                && match (&record.secret_hash, &credentials.secret) {
+                && match (&record.secret_hash, &presented) {
                     (None, None) => true,
-                    (Some(stored), Some(secret)) => {
-                        let presented = TokenHash::of(secret.expose_secret());
-                        bool::from(
-                            presented
-                                .as_str()
-                                .as_bytes()
-                                .ct_eq(stored.as_str().as_bytes()),
-                        )
-                    }
+                    (Some(stored), Some(presented)) => bool::from(
+                        presented
+                            .as_str()
+                            .as_bytes()
+                            .ct_eq(stored.as_str().as_bytes()),
+                    ),
                     _ => false,
                 }
         });
         match record {
             Some(record) if authenticated => {
-                self.throttle.succeeded(&self.store, admitted).await?;
-                Ok(Client::from_record(&record))
+                let client = Client::from_record(&record);
+                if !self.remember_for.is_zero() {
+                    self.authenticated.insert(key, (now, client.clone()));
+                }
+                Ok(client)
             }
             _ => {
-                self.throttle.failed(&self.store, admitted, now).await?;
                 self.audit.count(AuditKind::ClientAuthFailed);
-                Err(refused())
+                let attempt = Attempt::new(&format!("client\0{id}"), from.ip.as_deref());
+                match self.throttle.admit(&self.store, &attempt, now).await? {
+                    Ok(admitted) => {
+                        self.throttle.failed(&self.store, admitted, now).await?;
+                        Err(refused())
+                    }
+                    Err(retry_after) => Err(ClientError::Throttled(retry_after)),
+                }
             }
         }
     }
@@ -315,12 +350,15 @@ impl Clients {
             .collect())
     }
 
-    /// Disables a client: it authenticates no more. Whether it exists.
+    /// Disables a client: it authenticates no more (here at once; on other
+    /// instances within the session-check TTL). Whether it exists.
     pub async fn disable(&self, client_id: &str) -> Result<bool, Error> {
-        Ok(self
+        let disabled = self
             .store
             .disable_client(client_id, self.clock.now())
-            .await?)
+            .await?;
+        self.authenticated.clear();
+        Ok(disabled)
     }
 
     /// A new secret for a confidential client (the old one stops working
@@ -328,11 +366,9 @@ impl Clients {
     pub async fn rotate_secret(&self, client_id: &str) -> Result<Option<SecretString>, Error> {
         let secret = crate::auth::random_token();
         let hash = TokenHash::of(secret.expose_secret());
-        Ok(self
-            .store
-            .set_client_secret(client_id, &hash)
-            .await?
-            .then_some(secret))
+        let rotated = self.store.set_client_secret(client_id, &hash).await?;
+        self.authenticated.clear();
+        Ok(rotated.then_some(secret))
     }
 }
 
