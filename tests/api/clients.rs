@@ -485,3 +485,36 @@ async fn a_client_refreshes_only_its_own_tokens(store: Store) {
     .await
     .assert_status(200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_database_down_introspection_is_503_never_a_guess() {
+    let proxy = crate::proxy::DbProxy::start(crate::helpers::mysql_server_addr()).await;
+    let app = TestApp::spawn_through(&proxy, crate::faults::for_faults).await;
+    let (rs, rs_secret) = resource_server(&app).await;
+    let tokens = app.user_with_tokens("alice").await;
+    let access = tokens.str("access_token");
+    // Live, and the resource server authenticated (and remembered).
+    assert_eq!(
+        introspect(&app, &rs, &rs_secret, access).await.body["active"],
+        true
+    );
+    app.me(access).await.assert_status(200);
+
+    for fault in [crate::proxy::Fault::Refuse, crate::proxy::Fault::BlackHole] {
+        proxy.inject(fault);
+        proxy.reset();
+        let started = std::time::Instant::now();
+        let answer = introspect(&app, &rs, &rs_secret, access).await;
+        answer.assert_error(503, "unavailable");
+        assert!(answer.header("retry-after").is_some());
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{fault:?}"
+        );
+        proxy.heal();
+    }
+    assert_eq!(
+        introspect(&app, &rs, &rs_secret, access).await.body["active"],
+        true
+    );
+}
