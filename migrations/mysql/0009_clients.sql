@@ -14,3 +14,6 @@ CREATE TABLE clients (
     created_at    BIGINT        NOT NULL,
     disabled_at   BIGINT        NULL
 ) ENGINE = InnoDB;
+-- 1 when the session was granted to a confidential client: its refresh
+-- tokens then refresh only for that client, authenticated (RFC 6749 §6).
+ALTER TABLE sessions ADD COLUMN client_confidential BIGINT NOT NULL DEFAULT 0;

@@ -12,3 +12,4 @@ CREATE TABLE clients (
     created_at    INTEGER NOT NULL,
     disabled_at   INTEGER
 );
+ALTER TABLE sessions ADD COLUMN client_confidential INTEGER NOT NULL DEFAULT 0;

@@ -33,6 +33,8 @@ pub struct RefreshTokenRecord {
     pub session_created_at: UnixMillis,
     /// How the session's user authenticated (RFC 8176 values).
     pub amr: String,
+    /// 1 when the session's client is confidential: only it refreshes.
+    pub client_confidential: i64,
 }
 
 /// A presented refresh token as the transaction that holds its session sees
@@ -103,7 +105,7 @@ macro_rules! record_columns {
     () => {
         "t.session_id, s.user_id, s.client_id, s.scope, t.created_at AS token_created_at, \
          t.rotated_at, t.successor_hash, t.reissues, t.superseded_at, s.expires_at AS session_expires_at, s.revoked_at AS session_revoked_at, \
-         s.created_at AS session_created_at, s.amr \
+         s.created_at AS session_created_at, s.amr, s.client_confidential \
          FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id WHERE t.token_hash = ?"
     };
 }

@@ -23,6 +23,9 @@ pub struct NewSession<'a> {
     pub user_epoch: i64,
     /// How the user authenticated (RFC 8176 values, space-separated).
     pub amr: &'a str,
+    /// Whether `client_id` is a confidential client, which alone may then
+    /// refresh the session.
+    pub client_confidential: bool,
 }
 
 /// A session as its owner sees it.
@@ -48,8 +51,8 @@ impl Store {
             let mut tx = conn.begin().await?;
             let inserted = sqlx::query(
                 "INSERT INTO sessions (id, user_id, client_id, scope, user_agent, ip, \
-                 created_at, last_used_at, expires_at, amr) \
-                 SELECT ?, id, ?, ?, ?, ?, ?, ?, ?, ? FROM users \
+                 created_at, last_used_at, expires_at, amr, client_confidential) \
+                 SELECT ?, id, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM users \
                  WHERE id = ? AND disabled_at IS NULL AND session_epoch = ?",
             )
             .bind(session.id)
@@ -61,6 +64,7 @@ impl Store {
             .bind(session.created_at)
             .bind(session.expires_at)
             .bind(session.amr)
+            .bind(i64::from(session.client_confidential))
             .bind(session.user_id)
             .bind(session.user_epoch)
             .execute(&mut *tx)

@@ -405,7 +405,13 @@ async fn a_confidential_client_revokes_only_its_own_tokens(store: Store) {
     )
     .await
     .assert_error(401, "invalid_client");
-    let rotated = app.refresh(refresh).await;
+    let rotated = app
+        .post_form_with_authorization(
+            "/oauth/token",
+            &basic("portal", &secret),
+            &[("grant_type", "refresh_token"), ("refresh_token", refresh)],
+        )
+        .await;
     rotated.assert_status(200);
     app.post_form_with_authorization(
         "/oauth/revoke",
@@ -462,7 +468,8 @@ async fn a_client_refreshes_only_its_own_tokens(store: Store) {
         .await
         .assert_status(200);
 
-    // Its own: fine.
+    // Its own: fine; and a confidential client's session refreshes only
+    // for it, authenticated (RFC 6749 §6).
     let tokens = app
         .post_form_with_authorization(
             "/oauth/token",
@@ -474,13 +481,18 @@ async fn a_client_refreshes_only_its_own_tokens(store: Store) {
             ],
         )
         .await;
+    let own = tokens.str("refresh_token");
+    app.refresh(own).await.assert_error(400, "invalid_grant");
+    app.post_form(
+        "/oauth/token",
+        &[("grant_type", "refresh_token"), ("refresh_token", own)],
+    )
+    .await
+    .assert_error(400, "invalid_grant");
     app.post_form_with_authorization(
         "/oauth/token",
         &basic("portal", &portal),
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", tokens.str("refresh_token")),
-        ],
+        &[("grant_type", "refresh_token"), ("refresh_token", own)],
     )
     .await
     .assert_status(200);

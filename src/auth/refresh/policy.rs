@@ -128,6 +128,7 @@ pub(super) mod tests {
                 session_revoked_at: None,
                 session_created_at: at(0),
                 amr: "pwd".into(),
+                client_confidential: 0,
             },
             successor: rotated_at.map(|created_at| SuccessorRecord {
                 token_hash: TokenHash::of("successor"),

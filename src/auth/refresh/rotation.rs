@@ -100,9 +100,14 @@ impl RefreshRotation {
             let now = self.clock.now();
             let mut issued = None;
             let plan = |state: &RefreshState| {
-                if issued_to.is_some_and(|id| state.token.client_id.as_deref() != Some(id)) {
-                    // Another client's token: refused like an unknown one,
-                    // and nothing written.
+                let wrong_client = match issued_to {
+                    Some(id) => state.token.client_id.as_deref() != Some(id),
+                    // A confidential client's session refreshes only for
+                    // that client, authenticated.
+                    None => state.token.client_confidential == 1,
+                };
+                if wrong_client {
+                    // Refused like an unknown token, and nothing written.
                     return (RefreshWrite::Nothing, None);
                 }
                 self.plan(state, presented, requested_scope, client, now, &mut issued)

@@ -206,8 +206,14 @@ impl Sessions {
         }
         let scope = scope::for_grant(requested_scope, &authenticated.scopes, scope::DEFAULT)?;
         let user = self.accounts.log_in(username, password, &client).await?;
-        self.open_session(&user, scope, &authenticated.id, &client)
-            .await
+        self.open_session_as(
+            &user,
+            scope,
+            &authenticated.id,
+            authenticated.confidential,
+            &client,
+        )
+        .await
     }
 
     /// Opens a session for `user`, whose credentials were just checked (as
@@ -218,6 +224,20 @@ impl Sessions {
         user: &UserRecord,
         scope: String,
         client_id: &str,
+        client: &ClientInfo,
+    ) -> Result<IssuedTokens, GrantError> {
+        self.open_session_as(user, scope, client_id, false, client)
+            .await
+    }
+
+    /// [`Sessions::open_session`] for the client `client_id`, which alone
+    /// may refresh it if it is `confidential`.
+    async fn open_session_as(
+        &self,
+        user: &UserRecord,
+        scope: String,
+        client_id: &str,
+        confidential: bool,
         client: &ClientInfo,
     ) -> Result<IssuedTokens, GrantError> {
         let now = self.clock.now();
@@ -240,6 +260,7 @@ impl Sessions {
                 first_token_hash: &TokenHash::of(refresh_token.expose_secret()),
                 user_epoch: user.session_epoch,
                 amr,
+                client_confidential: confidential,
             })
             .await?;
         if !opened {
