@@ -30,6 +30,33 @@ impl Store {
             .await
     }
 
+    /// Appends `events` to the trail, in one statement.
+    pub async fn insert_audit_events(&self, events: &[AuditEvent]) -> Result<(), sqlx::Error> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let rows = vec!["(?, ?, ?, ?, ?, ?, ?)"; events.len()].join(", ");
+        let sql = format!(
+            "INSERT INTO audit_events \
+             (occurred_at, event, user_id, session_id, ip, user_agent, detail) VALUES {rows}"
+        );
+        self.run(async |conn| {
+            let mut insert = sqlx::query(&sql);
+            for event in events {
+                insert = insert
+                    .bind(event.occurred_at)
+                    .bind(&event.event)
+                    .bind(&event.user_id)
+                    .bind(&event.session_id)
+                    .bind(&event.ip)
+                    .bind(&event.user_agent)
+                    .bind(&event.detail);
+            }
+            insert.execute(conn).await.map(drop)
+        })
+        .await
+    }
+
     /// A user's events, oldest first.
     pub async fn audit_events_of(&self, user_id: &UserId) -> Result<Vec<AuditEvent>, sqlx::Error> {
         self.audit_events_where("user_id", user_id.as_str()).await
