@@ -66,3 +66,85 @@ fn every_answer_carries_a_request_id_that_its_log_line_names() {
         assert!(line.contains(&format!("path={path}")), "{line}");
     }
 }
+
+#[test]
+fn client_secrets_and_mailed_tokens_reach_no_log_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("gatehouse.log");
+    let mail_dir = dir.path().join("mail");
+    let mail_dir_arg = mail_dir.display().to_string();
+    let server = Server::start_logging_to(
+        dir.path(),
+        &[
+            "--mail-dir",
+            &mail_dir_arg,
+            "--argon2-memory-kib",
+            "256",
+            "--argon2-iterations",
+            "1",
+        ],
+        Some(&log_path),
+    );
+    let created = gatehouse(
+        &["client", "create", "--name", "worker", "--confidential"],
+        dir.path(),
+    )
+    .output()
+    .unwrap();
+    assert!(created.status.success(), "{created:?}");
+    let client: serde_json::Value = serde_json::from_slice(&created.stdout).unwrap();
+    let (id, secret) = (
+        client["client_id"].as_str().unwrap().to_owned(),
+        client["client_secret"].as_str().unwrap().to_owned(),
+    );
+    for presented in [secret.as_str(), "a-wrong-secret-that-is-long-enough"] {
+        let body =
+            format!("grant_type=client_credentials&client_id={id}&client_secret={presented}");
+        server.request(
+            "POST",
+            "/oauth/token",
+            "application/x-www-form-urlencoded",
+            &body,
+        );
+        let body = format!("token=junk&client_id={id}&client_secret={presented}");
+        server.request(
+            "POST",
+            "/oauth/introspect",
+            "application/x-www-form-urlencoded",
+            &body,
+        );
+    }
+    // A registration's verification mail, with its token.
+    let body =
+        format!(r#"{{"username":"alice","password":"{PASSWORD}","email":"alice@example.org"}}"#);
+    server.request("POST", "/users", "application/json", &body);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mail = loop {
+        let found = std::fs::read_dir(&mail_dir)
+            .ok()
+            .and_then(|mut entries| entries.next())
+            .map(|entry| std::fs::read_to_string(entry.unwrap().path()).unwrap());
+        if let Some(mail) = found {
+            break mail;
+        }
+        assert!(Instant::now() < deadline, "the mail was written");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let unfolded = mail.replace("=\r\n", "").replace("=3D", "=");
+    let token = unfolded
+        .split("token=")
+        .nth(1)
+        .map(|rest| rest.chars().take(43).collect::<String>())
+        .expect("a token in the mail");
+    server.signal("TERM");
+    assert_eq!(server.wait().code(), Some(0));
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(log.contains("mail sent"), "the log covers the flows: {log}");
+    for secret in [
+        secret.as_str(),
+        "a-wrong-secret-that-is-long-enough",
+        token.as_str(),
+    ] {
+        assert!(!log.contains(secret), "{secret} in the log");
+    }
+}
