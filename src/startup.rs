@@ -102,13 +102,11 @@ pub async fn build_app_with_clock(
     let passwords = new_passwords(&config.passwords).await?;
     // The key ring's key-encryption key, or (with a fixed signing key) one
     // that only seals the refresh-token secret.
-    let successors = match &keys {
-        KeySource::Database(keys) => Successors::load(&store, &keys.kek, clock.now()).await?,
-        KeySource::Fixed => {
-            let kek = load_kek(&config.keys, &config.database)?;
-            Successors::load(&store, &kek, clock.now()).await?
-        }
+    let kek = match &keys {
+        KeySource::Database(keys) => keys.kek.clone(),
+        KeySource::Fixed => load_kek(&config.keys, &config.database)?,
     };
+    let successors = Successors::load(&store, &kek, clock.now()).await?;
     let issuer = match &config.issuer {
         Some(issuer) => issuer.clone(),
         // Every instance of one database issues and accepts the same `iss`:
@@ -124,7 +122,7 @@ pub async fn build_app_with_clock(
     let mail_wake = Arc::new(tokio::sync::Notify::new());
     let mailer = Arc::new(Mailer::new(
         store.clone(),
-        load_kek(&config.keys, &config.database)?,
+        kek,
         mail_settings(config, &issuer)?,
         mail_transport(config)?,
         clock.clone(),

@@ -157,6 +157,11 @@ impl Clients {
         &self.known_scopes
     }
 
+    /// Whether `client` is the built-in client.
+    pub fn is_builtin(&self, client: &Client) -> bool {
+        client.id == self.default_client_id
+    }
+
     /// The built-in client: public, first-party, the password, refresh and
     /// authorization-code grants, every scope.
     pub fn builtin(&self) -> Client {

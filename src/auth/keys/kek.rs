@@ -24,6 +24,17 @@ pub struct Kek {
     id: String,
 }
 
+/// A copy for another holder (the mailer seals with the ring's key), still
+/// in a zeroizing box.
+impl Clone for Kek {
+    fn clone(&self) -> Self {
+        Self {
+            key: SecretBox::new(Box::new(*self.key.expose_secret())),
+            id: self.id.clone(),
+        }
+    }
+}
+
 impl std::fmt::Debug for Kek {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Kek")

@@ -125,7 +125,7 @@ impl Sessions {
             }
             GrantType::RefreshToken => {
                 let token = params.refresh_token.unwrap_or_default();
-                let builtin = authenticated.id == self.clients.builtin().id;
+                let builtin = self.clients.is_builtin(&authenticated);
                 let issued_to = (!builtin).then_some(authenticated.id.as_str());
                 self.refresh_grant_for(issued_to, &token, scope, &client)
                     .await
