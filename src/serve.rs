@@ -71,6 +71,8 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     pruner.abort();
     reloader.abort();
     mailer.abort();
+    // Every grant answered is on record before the connections close.
+    state.flush_audit().await;
     state.store.close().await;
     tracing::info!("gatehouse stopped");
     Ok(())

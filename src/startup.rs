@@ -147,7 +147,12 @@ pub async fn build_app_with_clock(
     let signing = Arc::new(Signing::new(tokens, keys, store.clone(), clock.clone()));
     let check = SessionCheck::new(config.session_check_ttl, config.session_cache_entries);
     let revoker = Revoker::new(store.clone(), Arc::new(check), clock.clone());
-    let audit = Audit::with_batch_writer(store.clone(), metrics.clone(), clock.clone());
+    let audit = Audit::with_batch_writer(
+        store.clone(),
+        metrics.clone(),
+        clock.clone(),
+        config.audit_batch_window,
+    );
     let accounts = Accounts {
         store: store.clone(),
         passwords,

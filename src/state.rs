@@ -24,3 +24,12 @@ pub struct AppState {
     /// Where "now" comes from.
     pub clock: Arc<dyn Clock>,
 }
+
+impl AppState {
+    /// Writes the audit events still waiting for the batch writer; after
+    /// it, events are written in their requests. Called at shutdown, so
+    /// that every grant answered is on record.
+    pub async fn flush_audit(&self) {
+        self.sessions.audit.flush().await;
+    }
+}

@@ -19,7 +19,16 @@ pub struct Audit {
     /// Events written by a task of their own, many rows per statement, for
     /// what happens at a rate where a commit per event would be the cost
     /// (client credentials grants); `None` outside a runtime's server.
-    batched: Option<tokio::sync::mpsc::Sender<AuditEvent>>,
+    batched: Option<BatchWriter>,
+}
+
+/// The way to the batch writer's task.
+#[derive(Debug, Clone)]
+struct BatchWriter {
+    sender: tokio::sync::mpsc::Sender<AuditEvent>,
+    /// Told once, at shutdown: write what waits and stop.
+    stop: Arc<tokio::sync::Notify>,
+    task: Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
 }
 
 /// Events that may wait for the batch writer; past it they are written
@@ -27,6 +36,52 @@ pub struct Audit {
 const BATCH_QUEUE: usize = 10_000;
 /// Rows one statement writes at most.
 const BATCH_ROWS: usize = 200;
+/// The batch writer: waits for an event, gathers what else arrives within
+/// `window`, writes them in one statement; on `stop`, refuses new
+/// events, writes those queued and returns.
+async fn write_batches(
+    store: Store,
+    mut receiver: tokio::sync::mpsc::Receiver<AuditEvent>,
+    stop: Arc<tokio::sync::Notify>,
+    window: std::time::Duration,
+) {
+    let mut batch = Vec::with_capacity(BATCH_ROWS);
+    let mut stopping = false;
+    loop {
+        tokio::select! {
+            () = stop.notified(), if !stopping => {
+                stopping = true;
+                receiver.close();
+                continue;
+            }
+            received = receiver.recv_many(&mut batch, BATCH_ROWS) => {
+                if received == 0 {
+                    return;
+                }
+            }
+        }
+        if !stopping && batch.len() < BATCH_ROWS {
+            tokio::select! {
+                () = tokio::time::sleep(window) => {}
+                () = stop.notified() => {
+                    stopping = true;
+                    receiver.close();
+                }
+            }
+        }
+        while batch.len() < BATCH_ROWS {
+            let Ok(event) = receiver.try_recv() else {
+                break;
+            };
+            batch.push(event);
+        }
+        if let Err(err) = store.insert_audit_events(&batch).await {
+            tracing::error!(error = %err, events = batch.len(),
+                "cannot record a batch of audit events");
+        }
+        batch.clear();
+    }
+}
 
 impl Audit {
     pub fn new(store: Store, metrics: Arc<Metrics>, clock: Arc<dyn Clock>) -> Self {
@@ -39,23 +94,42 @@ impl Audit {
     }
 
     /// [`Audit::new`], with a task (on the current runtime) that writes
-    /// [`Audit::record_batched`] events many at a time.
-    pub fn with_batch_writer(store: Store, metrics: Arc<Metrics>, clock: Arc<dyn Clock>) -> Self {
-        let (sender, mut receiver) = tokio::sync::mpsc::channel::<AuditEvent>(BATCH_QUEUE);
-        let writer = store.clone();
-        tokio::spawn(async move {
-            let mut batch = Vec::with_capacity(BATCH_ROWS);
-            while receiver.recv_many(&mut batch, BATCH_ROWS).await > 0 {
-                if let Err(err) = writer.insert_audit_events(&batch).await {
-                    tracing::error!(error = %err, events = batch.len(),
-                        "cannot record a batch of audit events");
-                }
-                batch.clear();
-            }
-        });
+    /// [`Audit::record_batched`] events many at a time: what arrives within
+    /// `window` of the first, in one statement (a commit every `window` at
+    /// most, whatever the rate of grants).
+    pub fn with_batch_writer(
+        store: Store,
+        metrics: Arc<Metrics>,
+        clock: Arc<dyn Clock>,
+        window: std::time::Duration,
+    ) -> Self {
+        let (sender, receiver) = tokio::sync::mpsc::channel::<AuditEvent>(BATCH_QUEUE);
+        let stop = Arc::new(tokio::sync::Notify::new());
+        let task = tokio::spawn(write_batches(store.clone(), receiver, stop.clone(), window));
         Self {
-            batched: Some(sender),
+            batched: Some(BatchWriter {
+                sender,
+                stop,
+                task: Arc::new(std::sync::Mutex::new(Some(task))),
+            }),
             ..Self::new(store, metrics, clock)
+        }
+    }
+
+    /// Writes the events still waiting for the batch writer and stops it;
+    /// later events are written in their requests. For shutdown: what was
+    /// answered is on record before the process exits.
+    pub async fn flush(&self) {
+        let Some(writer) = &self.batched else { return };
+        writer.stop.notify_one();
+        let task = writer
+            .task
+            .lock()
+            .map(|mut task| task.take())
+            .ok()
+            .flatten();
+        if let Some(task) = task {
+            let _ = task.await;
         }
     }
 
@@ -64,7 +138,7 @@ impl Audit {
     /// queue is full).
     pub async fn record_batched(&self, kind: AuditKind, event: crate::store::AuditEvent) {
         let event = match &self.batched {
-            Some(sender) => match sender.try_send(event) {
+            Some(writer) => match writer.sender.try_send(event) {
                 Ok(()) => {
                     self.metrics.event(kind);
                     return;

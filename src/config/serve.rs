@@ -203,6 +203,11 @@ pub struct Config {
     /// (mails queued through this instance go at once).
     #[arg(long, env = "GATEHOUSE_MAIL_POLL_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
     pub mail_poll_interval: Duration,
+    /// How long the audit events of client-credentials grants gather
+    /// before one statement writes them all (at most 200; they are written
+    /// at shutdown too). Longer means fewer writes under load.
+    #[arg(long, env = "GATEHOUSE_AUDIT_BATCH_WINDOW", default_value = "20ms", value_parser = humantime::parse_duration)]
+    pub audit_batch_window: Duration,
     /// How long shutdown waits for in-flight requests.
     #[arg(long, env = "GATEHOUSE_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Duration,

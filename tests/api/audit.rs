@@ -10,6 +10,7 @@ use crate::on_both_stores;
 on_both_stores!(
     an_accounts_life_is_audited_in_order_without_secrets,
     a_refresh_records_the_user_agent_exactly_whatever_it_holds,
+    batched_events_still_waiting_are_all_written_by_a_flush,
 );
 
 async fn an_accounts_life_is_audited_in_order_without_secrets(store: Store) {
@@ -131,4 +132,35 @@ async fn a_refresh_records_the_user_agent_exactly_whatever_it_holds(store: Store
     app.refresh(refreshed.str("refresh_token"))
         .await
         .assert_status(200);
+}
+
+async fn batched_events_still_waiting_are_all_written_by_a_flush(store: Store) {
+    // A window long enough that nothing is written before the flush.
+    let app = TestApp::spawn_with(store, |config| {
+        config.audit_batch_window = Duration::from_secs(3600);
+    })
+    .await;
+    let secret = app
+        .register_client("worker", true, &["client_credentials"], &["profile"])
+        .await
+        .unwrap();
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("client_id", "worker"),
+        ("client_secret", secret.as_str()),
+    ];
+    let grant = || app.post_form("/oauth/token", &form);
+    let grants = 60;
+    let answers = futures::future::join_all((0..grants).map(|_| grant())).await;
+    assert!(answers.iter().all(|answer| answer.status == 200));
+    let written = crate::rotation::audit_events(&app, "client_credentials_granted").await;
+    assert!(written.len() < grants, "events gather for the window");
+    app.state.flush_audit().await;
+    let written = crate::rotation::audit_events(&app, "client_credentials_granted").await;
+    assert_eq!(written.len(), grants, "a flush writes everything queued");
+
+    // After the flush, a grant's event is written in its request.
+    grant().await.assert_status(200);
+    let written = crate::rotation::audit_events(&app, "client_credentials_granted").await;
+    assert_eq!(written.len(), grants + 1);
 }
