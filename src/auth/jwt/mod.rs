@@ -307,7 +307,7 @@ impl AccessTokens {
         let mut header = Header::new(key.algorithm());
         header.typ = Some(ACCESS_TOKEN_TYP.to_owned());
         header.kid = Some(key.kid().to_owned());
-        jsonwebtoken::encode(&header, claims, &key.encoding)
+        key.sign(&header, claims)
     }
 
     /// Verifies a user's access token at `now` (to the second, as its

@@ -59,8 +59,16 @@ pub struct TokenKey {
     /// The Ed25519 public key; `None` for an HMAC secret, which has no
     /// public part and must never be published.
     public_key: Option<[u8; 32]>,
-    pub(in crate::auth) encoding: EncodingKey,
+    signer: Signer,
     pub(in crate::auth) decoding: DecodingKey,
+}
+
+/// How a key signs. An Ed25519 key is kept expanded: jsonwebtoken's
+/// `encode` rebuilds it from PKCS#8 on every call, which derives the public
+/// key again and doubles the cost of a signature.
+enum Signer {
+    Ed25519(SigningKey),
+    Hs256(EncodingKey),
 }
 
 impl std::fmt::Debug for TokenKey {
@@ -78,14 +86,11 @@ impl TokenKey {
         let x = URL_SAFE_NO_PAD.encode(public_key);
         let thumbprint_input = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#);
         let kid = URL_SAFE_NO_PAD.encode(Sha256::digest(thumbprint_input.as_bytes()));
-        let der = key
-            .to_pkcs8_der()
-            .expect("an Ed25519 key always encodes as PKCS#8");
         Self {
             algorithm: Algorithm::EdDSA,
             kid,
             public_key: Some(public_key),
-            encoding: EncodingKey::from_ed_der(der.as_bytes()),
+            signer: Signer::Ed25519(key.clone()),
             decoding: DecodingKey::from_ed_der(&public_key),
         }
     }
@@ -117,7 +122,9 @@ impl TokenKey {
             algorithm: Algorithm::HS256,
             kid,
             public_key: None,
-            encoding: EncodingKey::from_secret(&secret).expect("the secret is not empty"),
+            signer: Signer::Hs256(
+                EncodingKey::from_secret(&secret).expect("the secret is not empty"),
+            ),
             decoding: DecodingKey::from_secret(&secret).expect("the secret is not empty"),
         })
     }
@@ -140,6 +147,29 @@ impl TokenKey {
     /// The signing algorithm, the only one tokens verify with.
     pub fn algorithm(&self) -> Algorithm {
         self.algorithm
+    }
+
+    /// The compact JWS of `claims` under `header` (whose `alg` is this
+    /// key's), as `jsonwebtoken::encode` writes it.
+    pub fn sign(
+        &self,
+        header: &jsonwebtoken::Header,
+        claims: &impl serde::Serialize,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
+        let key = match &self.signer {
+            Signer::Hs256(key) => return jsonwebtoken::encode(header, claims, key),
+            Signer::Ed25519(key) => key,
+        };
+        if header.alg != Algorithm::EdDSA {
+            return Err(jsonwebtoken::errors::ErrorKind::InvalidAlgorithm.into());
+        }
+        let mut message = URL_SAFE_NO_PAD.encode(serde_json::to_vec(header)?);
+        message.push('.');
+        URL_SAFE_NO_PAD.encode_string(serde_json::to_vec(claims)?, &mut message);
+        let signature = ed25519_dalek::Signer::sign(key, message.as_bytes());
+        message.push('.');
+        URL_SAFE_NO_PAD.encode_string(signature.to_bytes(), &mut message);
+        Ok(message)
     }
 
     /// The raw 32-byte Ed25519 public key; `None` for an HMAC secret.
@@ -174,5 +204,27 @@ mod tests {
         let path = dir.path().join("garbage.pem");
         std::fs::write(&path, "not a key").unwrap();
         assert!(matches!(TokenKey::load(&path), Err(KeyError::Parse { .. })));
+    }
+
+    #[test]
+    fn an_ed25519_signature_is_the_one_jsonwebtoken_writes() {
+        let signing = SigningKey::from_bytes(&[7; 32]);
+        let key = TokenKey::new(&signing);
+        let mut header = jsonwebtoken::Header::new(Algorithm::EdDSA);
+        header.typ = Some("at+jwt".into());
+        header.kid = Some(key.kid().to_owned());
+        let claims = serde_json::json!({"sub": "alice", "scope": "profile", "exp": 1});
+        let der = signing.to_pkcs8_der().unwrap();
+        let expected =
+            jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ed_der(der.as_bytes()))
+                .unwrap();
+        // Ed25519 is deterministic: the same bytes, signature included.
+        assert_eq!(key.sign(&header, &claims).unwrap(), expected);
+
+        let hs256 = jsonwebtoken::Header::new(Algorithm::HS256);
+        assert!(
+            key.sign(&hs256, &claims).is_err(),
+            "the header names this key's algorithm"
+        );
     }
 }
