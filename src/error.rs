@@ -38,18 +38,24 @@ impl Error {
     /// `None` for a bug (500).
     pub fn retry_after(&self) -> Option<u32> {
         match self {
-            Self::Database(
-                sqlx::Error::PoolTimedOut
-                | sqlx::Error::PoolClosed
-                | sqlx::Error::Io(_)
-                | sqlx::Error::Tls(_)
-                | sqlx::Error::Protocol(_)
-                | sqlx::Error::WorkerCrashed,
-            ) => Some(DATABASE_RETRY_SECS),
-            Self::Database(err) if crate::store::is_unavailable(err) => Some(DATABASE_RETRY_SECS),
+            Self::Database(err) if database_unavailable(err) => Some(DATABASE_RETRY_SECS),
             Self::Contended => Some(CONTENDED_RETRY_SECS),
             Self::HashingBusy => Some(HASHING_RETRY_SECS),
             _ => None,
         }
     }
+}
+
+/// Whether `err` says the database could not be reached or did not answer
+/// (a 503 worth retrying), rather than a bug.
+pub(crate) fn database_unavailable(err: &sqlx::Error) -> bool {
+    matches!(
+        err,
+        sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::WorkerCrashed
+    ) || crate::store::is_unavailable(err)
 }

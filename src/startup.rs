@@ -184,6 +184,7 @@ pub async fn build_app_with_clock(
         default_client_id: config.default_client_id.clone(),
         audit,
         clock: clock.clone(),
+        live_reads: crate::auth::sessions::LiveSessionReads::new(store.clone(), clock.clone()),
     };
     let state = AppState {
         accounts,

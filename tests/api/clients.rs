@@ -18,6 +18,7 @@ on_both_stores!(
     introspection_says_what_a_live_token_is,
     introspection_answers_exactly_inactive_for_anything_not_live,
     introspection_sees_a_revocation_through_another_instance_at_once,
+    concurrent_introspections_each_get_their_own_sessions_answer,
     introspection_needs_a_confidential_client,
     a_confidential_client_revokes_only_its_own_tokens,
     a_client_refreshes_only_its_own_tokens,
@@ -345,6 +346,45 @@ async fn introspection_sees_a_revocation_through_another_instance_at_once(store:
             .body,
         json!({"active": false})
     );
+}
+
+async fn concurrent_introspections_each_get_their_own_sessions_answer(store: Store) {
+    let app = TestApp::spawn(store).await;
+    let (rs, rs_secret) = resource_server(&app).await;
+    // Twelve users; every other one logged out, one of them disabled.
+    let mut expected = Vec::new();
+    for n in 0..12 {
+        let name = format!("user{n}");
+        let tokens = app.user_with_tokens(&name).await;
+        let live = n % 2 == 0 && n != 4;
+        if n % 2 == 1 {
+            app.post_json(
+                "/auth/logout",
+                &json!({"refresh_token": tokens.str("refresh_token")}),
+            )
+            .await
+            .assert_status(204);
+        }
+        if n == 4 {
+            assert!(app.set_disabled(&name, true).await);
+        }
+        expected.push((name, tokens.str("access_token").to_owned(), live));
+    }
+    // Many at once, each token several times, so that lookups share reads.
+    let asked = expected.iter().cycle().take(expected.len() * 5);
+    let answers = futures::future::join_all(
+        asked.map(|(_, token, _)| introspect(&app, &rs, &rs_secret, token)),
+    )
+    .await;
+    for ((name, _, live), answer) in expected.iter().cycle().zip(&answers) {
+        answer.assert_status(200);
+        if *live {
+            assert_eq!(answer.body["active"], true, "{name}");
+            assert_eq!(answer.body["username"], name.as_str());
+        } else {
+            assert_eq!(answer.body, json!({"active": false}), "{name}");
+        }
+    }
 }
 
 async fn introspection_needs_a_confidential_client(store: Store) {

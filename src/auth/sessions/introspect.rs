@@ -70,12 +70,11 @@ impl Sessions {
         let Ok(claims) = self.signing.verify_any(token).await else {
             return Ok(Introspection::inactive());
         };
-        let now = self.clock.now();
         match claims {
             AnyClaims::User(claims) => {
                 // The database, not the session cache: a revocation through
                 // any instance shows at once.
-                let Some(owner) = self.store.live_session_owner(&claims.sid, now).await? else {
+                let Some(owner) = self.live_reads.owner(&claims.sid).await? else {
                     return Ok(Introspection::inactive());
                 };
                 if owner.id != claims.sub {

@@ -4,12 +4,14 @@
 
 mod grants;
 mod introspect;
+mod live_reads;
 mod revoke;
 
 use std::sync::Arc;
 
 pub use grants::{GrantError, IssuedTokens};
 pub use introspect::Introspection;
+pub use live_reads::LiveSessionReads;
 pub use revoke::{RevokeError, TokenHint};
 
 use super::accounts::Accounts;
@@ -61,6 +63,8 @@ pub struct Sessions {
     pub(crate) default_client_id: String,
     pub(crate) audit: Audit,
     pub(crate) clock: Arc<dyn Clock>,
+    /// Introspection's reads of sessions, gathered into batches.
+    pub(crate) live_reads: Arc<LiveSessionReads>,
 }
 
 impl Sessions {
