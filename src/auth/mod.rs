@@ -39,10 +39,44 @@ pub fn random_token() -> SecretString {
     SecretString::from(URL_SAFE_NO_PAD.encode(random_bytes::<32>()))
 }
 
+/// Whether `text` has the shape of a [`random_token`] (and of a refresh
+/// token's successor): 43 characters of unpadded base64url.
+pub fn is_token_shaped(text: &str) -> bool {
+    text.len() == 43
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// `N` bytes from the operating system's CSPRNG.
 pub fn random_bytes<const N: usize>() -> [u8; N] {
     let mut bytes = [0u8; N];
     // The OS generator failing is not recoverable: nothing secure can be issued.
     getrandom::fill(&mut bytes).expect("the operating system's random number generator failed");
     bytes
+}
+
+#[cfg(test)]
+mod tests {
+    use secrecy::ExposeSecret as _;
+
+    #[test]
+    fn random_tokens_are_token_shaped_and_junk_is_not() {
+        for _ in 0..100 {
+            assert!(super::is_token_shaped(
+                super::random_token().expose_secret()
+            ));
+        }
+        let valid = "A".repeat(43);
+        assert!(super::is_token_shaped(&valid));
+        for junk in [
+            "junk",
+            &"A".repeat(42),
+            &"A".repeat(44),
+            &format!("{}+", "A".repeat(42)),
+            &format!("{}é", "A".repeat(41)),
+        ] {
+            assert!(!super::is_token_shaped(junk), "{junk}");
+        }
+    }
 }

@@ -567,6 +567,9 @@ async fn with_the_database_down_introspection_is_503_never_a_guess() {
         let answer = introspect(&app, &rs, &rs_secret, access).await;
         answer.assert_error(503, "unavailable");
         assert!(answer.header("retry-after").is_some());
+        // What cannot be a token of ours needs no database to be inactive.
+        let junk = introspect(&app, &rs, &rs_secret, "junk").await;
+        assert_eq!(junk.body, json!({"active": false}), "{fault:?}");
         assert!(
             started.elapsed() < std::time::Duration::from_secs(5),
             "{fault:?}"

@@ -123,7 +123,10 @@ impl Sessions {
     }
 
     async fn introspect_refresh_token(&self, token: &str) -> Result<Introspection, Error> {
-        if token.len() > MAX_REFRESH_TOKEN_BYTES {
+        // Every refresh token Gatehouse issues is 32 bytes in unpadded
+        // base64url: anything else is inactive without a database read (a
+        // flood of junk costs no queries, and junk is answered in an outage).
+        if token.len() > MAX_REFRESH_TOKEN_BYTES || !crate::auth::is_token_shaped(token) {
             return Ok(Introspection::inactive());
         }
         let Some(record) = self.store.find_refresh_token(&TokenHash::of(token)).await? else {
