@@ -3,6 +3,7 @@
 //! that keeps every error a JSON body.
 
 mod account;
+mod authorize;
 mod client_address;
 mod discovery;
 mod error_body;
@@ -163,6 +164,10 @@ pub(crate) fn routes(settings: &HttpSettings) -> impl Endpoint<Output = Response
         .nest("/docs", docs)
         .at("/openapi.json", spec_json)
         .at("/openapi.yaml", spec_yaml)
+        .at(
+            "/oauth/authorize",
+            poem::get(authorize::authorize_page).post(authorize::authorize_form),
+        )
         .at(
             "/account/reset-password",
             poem::get(pages::reset_password_page).post(pages::reset_password),

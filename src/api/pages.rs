@@ -19,7 +19,7 @@ use crate::auth::recovery::TokenError;
 use crate::state::AppState;
 
 /// The pages' one stylesheet, inline and allowed by its hash.
-const STYLE: &str = "\
+pub(super) const STYLE: &str = "\
 *{box-sizing:border-box}\
 body{margin:0;min-height:100vh;display:flex;align-items:center;justify-content:center;\
 background:#f4f5f7;color:#1f2328;font:16px/1.5 -apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif}\
@@ -33,6 +33,9 @@ input:focus{outline:2px solid #1f6feb;outline-offset:1px}\
 button{margin-top:1.5rem;width:100%;padding:.75rem;font:inherit;font-weight:600;color:#fff;\
 background:#1f6feb;border:0;border-radius:.375rem;cursor:pointer}\
 button:hover{background:#1a5fd0}\
+button.secondary{margin-top:.75rem;color:#1f2328;background:#fff;border:1px solid #8c959f}\
+button.secondary:hover{background:#f4f5f7}\
+ul{padding-left:1.25rem}\
 .error{padding:.75rem;color:#82071e;background:#ffebe9;border:1px solid #ffcecb;border-radius:.375rem}\
 .note{font-size:.875rem;color:#57606a}";
 
@@ -228,7 +231,7 @@ fn incomplete_link(product: &str) -> Response {
     )
 }
 
-fn unavailable(product: &str, err: &crate::error::Error) -> Response {
+pub(super) fn unavailable(product: &str, err: &crate::error::Error) -> Response {
     tracing::warn!(error = %err, "a page could not be answered");
     outcome(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -240,7 +243,7 @@ fn unavailable(product: &str, err: &crate::error::Error) -> Response {
     )
 }
 
-fn outcome(
+pub(super) fn outcome(
     status: StatusCode,
     product: &str,
     heading: &str,
@@ -264,7 +267,7 @@ fn outcome(
 
 /// An HTML answer with the pages' headers: only the inline stylesheet may
 /// load, forms post to this origin only, and nothing is cached.
-fn page(status: StatusCode, html: askama::Result<String>) -> Response {
+pub(super) fn page(status: StatusCode, html: askama::Result<String>) -> Response {
     let html = html.expect("a template of strings renders");
     poem::web::Html(html)
         .with_status(status)

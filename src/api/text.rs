@@ -94,6 +94,28 @@ impl Rules for RefreshToken {
     const MAX_LENGTH: Option<usize> = Some(crate::auth::client::MAX_REFRESH_TOKEN_BYTES);
 }
 
+/// An authorization code (RFC 6749 §4.1.3): none Gatehouse issues is
+/// longer.
+pub struct AuthorizationCode;
+impl Rules for AuthorizationCode {
+    const MIN_LENGTH: Option<usize> = Some(1);
+    const MAX_LENGTH: Option<usize> = Some(128);
+}
+
+/// A redirect URI, repeated at the token endpoint (RFC 6749 §4.1.3).
+pub struct RedirectUri;
+impl Rules for RedirectUri {
+    const MAX_LENGTH: Option<usize> = Some(crate::auth::authorize::MAX_PARAM_CHARS);
+}
+
+/// A PKCE code verifier (RFC 7636 §4.1).
+pub struct CodeVerifier;
+impl Rules for CodeVerifier {
+    const MIN_LENGTH: Option<usize> = Some(43);
+    const MAX_LENGTH: Option<usize> = Some(128);
+    const PATTERN: Option<&'static str> = Some(r"^[A-Za-z0-9._~-]*$");
+}
+
 /// A token to revoke: a refresh token or an access token (a JWT); none
 /// Gatehouse issues is longer (RFC 7009 §2.2: others get 200 all the same).
 pub struct AnyToken;

@@ -179,6 +179,22 @@ impl Clients {
         }
     }
 
+    /// The client `client_id` names, unauthenticated (the authorization
+    /// endpoint's question: whom is the user asked to trust?); `None` for
+    /// an unknown or disabled one.
+    pub async fn find_enabled(&self, client_id: &str) -> Result<Option<Client>, Error> {
+        if client_id == self.default_client_id {
+            return Ok(Some(self.builtin()));
+        }
+        if !valid_client_id(client_id) {
+            return Ok(None);
+        }
+        let record = self.store.find_client(client_id).await?;
+        Ok(record
+            .filter(|record| record.disabled_at.is_none())
+            .map(|record| Client::from_record(&record)))
+    }
+
     /// The client `credentials` name, authenticated: no id at all is the
     /// built-in client; a registered public client sends its id alone; a
     /// confidential one its id and secret. A client that authenticated is

@@ -12,11 +12,19 @@ pub enum GrantType {
     RefreshToken,
     /// A confidential client's token for itself (RFC 6749 §4.4).
     ClientCredentials,
+    /// A code from the authorization endpoint, with its PKCE verifier
+    /// (RFC 6749 §4.1, RFC 7636).
+    AuthorizationCode,
 }
 
 impl GrantType {
     /// Every grant type, in the order the spec and the metadata list them.
-    pub const ALL: [Self; 3] = [Self::Password, Self::RefreshToken, Self::ClientCredentials];
+    pub const ALL: [Self; 4] = [
+        Self::AuthorizationCode,
+        Self::Password,
+        Self::RefreshToken,
+        Self::ClientCredentials,
+    ];
 
     /// Their `grant_type` names, in the same order.
     pub const NAMES: [&'static str; Self::ALL.len()] = {
@@ -35,6 +43,7 @@ impl GrantType {
             Self::Password => "password",
             Self::RefreshToken => "refresh_token",
             Self::ClientCredentials => "client_credentials",
+            Self::AuthorizationCode => "authorization_code",
         }
     }
 
@@ -69,6 +78,9 @@ pub struct GrantParams {
     pub password: Option<secrecy::SecretString>,
     pub refresh_token: Option<String>,
     pub scope: Option<String>,
+    pub code: Option<String>,
+    pub redirect_uri: Option<String>,
+    pub code_verifier: Option<String>,
 }
 
 #[cfg(test)]
@@ -82,9 +94,14 @@ mod tests {
         }
         assert_eq!(
             GrantType::NAMES,
-            ["password", "refresh_token", "client_credentials"]
+            [
+                "authorization_code",
+                "password",
+                "refresh_token",
+                "client_credentials"
+            ]
         );
-        for unknown in ["", "Password", "authorization_code", "refresh_token "] {
+        for unknown in ["", "Password", "implicit", "refresh_token "] {
             assert_eq!(GrantType::parse(unknown), None, "{unknown:?}");
         }
     }

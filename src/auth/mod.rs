@@ -6,6 +6,7 @@
 
 pub(crate) mod accounts;
 mod audit;
+pub mod authorize;
 pub(crate) mod client;
 pub mod clients;
 pub(crate) mod email;

@@ -8,6 +8,7 @@
 //! whose affected-row count says who won, and transactions.
 
 mod audit;
+mod authorization;
 mod calls;
 mod clients;
 mod dialect;
@@ -31,6 +32,7 @@ use sqlx::AnyPool;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 
 pub use audit::AuditEvent;
+pub use authorization::{BrowserSession, CodeRecord, NewCode, Redemption};
 pub use clients::ClientRecord;
 pub(crate) use dialect::create_private_dir;
 pub use dialect::{is_transient, is_unavailable};

@@ -5,6 +5,7 @@ mod helpers;
 mod proxy;
 
 mod audit;
+mod authorize;
 mod bad_input;
 mod clients;
 mod disable;

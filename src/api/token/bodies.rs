@@ -7,7 +7,8 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 
 use crate::api::text::{
-    ClientId, ClientSecret, GrantType, LoginName, Password, RefreshToken, Scope, Text,
+    AuthorizationCode, ClientId, ClientSecret, CodeVerifier, GrantType, LoginName, Password,
+    RedirectUri, RefreshToken, Scope, Text,
 };
 use crate::auth::sessions::IssuedTokens;
 
@@ -24,6 +25,13 @@ pub struct TokenRequest {
     pub password: Option<Text<Password>>,
     /// For `grant_type=refresh_token`.
     pub refresh_token: Option<Text<RefreshToken>>,
+    /// For `grant_type=authorization_code`: the code from the redirect.
+    pub code: Option<Text<AuthorizationCode>>,
+    /// For `grant_type=authorization_code`: the `redirect_uri` of the
+    /// authorization request, repeated.
+    pub redirect_uri: Option<Text<RedirectUri>>,
+    /// For `grant_type=authorization_code`: the PKCE verifier (RFC 7636).
+    pub code_verifier: Option<Text<CodeVerifier>>,
     /// Space-separated scopes; empty or absent means the default (`profile`).
     pub scope: Option<Text<Scope>>,
     /// The public client's id (optional; recorded on the session).

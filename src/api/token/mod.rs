@@ -205,6 +205,9 @@ impl TokenApi {
             password: form.password.map(|password| SecretString::from(password.0)),
             refresh_token: form.refresh_token.map(|token| token.0),
             scope: form.scope.map(|scope| scope.0),
+            code: form.code.map(|code| code.0),
+            redirect_uri: form.redirect_uri.map(|uri| uri.0),
+            code_verifier: form.code_verifier.map(|verifier| verifier.0),
         };
         let client = client_info(req, credentials.id.clone());
         let issued = state

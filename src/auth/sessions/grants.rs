@@ -81,6 +81,15 @@ impl From<sqlx::Error> for GrantError {
     }
 }
 
+/// How a new session is opened: its id (named before it exists by a code's
+/// redemption), when its user authenticated, and the account's epoch then.
+#[derive(Debug, Clone)]
+pub(super) struct Opening {
+    pub session_id: SessionId,
+    pub authenticated_at: crate::clock::UnixMillis,
+    pub user_epoch: i64,
+}
+
 const BAD_REFRESH_TOKEN: &str = "the refresh token is invalid, expired or revoked";
 
 impl Sessions {
@@ -132,6 +141,10 @@ impl Sessions {
             }
             GrantType::ClientCredentials => {
                 self.client_credentials_grant(&authenticated, scope, &client)
+                    .await
+            }
+            GrantType::AuthorizationCode => {
+                self.authorization_code_grant(&authenticated, params, &client)
                     .await
             }
         }
@@ -242,8 +255,29 @@ impl Sessions {
         client: &ClientInfo,
     ) -> Result<IssuedTokens, GrantError> {
         let now = self.clock.now();
+        let opening = Opening {
+            session_id: SessionId::generate(),
+            authenticated_at: now,
+            user_epoch: user.session_epoch,
+        };
+        self.open_session_with(user, scope, client_id, confidential, client, opening)
+            .await
+    }
+
+    /// [`Sessions::open_session_as`] with the session's id, when the user
+    /// authenticated and the account's epoch then given.
+    pub(super) async fn open_session_with(
+        &self,
+        user: &UserRecord,
+        scope: String,
+        client_id: &str,
+        confidential: bool,
+        client: &ClientInfo,
+        opening: Opening,
+    ) -> Result<IssuedTokens, GrantError> {
+        let now = self.clock.now();
         let amr = AuthMethod::Password.as_str();
-        let session_id = SessionId::generate();
+        let session_id = opening.session_id;
         let refresh_token = crate::auth::random_token();
         let expires_at = now + self.rotation.policy().ttl;
         let user_agent = client.stored_user_agent();
@@ -259,7 +293,7 @@ impl Sessions {
                 created_at: now,
                 expires_at,
                 first_token_hash: &TokenHash::of(refresh_token.expose_secret()),
-                user_epoch: user.session_epoch,
+                user_epoch: opening.user_epoch,
                 amr,
                 client_confidential: confidential,
             })
@@ -283,7 +317,7 @@ impl Sessions {
                 session_id: &session_id,
                 scope,
                 client_id,
-                authenticated_at: now,
+                authenticated_at: opening.authenticated_at,
                 amr,
             },
             refresh_token,

@@ -2,6 +2,7 @@
 //! check that an access token's session is live, listing them, and ending
 //! them (`revoke.rs`).
 
+mod code;
 mod grants;
 mod introspect;
 mod live_reads;
@@ -68,6 +69,11 @@ pub struct Sessions {
 }
 
 impl Sessions {
+    /// The issuer (`iss`) of the tokens and of authorization responses.
+    pub fn issuer(&self) -> &str {
+        self.signing.tokens().issuer()
+    }
+
     /// The cached session check (its load is on `/metrics`).
     pub fn check(&self) -> &SessionCheck {
         self.revoker.check()
