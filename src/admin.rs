@@ -98,6 +98,7 @@ async fn client_registry(args: &crate::config::ClientArgs) -> Result<(Clients, S
     let clients = Clients {
         store: store.clone(),
         default_client_id: args.default_client_id.clone(),
+        builtin_redirect_uris: Vec::new(),
         known_scopes: crate::config::known_scopes(&args.scopes).map_err(StartError::Config)?,
         throttle: ThrottlePolicy::default(),
         audit: Audit::new(store.clone(), Arc::default(), clock.clone()),

@@ -107,7 +107,7 @@ pub async fn build_app_with_clock(
         KeySource::Fixed => load_kek(&config.keys, &config.database)?,
     };
     let successors = Successors::load(&store, &kek, clock.now()).await?;
-    let issuer = match &config.issuer {
+    let issuer: String = match &config.issuer {
         Some(issuer) => issuer.clone(),
         // Every instance of one database issues and accepts the same `iss`:
         // the first one's default.
@@ -118,6 +118,13 @@ pub async fn build_app_with_clock(
                 .0
         }
     };
+    // Swagger UI's Authorize comes back here (the built-in client's one
+    // redirect URI).
+    let swagger_receiver = format!(
+        "{}{}",
+        issuer.trim_end_matches('/'),
+        crate::api::SWAGGER_RECEIVER_PATH
+    );
     let metrics = Arc::new(Metrics::default());
     let mail_wake = Arc::new(tokio::sync::Notify::new());
     let mailer = Arc::new(Mailer::new(
@@ -167,6 +174,7 @@ pub async fn build_app_with_clock(
     let clients = Arc::new(Clients {
         store: store.clone(),
         default_client_id: config.default_client_id.clone(),
+        builtin_redirect_uris: vec![swagger_receiver],
         known_scopes: config.known_scopes().map_err(StartError::Config)?,
         throttle: throttle_policy(config),
         audit: audit.clone(),

@@ -18,7 +18,7 @@ use poem::{Request, Response, handler};
 use secrecy::{ExposeSecret as _, SecretString};
 
 use super::oauth::client_info;
-use super::pages::{STYLE, outcome, page, unavailable};
+use super::pages::{STYLE, outcome, page_posting_to, unavailable};
 use crate::auth::accounts::LoginRefused;
 use crate::auth::authorize::{AuthorizeParams, AuthorizeRequest, Refusal, with_query};
 use crate::state::AppState;
@@ -311,7 +311,7 @@ async fn continue_as(
                 Ok(None) => return login_page(product, request, csrf, "", None, StatusCode::OK),
                 Err(err) => return unavailable(product, &err.into()),
             };
-            page(
+            page_posting_to(
                 StatusCode::OK,
                 ConsentPage {
                     product,
@@ -326,6 +326,7 @@ async fn continue_as(
                         .collect(),
                 }
                 .render(),
+                origin_of(&request.redirect_uri),
             )
         }
         Err(err) => unavailable(product, &err),
@@ -343,6 +344,18 @@ async fn send_code(
     }
 }
 
+/// `scheme://host[:port]` of a registered redirect URI (which holds no
+/// whitespace, quote or semicolon: it cannot break out of the policy).
+fn origin_of(uri: &str) -> Option<&str> {
+    let (_, rest) = uri.split_once("://")?;
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let origin = &uri[..uri.len() - rest.len() + end];
+    origin
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b":/.-[]".contains(&b))
+        .then_some(origin)
+}
+
 fn describe_scope(scope: &str) -> String {
     match scope {
         crate::auth::scope::PROFILE => "See your username and email address".into(),
@@ -358,7 +371,7 @@ fn login_page(
     error: Option<String>,
     status: StatusCode,
 ) -> Response {
-    page(
+    page_posting_to(
         status,
         LoginPage {
             product,
@@ -369,6 +382,7 @@ fn login_page(
             error,
         }
         .render(),
+        origin_of(&request.redirect_uri),
     )
 }
 

@@ -55,6 +55,8 @@ pub enum JwksReply {
 pub struct ServerMetadata {
     /// The `iss` of every access token.
     pub issuer: String,
+    /// RFC 6749 §3.1: Gatehouse's sign-in page (authorization code + PKCE).
+    pub authorization_endpoint: String,
     pub token_endpoint: String,
     pub revocation_endpoint: String,
     /// RFC 7662, for confidential clients (resource servers).
@@ -64,6 +66,10 @@ pub struct ServerMetadata {
     pub scopes_supported: Vec<String>,
     /// Empty: there is no authorization endpoint (no redirect flows in v1).
     pub response_types_supported: Vec<String>,
+    /// PKCE (RFC 7636): `S256` only, and required.
+    pub code_challenge_methods_supported: Vec<String>,
+    /// RFC 9207: authorization responses carry `iss`.
+    pub authorization_response_iss_parameter_supported: bool,
     /// `none` (public clients send their id alone), `client_secret_basic`
     /// and `client_secret_post` (confidential clients).
     pub token_endpoint_auth_methods_supported: Vec<String>,
@@ -125,6 +131,7 @@ impl DiscoveryApi {
         let base = issuer.trim_end_matches('/');
         let strings = |items: &[&str]| items.iter().map(|item| (*item).to_owned()).collect();
         Json(ServerMetadata {
+            authorization_endpoint: format!("{base}/oauth/authorize"),
             token_endpoint: format!("{base}/oauth/token"),
             revocation_endpoint: format!("{base}/oauth/revoke"),
             introspection_endpoint: format!("{base}/oauth/introspect"),
@@ -132,7 +139,9 @@ impl DiscoveryApi {
             issuer,
             grant_types_supported: strings(&GrantType::NAMES),
             scopes_supported: state.clients.known_scopes().to_vec(),
-            response_types_supported: Vec::new(),
+            response_types_supported: strings(&["code"]),
+            code_challenge_methods_supported: strings(&["S256"]),
+            authorization_response_iss_parameter_supported: true,
             token_endpoint_auth_methods_supported: strings(&AUTH_METHODS),
             revocation_endpoint_auth_methods_supported: strings(&AUTH_METHODS),
             introspection_endpoint_auth_methods_supported: strings(&AUTH_METHODS[1..]),

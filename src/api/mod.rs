@@ -2,6 +2,8 @@
 //! OpenAPI service, plus Swagger UI, the spec endpoints and the middleware
 //! that keeps every error a JSON body.
 
+pub use spec::SWAGGER_RECEIVER_PATH;
+
 mod account;
 mod authorize;
 mod client_address;

@@ -268,11 +268,29 @@ pub(super) fn outcome(
 /// An HTML answer with the pages' headers: only the inline stylesheet may
 /// load, forms post to this origin only, and nothing is cached.
 pub(super) fn page(status: StatusCode, html: askama::Result<String>) -> Response {
+    page_posting_to(status, html, None)
+}
+
+/// [`page`] whose form may also lead to `origin`: the authorization pages'
+/// forms are answered with a redirect to the client, which browsers hold
+/// to `form-action` too.
+pub(super) fn page_posting_to(
+    status: StatusCode,
+    html: askama::Result<String>,
+    origin: Option<&str>,
+) -> Response {
     let html = html.expect("a template of strings renders");
+    let policy = match origin {
+        Some(origin) => content_security_policy().replace(
+            "form-action 'self'",
+            &format!("form-action 'self' {origin}"),
+        ),
+        None => content_security_policy().to_owned(),
+    };
     poem::web::Html(html)
         .with_status(status)
         .with_header(header::CACHE_CONTROL, "no-store")
-        .with_header(header::CONTENT_SECURITY_POLICY, content_security_policy())
+        .with_header(header::CONTENT_SECURITY_POLICY, policy)
         .into_response()
 }
 

@@ -18,8 +18,11 @@ pub enum Scopes {
     Profile,
 }
 
-/// OAuth2 password flow: Swagger UI's **Authorize** posts the username and
-/// password to `/oauth/token` and sends the access token as a Bearer token.
+/// OAuth2, two flows: Swagger UI's **Authorize** either sends you to
+/// Gatehouse's sign-in page (authorization code with PKCE; `client_id`
+/// `gatehouse`, no secret) or posts the username and password to
+/// `/oauth/token` (password, first-party only); either way it sends the
+/// access token as a Bearer token.
 /// Access tokens are JWTs (RFC 9068, `typ: at+jwt`) signed and checked as
 /// the JWT best current practices (RFC8725) ask: one pinned algorithm
 /// (EdDSA, or HS256 by configuration), explicit `typ`, `iss`, `aud`, `exp`
@@ -28,11 +31,19 @@ pub enum Scopes {
 #[oai(
     rename = "OAuth2",
     ty = "oauth2",
-    flows(password(
-        token_url = "/oauth/token",
-        refresh_url = "/oauth/token",
-        scopes = "Scopes"
-    )),
+    flows(
+        authorization_code(
+            authorization_url = "/oauth/authorize",
+            token_url = "/oauth/token",
+            refresh_url = "/oauth/token",
+            scopes = "Scopes"
+        ),
+        password(
+            token_url = "/oauth/token",
+            refresh_url = "/oauth/token",
+            scopes = "Scopes"
+        )
+    ),
     checker = "check_access_token"
 )]
 pub struct BearerAuth(pub Caller);

@@ -74,6 +74,19 @@ fn header_case(name: &str) -> String {
         .join("-")
 }
 
+/// Swagger UI's page that receives the authorization response and hands
+/// it to the opener (swagger-ui's `oauth2-redirect.html`, as poem-openapi
+/// ships it).
+const OAUTH_RECEIVER_HTML: &str = include_str!("oauth-receiver.html");
+
+/// Where Swagger UI's Authorize lands after Gatehouse's login page, under
+/// `/docs`: a redirect URI of the built-in client.
+pub const SWAGGER_RECEIVER_PATH: &str = "/docs/oauth-receiver.html";
+
+/// Run after Swagger UI starts: Authorize's authorization-code flow uses
+/// PKCE (S256), as Gatehouse requires.
+const PKCE_SETUP: &str = "    ui.initOAuth({ usePkceWithAuthorizationCodeGrant: true });\n";
+
 /// `/openapi.json`, `/openapi.yaml` and Swagger UI, all from the finished spec.
 pub fn endpoints(
     service: &OpenApiService<Apis, ()>,
@@ -85,13 +98,27 @@ pub fn endpoints(
     let spec = document(service);
     let json = pretty(&spec);
     let yaml = serde_yaml::to_string(&spec).expect("JSON converts to YAML");
-    // Swagger UI's page embeds poem-openapi's spec verbatim: swap in ours.
+    // Swagger UI's page embeds poem-openapi's spec verbatim: swap in ours,
+    // and turn PKCE on for Authorize's authorization-code flow (the
+    // built-in client, public, registers the receiver page below).
     let docs = service
         .swagger_ui_html()
-        .replacen(&service.spec(), &json, 1);
+        .replacen(&service.spec(), &json, 1)
+        .replacen("SwaggerUIBundle({", "const ui = SwaggerUIBundle({", 1)
+        .replacen(
+            "</script>\n\n</body>",
+            &format!("{PKCE_SETUP}</script>\n\n</body>"),
+            1,
+        );
     let served_json = json.clone();
+    let docs = poem::Route::new()
+        .at("/", make_sync(move |_| Html(docs.clone())))
+        .at(
+            "/oauth-receiver.html",
+            make_sync(|_| Html(OAUTH_RECEIVER_HTML)),
+        );
     (
-        make_sync(move |_| Html(docs.clone())),
+        docs,
         make_sync(move |_| {
             Response::builder()
                 .content_type("application/json")

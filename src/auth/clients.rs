@@ -128,6 +128,8 @@ pub struct Clients {
     pub(crate) store: Store,
     /// The built-in client's id (`--default-client-id`).
     pub(crate) default_client_id: String,
+    /// The built-in client's redirect URIs: Swagger UI's receiver page.
+    pub(crate) builtin_redirect_uris: Vec<String>,
     /// Every scope Gatehouse grants: `profile` and `--scopes`.
     pub(crate) known_scopes: Vec<String>,
     pub(crate) throttle: ThrottlePolicy,
@@ -173,7 +175,7 @@ impl Clients {
             grant_types: ["password", "refresh_token", "authorization_code"]
                 .map(str::to_owned)
                 .to_vec(),
-            redirect_uris: Vec::new(),
+            redirect_uris: self.builtin_redirect_uris.clone(),
             scopes: self.known_scopes.clone(),
             disabled: false,
         }

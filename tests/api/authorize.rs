@@ -26,6 +26,7 @@ on_both_stores!(
     denying_consent_sends_access_denied_with_the_state,
     the_pages_cannot_be_framed_and_run_no_script,
     a_first_party_app_is_not_asked_for_consent,
+    swagger_ui_signs_in_with_the_built_in_client_and_pkce,
 );
 
 const APP: &str = "photo-app";
@@ -56,13 +57,19 @@ impl Page {
             .unwrap()
             .captures(&self.html)
             .unwrap_or_else(|| panic!("no field {name} in {}", self.html));
-        found[1].replace("&#x2f;", "/").replace("&#47;", "/").replace("&amp;", "&")
+        found[1]
+            .replace("&#x2f;", "/")
+            .replace("&#47;", "/")
+            .replace("&amp;", "&")
     }
 
     /// The query parameters of the redirect's Location.
     fn answer(&self) -> HashMap<String, String> {
         let location = self.location();
-        let query = location.split_once('?').map(|(_, query)| query).unwrap_or("");
+        let query = location
+            .split_once('?')
+            .map(|(_, query)| query)
+            .unwrap_or("");
         serde_urlencoded::from_str(query).unwrap()
     }
 }
@@ -149,7 +156,11 @@ impl<'a> Browser<'a> {
         if page.html.contains(r#"name="state""#) {
             form.push(("state", page.field("state")));
         }
-        form.extend(extra.iter().map(|(name, value)| (*name, (*value).to_owned())));
+        form.extend(
+            extra
+                .iter()
+                .map(|(name, value)| (*name, (*value).to_owned())),
+        );
         self.post(&form).await
     }
 }
@@ -210,7 +221,13 @@ async fn sign_in_and_allow(browser: &mut Browser<'_>) -> Page {
     browser.submit(&consent, &[("decision", "allow")]).await
 }
 
-async fn redeem(app: &TestApp, client: &str, code: &str, redirect_uri: &str, verifier: &str) -> Reply {
+async fn redeem(
+    app: &TestApp,
+    client: &str,
+    code: &str,
+    redirect_uri: &str,
+    verifier: &str,
+) -> Reply {
     app.post_form(
         "/oauth/token",
         &[
@@ -434,11 +451,19 @@ async fn a_loopback_redirect_uri_may_use_any_port(store: Store) {
     let app = with_app(store).await;
     register_app(&app, "cli", false, &["http://127.0.0.1/callback"]).await;
     let page = Browser::new(&app)
-        .open(&authorize_path("cli", "http://127.0.0.1:53682/callback", &[]))
+        .open(&authorize_path(
+            "cli",
+            "http://127.0.0.1:53682/callback",
+            &[],
+        ))
         .await;
     assert_eq!(page.status, 200, "{}", page.html);
     let page = Browser::new(&app)
-        .open(&authorize_path("cli", "http://127.0.0.1:53682/elsewhere", &[]))
+        .open(&authorize_path(
+            "cli",
+            "http://127.0.0.1:53682/elsewhere",
+            &[],
+        ))
         .await;
     assert_eq!(page.status, 400);
 }
@@ -496,7 +521,10 @@ async fn the_login_page_answers_unknown_users_and_wrong_passwords_alike(store: S
         let mut browser = Browser::new(&app);
         let login = browser.open(&authorize_path(APP, CALLBACK, &[])).await;
         let page = browser
-            .submit(&login, &[("username", username), ("password", "wrong password 1")])
+            .submit(
+                &login,
+                &[("username", username), ("password", "wrong password 1")],
+            )
             .await;
         assert_eq!(page.status, 400);
         assert!(page.html.contains("role=\"alert\""), "{}", page.html);
@@ -561,6 +589,12 @@ async fn the_pages_cannot_be_framed_and_run_no_script(store: Store) {
         let policy = header("content-security-policy");
         assert!(policy.contains("frame-ancestors 'none'"), "{policy}");
         assert!(policy.contains("default-src 'none'"), "{policy}");
+        // The form's answer is a redirect to the app, which browsers hold
+        // to form-action too: that origin, and no other.
+        assert!(
+            policy.contains("form-action 'self' https://photos.example;"),
+            "{policy}"
+        );
         assert!(!page.html.contains("<script"));
     }
     let cookies = login
@@ -576,7 +610,11 @@ async fn the_pages_cannot_be_framed_and_run_no_script(store: Store) {
         assert!(cookie.contains("SameSite="), "{cookie}");
         assert!(cookie.contains("Path=/"), "{cookie}");
     }
-    assert_eq!(json!(cookies.len()), json!(2), "a CSRF cookie and a session cookie");
+    assert_eq!(
+        json!(cookies.len()),
+        json!(2),
+        "a CSRF cookie and a session cookie"
+    );
 }
 
 async fn a_first_party_app_is_not_asked_for_consent(store: Store) {
@@ -591,4 +629,47 @@ async fn a_first_party_app_is_not_asked_for_consent(store: Store) {
         .await;
     assert_eq!(back.status, 302, "{}", back.html);
     assert!(back.answer().contains_key("code"));
+}
+
+async fn swagger_ui_signs_in_with_the_built_in_client_and_pkce(store: Store) {
+    let app = with_app(store).await;
+    let receiver = format!("{ISSUER}/docs/oauth-receiver.html");
+    let mut browser = Browser::new(&app);
+    let login = browser
+        .open(&authorize_path("gatehouse", &receiver, &[]))
+        .await;
+    assert_eq!(login.status, 200, "{}", login.html);
+    let back = browser
+        .submit(&login, &[("username", "alice"), ("password", PASSWORD)])
+        .await;
+    assert_eq!(back.status, 302, "first-party: no consent; {}", back.html);
+    assert!(back.location().starts_with(&format!("{receiver}?code=")));
+    let tokens = redeem(
+        &app,
+        "gatehouse",
+        &back.answer()["code"],
+        &receiver,
+        VERIFIER,
+    )
+    .await;
+    tokens.assert_status(200);
+    app.me(tokens.str("access_token")).await.assert_status(200);
+
+    // The receiver page is served, and the UI turns PKCE on.
+    let page = browser.open("/docs/oauth-receiver.html").await;
+    assert_eq!(page.status, 200);
+    assert!(page.html.contains("swaggerUIRedirectOauth2"));
+    let docs = browser.open("/docs").await;
+    assert!(
+        docs.html
+            .contains("usePkceWithAuthorizationCodeGrant: true")
+    );
+    let spec = browser.open("/openapi.json").await;
+    let spec: serde_json::Value = serde_json::from_str(&spec.html).unwrap();
+    let flows = &spec["components"]["securitySchemes"]["OAuth2"]["flows"];
+    assert_eq!(
+        flows["authorizationCode"]["authorizationUrl"],
+        "/oauth/authorize"
+    );
+    assert_eq!(flows["password"]["tokenUrl"], "/oauth/token");
 }

@@ -69,8 +69,26 @@ async fn the_metadata_names_the_endpoints_and_what_they_support(store: Store) {
     );
     assert_eq!(
         meta["grant_types_supported"],
-        serde_json::json!(["password", "refresh_token", "client_credentials"])
+        serde_json::json!([
+            "authorization_code",
+            "password",
+            "refresh_token",
+            "client_credentials"
+        ])
     );
+    assert_eq!(
+        meta["authorization_endpoint"],
+        "http://gatehouse.test/oauth/authorize"
+    );
+    assert_eq!(
+        meta["response_types_supported"],
+        serde_json::json!(["code"])
+    );
+    assert_eq!(
+        meta["code_challenge_methods_supported"],
+        serde_json::json!(["S256"])
+    );
+    assert_eq!(meta["authorization_response_iss_parameter_supported"], true);
     assert_eq!(meta["scopes_supported"], serde_json::json!(["profile"]));
     assert_eq!(
         meta["token_endpoint_auth_methods_supported"],

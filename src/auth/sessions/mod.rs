@@ -2,6 +2,7 @@
 //! check that an access token's session is live, listing them, and ending
 //! them (`revoke.rs`).
 
+mod authorization;
 mod code;
 mod grants;
 mod introspect;
