@@ -269,7 +269,8 @@ impl Store {
 impl Store {
     /// Deletes sessions that expired before `now` or were revoked before
     /// `revoked_before`, with their refresh tokens (the foreign key
-    /// cascades), and throttle counters whose window started before
+    /// cascades), likewise the login page's browser sessions, authorization
+    /// codes that expired before `revoked_before`, and throttle counters whose window started before
     /// `throttle_before` and that block nothing at `now`. Returns the number
     /// of sessions and of counters deleted.
     pub async fn prune(
@@ -295,6 +296,17 @@ impl Store {
             .execute(&mut *conn)
             .await?
             .rows_affected();
+            // Codes are kept past their minute as long as revoked sessions
+            // are, so that a late replay still revokes what the code got.
+            sqlx::query("DELETE FROM authorization_codes WHERE expires_at < ?")
+                .bind(revoked_before)
+                .execute(&mut *conn)
+                .await?;
+            sqlx::query("DELETE FROM browser_sessions WHERE expires_at <= ? OR revoked_at < ?")
+                .bind(now)
+                .bind(revoked_before)
+                .execute(&mut *conn)
+                .await?;
             Ok((sessions, counters))
         })
         .await

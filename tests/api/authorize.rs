@@ -27,6 +27,7 @@ on_both_stores!(
     the_pages_cannot_be_framed_and_run_no_script,
     a_first_party_app_is_not_asked_for_consent,
     swagger_ui_signs_in_with_the_built_in_client_and_pkce,
+    a_code_replayed_after_its_minute_still_revokes_until_pruned,
 );
 
 const APP: &str = "photo-app";
@@ -672,4 +673,31 @@ async fn swagger_ui_signs_in_with_the_built_in_client_and_pkce(store: Store) {
         "/oauth/authorize"
     );
     assert_eq!(flows["password"]["tokenUrl"], "/oauth/token");
+}
+
+async fn a_code_replayed_after_its_minute_still_revokes_until_pruned(store: Store) {
+    let app = with_app(store).await;
+    let code = code_for(&app).await;
+    let first = redeem(&app, APP, &code, CALLBACK, VERIFIER).await;
+    first.assert_status(200);
+    app.clock.advance(std::time::Duration::from_secs(120));
+    redeem(&app, APP, &code, CALLBACK, VERIFIER)
+        .await
+        .assert_error(400, "invalid_grant");
+    app.me(first.str("access_token"))
+        .await
+        .assert_error(401, "invalid_token");
+
+    let count = || app.query_strings("SELECT token_hash FROM authorization_codes");
+    assert_eq!(count().await.len(), 1);
+    let now = app.state.clock.now();
+    // Kept while revoked sessions are; gone after.
+    app.state
+        .store
+        .prune(now, now - std::time::Duration::from_secs(100), now)
+        .await
+        .unwrap();
+    assert_eq!(count().await.len(), 1);
+    app.state.store.prune(now, now, now).await.unwrap();
+    assert!(count().await.is_empty());
 }
