@@ -422,28 +422,32 @@ fn csrf_matches(req: &Request, cookies: &Cookies, posted: Option<&str>) -> bool 
 }
 
 /// A form post from another site is refused whatever it carries: the
-/// `Origin` a browser sends must be this service's, when it sends one.
+/// browser's `Sec-Fetch-Site` must not say `cross-site`, and an `Origin`,
+/// when it names one (pages without a referrer send `null`), must be this
+/// service's. The CSRF token is the check that holds without either.
 fn same_origin(state: &AppState, req: &Request) -> bool {
-    let Some(origin) = req.headers().get(header::ORIGIN) else {
+    let header = |name| {
+        req.headers()
+            .get(name)
+            .and_then(|value: &header::HeaderValue| value.to_str().ok())
+    };
+    if header("sec-fetch-site") == Some("cross-site") {
+        return false;
+    }
+    let Some(origin) = header(header::ORIGIN.as_str()).filter(|origin| *origin != "null") else {
         return true;
     };
     let issuer = state.sessions.issuer();
     let ours = issuer
         .split_once("://")
         .map(|(scheme, rest)| format!("{scheme}://{}", rest.split('/').next().unwrap_or("")));
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|host| host.to_str().ok());
-    origin.to_str().is_ok_and(|origin| {
-        Some(origin) == ours.as_deref()
-            || host.is_some_and(|host| {
-                origin
-                    .strip_prefix("http://")
-                    .or_else(|| origin.strip_prefix("https://"))
-                    == Some(host)
-            })
-    })
+    Some(origin) == ours.as_deref()
+        || header(header::HOST.as_str()).is_some_and(|host| {
+            origin
+                .strip_prefix("http://")
+                .or_else(|| origin.strip_prefix("https://"))
+                == Some(host)
+        })
 }
 
 fn refused(product: &str, refusal: Refusal, issuer: &str) -> Response {

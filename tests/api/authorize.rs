@@ -509,10 +509,42 @@ async fn a_form_posted_without_its_csrf_token_or_from_another_site_is_refused(st
         )
         .await;
     assert_eq!(cross_site.status, 403);
-    // Nothing signed the browser in.
+    // Or that the browser says came from another site.
+    let body = serde_urlencoded::to_string(&form).unwrap();
+    let cross_site = browser
+        .read(
+            app.client
+                .post("/oauth/authorize")
+                .header("Cookie", browser.cookie_header())
+                .header("Sec-Fetch-Site", "cross-site")
+                .content_type("application/x-www-form-urlencoded")
+                .body(body)
+                .send()
+                .await,
+        )
+        .await;
+    assert_eq!(cross_site.status, 403);
+    // None of that signed the browser in.
     let again = browser.open(&authorize_path(APP, CALLBACK, &[])).await;
     assert_eq!(again.status, 200);
     assert!(again.html.contains(r#"name="password""#));
+    // A page without a referrer sends `Origin: null`: the token decides.
+    let body = serde_urlencoded::to_string(&form).unwrap();
+    let no_referrer = browser
+        .read(
+            app.client
+                .post("/oauth/authorize")
+                .header("Cookie", browser.cookie_header())
+                .header("Origin", "null")
+                .header("Sec-Fetch-Site", "same-origin")
+                .content_type("application/x-www-form-urlencoded")
+                .body(body)
+                .send()
+                .await,
+        )
+        .await;
+    assert_eq!(no_referrer.status, 200, "{}", no_referrer.html);
+    assert!(no_referrer.html.contains(r#"value="allow""#), "signed in");
 }
 
 async fn the_login_page_answers_unknown_users_and_wrong_passwords_alike(store: Store) {
