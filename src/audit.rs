@@ -37,6 +37,13 @@ pub enum AuditKind {
     ClientAuthFailed,
     /// A client was granted a token for itself (client credentials).
     ClientCredentialsGranted,
+    /// A user allowed a client that is not first-party its scopes.
+    ConsentGranted,
+    /// A user withdrew a consent (the client's sessions ended with it).
+    ConsentWithdrawn,
+    /// An authorization code was redeemed a second time (what the first
+    /// redemption got was revoked).
+    AuthorizationCodeReplayed,
     /// Signing-key events, recorded by the `gatehouse keys` commands.
     KeyRotated,
     KeysReset,
@@ -47,7 +54,7 @@ impl AuditKind {
     /// The kinds a serving instance records, each counted in
     /// `gatehouse_events_total{event=…}` (the key events happen in admin
     /// commands, not in the server).
-    pub const COUNTED: [Self; 23] = [
+    pub const COUNTED: [Self; 26] = [
         Self::LoginSucceeded,
         Self::LoginFailed,
         Self::LoginThrottled,
@@ -71,6 +78,9 @@ impl AuditKind {
         Self::MailFailed,
         Self::ClientAuthFailed,
         Self::ClientCredentialsGranted,
+        Self::ConsentGranted,
+        Self::ConsentWithdrawn,
+        Self::AuthorizationCodeReplayed,
     ];
 
     /// The name stored in `audit_events.event` and shown in `/metrics`.
@@ -99,6 +109,9 @@ impl AuditKind {
             Self::MailFailed => "mail_failed",
             Self::ClientAuthFailed => "client_auth_failed",
             Self::ClientCredentialsGranted => "client_credentials_granted",
+            Self::ConsentGranted => "consent_granted",
+            Self::ConsentWithdrawn => "consent_withdrawn",
+            Self::AuthorizationCodeReplayed => "authorization_code_replayed",
             Self::KeyRotated => "key_rotated",
             Self::KeysReset => "keys_reset",
             Self::KeysResealed => "keys_resealed",

@@ -267,9 +267,10 @@ pub(super) async fn authorize_form(
             };
             match form.decision.as_deref() {
                 Some("allow") => {
+                    let from = client_info(req, Some(request.client.id.clone()));
                     if let Err(err) = state
                         .sessions
-                        .record_consent(&session.user_id, &request)
+                        .record_consent(&session.user_id, &request, &from)
                         .await
                     {
                         return unavailable(product, &err);

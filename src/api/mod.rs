@@ -7,6 +7,7 @@ pub use spec::SWAGGER_RECEIVER_PATH;
 mod account;
 mod authorize;
 mod client_address;
+mod consents;
 mod discovery;
 mod error_body;
 pub(crate) mod failure;
@@ -29,6 +30,7 @@ use poem_openapi::{OpenApiService, Tags};
 use account::AccountApi;
 pub use client_address::Cidr;
 pub(crate) use client_address::TrustedProxies;
+use consents::ConsentsApi;
 use discovery::DiscoveryApi;
 use introspect::IntrospectApi;
 use meta::MetaApi;
@@ -47,7 +49,8 @@ pub(crate) enum ApiTags {
     Users,
     /// Password reset and email verification.
     Recovery,
-    /// Your sessions: list, revoke one, log out everywhere.
+    /// Your sessions and the apps you allowed: list, revoke one, log out
+    /// everywhere, withdraw an app's access.
     Sessions,
     /// Public keys and server metadata, for verifying tokens independently.
     Discovery,
@@ -72,6 +75,7 @@ pub(crate) type Apis = (
     UsersApi,
     AccountApi,
     SessionsApi,
+    ConsentsApi,
     DiscoveryApi,
     MetaApi,
 );

@@ -46,6 +46,16 @@ pub enum Redemption {
     Unknown,
 }
 
+/// A consent, as listed to its user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsentRecord {
+    pub client_id: String,
+    /// The client's name (absent if it was deleted from the registry).
+    pub client_name: Option<String>,
+    pub scope: String,
+    pub granted_at: UnixMillis,
+}
+
 /// A browser session of the login page, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrowserSession {
@@ -256,6 +266,80 @@ impl Store {
             .execute(&mut *tx)
             .await?;
                 tx.commit().await
+            })
+        })
+        .await
+    }
+
+    /// The consents `user_id` gave, by client id.
+    pub async fn consents_of(&self, user_id: &UserId) -> Result<Vec<ConsentRecord>, sqlx::Error> {
+        let select = sqlx::query(
+            "SELECT c.client_id, k.name, c.scope, c.granted_at FROM consents c \
+             LEFT JOIN clients k ON k.client_id = c.client_id \
+             WHERE c.user_id = ? ORDER BY c.client_id",
+        )
+        .bind(user_id);
+        let rows = self.run(async |conn| select.fetch_all(conn).await).await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ConsentRecord {
+                    client_id: row.try_get("client_id")?,
+                    client_name: row.try_get("name")?,
+                    scope: row.try_get("scope")?,
+                    granted_at: row.try_get("granted_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Withdraws `user_id`'s consent to `client_id` and revokes the live
+    /// sessions that client holds for the user, in one transaction; the
+    /// sessions revoked, or `None` if there was no such consent.
+    pub async fn withdraw_consent(
+        &self,
+        user_id: &UserId,
+        client_id: &str,
+        now: UnixMillis,
+    ) -> Result<Option<Vec<SessionId>>, sqlx::Error> {
+        let select = format!(
+            "SELECT id FROM sessions WHERE user_id = ? AND client_id = ? AND revoked_at IS NULL{}",
+            self.for_update()
+        );
+        let begin = self.begin_write();
+        self.retry_aborted(|| {
+            self.run(async |conn| {
+                let mut tx = conn.begin_with(begin).await?;
+                let withdrawn =
+                    sqlx::query("DELETE FROM consents WHERE user_id = ? AND client_id = ?")
+                        .bind(user_id)
+                        .bind(client_id)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected()
+                        == 1;
+                if !withdrawn {
+                    tx.rollback().await?;
+                    return Ok(None);
+                }
+                let ids: Vec<SessionId> = sqlx::query(&select)
+                    .bind(user_id)
+                    .bind(client_id)
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .into_iter()
+                    .map(|row| row.try_get(0))
+                    .collect::<Result<_, _>>()?;
+                sqlx::query(
+                    "UPDATE sessions SET revoked_at = ? \
+                     WHERE user_id = ? AND client_id = ? AND revoked_at IS NULL",
+                )
+                .bind(now)
+                .bind(user_id)
+                .bind(client_id)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(Some(ids))
             })
         })
         .await

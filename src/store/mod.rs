@@ -32,7 +32,7 @@ use sqlx::AnyPool;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 
 pub use audit::AuditEvent;
-pub use authorization::{BrowserSession, CodeRecord, NewCode, Redemption};
+pub use authorization::{BrowserSession, CodeRecord, ConsentRecord, NewCode, Redemption};
 pub use clients::ClientRecord;
 pub(crate) use dialect::create_private_dir;
 pub use dialect::{is_transient, is_unavailable};

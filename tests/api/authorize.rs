@@ -28,6 +28,7 @@ on_both_stores!(
     a_first_party_app_is_not_asked_for_consent,
     swagger_ui_signs_in_with_the_built_in_client_and_pkce,
     a_code_replayed_after_its_minute_still_revokes_until_pruned,
+    a_user_sees_and_withdraws_a_consent_which_ends_the_apps_sessions,
 );
 
 const APP: &str = "photo-app";
@@ -732,4 +733,58 @@ async fn a_code_replayed_after_its_minute_still_revokes_until_pruned(store: Stor
     assert_eq!(count().await.len(), 1);
     app.state.store.prune(now, now, now).await.unwrap();
     assert!(count().await.is_empty());
+}
+
+async fn a_user_sees_and_withdraws_a_consent_which_ends_the_apps_sessions(store: Store) {
+    let app = with_app(store).await;
+    let code = code_for(&app).await;
+    let photos = redeem(&app, APP, &code, CALLBACK, VERIFIER).await;
+    photos.assert_status(200);
+    let own = app.login("alice", PASSWORD).await;
+    own.assert_status(200);
+    let own_token = own.str("access_token");
+
+    let listed = app
+        .json_with_token(
+            poem::http::Method::GET,
+            "/users/me/consents",
+            own_token,
+            &json!(null),
+        )
+        .await;
+    listed.assert_status(200);
+    assert_eq!(listed.body.as_array().unwrap().len(), 1);
+    assert_eq!(listed.body[0]["client_id"], APP);
+    assert_eq!(listed.body[0]["client_name"], "Photo App");
+    assert_eq!(listed.body[0]["scope"], "profile");
+
+    let path = format!("/users/me/consents/{APP}");
+    app.json_with_token(poem::http::Method::DELETE, &path, own_token, &json!(null))
+        .await
+        .assert_status(204);
+    // The app's session ended; the user's own did not.
+    app.me(photos.str("access_token"))
+        .await
+        .assert_error(401, "invalid_token");
+    app.me(own_token).await.assert_status(200);
+    let listed = app
+        .json_with_token(
+            poem::http::Method::GET,
+            "/users/me/consents",
+            own_token,
+            &json!(null),
+        )
+        .await;
+    assert_eq!(listed.body, json!([]));
+    app.json_with_token(poem::http::Method::DELETE, &path, own_token, &json!(null))
+        .await
+        .assert_error(404, "not_found");
+    // The next sign-in asks again.
+    let mut browser = Browser::new(&app);
+    let login = browser.open(&authorize_path(APP, CALLBACK, &[])).await;
+    let consent = browser
+        .submit(&login, &[("username", "alice"), ("password", PASSWORD)])
+        .await;
+    assert_eq!(consent.status, 200);
+    assert!(consent.html.contains(r#"value="allow""#));
 }

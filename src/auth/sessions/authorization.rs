@@ -5,15 +5,17 @@
 use secrecy::{ExposeSecret as _, SecretString};
 
 use super::Sessions;
+use crate::audit::AuditKind;
 use crate::auth::authorize::{
     AuthorizeParams, AuthorizeRequest, BROWSER_SESSION_TTL, CODE_TTL, MAX_PARAM_CHARS, Refusal,
     pkce_shaped, redirect_uri_matches, with_query,
 };
+use crate::auth::client::ClientInfo;
 use crate::auth::grant::GrantType;
 use crate::auth::scope;
 use crate::error::Error;
 use crate::ids::{TokenHash, UserId};
-use crate::store::{BrowserSession, NewCode};
+use crate::store::{BrowserSession, ConsentRecord, NewCode};
 
 impl Sessions {
     /// Checks an authorization request: first the client and the redirect
@@ -192,6 +194,7 @@ impl Sessions {
         &self,
         user_id: &UserId,
         request: &AuthorizeRequest,
+        from: &ClientInfo,
     ) -> Result<(), Error> {
         let before = self
             .store
@@ -212,7 +215,39 @@ impl Sessions {
                 self.clock.now(),
             )
             .await?;
+        self.audit
+            .record(AuditKind::ConsentGranted, Some(user_id), None, from)
+            .await;
         Ok(())
+    }
+
+    /// The consents `user_id` gave.
+    pub async fn consents_of(&self, user_id: &UserId) -> Result<Vec<ConsentRecord>, Error> {
+        Ok(self.store.consents_of(user_id).await?)
+    }
+
+    /// Withdraws `user_id`'s consent to `client_id`, ending every session
+    /// that client holds for the user; `false` if there was none.
+    pub async fn withdraw_consent(
+        &self,
+        user_id: &UserId,
+        client_id: &str,
+        from: &ClientInfo,
+    ) -> Result<bool, Error> {
+        let Some(ended) = self
+            .store
+            .withdraw_consent(user_id, client_id, self.clock.now())
+            .await?
+        else {
+            return Ok(false);
+        };
+        ended
+            .iter()
+            .for_each(|session| self.revoker.revoked_in_store(session));
+        self.audit
+            .record(AuditKind::ConsentWithdrawn, Some(user_id), None, from)
+            .await;
+        Ok(true)
     }
 
     /// A code for `request`, on behalf of the user `signed_in`; the URI to

@@ -48,9 +48,17 @@ impl Sessions {
         {
             Redemption::Redeemed(record) => record,
             Redemption::Replayed(first) => {
-                if let Some(first) = first {
-                    self.revoker.session(&first).await?;
+                if let Some(first) = &first {
+                    self.revoker.session(first).await?;
                 }
+                self.audit
+                    .record(
+                        crate::audit::AuditKind::AuthorizationCodeReplayed,
+                        None,
+                        first.as_ref(),
+                        from,
+                    )
+                    .await;
                 tracing::warn!(client_id = %client.id, "an authorization code was redeemed twice");
                 return Err(GrantError::InvalidGrant(BAD_CODE));
             }
