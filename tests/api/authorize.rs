@@ -762,10 +762,25 @@ async fn a_user_sees_and_withdraws_a_consent_which_ends_the_apps_sessions(store:
     app.json_with_token(poem::http::Method::DELETE, &path, own_token, &json!(null))
         .await
         .assert_status(204);
-    // The app's session ended; the user's own did not.
+    // The app's session ended, everywhere; the user's own did not.
     app.me(photos.str("access_token"))
         .await
         .assert_error(401, "invalid_token");
+    app.another_instance(|_| {})
+        .await
+        .me(photos.str("access_token"))
+        .await
+        .assert_error(401, "invalid_token");
+    app.post_form(
+        "/oauth/token",
+        &[
+            ("grant_type", "refresh_token"),
+            ("client_id", APP),
+            ("refresh_token", photos.str("refresh_token")),
+        ],
+    )
+    .await
+    .assert_error(400, "invalid_grant");
     app.me(own_token).await.assert_status(200);
     let listed = app
         .json_with_token(
