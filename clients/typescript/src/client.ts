@@ -3,7 +3,7 @@
 import createClient, { type Client } from "openapi-fetch";
 import { Account } from "./account.js";
 import type { paths } from "./schema.js";
-import { Session, type SessionOptions } from "./session.js";
+import { Session, type PendingStorage, type SessionOptions } from "./session.js";
 import type { TokenStorage } from "./storage.js";
 import { defaultRetryPolicy, retrying, type Fetch, type RetryPolicy } from "./transport.js";
 
@@ -24,6 +24,10 @@ export interface GatehouseOptions {
   now?: () => number;
   /** Names the lock and channel tabs coordinate on (default from `baseUrl`). */
   coordinationName?: string;
+  /** The issuer of redirect sign-ins' answers (default `baseUrl`). */
+  issuer?: string;
+  /** Where a redirect sign-in waits for the browser (default `sessionStorage`). */
+  pendingStorage?: PendingStorage;
 }
 
 export interface Gatehouse {
@@ -45,6 +49,8 @@ export function createGatehouse(options: GatehouseOptions): Gatehouse {
   if (options.refreshAhead !== undefined) sessionOptions.refreshAhead = options.refreshAhead;
   if (options.now) sessionOptions.now = options.now;
   if (options.coordinationName) sessionOptions.coordinationName = options.coordinationName;
+  if (options.issuer !== undefined) sessionOptions.issuer = options.issuer;
+  if (options.pendingStorage) sessionOptions.pendingStorage = options.pendingStorage;
   const session = new Session(sessionOptions);
 
   // A 401 is retried once, and only when the token it carried was stale:

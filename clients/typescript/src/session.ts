@@ -36,6 +36,38 @@ export interface SessionOptions {
   now?: () => number;
   /** Names the Web Lock and BroadcastChannel that tabs coordinate on. */
   coordinationName?: string;
+  /** The `iss` authorization responses must carry (RFC 9207); `baseUrl`
+   * by default. */
+  issuer?: string;
+  /** Where a redirect sign-in keeps its PKCE verifier and `state` until the
+   * browser comes back: `sessionStorage` by default (this tab only). */
+  pendingStorage?: PendingStorage;
+}
+
+/** The part of the Web Storage API a redirect sign-in needs. */
+export interface PendingStorage {
+  getItem(key: string): string | null;
+  setItem(key: string, value: string): void;
+  removeItem(key: string): void;
+}
+
+export interface RedirectSignInOptions {
+  /** Where Gatehouse sends the browser back: a redirect URI registered for
+   * the client (`gatehouse client create --redirect-uri …`). */
+  redirectUri: string;
+  /** Space-separated scopes (default: the server's, `profile`). */
+  scope?: string;
+  /** `"login"`: ask for the password even in a browser signed in to
+   * Gatehouse. */
+  prompt?: "login";
+  /** Goes to the URL: `location.assign` by default. */
+  navigate?: (url: string) => void;
+}
+
+/** A redirect sign-in under way: its verifier, until the callback. */
+interface Pending {
+  verifier: string;
+  redirectUri: string;
 }
 
 type Message =
@@ -103,6 +135,78 @@ export class Session {
     const epoch = ++this.#epoch;
     const form: TokenRequest = { grant_type: "password", username, password };
     if (scope !== undefined) form.scope = scope;
+    if (this.#options.clientId !== undefined) form.client_id = this.#options.clientId;
+    const tokens = await this.#grant(form);
+    if (epoch !== this.#epoch) throw new ApiError(0, "superseded", "signed out during sign-in");
+    await this.#adopt(tokens);
+    return tokens;
+  }
+
+  /**
+   * Signs in through Gatehouse's own sign-in page (the authorization code
+   * flow with PKCE): keeps a fresh verifier and `state` in `pendingStorage`
+   * and sends the browser to `/oauth/authorize`. The page that
+   * `redirectUri` loads then calls `handleRedirectCallback()`. Returns the
+   * URL it went to.
+   */
+  async signInWithRedirect(options: RedirectSignInOptions): Promise<string> {
+    const clientId = this.#options.clientId;
+    if (clientId === undefined) {
+      throw new ApiError(0, "invalid_request", "a redirect sign-in needs the client's `clientId`");
+    }
+    const verifier = base64url(crypto.getRandomValues(new Uint8Array(32)));
+    const challenge = base64url(new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(verifier))));
+    const state = base64url(crypto.getRandomValues(new Uint8Array(16)));
+    const pending: Pending = { verifier, redirectUri: options.redirectUri };
+    this.#pending().setItem(pendingKey(state), JSON.stringify(pending));
+    const query = new URLSearchParams({
+      response_type: "code",
+      client_id: clientId,
+      redirect_uri: options.redirectUri,
+      state,
+      code_challenge: challenge,
+      code_challenge_method: "S256",
+    });
+    if (options.scope !== undefined) query.set("scope", options.scope);
+    if (options.prompt !== undefined) query.set("prompt", options.prompt);
+    const url = `${this.#base()}/oauth/authorize?${query}`;
+    (options.navigate ?? ((to: string) => globalThis.location.assign(to)))(url);
+    return url;
+  }
+
+  /**
+   * Finishes a redirect sign-in on the page Gatehouse sent the browser back
+   * to (`url`, `location.href` by default): checks `state` (one this tab
+   * started, used once) and `iss`, redeems the code with its verifier, and
+   * adopts the session. An `error` in the answer (`access_denied`, …) is
+   * thrown as an `OAuthError`.
+   */
+  async handleRedirectCallback(url: string = globalThis.location.href): Promise<TokenSet> {
+    const answer = new URL(url).searchParams;
+    const state = answer.get("state");
+    const stored = state === null ? null : this.#pending().getItem(pendingKey(state));
+    if (state === null || stored === null) {
+      throw new OAuthError(0, "invalid_request", "the answer's `state` is not one this browser sent");
+    }
+    this.#pending().removeItem(pendingKey(state));
+    const issuer = (this.#options.issuer ?? this.#base()).replace(/\/$/, "");
+    if (answer.get("iss") !== issuer) {
+      throw new OAuthError(0, "invalid_request", "the answer does not come from this issuer (RFC 9207)");
+    }
+    const error = answer.get("error");
+    if (error !== null) {
+      throw new OAuthError(0, error, answer.get("error_description") ?? error);
+    }
+    const code = answer.get("code");
+    if (code === null) throw new OAuthError(0, "invalid_request", "the answer holds no code");
+    const pending = JSON.parse(stored) as Pending;
+    const epoch = ++this.#epoch;
+    const form: TokenRequest = {
+      grant_type: "authorization_code",
+      code,
+      redirect_uri: pending.redirectUri,
+      code_verifier: pending.verifier,
+    };
     if (this.#options.clientId !== undefined) form.client_id = this.#options.clientId;
     const tokens = await this.#grant(form);
     if (epoch !== this.#epoch) throw new ApiError(0, "superseded", "signed out during sign-in");
@@ -272,6 +376,22 @@ export class Session {
   #base(): string {
     return this.#options.baseUrl.replace(/\/$/, "");
   }
+
+  #pending(): PendingStorage {
+    const storage = this.#options.pendingStorage ?? (globalThis as { sessionStorage?: PendingStorage }).sessionStorage;
+    if (!storage) throw new ApiError(0, "invalid_request", "no `pendingStorage` (and no sessionStorage here)");
+    return storage;
+  }
+}
+
+function pendingKey(state: string): string {
+  return `gatehouse:redirect:${state}`;
+}
+
+function base64url(bytes: Uint8Array): string {
+  let text = "";
+  for (const byte of bytes) text += String.fromCharCode(byte);
+  return btoa(text).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 }
 
 /**
