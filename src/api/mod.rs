@@ -165,8 +165,15 @@ pub(crate) fn routes(settings: &HttpSettings) -> impl Endpoint<Output = Response
             }),
         );
     }
+    // CORS is for the API's callers in other origins; Gatehouse's own pages
+    // (their forms post from pages without a referrer: `Origin: null`) and
+    // Swagger UI are not called cross-origin.
+    let cors_on = !settings.cors_origins.is_empty();
     routes
-        .nest("/", service)
+        .nest(
+            "/",
+            poem::IntoEndpoint::into_endpoint(service).with_if(cors_on, cors),
+        )
         .nest("/docs", docs)
         .at("/openapi.json", spec_json)
         .at("/openapi.yaml", spec_yaml)
@@ -188,7 +195,6 @@ pub(crate) fn routes(settings: &HttpSettings) -> impl Endpoint<Output = Response
         .around(middleware::errors_as_json)
         .with(poem::middleware::CatchPanic::new().with_handler(middleware::panic_answer))
         .data(settings.trusted_proxies.clone())
-        .with_if(!settings.cors_origins.is_empty(), cors)
         .around(middleware::security_headers)
         .around(middleware::log_request)
         // Outermost: the id is on every answer and in the span of every

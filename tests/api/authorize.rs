@@ -29,6 +29,7 @@ on_both_stores!(
     swagger_ui_signs_in_with_the_built_in_client_and_pkce,
     a_code_replayed_after_its_minute_still_revokes_until_pruned,
     a_user_sees_and_withdraws_a_consent_which_ends_the_apps_sessions,
+    the_sign_in_form_works_with_cors_on_for_the_api,
 );
 
 const APP: &str = "photo-app";
@@ -801,5 +802,49 @@ async fn a_user_sees_and_withdraws_a_consent_which_ends_the_apps_sessions(store:
         .submit(&login, &[("username", "alice"), ("password", PASSWORD)])
         .await;
     assert_eq!(consent.status, 200);
+    assert!(consent.html.contains(r#"value="allow""#));
+}
+
+async fn the_sign_in_form_works_with_cors_on_for_the_api(store: Store) {
+    let app = TestApp::spawn_with(store, |config| {
+        config.cors_origins = vec!["https://photos.example".into()];
+    })
+    .await;
+    app.register("alice", PASSWORD).await.assert_status(201);
+    register_app(&app, APP, false, &[CALLBACK]).await;
+    let mut browser = Browser::new(&app);
+    let login = browser.open(&authorize_path(APP, CALLBACK, &[])).await;
+    let mut form: Vec<(&str, String)> = [
+        "step",
+        "csrf",
+        "response_type",
+        "client_id",
+        "redirect_uri",
+        "scope",
+        "state",
+        "code_challenge",
+        "code_challenge_method",
+    ]
+    .into_iter()
+    .map(|name| (name, login.field(name)))
+    .collect();
+    form.push(("username", "alice".into()));
+    form.push(("password", PASSWORD.into()));
+    // A page without a referrer posts with `Origin: null`, which no CORS
+    // list names: the pages are not the API's cross-origin surface.
+    let body = serde_urlencoded::to_string(&form).unwrap();
+    let consent = browser
+        .read(
+            app.client
+                .post("/oauth/authorize")
+                .header("Cookie", browser.cookie_header())
+                .header("Origin", "null")
+                .content_type("application/x-www-form-urlencoded")
+                .body(body)
+                .send()
+                .await,
+        )
+        .await;
+    assert_eq!(consent.status, 200, "{}", consent.html);
     assert!(consent.html.contains(r#"value="allow""#));
 }
