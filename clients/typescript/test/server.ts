@@ -107,3 +107,40 @@ export function recording(): { fetch: (request: Request) => Promise<Response>; s
     },
   };
 }
+
+/** A browser on Gatehouse's pages: follows the sign-in (and consent) forms
+ * and returns the URL it is finally sent back to. */
+export async function signInAt(url: string, username: string, decision = "allow"): Promise<string> {
+  const cookies = new Map<string, string>();
+  const send = async (request: Request): Promise<Response> => {
+    request.headers.set("cookie", [...cookies].map(([name, value]) => `${name}=${value}`).join("; "));
+    const response = await fetch(request, { redirect: "manual" });
+    for (const set of response.headers.getSetCookie()) {
+      const [pair] = set.split(";");
+      const [name, value] = pair!.split("=");
+      cookies.set(name!, value!);
+    }
+    return response;
+  };
+  const fields = (html: string): URLSearchParams =>
+    new URLSearchParams([...html.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g)].map((m) => [m[1]!, unescape(m[2]!)]));
+  let page = await send(new Request(url));
+  if (page.status !== 200) throw new Error(`the sign-in page: ${page.status}`);
+  const form = fields(await page.text());
+  form.set("username", username);
+  form.set("password", PASSWORD);
+  page = await send(new Request(new URL("/oauth/authorize", url), { method: "POST", body: form }));
+  if (page.status === 200) {
+    const consent = fields(await page.text());
+    consent.set("decision", decision);
+    page = await send(new Request(new URL("/oauth/authorize", url), { method: "POST", body: consent }));
+  }
+  if (page.status !== 302) throw new Error(`after the forms: ${page.status} ${await page.text()}`);
+  return page.headers.get("location")!;
+}
+
+/** HTML attribute escapes as askama writes them. */
+function unescape(text: string): string {
+  return text.replace(/&#x2f;|&#47;/g, "/").replace(/&#x27;|&#39;/g, "'").replace(/&quot;/g, '"').replace(/&amp;/g, "&");
+}
+
