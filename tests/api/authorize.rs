@@ -30,6 +30,7 @@ on_both_stores!(
     a_code_replayed_after_its_minute_still_revokes_until_pruned,
     a_user_sees_and_withdraws_a_consent_which_ends_the_apps_sessions,
     the_sign_in_form_works_with_cors_on_for_the_api,
+    a_password_change_or_a_disabled_account_ends_the_browser_session,
 );
 
 const APP: &str = "photo-app";
@@ -847,4 +848,43 @@ async fn the_sign_in_form_works_with_cors_on_for_the_api(store: Store) {
         .await;
     assert_eq!(consent.status, 200, "{}", consent.html);
     assert!(consent.html.contains(r#"value="allow""#));
+}
+
+async fn a_password_change_or_a_disabled_account_ends_the_browser_session(store: Store) {
+    let app = with_app(store).await;
+    let mut browser = Browser::new(&app);
+    sign_in_and_allow(&mut browser).await;
+    let signed_in = browser.open(&authorize_path(APP, CALLBACK, &[])).await;
+    assert_eq!(signed_in.status, 302, "signed in: straight back");
+
+    let own = app.login("alice", PASSWORD).await;
+    app.json_with_token(
+        poem::http::Method::PUT,
+        "/users/me/password",
+        own.str("access_token"),
+        &json!({"current_password": PASSWORD, "new_password": "a different passphrase 9"}),
+    )
+    .await
+    .assert_status(204);
+    let asked = browser.open(&authorize_path(APP, CALLBACK, &[])).await;
+    assert_eq!(asked.status, 200, "the password is asked again");
+    assert!(asked.html.contains(r#"name="password""#));
+
+    let back = browser
+        .submit(
+            &asked,
+            &[
+                ("username", "alice"),
+                ("password", "a different passphrase 9"),
+            ],
+        )
+        .await;
+    assert_eq!(back.status, 302);
+    assert!(app.set_disabled("alice", true).await);
+    let refused = browser.open(&authorize_path(APP, CALLBACK, &[])).await;
+    assert_eq!(
+        refused.status, 200,
+        "a disabled account's browser session is over"
+    );
+    assert!(refused.html.contains(r#"name="password""#));
 }
