@@ -14,6 +14,7 @@ mod clients;
 mod dialect;
 mod migrations;
 mod outbox;
+mod own_connections;
 mod refresh_tokens;
 mod retry;
 mod script;
@@ -40,6 +41,7 @@ pub use outbox::{
     AccountToken, EmailConfirmed, MailKind, MailState, NewAccountToken, NewMail, OutboxMail,
     PasswordReset,
 };
+pub use own_connections::OwnConnections;
 pub use refresh_tokens::{
     RefreshOutcome, RefreshState, RefreshTokenRecord, RefreshWrite, SuccessorRecord,
 };

@@ -140,48 +140,6 @@ impl Store {
         row.as_ref().map(Account::from_row).transpose()
     }
 
-    /// [`Store::live_session_owner`] of many sessions in one statement:
-    /// the owner of each that is live at `now`; the others are absent.
-    pub async fn live_session_owners(
-        &self,
-        session_ids: &[SessionId],
-        now: UnixMillis,
-    ) -> Result<Vec<(SessionId, Account)>, sqlx::Error> {
-        let Some(last) = session_ids.last() else {
-            return Ok(Vec::new());
-        };
-        // A few shapes of statement, each prepared once: the list is padded
-        // to a power of two with its last id.
-        let slots = session_ids.len().next_power_of_two();
-        let placeholders = vec!["?"; slots].join(", ");
-        let sql = format!(
-            "SELECT s.id AS session_id, u.id, u.username, u.email, u.created_at, \
-             u.email_verified_at \
-             FROM sessions s JOIN users u ON u.id = s.user_id \
-             WHERE s.id IN ({placeholders}) AND s.revoked_at IS NULL AND s.expires_at > ? \
-             AND u.disabled_at IS NULL"
-        );
-        let rows = self
-            .run(async |conn| {
-                let mut select = sqlx::query(&sql);
-                for id in session_ids
-                    .iter()
-                    .chain(std::iter::repeat(last))
-                    .take(slots)
-                {
-                    select = select.bind(id);
-                }
-                select.bind(now).fetch_all(conn).await
-            })
-            .await?;
-        rows.iter()
-            .map(|row| {
-                let session = SessionId::from(row.try_get::<String, _>("session_id")?.as_str());
-                Ok((session, Account::from_row(row)?))
-            })
-            .collect()
-    }
-
     /// Revokes one live session of `user_id`; `false` when there is no such
     /// live session of that user (someone else's id looks the same as none).
     pub async fn revoke_user_session(
@@ -311,4 +269,42 @@ impl Store {
         })
         .await
     }
+}
+
+/// [`Store::live_session_owner`] of many sessions in one statement, on
+/// `conn`: the owner of each that is live at `now`; the others are absent.
+pub(super) async fn live_session_owners(
+    conn: &mut sqlx::AnyConnection,
+    session_ids: &[SessionId],
+    now: UnixMillis,
+) -> Result<Vec<(SessionId, Account)>, sqlx::Error> {
+    let Some(last) = session_ids.last() else {
+        return Ok(Vec::new());
+    };
+    // A few shapes of statement, each prepared once: the list is padded to
+    // a power of two with its last id.
+    let slots = session_ids.len().next_power_of_two();
+    let placeholders = vec!["?"; slots].join(", ");
+    let sql = format!(
+        "SELECT s.id AS session_id, u.id, u.username, u.email, u.created_at, \
+         u.email_verified_at \
+         FROM sessions s JOIN users u ON u.id = s.user_id \
+         WHERE s.id IN ({placeholders}) AND s.revoked_at IS NULL AND s.expires_at > ? \
+         AND u.disabled_at IS NULL"
+    );
+    let mut select = sqlx::query(&sql);
+    for id in session_ids
+        .iter()
+        .chain(std::iter::repeat(last))
+        .take(slots)
+    {
+        select = select.bind(id);
+    }
+    let rows = select.bind(now).fetch_all(conn).await?;
+    rows.iter()
+        .map(|row| {
+            let session = SessionId::from(row.try_get::<String, _>("session_id")?.as_str());
+            Ok((session, Account::from_row(row)?))
+        })
+        .collect()
 }

@@ -560,6 +560,14 @@ async fn with_the_database_down_introspection_is_503_never_a_guess() {
     );
     app.me(access).await.assert_status(200);
 
+    // Connections that broke while idle (a database restart) cost nothing
+    // more than a new one: the next introspection still answers.
+    proxy.reset();
+    assert_eq!(
+        introspect(&app, &rs, &rs_secret, access).await.body["active"],
+        true
+    );
+
     for fault in [crate::proxy::Fault::Refuse, crate::proxy::Fault::BlackHole] {
         proxy.inject(fault);
         proxy.reset();

@@ -109,7 +109,11 @@ async fn after_a_rotation_new_tokens_carry_the_new_kid_and_old_ones_verify_until
     app.me(after.str("access_token")).await.assert_status(200);
     let old_exp = claims_of(old_token)["exp"].as_i64().unwrap();
     if chrono::Utc::now().timestamp() < old_exp {
-        app.me(old_token).await.assert_status(200);
+        let reply = app.me(old_token).await;
+        // A 1 s token may expire on the way: only then is a 401 right.
+        if !(reply.status == 401 && chrono::Utc::now().timestamp() >= old_exp) {
+            reply.assert_status(200);
+        }
     }
     // The refresh token from before the rotation still works: sessions do
     // not depend on the signing key.

@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 
 use crate::clock::Clock;
 use crate::ids::SessionId;
-use crate::store::{Account, Store};
+use crate::store::{Account, OwnConnections, Store};
 
 /// Reads under way at most; further lookups wait for the next batch.
 const READS_IN_FLIGHT: usize = 2;
@@ -23,7 +23,8 @@ const BATCH: usize = 64;
 /// The gatherer; see the module's documentation.
 #[derive(Debug)]
 pub struct LiveSessionReads {
-    store: Store,
+    /// A connection per reader, outside the pool (no ping before each read).
+    connections: OwnConnections,
     clock: Arc<dyn Clock>,
     queue: Mutex<Queue>,
 }
@@ -44,7 +45,7 @@ struct Lookup {
 impl LiveSessionReads {
     pub fn new(store: Store, clock: Arc<dyn Clock>) -> Arc<Self> {
         Arc::new(Self {
-            store,
+            connections: store.own_connections(READS_IN_FLIGHT),
             clock,
             queue: Mutex::default(),
         })
@@ -118,7 +119,11 @@ impl Reader {
             sessions.dedup();
             // Taken now, after every lookup in the batch was asked.
             let now = self.reads.clock.now();
-            let read = self.reads.store.live_session_owners(&sessions, now).await;
+            let read = self
+                .reads
+                .connections
+                .live_session_owners(&sessions, now)
+                .await;
             match read {
                 Ok(owners) => {
                     let owners = owners.into_iter().collect::<HashMap<_, _>>();
