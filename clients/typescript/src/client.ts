@@ -16,8 +16,12 @@ export interface GatehouseOptions {
   clientId?: string;
   /** Refresh this long (ms) before the access token expires (default 60 s). */
   refreshAhead?: number;
-  /** How 429 and 503 answers are retried. */
+  /** Each request's deadline (`retry.deadline`, default 10 s) and how 429
+   * and 503 answers are retried. */
   retry?: Partial<RetryPolicy>;
+  /** The longest wait for another tab's refresh (ms, default: the deadline
+   * and a second). */
+  lockWait?: number;
   /** The `fetch` to send with (default: the global one). */
   fetch?: (request: Request) => Promise<Response>;
   /** The client's clock (ms since epoch). */
@@ -50,6 +54,7 @@ export function createGatehouse(options: GatehouseOptions): Gatehouse {
   if (options.now) sessionOptions.now = options.now;
   if (options.coordinationName) sessionOptions.coordinationName = options.coordinationName;
   if (options.issuer !== undefined) sessionOptions.issuer = options.issuer;
+  sessionOptions.lockWait = options.lockWait ?? (options.retry?.deadline ?? defaultRetryPolicy.deadline) + 1_000;
   if (options.pendingStorage) sessionOptions.pendingStorage = options.pendingStorage;
   const session = new Session(sessionOptions);
 

@@ -36,6 +36,10 @@ export interface SessionOptions {
   now?: () => number;
   /** Names the Web Lock and BroadcastChannel that tabs coordinate on. */
   coordinationName?: string;
+  /** The longest wait (ms) for another tab's refresh to let go of the lock
+   * before refreshing without it (default 11 s: one request's deadline and
+   * a second). */
+  lockWait?: number;
   /** The `iss` authorization responses must carry (RFC 9207); `baseUrl`
    * by default. */
   issuer?: string;
@@ -356,11 +360,23 @@ export class Session {
     this.#emit("tokens", tokens);
   }
 
-  /** Runs `task` holding the tabs' refresh lock, where browsers have one. */
-  #inTurn<T>(task: () => Promise<T>): Promise<T> {
+  /**
+   * Runs `task` holding the tabs' refresh lock, where browsers have one. The
+   * wait for the lock is bounded (`lockWait`): a tab whose refresh hangs, or
+   * that was frozen holding the lock, never stops the others, which then
+   * refresh on their own (the server's grace window makes two rotations of
+   * one token safe).
+   */
+  async #inTurn<T>(task: () => Promise<T>): Promise<T> {
     const locks = (globalThis.navigator as Navigator | undefined)?.locks;
     if (!locks) return task();
-    return locks.request(this.#lockName, task) as Promise<T>;
+    const waited = AbortSignal.timeout(this.#options.lockWait ?? 11_000);
+    try {
+      return (await locks.request(this.#lockName, { signal: waited }, task)) as T;
+    } catch (error) {
+      if (waited.aborted && (error as { name?: string }).name === "AbortError") return task();
+      throw error;
+    }
   }
 
   #post(message: Message): void {
