@@ -11,6 +11,11 @@ import { chromium } from "playwright-core";
 import { PASSWORD, register, startGatehouse } from "../test/server.js";
 
 const root = new URL("../..", import.meta.url).pathname; // clients/typescript
+// A hang is a failure, not a stuck CI job.
+setTimeout(() => {
+  console.error(`${process.argv[1]}: no end after 90 s`);
+  process.exit(1);
+}, 90_000).unref();
 const gatehouse = await startGatehouse();
 const grants: { grant: string | null; status: number; refreshToken: string | null }[] = [];
 
