@@ -370,11 +370,22 @@ export class Session {
   async #inTurn<T>(task: () => Promise<T>): Promise<T> {
     const locks = (globalThis.navigator as Navigator | undefined)?.locks;
     if (!locks) return task();
-    const waited = AbortSignal.timeout(this.#options.lockWait ?? 11_000);
+    // The wait, and only the wait, is bounded: once the lock is granted the
+    // timer is cleared (an abort after the grant must not run the task twice).
+    const giveUp = new AbortController();
+    const timer = setTimeout(() => giveUp.abort(), this.#options.lockWait ?? 11_000);
+    let running: Promise<T> | undefined;
     try {
-      return (await locks.request(this.#lockName, { signal: waited }, task)) as T;
+      return (await locks.request(this.#lockName, { signal: giveUp.signal }, () => {
+        clearTimeout(timer);
+        running = task();
+        return running;
+      })) as T;
     } catch (error) {
-      if (waited.aborted && (error as { name?: string }).name === "AbortError") return task();
+      clearTimeout(timer);
+      if (running) return running;
+      // The wait ran out: refresh without the lock.
+      if (giveUp.signal.aborted) return task();
       throw error;
     }
   }
