@@ -81,6 +81,7 @@ async fn measure(label: &str, url: &str, tasks: usize, duration: Duration) {
                 first_token_hash: &TokenHash::of(&token),
                 user_epoch: 0,
                 amr: "pwd",
+                auth_time: now(),
                 client_confidential: false,
             })
             .await

@@ -29,8 +29,8 @@ pub struct RefreshTokenRecord {
     pub superseded_at: Option<UnixMillis>,
     pub session_expires_at: UnixMillis,
     pub session_revoked_at: Option<UnixMillis>,
-    /// The login that started the session (Unix ms).
-    pub session_created_at: UnixMillis,
+    /// When the session's user authenticated (Unix ms; `auth_time`).
+    pub session_auth_time: UnixMillis,
     /// How the session's user authenticated (RFC 8176 values).
     pub amr: String,
     /// 1 when the session's client is confidential: only it refreshes.
@@ -105,7 +105,7 @@ macro_rules! record_columns {
     () => {
         "t.session_id, s.user_id, s.client_id, s.scope, t.created_at AS token_created_at, \
          t.rotated_at, t.successor_hash, t.reissues, t.superseded_at, s.expires_at AS session_expires_at, s.revoked_at AS session_revoked_at, \
-         s.created_at AS session_created_at, s.amr, s.client_confidential \
+         COALESCE(s.auth_time, s.created_at) AS session_auth_time, s.amr, s.client_confidential \
          FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id WHERE t.token_hash = ?"
     };
 }

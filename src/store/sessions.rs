@@ -23,6 +23,9 @@ pub struct NewSession<'a> {
     pub user_epoch: i64,
     /// How the user authenticated (RFC 8176 values, space-separated).
     pub amr: &'a str,
+    /// When the user authenticated (`auth_time`): the login, or for an
+    /// authorization code the sign-in page's, which may be earlier.
+    pub auth_time: UnixMillis,
     /// Whether `client_id` is a confidential client, which alone may then
     /// refresh the session.
     pub client_confidential: bool,
@@ -51,8 +54,8 @@ impl Store {
             let mut tx = conn.begin().await?;
             let inserted = sqlx::query(
                 "INSERT INTO sessions (id, user_id, client_id, scope, user_agent, ip, \
-                 created_at, last_used_at, expires_at, amr, client_confidential) \
-                 SELECT ?, id, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM users \
+                 created_at, last_used_at, expires_at, amr, client_confidential, auth_time) \
+                 SELECT ?, id, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM users \
                  WHERE id = ? AND disabled_at IS NULL AND session_epoch = ?",
             )
             .bind(session.id)
@@ -65,6 +68,7 @@ impl Store {
             .bind(session.expires_at)
             .bind(session.amr)
             .bind(i64::from(session.client_confidential))
+            .bind(session.auth_time)
             .bind(session.user_id)
             .bind(session.user_epoch)
             .execute(&mut *tx)

@@ -31,6 +31,7 @@ on_both_stores!(
     a_user_sees_and_withdraws_a_consent_which_ends_the_apps_sessions,
     the_sign_in_form_works_with_cors_on_for_the_api,
     a_password_change_or_a_disabled_account_ends_the_browser_session,
+    auth_time_is_the_sign_in_on_the_page_through_every_refresh,
 );
 
 const APP: &str = "photo-app";
@@ -887,4 +888,44 @@ async fn a_password_change_or_a_disabled_account_ends_the_browser_session(store:
         "a disabled account's browser session is over"
     );
     assert!(refused.html.contains(r#"name="password""#));
+}
+
+async fn auth_time_is_the_sign_in_on_the_page_through_every_refresh(store: Store) {
+    let app = with_app(store).await;
+    let mut browser = Browser::new(&app);
+    let signed_in_at = crate::helpers::claims_of(
+        app.login("alice", PASSWORD).await.str("access_token"),
+    )["auth_time"]
+        .as_i64()
+        .unwrap();
+    sign_in_and_allow(&mut browser).await;
+    // Ten minutes later the browser, still signed in, gets a code without
+    // a password: the session it opens was authenticated back then.
+    app.clock.advance(std::time::Duration::from_secs(600));
+    let back = browser.open(&authorize_path(APP, CALLBACK, &[])).await;
+    assert_eq!(back.status, 302);
+    let tokens = redeem(&app, APP, &back.answer()["code"], CALLBACK, VERIFIER).await;
+    tokens.assert_status(200);
+    let auth_time = |reply: &Reply| {
+        crate::helpers::claims_of(reply.str("access_token"))["auth_time"]
+            .as_i64()
+            .unwrap()
+    };
+    let first = auth_time(&tokens);
+    assert!(
+        first - signed_in_at < 60,
+        "the sign-in's time, not the code's"
+    );
+    let refreshed = app
+        .post_form(
+            "/oauth/token",
+            &[
+                ("grant_type", "refresh_token"),
+                ("client_id", APP),
+                ("refresh_token", tokens.str("refresh_token")),
+            ],
+        )
+        .await;
+    refreshed.assert_status(200);
+    assert_eq!(auth_time(&refreshed), first, "kept by the refresh");
 }

@@ -126,7 +126,7 @@ pub(super) mod tests {
                 superseded_at: None,
                 session_expires_at: at(100_000),
                 session_revoked_at: None,
-                session_created_at: at(0),
+                session_auth_time: at(0),
                 amr: "pwd".into(),
                 client_confidential: 0,
             },

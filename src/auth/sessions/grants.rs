@@ -295,6 +295,7 @@ impl Sessions {
                 first_token_hash: &TokenHash::of(refresh_token.expose_secret()),
                 user_epoch: opening.user_epoch,
                 amr,
+                auth_time: opening.authenticated_at,
                 client_confidential: confidential,
             })
             .await?;
@@ -380,7 +381,7 @@ impl Sessions {
                     .client_id
                     .as_deref()
                     .unwrap_or(&self.default_client_id),
-                authenticated_at: token.session_created_at,
+                authenticated_at: token.session_auth_time,
                 amr: &token.amr,
             },
             refreshed.successor,
