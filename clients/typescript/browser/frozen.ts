@@ -4,120 +4,34 @@
 // the frozen tab wakes it takes the other tab's tokens from storage and
 // never turns the stale refresh token into a reuse.
 import assert from "node:assert/strict";
-import { readFile } from "node:fs/promises";
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import { extname, join } from "node:path";
-import { chromium } from "playwright-core";
+import type { ServerResponse } from "node:http";
 import { PASSWORD, register, startGatehouse } from "../test/server.js";
+import { failInsteadOfHanging, jumpTo, launchChromium, openTab, SESSION_PAGE, startAppOrigin } from "./harness.js";
 
-const root = new URL("../..", import.meta.url).pathname; // clients/typescript
-// A hang is a failure, not a stuck CI job.
-setTimeout(() => {
-  console.error(`${process.argv[1]}: no end after 90 s`);
-  process.exit(1);
-}, 90_000).unref();
+failInsteadOfHanging();
 const gatehouse = await startGatehouse();
-const grants: { grant: string | null; status: number; refreshToken: string | null; presented: string | null }[] = [];
 /** Refresh requests still to stall (accept, never answer). */
 let stall = 0;
+const stalled: (string | null)[] = [];
 /** The stalled answers, to cut when the test says. */
 const held: ServerResponse[] = [];
-const stalled: (string | null)[] = [];
-
-const page = `<!doctype html><meta charset="utf-8"><title>Gatehouse SDK</title>
-<script type="importmap">{"imports": {"openapi-fetch": "/vendor/openapi-fetch/index.mjs"}}</script>
-<script type="module">
-  import * as sdk from "/sdk/index.js";
-  window.sdk = sdk;
-  window.offset = 0;
-  const params = new URLSearchParams(location.search);
-  window.gh = sdk.createGatehouse({ baseUrl: location.origin, storage: new sdk.LocalStorageStorage(),
-    now: () => Date.now() + window.offset,
-    retry: { deadline: Number(params.get("deadline") ?? 2000) }, lockWait: Number(params.get("lockWait") ?? 3000) });
-  window.timed = async () => {
-    const started = Date.now();
-    const status = await window.me();
-    return { status, ms: Date.now() - started };
-  };
-  window.events = [];
-  window.gh.session.on("signedOut", (reason) => window.events.push("signedOut:" + reason));
-  window.me = () => window.gh.api.GET("/users/me").then((r) => String(r.response.status), (e) => "error:" + e.name);
-  window.ready = true;
-</script>`;
-
-const types: Record<string, string> = { ".js": "text/javascript", ".mjs": "text/javascript", ".map": "application/json" };
-
-async function serveFile(res: ServerResponse, path: string): Promise<void> {
-  try {
-    const body = await readFile(path);
-    res.writeHead(200, { "content-type": types[extname(path)] ?? "application/octet-stream" });
-    res.end(body);
-  } catch {
-    res.writeHead(404).end();
+const origin = await startAppOrigin(gatehouse.url, SESSION_PAGE, (path, form, _req, res) => {
+  if (stall > 0 && path === "/oauth/token" && form.get("grant_type") === "refresh_token") {
+    stall--;
+    stalled.push(form.get("refresh_token"));
+    held.push(res);
+    return true;
   }
-}
-
-async function body(req: IncomingMessage): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of req) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
-}
-
-// The page, the SDK and openapi-fetch, and everything else proxied to
-// Gatehouse: one origin, as an app serving its API behind its own host.
-const origin = createServer(async (req, res) => {
-  const url = new URL(req.url ?? "/", "http://origin");
-  if (url.pathname === "/") {
-    res.writeHead(200, { "content-type": "text/html" }).end(page);
-  } else if (url.pathname.startsWith("/sdk/")) {
-    await serveFile(res, join(root, "dist", url.pathname.slice(5)));
-  } else if (url.pathname.startsWith("/vendor/openapi-fetch/")) {
-    await serveFile(res, join(root, "node_modules/openapi-fetch/dist", url.pathname.slice(22)));
-  } else {
-    const sent = await body(req);
-    const form = new URLSearchParams(sent.toString());
-    if (stall > 0 && url.pathname === "/oauth/token" && form.get("grant_type") === "refresh_token") {
-      stall--;
-      // Accepted, never answered: the client's deadline is all that ends it.
-      stalled.push(form.get("refresh_token"));
-      held.push(res);
-      return;
-    }
-    const headers: Record<string, string> = {};
-    for (const [name, value] of Object.entries(req.headers)) {
-      if (typeof value === "string" && !["host", "connection", "content-length"].includes(name)) headers[name] = value;
-    }
-    const init: RequestInit = { method: req.method ?? "GET", headers };
-    if (sent.length > 0) init.body = new Uint8Array(sent);
-    const answer = await fetch(`${gatehouse.url}${url.pathname}${url.search}`, init);
-    const text = await answer.text();
-    if (url.pathname === "/oauth/token") {
-      const grant = new URLSearchParams(sent.toString()).get("grant_type");
-      const refreshToken = answer.ok ? (JSON.parse(text) as { refresh_token: string }).refresh_token : null;
-      grants.push({ grant, status: answer.status, refreshToken, presented: new URLSearchParams(sent.toString()).get("refresh_token") });
-    }
-    const out: Record<string, string> = {};
-    answer.headers.forEach((value, name) => {
-      if (!["content-length", "content-encoding", "transfer-encoding", "connection"].includes(name)) out[name] = value;
-    });
-    res.writeHead(answer.status, out).end(text);
-  }
+  return false;
 });
-await new Promise<void>((resolve) => origin.listen(0, "127.0.0.1", resolve));
-const address = origin.address();
-const base = `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}`;
-
+const grants = origin.grants;
+/** The pages' request deadline (their default). */
 const DEADLINE = 2000;
-const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium", args: ["--no-sandbox"] });
+
+const browser = await launchChromium();
 try {
   const context = await browser.newContext();
-  const open = async (query: string) => {
-    const tab = await context.newPage();
-    tab.on("pageerror", (error) => console.error("page error:", error));
-    await tab.goto(`${base}/?${query}`);
-    await tab.waitForFunction(() => (window as unknown as { ready?: boolean }).ready === true);
-    return tab;
-  };
+  const open = (query: string) => openTab(context, `${origin.url}/?${query}`);
   // The tab that will sleep holds the lock for as long as its refresh can
   // last (a long deadline); the other waits for the lock 3 s at most.
   const sleeper = await open("deadline=60000");
@@ -128,9 +42,7 @@ try {
     [username, PASSWORD] as const,
   );
   for (const tab of [sleeper, other]) {
-    await tab.evaluate((expiresAt) => {
-      (window as any).offset = expiresAt - Date.now() - 30_000;
-    }, signedIn.expiresAt);
+    await jumpTo(tab, signedIn.expiresAt, 30_000);
   }
   const refreshes = () => grants.filter((g) => g.grant === "refresh_token");
 

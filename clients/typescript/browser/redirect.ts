@@ -4,36 +4,16 @@
 // `handleRedirectCallback()`; then the token manager calls the API (CORS)
 // and refreshes. The PKCE verifier and `state` wait in sessionStorage.
 import assert from "node:assert/strict";
-import { readFile } from "node:fs/promises";
-import { execFileSync } from "node:child_process";
-import { createServer, type ServerResponse } from "node:http";
-import { extname, join } from "node:path";
-import { chromium } from "playwright-core";
-import { PASSWORD, register, startGatehouse } from "../test/server.js";
-
-const root = new URL("../..", import.meta.url).pathname; // clients/typescript
-const binary = process.env.GATEHOUSE_BIN ?? new URL("../../../../target/debug/gatehouse", import.meta.url).pathname;
-
-const types: Record<string, string> = { ".js": "text/javascript", ".mjs": "text/javascript", ".map": "application/json" };
-
-async function serveFile(res: ServerResponse, path: string): Promise<void> {
-  try {
-    const body = await readFile(path);
-    res.writeHead(200, { "content-type": types[extname(path)] ?? "application/octet-stream" });
-    res.end(body);
-  } catch {
-    res.writeHead(404).end();
-  }
-}
+import { createServer } from "node:http";
+import { PASSWORD, admin, register, startGatehouse } from "../test/server.js";
+import { launchChromium, sdkPage, serveSdk } from "./harness.js";
 
 // The app: its page (the same at / and at /callback), the SDK and
 // openapi-fetch. Gatehouse is elsewhere, on its own origin.
 let gatehouseUrl = "";
 let clientId = "";
-const page = () => `<!doctype html><meta charset="utf-8"><title>An app</title>
-<script type="importmap">{"imports": {"openapi-fetch": "/vendor/openapi-fetch/index.mjs"}}</script>
-<script type="module">
-  import * as sdk from "/sdk/index.js";
+const page = () =>
+  sdkPage(`
   const gh = sdk.createGatehouse({ baseUrl: ${JSON.stringify(gatehouseUrl)}, clientId: ${JSON.stringify(clientId)},
     storage: new sdk.LocalStorageStorage() });
   window.gh = gh;
@@ -41,18 +21,12 @@ const page = () => `<!doctype html><meta charset="utf-8"><title>An app</title>
     window.outcome = gh.session.handleRedirectCallback()
       .then(() => gh.api.GET("/users/me"))
       .then((me) => "signed in as " + me.data.username, (error) => "failed: " + error);
-  }
-  window.ready = true;
-</script>`;
+  }`);
 const app = createServer(async (req, res) => {
   const url = new URL(req.url ?? "/", "http://app");
   if (url.pathname === "/" || url.pathname === "/callback") {
     res.writeHead(200, { "content-type": "text/html" }).end(page());
-  } else if (url.pathname.startsWith("/sdk/")) {
-    await serveFile(res, join(root, "dist", url.pathname.slice(5)));
-  } else if (url.pathname.startsWith("/vendor/openapi-fetch/")) {
-    await serveFile(res, join(root, "node_modules/openapi-fetch/dist", url.pathname.slice(22)));
-  } else {
+  } else if (!(await serveSdk(url.pathname, res))) {
     res.writeHead(404).end();
   }
 });
@@ -64,17 +38,13 @@ const gatehouse = await startGatehouse("--cors-origins", appUrl);
 gatehouseUrl = gatehouse.url;
 clientId = (
   JSON.parse(
-    execFileSync(
-      binary,
-      ["client", "create", "--name", "An app", "--first-party", "--scope", "profile",
-        "--redirect-uri", "http://127.0.0.1/callback", "--data-dir", gatehouse.dataDir],
-      { encoding: "utf8" },
-    ),
+    admin(gatehouse, "client", "create", "--name", "An app", "--first-party", "--scope", "profile",
+      "--redirect-uri", "http://127.0.0.1/callback"),
   ) as { client_id: string }
 ).client_id;
 const username = await register(gatehouse.url);
 
-const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium", args: ["--no-sandbox"] });
+const browser = await launchChromium();
 try {
   const tab = await (await browser.newContext()).newPage();
   tab.on("pageerror", (error) => console.error("page error:", error));

@@ -3,98 +3,30 @@
 // one rotation (or a grace replay of it), never a reuse. Then one tab signs
 // out, and the other hears of it.
 import assert from "node:assert/strict";
-import { readFile } from "node:fs/promises";
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import { extname, join } from "node:path";
-import { chromium, type Page } from "playwright-core";
+import type { Page } from "playwright-core";
 import { PASSWORD, register, startGatehouse } from "../test/server.js";
+import { failInsteadOfHanging, jumpTo, launchChromium, openTab, SESSION_PAGE, sdkPage, startAppOrigin } from "./harness.js";
 
-const root = new URL("../..", import.meta.url).pathname; // clients/typescript
 const gatehouse = await startGatehouse();
-const grants: { grant: string | null; status: number; refreshToken: string | null }[] = [];
-
-const page = `<!doctype html><meta charset="utf-8"><title>Gatehouse SDK</title>
-<script type="importmap">{"imports": {"openapi-fetch": "/vendor/openapi-fetch/index.mjs"}}</script>
-<script type="module">
-  import * as sdk from "/sdk/index.js";
-  window.sdk = sdk;
-  window.gh = sdk.createGatehouse({ baseUrl: location.origin, storage: new sdk.LocalStorageStorage() });
+const origin = await startAppOrigin(
+  gatehouse.url,
+  sdkPage(`  window.gh = sdk.createGatehouse({ baseUrl: location.origin, storage: new sdk.LocalStorageStorage() });
   window.events = [];
   window.gh.session.on("signedOut", (reason) => window.events.push("signedOut:" + reason));
   window.gh.session.on("tokens", () => window.events.push("tokens"));
   new BroadcastChannel("test-go").onmessage = async () => {
     const seen = await window.gh.session.current();
     window.refreshed = window.gh.session.refresh(seen).then((t) => t && t.refreshToken);
-  };
-  window.ready = true;
-</script>`;
+  };`),
+);
+const grants = origin.grants;
+const base = origin.url;
 
-const types: Record<string, string> = { ".js": "text/javascript", ".mjs": "text/javascript", ".map": "application/json" };
-
-async function serveFile(res: ServerResponse, path: string): Promise<void> {
-  try {
-    const body = await readFile(path);
-    res.writeHead(200, { "content-type": types[extname(path)] ?? "application/octet-stream" });
-    res.end(body);
-  } catch {
-    res.writeHead(404).end();
-  }
-}
-
-async function body(req: IncomingMessage): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of req) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
-}
-
-// The page, the SDK and openapi-fetch, and everything else proxied to
-// Gatehouse: one origin, as an app serving its API behind its own host.
-const origin = createServer(async (req, res) => {
-  const url = new URL(req.url ?? "/", "http://origin");
-  if (url.pathname === "/") {
-    res.writeHead(200, { "content-type": "text/html" }).end(page);
-  } else if (url.pathname.startsWith("/sdk/")) {
-    await serveFile(res, join(root, "dist", url.pathname.slice(5)));
-  } else if (url.pathname.startsWith("/vendor/openapi-fetch/")) {
-    await serveFile(res, join(root, "node_modules/openapi-fetch/dist", url.pathname.slice(22)));
-  } else {
-    const sent = await body(req);
-    const headers: Record<string, string> = {};
-    for (const [name, value] of Object.entries(req.headers)) {
-      if (typeof value === "string" && !["host", "connection", "content-length"].includes(name)) headers[name] = value;
-    }
-    const init: RequestInit = { method: req.method ?? "GET", headers };
-    if (sent.length > 0) init.body = new Uint8Array(sent);
-    const answer = await fetch(`${gatehouse.url}${url.pathname}${url.search}`, init);
-    const text = await answer.text();
-    if (url.pathname === "/oauth/token") {
-      const grant = new URLSearchParams(sent.toString()).get("grant_type");
-      const refreshToken = answer.ok ? (JSON.parse(text) as { refresh_token: string }).refresh_token : null;
-      grants.push({ grant, status: answer.status, refreshToken });
-    }
-    const out: Record<string, string> = {};
-    answer.headers.forEach((value, name) => {
-      if (!["content-length", "content-encoding", "transfer-encoding", "connection"].includes(name)) out[name] = value;
-    });
-    res.writeHead(answer.status, out).end(text);
-  }
-});
-await new Promise<void>((resolve) => origin.listen(0, "127.0.0.1", resolve));
-const address = origin.address();
-const base = `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}`;
-
-const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium", args: ["--no-sandbox"] });
+const browser = await launchChromium();
 try {
   const context = await browser.newContext();
-  const open = async (): Promise<Page> => {
-    const tab = await context.newPage();
-    tab.on("pageerror", (error) => console.error("page error:", error));
-    await tab.goto(base);
-    await tab.waitForFunction(() => (window as unknown as { ready?: boolean }).ready === true);
-    return tab;
-  };
-  const first = await open();
-  const second = await open();
+  const first = await openTab(context, base);
+  const second = await openTab(context, base);
 
   const username = await register(gatehouse.url);
   await first.evaluate(
