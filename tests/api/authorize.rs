@@ -130,12 +130,21 @@ impl<'a> Browser<'a> {
     }
 
     async fn post(&mut self, form: &[(&str, String)]) -> Page {
+        self.post_with(form, &[]).await
+    }
+
+    /// [`Browser::post`] with extra request headers (`Origin`, …).
+    async fn post_with(&mut self, form: &[(&str, String)], headers: &[(&str, &str)]) -> Page {
         let body = serde_urlencoded::to_string(form).unwrap();
-        let response = self
+        let mut request = self
             .app
             .client
             .post("/oauth/authorize")
-            .header("Cookie", self.cookie_header())
+            .header("Cookie", self.cookie_header());
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request
             .content_type("application/x-www-form-urlencoded")
             .body(body)
             .send()
@@ -145,29 +154,34 @@ impl<'a> Browser<'a> {
 
     /// Posts the form of `page` (its hidden fields) with `extra`.
     async fn submit(&mut self, page: &Page, extra: &[(&str, &str)]) -> Page {
-        let mut form: Vec<(&str, String)> = [
-            "step",
-            "csrf",
-            "response_type",
-            "client_id",
-            "redirect_uri",
-            "scope",
-            "code_challenge",
-            "code_challenge_method",
-        ]
-        .into_iter()
-        .map(|name| (name, page.field(name)))
-        .collect();
-        if page.html.contains(r#"name="state""#) {
-            form.push(("state", page.field("state")));
-        }
-        form.extend(
-            extra
-                .iter()
-                .map(|(name, value)| (*name, (*value).to_owned())),
-        );
-        self.post(&form).await
+        self.post(&form_of(page, extra)).await
     }
+}
+
+/// The form of `page` (its hidden fields), with `extra`.
+fn form_of<'a>(page: &Page, extra: &[(&'a str, &str)]) -> Vec<(&'a str, String)> {
+    let mut form: Vec<(&str, String)> = [
+        "step",
+        "csrf",
+        "response_type",
+        "client_id",
+        "redirect_uri",
+        "scope",
+        "code_challenge",
+        "code_challenge_method",
+    ]
+    .into_iter()
+    .map(|name| (name, page.field(name)))
+    .collect();
+    if page.html.contains(r#"name="state""#) {
+        form.push(("state", page.field("state")));
+    }
+    form.extend(
+        extra
+            .iter()
+            .map(|(name, value)| (*name, (*value).to_owned())),
+    );
+    form
 }
 
 /// The authorization request of `client` with the usual PKCE challenge.
@@ -499,33 +513,13 @@ async fn a_form_posted_without_its_csrf_token_or_from_another_site_is_refused(st
     let mut stranger = Browser::new(&app);
     assert_eq!(stranger.post(&form).await.status, 403);
     // The right field and cookie, from another site's page.
-    let body = serde_urlencoded::to_string(&form).unwrap();
     let cross_site = browser
-        .read(
-            app.client
-                .post("/oauth/authorize")
-                .header("Cookie", browser.cookie_header())
-                .header("Origin", "https://evil.example")
-                .content_type("application/x-www-form-urlencoded")
-                .body(body)
-                .send()
-                .await,
-        )
+        .post_with(&form, &[("Origin", "https://evil.example")])
         .await;
     assert_eq!(cross_site.status, 403);
     // Or that the browser says came from another site.
-    let body = serde_urlencoded::to_string(&form).unwrap();
     let cross_site = browser
-        .read(
-            app.client
-                .post("/oauth/authorize")
-                .header("Cookie", browser.cookie_header())
-                .header("Sec-Fetch-Site", "cross-site")
-                .content_type("application/x-www-form-urlencoded")
-                .body(body)
-                .send()
-                .await,
-        )
+        .post_with(&form, &[("Sec-Fetch-Site", "cross-site")])
         .await;
     assert_eq!(cross_site.status, 403);
     // None of that signed the browser in.
@@ -533,18 +527,10 @@ async fn a_form_posted_without_its_csrf_token_or_from_another_site_is_refused(st
     assert_eq!(again.status, 200);
     assert!(again.html.contains(r#"name="password""#));
     // A page without a referrer sends `Origin: null`: the token decides.
-    let body = serde_urlencoded::to_string(&form).unwrap();
     let no_referrer = browser
-        .read(
-            app.client
-                .post("/oauth/authorize")
-                .header("Cookie", browser.cookie_header())
-                .header("Origin", "null")
-                .header("Sec-Fetch-Site", "same-origin")
-                .content_type("application/x-www-form-urlencoded")
-                .body(body)
-                .send()
-                .await,
+        .post_with(
+            &form,
+            &[("Origin", "null"), ("Sec-Fetch-Site", "same-origin")],
         )
         .await;
     assert_eq!(no_referrer.status, 200, "{}", no_referrer.html);
@@ -816,37 +802,10 @@ async fn the_sign_in_form_works_with_cors_on_for_the_api(store: Store) {
     register_app(&app, APP, false, &[CALLBACK]).await;
     let mut browser = Browser::new(&app);
     let login = browser.open(&authorize_path(APP, CALLBACK, &[])).await;
-    let mut form: Vec<(&str, String)> = [
-        "step",
-        "csrf",
-        "response_type",
-        "client_id",
-        "redirect_uri",
-        "scope",
-        "state",
-        "code_challenge",
-        "code_challenge_method",
-    ]
-    .into_iter()
-    .map(|name| (name, login.field(name)))
-    .collect();
-    form.push(("username", "alice".into()));
-    form.push(("password", PASSWORD.into()));
     // A page without a referrer posts with `Origin: null`, which no CORS
     // list names: the pages are not the API's cross-origin surface.
-    let body = serde_urlencoded::to_string(&form).unwrap();
-    let consent = browser
-        .read(
-            app.client
-                .post("/oauth/authorize")
-                .header("Cookie", browser.cookie_header())
-                .header("Origin", "null")
-                .content_type("application/x-www-form-urlencoded")
-                .body(body)
-                .send()
-                .await,
-        )
-        .await;
+    let form = form_of(&login, &[("username", "alice"), ("password", PASSWORD)]);
+    let consent = browser.post_with(&form, &[("Origin", "null")]).await;
     assert_eq!(consent.status, 200, "{}", consent.html);
     assert!(consent.html.contains(r#"value="allow""#));
 }
