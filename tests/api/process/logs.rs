@@ -148,3 +148,124 @@ fn client_secrets_and_mailed_tokens_reach_no_log_line() {
         assert!(!log.contains(secret), "{secret} in the log");
     }
 }
+
+#[test]
+fn the_authorization_code_flows_secrets_reach_no_log_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("gatehouse.log");
+    let server = Server::start_logging_to(
+        dir.path(),
+        &["--argon2-memory-kib", "256", "--argon2-iterations", "1"],
+        Some(&log_path),
+    );
+    let body = format!(r#"{{"username":"alice","password":"{PASSWORD}"}}"#);
+    server.request("POST", "/users", "application/json", &body);
+    let created = gatehouse(
+        &[
+            "client",
+            "create",
+            "--name",
+            "app",
+            "--first-party",
+            "--scope",
+            "profile",
+            "--redirect-uri",
+            "http://127.0.0.1/callback",
+        ],
+        dir.path(),
+    )
+    .output()
+    .unwrap();
+    assert!(created.status.success(), "{created:?}");
+    let client: serde_json::Value = serde_json::from_slice(&created.stdout).unwrap();
+    let client_id = client["client_id"].as_str().unwrap().to_owned();
+    let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+    let query = format!(
+        "response_type=code&client_id={client_id}&redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2Fcallback\
+         &scope=profile&state=st4te&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM\
+         &code_challenge_method=S256"
+    );
+    let page = server.request(
+        "GET",
+        &format!("/oauth/authorize?{query}"),
+        "text/plain",
+        "",
+    );
+    let cookie_of = |response: &str, name: &str| {
+        response
+            .lines()
+            .find_map(|line| line.strip_prefix(&format!("set-cookie: {name}=")))
+            .and_then(|rest| rest.split(';').next())
+            .map(str::to_owned)
+            .unwrap_or_else(|| panic!("no {name} cookie: {response}"))
+    };
+    let csrf = cookie_of(&page, "gatehouse-csrf");
+    let form = |password: &str| {
+        format!(
+            "step=login&csrf={csrf}&{query}&username=alice&password={}",
+            password.replace(' ', "+")
+        )
+    };
+    let cookie = format!("Cookie: gatehouse-csrf={csrf}\r\n");
+    let wrong = "a wrong password 42";
+    let refused = http_with(
+        server.addr,
+        "POST",
+        "/oauth/authorize",
+        "application/x-www-form-urlencoded",
+        &cookie,
+        &form(wrong),
+    );
+    assert!(refused.starts_with("HTTP/1.1 400"), "{refused}");
+    let back = http_with(
+        server.addr,
+        "POST",
+        "/oauth/authorize",
+        "application/x-www-form-urlencoded",
+        &cookie,
+        &form(PASSWORD),
+    );
+    assert!(back.starts_with("HTTP/1.1 302"), "{back}");
+    let session = cookie_of(&back, "gatehouse-session");
+    let code = back
+        .split("code=")
+        .nth(1)
+        .map(|rest| rest.chars().take(43).collect::<String>())
+        .expect("a code in the Location");
+    let redeem = format!(
+        "grant_type=authorization_code&client_id={client_id}&code={code}\
+         &redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2Fcallback&code_verifier={verifier}"
+    );
+    let tokens = server.request(
+        "POST",
+        "/oauth/token",
+        "application/x-www-form-urlencoded",
+        &redeem,
+    );
+    assert!(tokens.starts_with("HTTP/1.1 200"), "{tokens}");
+    // Replayed: refused, and logged as such, without the code.
+    server.request(
+        "POST",
+        "/oauth/token",
+        "application/x-www-form-urlencoded",
+        &redeem,
+    );
+    server.signal("TERM");
+    assert_eq!(server.wait().code(), Some(0));
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        log.contains("redeemed twice"),
+        "the log covers the flow: {log}"
+    );
+    for secret in [
+        PASSWORD,
+        wrong,
+        csrf.as_str(),
+        session.as_str(),
+        code.as_str(),
+        verifier,
+        "st4te",
+    ] {
+        assert!(!log.contains(secret), "{secret} in the log");
+    }
+}

@@ -215,13 +215,25 @@ impl Drop for Server {
 
 /// A minimal HTTP/1.1 request; returns the whole response as text.
 fn http(addr: SocketAddr, method: &str, path: &str, content_type: &str, body: &str) -> String {
+    http_with(addr, method, path, content_type, "", body)
+}
+
+/// [`http`] with `headers` (each line ending in `\r\n`) added.
+fn http_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    headers: &str,
+    body: &str,
+) -> String {
     let mut stream = TcpStream::connect(addr).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(60)))
         .unwrap();
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\n\
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\n{headers}\
          Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
