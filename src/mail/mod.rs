@@ -399,7 +399,7 @@ impl Mailer {
             Attempt::Retry(why) if why.is_empty() => {}
             Attempt::Retry(why) => {
                 let attempt = u32::try_from(mail.attempts + 1).unwrap_or(u32::MAX);
-                let next = now + self.settings.retry.pause(attempt);
+                let next = now + self.settings.retry.pause_from_half(attempt);
                 if next >= useful_until {
                     return self.give_up(&mail, why, now).await;
                 }

@@ -25,14 +25,33 @@ impl Backoff {
     /// The pause before the `attempt`-th retry (from 1): at random, above
     /// zero and at most the cap, which doubles with each attempt.
     pub fn pause(&self, attempt: u32) -> Duration {
-        let doublings = attempt.saturating_sub(1).min(16);
-        let cap = self.first.saturating_mul(1 << doublings).min(self.max);
-        let cap_micros = u64::try_from(cap.as_micros()).unwrap_or(u64::MAX).max(1);
-        let mut draw = [0u8; 8];
-        // Without the OS generator nothing secure can be issued anyway.
-        getrandom::fill(&mut draw).expect("the operating system's random number generator failed");
-        Duration::from_micros(1 + u64::from_le_bytes(draw) % cap_micros)
+        draw_up_to(self.cap(attempt))
     }
+
+    /// [`Backoff::pause`] drawn from the upper half of the cap ("equal
+    /// jitter"): never near zero, for retries of an outside service (an SMTP
+    /// server that deferred) that a near-zero draw would hammer in the same
+    /// breath.
+    pub fn pause_from_half(&self, attempt: u32) -> Duration {
+        let cap = self.cap(attempt);
+        cap / 2 + draw_up_to(cap - cap / 2)
+    }
+
+    /// The cap of the `attempt`-th pause: `first`, doubled per attempt, at
+    /// most `max`.
+    fn cap(&self, attempt: u32) -> Duration {
+        let doublings = attempt.saturating_sub(1).min(16);
+        self.first.saturating_mul(1 << doublings).min(self.max)
+    }
+}
+
+/// A pause drawn at random, above zero and at most `cap`.
+fn draw_up_to(cap: Duration) -> Duration {
+    let cap_micros = u64::try_from(cap.as_micros()).unwrap_or(u64::MAX).max(1);
+    let mut draw = [0u8; 8];
+    // Without the OS generator nothing secure can be issued anyway.
+    getrandom::fill(&mut draw).expect("the operating system's random number generator failed");
+    Duration::from_micros(1 + u64::from_le_bytes(draw) % cap_micros)
 }
 
 #[cfg(test)]
@@ -55,5 +74,23 @@ mod tests {
         }
         let draws: std::collections::HashSet<_> = (0..32).map(|_| backoff.pause(10)).collect();
         assert!(draws.len() > 1, "the pauses are drawn at random");
+    }
+
+    #[test]
+    fn pauses_from_half_stay_in_the_upper_half_of_the_cap() {
+        let backoff = Backoff {
+            first: Duration::from_secs(5),
+            max: Duration::from_secs(300),
+        };
+        for attempt in 1..20 {
+            let cap = backoff.cap(attempt);
+            for _ in 0..50 {
+                let pause = backoff.pause_from_half(attempt);
+                assert!(
+                    pause >= cap / 2 && pause <= cap,
+                    "{attempt}: {pause:?} of {cap:?}"
+                );
+            }
+        }
     }
 }
