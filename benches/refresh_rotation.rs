@@ -55,6 +55,9 @@ async fn measure(label: &str, url: &str, tasks: usize, duration: Duration) {
         disabled_at: None,
         session_epoch: 0,
         email_verified_at: None,
+        mfa_enabled_at: None,
+        totp_sealed: None,
+        totp_kek_id: None,
     };
     store
         .insert_user(&user, &UsernameKey::of("bench"), None)

@@ -12,7 +12,7 @@ use crate::auth::keys::{DatabaseKeys, RingError, Rotation};
 use crate::auth::refresh::Successors;
 use crate::auth::session_check::SessionCheck;
 use crate::auth::throttle::ThrottlePolicy;
-use crate::auth::{Accounts, Audit, Clients, Revoker};
+use crate::auth::{Accounts, Audit, Clients, Revoker, SecondFactor};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{DatabaseArgs, KeyArgs, PasswordArgs};
 use crate::startup::{
@@ -89,6 +89,20 @@ pub async fn set_user_disabled(
     } else {
         Err(StartError::UnknownUser(username.to_owned()))
     }
+}
+
+/// `gatehouse user mfa-reset`: removes the user's second factor (for
+/// someone who lost their phone and their recovery codes); whether it had
+/// one.
+pub async fn reset_user_mfa(username: &str, database: &DatabaseArgs) -> Result<bool, StartError> {
+    let store = open_store(database).await?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let audit = Audit::new(store.clone(), Arc::default(), clock);
+    let reset = SecondFactor::reset(&store, &audit, username).await;
+    store.close().await;
+    reset
+        .map_err(StartError::Admin)?
+        .ok_or_else(|| StartError::UnknownUser(username.to_owned()))
 }
 
 /// The client registry for `gatehouse client …`.
@@ -275,21 +289,26 @@ pub async fn reset_keys(keys: &KeyArgs, database: &DatabaseArgs) -> Result<Rotat
     Ok(reset?)
 }
 
-/// `gatehouse keys reseal`: re-seals the signing keys and the
-/// refresh-token secret under a new key-encryption key; returns how many
-/// signing keys.
+/// `gatehouse keys reseal`: re-seals the signing keys, the refresh-token
+/// secret and the accounts' TOTP secrets under a new key-encryption key;
+/// returns how many signing keys and how many TOTP secrets.
 pub async fn reseal_keys(
     keys: &KeyArgs,
     database: &DatabaseArgs,
     new_kek_file: &std::path::Path,
-) -> Result<u64, StartError> {
+) -> Result<(u64, u64), StartError> {
     let new_kek = crate::auth::keys::Kek::load(new_kek_file)?;
     if !keys.in_database() {
         let (store, kek) = secret_admin(keys, database).await?;
-        let resealed = Successors::reseal(&store, &kek, &new_kek).await;
+        let resealed = async {
+            Successors::reseal(&store, &kek, &new_kek).await?;
+            SecondFactor::reseal(&store, &kek, &new_kek)
+                .await
+                .map_err(StartError::Admin)
+        }
+        .await;
         store.close().await;
-        resealed?;
-        return Ok(0);
+        return Ok((0, resealed?));
     }
     let (store, ring) = key_admin(keys, database).await?;
     let resealed = async {
@@ -298,8 +317,14 @@ pub async fn reseal_keys(
         Ok::<_, RingError>(resealed)
     }
     .await;
+    let totp = match &resealed {
+        Ok(_) => SecondFactor::reseal(&store, &ring.kek, &new_kek)
+            .await
+            .map_err(StartError::Admin),
+        Err(_) => Ok(0),
+    };
     store.close().await;
-    Ok(resealed?)
+    Ok((resealed?, totp?))
 }
 
 /// `gatehouse keys reset` with a fixed signing key (which it does not

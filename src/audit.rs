@@ -44,6 +44,16 @@ pub enum AuditKind {
     /// An authorization code was redeemed a second time (what the first
     /// redemption got was revoked).
     AuthorizationCodeReplayed,
+    /// A second factor was confirmed.
+    MfaEnabled,
+    /// The user removed their second factor.
+    MfaDisabled,
+    /// A wrong, replayed or throttled second-factor code.
+    MfaFailed,
+    /// A login's second step used a recovery code.
+    MfaRecoveryCodeUsed,
+    /// An operator removed a user's second factor (`gatehouse user mfa-reset`).
+    MfaReset,
     /// Signing-key events, recorded by the `gatehouse keys` commands.
     KeyRotated,
     KeysReset,
@@ -54,7 +64,7 @@ impl AuditKind {
     /// The kinds a serving instance records, each counted in
     /// `gatehouse_events_total{event=…}` (the key events happen in admin
     /// commands, not in the server).
-    pub const COUNTED: [Self; 26] = [
+    pub const COUNTED: [Self; 30] = [
         Self::LoginSucceeded,
         Self::LoginFailed,
         Self::LoginThrottled,
@@ -81,6 +91,10 @@ impl AuditKind {
         Self::ConsentGranted,
         Self::ConsentWithdrawn,
         Self::AuthorizationCodeReplayed,
+        Self::MfaEnabled,
+        Self::MfaDisabled,
+        Self::MfaFailed,
+        Self::MfaRecoveryCodeUsed,
     ];
 
     /// The name stored in `audit_events.event` and shown in `/metrics`.
@@ -112,6 +126,11 @@ impl AuditKind {
             Self::ConsentGranted => "consent_granted",
             Self::ConsentWithdrawn => "consent_withdrawn",
             Self::AuthorizationCodeReplayed => "authorization_code_replayed",
+            Self::MfaEnabled => "mfa_enabled",
+            Self::MfaDisabled => "mfa_disabled",
+            Self::MfaFailed => "mfa_failed",
+            Self::MfaRecoveryCodeUsed => "mfa_recovery_code_used",
+            Self::MfaReset => "mfa_reset",
             Self::KeyRotated => "key_rotated",
             Self::KeysReset => "keys_reset",
             Self::KeysResealed => "keys_resealed",
@@ -135,6 +154,7 @@ mod tests {
             AuditKind::KeyRotated,
             AuditKind::KeysReset,
             AuditKind::KeysResealed,
+            AuditKind::MfaReset,
         ]);
         let names: Vec<_> = kinds.map(|kind| kind.as_str()).collect();
         let distinct: std::collections::HashSet<_> = names.iter().collect();

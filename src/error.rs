@@ -23,6 +23,10 @@ pub enum Error {
     /// request's deadline.
     #[error("the database kept aborting the transaction until the deadline")]
     Contended,
+    /// A secret stored sealed cannot be opened with the configured
+    /// key-encryption key (the operator's configuration, or tampering).
+    #[error("{0}")]
+    Unsealable(String),
 }
 
 /// `Retry-After` when the database does not answer.

@@ -23,8 +23,8 @@ pub mod store;
 
 pub use admin::{
     ResetLinkArgs, create_client, create_user, disable_client, list_clients, list_keys, migrate,
-    reseal_keys, reset_keys, reset_link, reset_refresh_secret, rotate_client_secret, rotate_keys,
-    set_user_disabled,
+    reseal_keys, reset_keys, reset_link, reset_refresh_secret, reset_user_mfa,
+    rotate_client_secret, rotate_keys, set_user_disabled,
 };
 pub use serve::serve;
 pub use startup::{StartError, build_app, build_app_with_clock, open_store};

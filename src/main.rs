@@ -33,6 +33,22 @@ fn main() -> ExitCode {
                 )
                 .await
             }
+            Some(Command::User(UserCommand::MfaReset { username, database })) => {
+                gatehouse::reset_user_mfa(&username, &database)
+                    .await
+                    .map(|had| {
+                        if had {
+                            eprintln!(
+                                "gatehouse: the second factor of {username} is removed; \
+                             the password alone signs in until they enrol again"
+                            );
+                        } else {
+                            eprintln!(
+                                "gatehouse: {username} had no second factor; nothing changed"
+                            );
+                        }
+                    })
+            }
             Some(Command::User(UserCommand::Disable(user))) => {
                 gatehouse::set_user_disabled(&user.username, true, &user.database, &user.passwords)
                     .await
@@ -108,10 +124,11 @@ fn main() -> ExitCode {
                 database,
             })) => gatehouse::reseal_keys(&keys, &database, &new_key_encryption_key_file)
                 .await
-                .map(|resealed| {
+                .map(|(resealed, totp)| {
                     eprintln!(
-                        "gatehouse: {resealed} signing key(s) and the refresh-token secret \
-                         resealed; restart every instance with --key-encryption-key-file {}",
+                        "gatehouse: {resealed} signing key(s), the refresh-token secret and \
+                         {totp} TOTP secret(s) resealed; restart every instance with \
+                         --key-encryption-key-file {}",
                         new_key_encryption_key_file.display()
                     );
                 }),

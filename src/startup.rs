@@ -15,7 +15,7 @@ use crate::auth::password::{HashError, Passwords};
 use crate::auth::refresh::{RefreshPolicy, RefreshRotation, Successors};
 use crate::auth::session_check::SessionCheck;
 use crate::auth::throttle::ThrottlePolicy;
-use crate::auth::{Accounts, Audit, Clients, Revoker, Sessions, Signing};
+use crate::auth::{Accounts, Audit, Clients, Revoker, SecondFactor, Sessions, Signing};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, DatabaseArgs, JwtAlgorithm, KeyArgs, PasswordArgs};
 use crate::mail::{MailSettings, Mailer, Sender, SmtpSettings, Transport};
@@ -127,6 +127,7 @@ pub async fn build_app_with_clock(
     );
     let metrics = Arc::new(Metrics::default());
     let mail_wake = Arc::new(tokio::sync::Notify::new());
+    let mfa_kek = kek.clone();
     let mailer = Arc::new(Mailer::new(
         store.clone(),
         kek,
@@ -182,6 +183,16 @@ pub async fn build_app_with_clock(
         remember_for: config.session_check_ttl,
         authenticated: quick_cache::sync::Cache::new(crate::auth::clients::AUTHENTICATIONS_KEPT),
     });
+    let mfa = Arc::new(SecondFactor {
+        store: store.clone(),
+        kek: mfa_kek,
+        accounts: accounts.clone(),
+        throttle: throttle_policy(config),
+        revoker: revoker.clone(),
+        audit: audit.clone(),
+        clock: clock.clone(),
+        issuer_name: config.product_name.clone(),
+    });
     let sessions = Sessions {
         store: store.clone(),
         accounts: accounts.clone(),
@@ -193,11 +204,13 @@ pub async fn build_app_with_clock(
         audit,
         clock: clock.clone(),
         live_reads: crate::auth::sessions::LiveSessionReads::new(store.clone(), clock.clone()),
+        mfa: mfa.clone(),
     };
     let state = AppState {
         accounts,
         sessions: Arc::new(sessions),
         clients,
+        mfa,
         signing,
         mailer,
         store,

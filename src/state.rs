@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::auth::{Accounts, Clients, Sessions, Signing};
+use crate::auth::{Accounts, Clients, SecondFactor, Sessions, Signing};
 use crate::clock::Clock;
 use crate::mail::Mailer;
 use crate::metrics::Metrics;
@@ -16,6 +16,8 @@ pub struct AppState {
     pub sessions: Arc<Sessions>,
     /// The OAuth client registry.
     pub clients: Arc<Clients>,
+    /// Second factors.
+    pub mfa: Arc<SecondFactor>,
     pub signing: Arc<Signing>,
     /// The outbox's sender.
     pub mailer: Arc<Mailer>,

@@ -21,6 +21,8 @@ use super::oauth::client_info;
 use super::pages::{STYLE, outcome, page_posting_to, unavailable};
 use crate::auth::accounts::LoginRefused;
 use crate::auth::authorize::{AuthorizeParams, AuthorizeRequest, Refusal, with_query};
+use crate::auth::grant::PASSWORD_ONLY;
+use crate::auth::mfa::{Factor, FactorError, PasswordStep, recovery_codes};
 use crate::state::AppState;
 use crate::store::BrowserSession;
 
@@ -46,6 +48,18 @@ struct ConsentPage<'a> {
     scopes: Vec<String>,
 }
 
+#[derive(askama::Template)]
+#[template(path = "pages/second_factor.html", config = "src/askama.toml")]
+struct SecondFactorPage<'a> {
+    product: &'a str,
+    style: &'a str,
+    request: &'a AuthorizeRequest,
+    csrf: &'a str,
+    username: &'a str,
+    mfa_token: &'a str,
+    error: Option<String>,
+}
+
 /// A posted form: the request's parameters, the step, and its fields.
 #[derive(Debug, Default, serde::Deserialize)]
 struct PostedForm {
@@ -55,6 +69,8 @@ struct PostedForm {
     csrf: Option<String>,
     username: Option<String>,
     password: Option<String>,
+    mfa_token: Option<String>,
+    otp: Option<String>,
     decision: Option<String>,
 }
 
@@ -235,27 +251,100 @@ pub(super) async fn authorize_form(
                 }
                 Err(LoginRefused::Internal(err)) => return unavailable(product, &err),
             };
-            let cookie = match state
-                .sessions
-                .open_browser_session(&user.id, user.session_epoch)
-                .await
-            {
-                Ok(cookie) => cookie,
-                Err(err) => return unavailable(product, &err),
-            };
-            answer.cookies.push(cookies.set(
-                cookies.session_name(),
-                cookie.expose_secret(),
-                "Lax",
-                crate::auth::authorize::BROWSER_SESSION_TTL.as_secs(),
-            ));
+            if user.mfa_enabled_at.is_some() {
+                let step = PasswordStep {
+                    user: &user,
+                    client_id: &request.client.id,
+                    client_confidential: request.client.confidential,
+                    scope: &request.scope,
+                };
+                return match state.mfa.challenge(step).await {
+                    Ok(token) => {
+                        let page = SecondFactorPage {
+                            product,
+                            style: STYLE,
+                            request: &request,
+                            csrf: &csrf,
+                            username: &user.username,
+                            mfa_token: token.expose_secret(),
+                            error: None,
+                        };
+                        second_factor_page(page, StatusCode::OK)
+                    }
+                    Err(err) => unavailable(product, &err),
+                };
+            }
             let session = BrowserSession {
                 user_id: user.id,
                 auth_time: state.clock.now(),
                 user_epoch: user.session_epoch,
+                amr: PASSWORD_ONLY.to_owned(),
             };
-            let response = continue_as(&state, &session, &request, &csrf).await;
-            answer.finish(response)
+            sign_in(&state, &cookies, answer, session, &request, &csrf).await
+        }
+        Some("otp") => {
+            let mfa_token = form.mfa_token.unwrap_or_default();
+            let code = form.otp.unwrap_or_default();
+            let code = code.trim();
+            let factor = if recovery_codes::hash(code).is_some() {
+                Factor::RecoveryCode(code)
+            } else {
+                Factor::Otp(code)
+            };
+            let from = client_info(req, Some(request.client.id.clone()));
+            let error = match state
+                .mfa
+                .pass(&mfa_token, &request.client.id, factor, &from)
+                .await
+            {
+                Ok(passed) => {
+                    let session = BrowserSession {
+                        user_id: passed.user.id,
+                        auth_time: state.clock.now(),
+                        user_epoch: passed.challenge.user_epoch,
+                        amr: passed.amr.to_owned(),
+                    };
+                    return sign_in(&state, &cookies, answer, session, &request, &csrf).await;
+                }
+                Err(FactorError::BadToken) => {
+                    let error = Some(
+                        "This sign-in took too long, or had too many wrong codes. \
+                         Sign in again."
+                            .into(),
+                    );
+                    return login_page(
+                        product,
+                        &request,
+                        &csrf,
+                        "",
+                        error,
+                        StatusCode::BAD_REQUEST,
+                    );
+                }
+                Err(FactorError::BadCode) => (
+                    "That code is wrong or was already used. Wait for the next code and \
+                     try again."
+                        .to_owned(),
+                    StatusCode::BAD_REQUEST,
+                ),
+                Err(FactorError::Throttled(retry_after)) => (
+                    format!("Too many wrong codes. Try again in {retry_after} seconds."),
+                    StatusCode::TOO_MANY_REQUESTS,
+                ),
+                Err(FactorError::Internal(err)) => return unavailable(product, &err),
+            };
+            // Shown only: the name the password step was given for.
+            let username = form.username.unwrap_or_default();
+            let page = SecondFactorPage {
+                product,
+                style: STYLE,
+                request: &request,
+                csrf: &csrf,
+                username: &username,
+                mfa_token: &mfa_token,
+                error: Some(error.0),
+            };
+            second_factor_page(page, error.1)
         }
         Some("consent") => {
             let session = match signed_in(&state, req, &cookies).await {
@@ -289,6 +378,34 @@ pub(super) async fn authorize_form(
         }
         _ => bad_request(product, "This form's fields cannot be read."),
     }
+}
+
+/// The user just signed in as `session` says: the browser session's cookie,
+/// then on as [`continue_as`].
+async fn sign_in(
+    state: &AppState,
+    cookies: &Cookies,
+    mut answer: Answer,
+    session: BrowserSession,
+    request: &AuthorizeRequest,
+    csrf: &str,
+) -> Response {
+    let opened = state
+        .sessions
+        .open_browser_session(&session.user_id, session.user_epoch, &session.amr)
+        .await;
+    let cookie = match opened {
+        Ok(cookie) => cookie,
+        Err(err) => return unavailable(product(state), &err),
+    };
+    answer.cookies.push(cookies.set(
+        cookies.session_name(),
+        cookie.expose_secret(),
+        "Lax",
+        crate::auth::authorize::BROWSER_SESSION_TTL.as_secs(),
+    ));
+    let response = continue_as(state, &session, request, csrf).await;
+    answer.finish(response)
 }
 
 /// With the user signed in: the consent page if the client needs it, else
@@ -385,6 +502,11 @@ fn login_page(
         .render(),
         origin_of(&request.redirect_uri),
     )
+}
+
+fn second_factor_page(page: SecondFactorPage<'_>, status: StatusCode) -> Response {
+    let origin = origin_of(&page.request.redirect_uri);
+    page_posting_to(status, page.render(), origin)
 }
 
 /// The browser session the request's cookie names, if live.

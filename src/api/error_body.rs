@@ -57,6 +57,38 @@ impl OAuthError {
     }
 }
 
+/// The password was right and the account needs a second factor (the
+/// convention Auth0 uses): finish with `grant_type=urn:gatehouse:grant-type:mfa-otp`
+/// (or `…:mfa-recovery-code`) and this `mfa_token`, or `POST /auth/login/mfa`.
+#[derive(Debug, Clone, Object)]
+#[oai(example)]
+pub struct MfaRequired {
+    /// Always `mfa_required`.
+    pub error: String,
+    /// A human-readable explanation.
+    pub error_description: String,
+    /// Continues this login: single-use, valid for 5 minutes, and for a few
+    /// wrong codes at most.
+    pub mfa_token: String,
+}
+
+impl MfaRequired {
+    pub fn new(mfa_token: String) -> Self {
+        Self {
+            error: "mfa_required".into(),
+            error_description: "the account needs a second factor: send a code with this mfa_token"
+                .into(),
+            mfa_token,
+        }
+    }
+}
+
+impl poem_openapi::types::Example for MfaRequired {
+    fn example() -> Self {
+        Self::new("q3YhV0t1c2xqY2Zl3jR2mZ8xk4bW7nP0aQs9uE6fG1H".into())
+    }
+}
+
 /// The 401 code, message and `WWW-Authenticate` value (RFC 6750 §3) for a
 /// malformed, expired or otherwise invalid access token.
 pub const INVALID_TOKEN: (&str, &str, &str) = (

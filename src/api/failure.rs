@@ -12,7 +12,9 @@ use poem_openapi::registry::{MetaHeader, MetaResponse, MetaResponses, Registry};
 use poem_openapi::types::Type as _;
 use poem_openapi::{ApiResponse, ResponseContent as _};
 
-use super::error_body::{ApiError, INVALID_TOKEN, NO_STORE, OAuthError, OAuthErrorCode};
+use super::error_body::{
+    ApiError, INVALID_TOKEN, MfaRequired, NO_STORE, OAuthError, OAuthErrorCode,
+};
 use crate::error::Error;
 
 /// One answer in an operation's list.
@@ -20,9 +22,19 @@ use crate::error::Error;
 pub struct Answer {
     status: u16,
     description: &'static str,
-    /// RFC 6749 §5.2 errors (`OAuthError`) rather than `ApiError`.
-    oauth: bool,
+    /// The body's schema.
+    shape: Shape,
     headers: &'static [Header],
+}
+
+/// The schema of an answer's body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    Api,
+    /// RFC 6749 §5.2 errors.
+    OAuth,
+    /// The password grant's 403 for an account with a second factor.
+    MfaRequired,
 }
 
 /// A header an answer carries, as the spec describes it.
@@ -55,7 +67,7 @@ impl Answer {
         Self {
             status,
             description,
-            oauth: false,
+            shape: Shape::Api,
             headers: &[],
         }
     }
@@ -65,7 +77,18 @@ impl Answer {
         Self {
             status,
             description,
-            oauth: true,
+            shape: Shape::OAuth,
+            headers: &[CACHE_CONTROL],
+        }
+    }
+
+    /// The 403 `mfa_required` of the password grant (`MfaRequired`), with
+    /// `Cache-Control: no-store`.
+    pub const fn mfa_required(description: &'static str) -> Self {
+        Self {
+            status: 403,
+            description,
+            shape: Shape::MfaRequired,
             headers: &[CACHE_CONTROL],
         }
     }
@@ -132,6 +155,7 @@ pub trait Failures: Send + Sync + 'static {
 enum Body {
     Api(ApiError),
     OAuth(OAuthError),
+    MfaRequired(MfaRequired),
 }
 
 /// An operation's answer when it does not succeed, from its list `F`.
@@ -177,6 +201,15 @@ impl<F: Failures> Failure<F> {
     ) -> Self {
         Self::answer(status, Body::OAuth(OAuthError::new(error, description).0))
             .header(poem::http::header::CACHE_CONTROL, NO_STORE)
+    }
+
+    /// 403 `mfa_required`: the password was right; `mfa_token` continues.
+    pub fn mfa_required(mfa_token: String) -> Self {
+        Self::answer(
+            StatusCode::FORBIDDEN,
+            Body::MfaRequired(MfaRequired::new(mfa_token)),
+        )
+        .header(poem::http::header::CACHE_CONTROL, NO_STORE)
     }
 
     /// 400 `invalid_request` in RFC 6749's shape.
@@ -251,6 +284,7 @@ impl<F: Failures> IntoResponse for Failure<F> {
         let mut response = match self.body {
             Body::Api(body) => poem_openapi::payload::Json(body).into_response(),
             Body::OAuth(body) => poem_openapi::payload::Json(body).into_response(),
+            Body::MfaRequired(body) => poem_openapi::payload::Json(body).into_response(),
         };
         response.set_status(self.status);
         for (name, value) in self.headers {
@@ -274,10 +308,10 @@ impl<F: Failures> ApiResponse for Failure<F> {
             description: answer.description,
             status: Some(answer.status),
             status_range: None,
-            content: if answer.oauth {
-                poem_openapi::payload::Json::<OAuthError>::media_types()
-            } else {
-                poem_openapi::payload::Json::<ApiError>::media_types()
+            content: match answer.shape {
+                Shape::Api => poem_openapi::payload::Json::<ApiError>::media_types(),
+                Shape::OAuth => poem_openapi::payload::Json::<OAuthError>::media_types(),
+                Shape::MfaRequired => poem_openapi::payload::Json::<MfaRequired>::media_types(),
             },
             headers: answer
                 .headers
@@ -299,6 +333,12 @@ impl<F: Failures> ApiResponse for Failure<F> {
     fn register(registry: &mut Registry) {
         <poem_openapi::payload::Json<ApiError> as ApiResponse>::register(registry);
         <poem_openapi::payload::Json<OAuthError> as ApiResponse>::register(registry);
+        if F::ANSWERS
+            .iter()
+            .any(|answer| answer.shape == Shape::MfaRequired)
+        {
+            <poem_openapi::payload::Json<MfaRequired> as ApiResponse>::register(registry);
+        }
     }
 }
 

@@ -13,6 +13,7 @@ mod error_body;
 pub(crate) mod failure;
 mod introspect;
 mod meta;
+mod mfa;
 mod middleware;
 mod oauth;
 mod pages;
@@ -34,6 +35,7 @@ use consents::ConsentsApi;
 use discovery::DiscoveryApi;
 use introspect::IntrospectApi;
 use meta::MetaApi;
+use mfa::MfaApi;
 use revoke::RevokeApi;
 use security::{BearerAuth, Scopes};
 use sessions::SessionsApi;
@@ -49,6 +51,8 @@ pub(crate) enum ApiTags {
     Users,
     /// Password reset and email verification.
     Recovery,
+    /// A second factor: an authenticator app (TOTP) and recovery codes.
+    SecondFactor,
     /// Your sessions and the apps you allowed: list, revoke one, log out
     /// everywhere, withdraw an app's access.
     Sessions,
@@ -74,6 +78,7 @@ pub(crate) type Apis = (
     IntrospectApi,
     UsersApi,
     AccountApi,
+    MfaApi,
     SessionsApi,
     ConsentsApi,
     DiscoveryApi,

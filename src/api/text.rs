@@ -141,6 +141,35 @@ impl Rules for TokenTypeHint {
     const MAX_LENGTH: Option<usize> = Some(64);
 }
 
+/// The `mfa_token` of a password step waiting for a second factor; none
+/// Gatehouse issues is longer.
+pub struct MfaToken;
+impl Rules for MfaToken {
+    const MIN_LENGTH: Option<usize> = Some(1);
+    const MAX_LENGTH: Option<usize> = Some(128);
+}
+
+/// A six-digit TOTP code (spaces between the digits are allowed).
+pub struct Otp;
+impl Rules for Otp {
+    const MIN_LENGTH: Option<usize> = Some(1);
+    const MAX_LENGTH: Option<usize> = Some(16);
+}
+
+/// A recovery code, `xxxxx-xxxxx` (any case; the dash is optional).
+pub struct RecoveryCode;
+impl Rules for RecoveryCode {
+    const MIN_LENGTH: Option<usize> = Some(1);
+    const MAX_LENGTH: Option<usize> = Some(32);
+}
+
+/// A TOTP code or a recovery code.
+pub struct SecondFactorCode;
+impl Rules for SecondFactorCode {
+    const MIN_LENGTH: Option<usize> = Some(1);
+    const MAX_LENGTH: Option<usize> = Some(32);
+}
+
 /// The token of a mailed link (`?token=` of a reset or verification link).
 pub struct LinkToken;
 impl Rules for LinkToken {

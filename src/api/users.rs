@@ -48,6 +48,8 @@ pub struct User {
     pub email: Option<String>,
     /// Whether the address was proven by a link mailed to it.
     pub email_verified: bool,
+    /// Whether logins need a second factor (an authenticator app).
+    pub mfa_enabled: bool,
     pub created_at: DateTime<Utc>,
 }
 
@@ -68,6 +70,7 @@ impl Example for User {
             username: "alice".into(),
             email: Some("alice@example.org".into()),
             email_verified: true,
+            mfa_enabled: false,
             created_at: DateTime::from_timestamp(1_796_083_200, 0).unwrap_or_default(),
         }
     }
@@ -80,6 +83,7 @@ impl From<&Account> for User {
             username: account.username.clone(),
             email: account.email.clone(),
             email_verified: account.email.is_some() && account.email_verified_at.is_some(),
+            mfa_enabled: account.mfa_enabled_at.is_some(),
             created_at: account.created_at.to_datetime(),
         }
     }

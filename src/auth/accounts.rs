@@ -159,6 +159,9 @@ impl Accounts {
             disabled_at: None,
             session_epoch: 0,
             email_verified_at: None,
+            mfa_enabled_at: None,
+            totp_sealed: None,
+            totp_kek_id: None,
         };
         let key = username.key();
         // The address's verification link is queued with the account.

@@ -15,15 +15,22 @@ pub enum GrantType {
     /// A code from the authorization endpoint, with its PKCE verifier
     /// (RFC 6749 §4.1, RFC 7636).
     AuthorizationCode,
+    /// The second step of a password grant that needs a second factor: the
+    /// `mfa_token` with a TOTP code.
+    MfaOtp,
+    /// The same with a recovery code.
+    MfaRecoveryCode,
 }
 
 impl GrantType {
     /// Every grant type, in the order the spec and the metadata list them.
-    pub const ALL: [Self; 4] = [
+    pub const ALL: [Self; 6] = [
         Self::AuthorizationCode,
         Self::Password,
         Self::RefreshToken,
         Self::ClientCredentials,
+        Self::MfaOtp,
+        Self::MfaRecoveryCode,
     ];
 
     /// Their `grant_type` names, in the same order.
@@ -44,6 +51,17 @@ impl GrantType {
             Self::RefreshToken => "refresh_token",
             Self::ClientCredentials => "client_credentials",
             Self::AuthorizationCode => "authorization_code",
+            Self::MfaOtp => "urn:gatehouse:grant-type:mfa-otp",
+            Self::MfaRecoveryCode => "urn:gatehouse:grant-type:mfa-recovery-code",
+        }
+    }
+
+    /// The grant a client must be registered for to use this one: the
+    /// second-factor grants finish a password grant.
+    pub const fn registered_as(self) -> Self {
+        match self {
+            Self::MfaOtp | Self::MfaRecoveryCode => Self::Password,
+            other => other,
         }
     }
 
@@ -53,22 +71,10 @@ impl GrantType {
     }
 }
 
-/// How the user authenticated (RFC 8176 `amr` values), kept by a session
-/// from its login through every refresh.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthMethod {
-    /// A password.
-    Password,
-}
-
-impl AuthMethod {
-    /// The RFC 8176 value.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Password => "pwd",
-        }
-    }
-}
+/// How a user who gave the password alone authenticated (RFC 8176 `amr`),
+/// kept by a session from its login through every refresh; a second
+/// factor adds its own ([`crate::auth::mfa::Factor::amr`]).
+pub const PASSWORD_ONLY: &str = "pwd";
 
 /// What a token request carries, whichever grant it names: each grant
 /// takes the fields it needs and refuses the request without them.
@@ -81,6 +87,9 @@ pub struct GrantParams {
     pub code: Option<String>,
     pub redirect_uri: Option<String>,
     pub code_verifier: Option<String>,
+    pub mfa_token: Option<String>,
+    pub otp: Option<String>,
+    pub recovery_code: Option<String>,
 }
 
 #[cfg(test)]
@@ -98,7 +107,9 @@ mod tests {
                 "authorization_code",
                 "password",
                 "refresh_token",
-                "client_credentials"
+                "client_credentials",
+                "urn:gatehouse:grant-type:mfa-otp",
+                "urn:gatehouse:grant-type:mfa-recovery-code",
             ]
         );
         for unknown in ["", "Password", "implicit", "refresh_token "] {

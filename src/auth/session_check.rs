@@ -188,6 +188,7 @@ mod tests {
             email: None,
             created_at: crate::clock::UnixMillis::EPOCH,
             email_verified_at: None,
+            mfa_enabled_at: None,
         })
     }
 

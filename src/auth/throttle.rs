@@ -90,6 +90,20 @@ impl Attempt {
         }
     }
 
+    /// An attempt to prove the second factor of the account `user_id`:
+    /// counters of their own for the account (from this address, and from
+    /// everywhere), with the same limits as passwords; the address's
+    /// counter is the one password guesses share.
+    pub fn second_factor(user_id: &str, address: Option<&str>) -> Self {
+        let group = address.map(address_group);
+        let pair = format!("{user_id}\0{}", group.as_deref().unwrap_or(""));
+        Self {
+            pair: format!("mfa-pair:{}", TokenHash::of(&pair)),
+            account: format!("mfa-account:{}", TokenHash::of(user_id)),
+            address: group.map(|group| format!("ip:{group}")),
+        }
+    }
+
     fn keys(&self) -> Vec<&str> {
         [self.pair.as_str(), self.account.as_str()]
             .into_iter()

@@ -80,6 +80,16 @@ pub enum UserCommand {
     },
     /// Disable a user: no more logins, and every session is revoked at once.
     Disable(UserArgs),
+    /// Remove a user's second factor, for someone who lost both their phone
+    /// and their recovery codes (confirm who they are first). Audited as
+    /// `mfa_reset`; the password alone signs in until they enrol again.
+    MfaReset {
+        /// The user's name.
+        #[arg(long)]
+        username: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
     /// Enable a disabled user again (revoked sessions stay revoked).
     Enable(UserArgs),
     /// Print a password reset link for the user, for installs without mail:

@@ -18,6 +18,8 @@ pub struct NewCode<'a> {
     pub code_challenge: &'a str,
     pub auth_time: UnixMillis,
     pub user_epoch: i64,
+    /// How the user authenticated (RFC 8176), for the session it opens.
+    pub amr: &'a str,
     pub created_at: UnixMillis,
     pub expires_at: UnixMillis,
 }
@@ -32,6 +34,7 @@ pub struct CodeRecord {
     pub code_challenge: String,
     pub auth_time: UnixMillis,
     pub user_epoch: i64,
+    pub amr: String,
 }
 
 /// What redeeming a code found.
@@ -62,14 +65,16 @@ pub struct BrowserSession {
     pub user_id: UserId,
     pub auth_time: UnixMillis,
     pub user_epoch: i64,
+    /// How the user signed in (RFC 8176 values, space-separated).
+    pub amr: String,
 }
 
 impl Store {
     pub async fn insert_authorization_code(&self, code: &NewCode<'_>) -> Result<(), sqlx::Error> {
         let insert = sqlx::query(
             "INSERT INTO authorization_codes (token_hash, client_id, user_id, redirect_uri, \
-             scope, code_challenge, auth_time, user_epoch, created_at, expires_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             scope, code_challenge, auth_time, user_epoch, amr, created_at, expires_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(code.hash)
         .bind(code.client_id)
@@ -79,6 +84,7 @@ impl Store {
         .bind(code.code_challenge)
         .bind(code.auth_time)
         .bind(code.user_epoch)
+        .bind(code.amr)
         .bind(code.created_at)
         .bind(code.expires_at);
         self.run(async |conn| insert.execute(conn).await.map(drop))
@@ -112,7 +118,7 @@ impl Store {
                 let redemption = if redeemed {
                     let row = sqlx::query(
                         "SELECT client_id, user_id, redirect_uri, scope, code_challenge, \
-                         auth_time, user_epoch FROM authorization_codes WHERE token_hash = ?",
+                         auth_time, user_epoch, amr FROM authorization_codes WHERE token_hash = ?",
                     )
                     .bind(hash)
                     .fetch_one(&mut *tx)
@@ -125,6 +131,7 @@ impl Store {
                         code_challenge: row.try_get("code_challenge")?,
                         auth_time: row.try_get("auth_time")?,
                         user_epoch: row.try_get("user_epoch")?,
+                        amr: row.try_get("amr")?,
                     })
                 } else {
                     let replayed = sqlx::query(
@@ -178,36 +185,37 @@ impl Store {
     pub async fn insert_browser_session(
         &self,
         hash: &TokenHash,
-        user_id: &UserId,
-        user_epoch: i64,
-        auth_time: UnixMillis,
+        signed_in: &BrowserSession,
         expires_at: UnixMillis,
     ) -> Result<(), sqlx::Error> {
         let insert = sqlx::query(
             "INSERT INTO browser_sessions (token_hash, user_id, user_epoch, auth_time, \
-             expires_at) VALUES (?, ?, ?, ?, ?)",
+             amr, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
         )
         .bind(hash)
-        .bind(user_id)
-        .bind(user_epoch)
-        .bind(auth_time)
+        .bind(&signed_in.user_id)
+        .bind(signed_in.user_epoch)
+        .bind(signed_in.auth_time)
+        .bind(&signed_in.amr)
         .bind(expires_at);
         self.run(async |conn| insert.execute(conn).await.map(drop))
             .await
     }
 
     /// The browser session `hash` if it is live at `now`: not revoked, not
-    /// expired, its account enabled and its password unchanged since.
+    /// expired, its account enabled and its password unchanged since, and
+    /// signed in with a second factor if the account has one now.
     pub async fn live_browser_session(
         &self,
         hash: &TokenHash,
         now: UnixMillis,
     ) -> Result<Option<BrowserSession>, sqlx::Error> {
         let select = sqlx::query(
-            "SELECT b.user_id, b.auth_time, b.user_epoch FROM browser_sessions b \
+            "SELECT b.user_id, b.auth_time, b.user_epoch, b.amr FROM browser_sessions b \
              JOIN users u ON u.id = b.user_id \
              WHERE b.token_hash = ? AND b.revoked_at IS NULL AND b.expires_at > ? \
-             AND u.disabled_at IS NULL AND u.session_epoch = b.user_epoch",
+             AND u.disabled_at IS NULL AND u.session_epoch = b.user_epoch \
+             AND (u.mfa_enabled_at IS NULL OR b.amr LIKE '%mfa%')",
         )
         .bind(hash)
         .bind(now);
@@ -219,6 +227,7 @@ impl Store {
                 user_id: row.try_get("user_id")?,
                 auth_time: row.try_get("auth_time")?,
                 user_epoch: row.try_get("user_epoch")?,
+                amr: row.try_get("amr")?,
             })
         })
         .transpose()

@@ -12,6 +12,7 @@ mod authorization;
 mod calls;
 mod clients;
 mod dialect;
+mod mfa;
 mod migrations;
 mod outbox;
 mod own_connections;
@@ -37,6 +38,7 @@ pub use authorization::{BrowserSession, CodeRecord, ConsentRecord, NewCode, Rede
 pub use clients::ClientRecord;
 pub(crate) use dialect::create_private_dir;
 pub use dialect::{is_transient, is_unavailable};
+pub use mfa::{ChallengeRecord, NewChallenge, Passed, Proof, SealedTotp};
 pub use outbox::{
     AccountToken, EmailConfirmed, MailKind, MailState, NewAccountToken, NewMail, OutboxMail,
     PasswordReset,

@@ -131,7 +131,7 @@ impl Store {
         now: UnixMillis,
     ) -> Result<Option<Account>, sqlx::Error> {
         let select = sqlx::query(
-            "SELECT u.id, u.username, u.email, u.created_at, u.email_verified_at \
+            "SELECT u.id, u.username, u.email, u.created_at, u.email_verified_at, u.mfa_enabled_at \
              FROM sessions s JOIN users u ON u.id = s.user_id \
              WHERE s.id = ? AND s.revoked_at IS NULL AND s.expires_at > ? \
              AND u.disabled_at IS NULL",
@@ -269,6 +269,12 @@ impl Store {
                 .bind(revoked_before)
                 .execute(&mut *conn)
                 .await?;
+            for table in ["mfa_challenges", "totp_enrolments"] {
+                sqlx::query(&format!("DELETE FROM {table} WHERE expires_at <= ?"))
+                    .bind(now)
+                    .execute(&mut *conn)
+                    .await?;
+            }
             Ok((sessions, counters))
         })
         .await
@@ -291,7 +297,7 @@ pub(super) async fn live_session_owners(
     let placeholders = vec!["?"; slots].join(", ");
     let sql = format!(
         "SELECT s.id AS session_id, u.id, u.username, u.email, u.created_at, \
-         u.email_verified_at \
+         u.email_verified_at, u.mfa_enabled_at \
          FROM sessions s JOIN users u ON u.id = s.user_id \
          WHERE s.id IN ({placeholders}) AND s.revoked_at IS NULL AND s.expires_at > ? \
          AND u.disabled_at IS NULL"

@@ -23,6 +23,11 @@ pub struct UserRecord {
     /// When the current address was proven (a verification link, or a
     /// password reset); `None` while it is not.
     pub email_verified_at: Option<UnixMillis>,
+    /// When a second factor was confirmed; logins need one while it is set.
+    pub mfa_enabled_at: Option<UnixMillis>,
+    /// The TOTP secret, sealed with the key-encryption key [`Self::totp_kek_id`].
+    pub totp_sealed: Option<String>,
+    pub totp_kek_id: Option<String>,
 }
 
 /// What an account shows of itself: a user without its credentials. Its
@@ -35,6 +40,8 @@ pub struct Account {
     pub email: Option<String>,
     pub created_at: UnixMillis,
     pub email_verified_at: Option<UnixMillis>,
+    /// When a second factor was confirmed.
+    pub mfa_enabled_at: Option<UnixMillis>,
 }
 
 impl From<UserRecord> for Account {
@@ -45,6 +52,7 @@ impl From<UserRecord> for Account {
             email: user.email,
             created_at: user.created_at,
             email_verified_at: user.email_verified_at,
+            mfa_enabled_at: user.mfa_enabled_at,
         }
     }
 }
@@ -57,8 +65,8 @@ pub enum InsertUser {
 }
 
 /// The columns of a [`UserRecord`], in its order.
-pub(super) const USER_COLUMNS: &str =
-    "id, username, email, password_hash, created_at, disabled_at, session_epoch, email_verified_at";
+pub(super) const USER_COLUMNS: &str = "id, username, email, password_hash, created_at, \
+     disabled_at, session_epoch, email_verified_at, mfa_enabled_at, totp_sealed, totp_kek_id";
 
 impl Store {
     /// Inserts a user, with `mail` (its address's verification) queued in

@@ -69,7 +69,7 @@ async fn with_a_fixed_signing_key_the_key_encryption_key_is_replaced_by_resealin
     let resealed = gatehouse::reseal_keys(&app.config.keys, &app.config.database, &new_kek_path)
         .await
         .unwrap();
-    assert_eq!(resealed, 0, "no signing key is in the database");
+    assert_eq!(resealed, (0, 0), "no signing key is in the database");
     assert!(gatehouse::build_app(&app.config).await.is_err());
     let second = app
         .another_instance(|config| config.keys.key_encryption_key_file = Some(new_kek_path))
@@ -223,7 +223,7 @@ async fn the_key_encryption_key_is_replaced_by_resealing_and_tokens_keep_verifyi
     let resealed = gatehouse::reseal_keys(&app.config.keys, &app.config.database, &new_kek_path)
         .await
         .unwrap();
-    assert_eq!(resealed, 2);
+    assert_eq!(resealed, (2, 0));
     let new_kek = Kek::load(&new_kek_path).unwrap();
     let records = app.state.store.signing_keys().await.unwrap();
     assert!(records.iter().all(|record| record.kek_id == new_kek.id()));

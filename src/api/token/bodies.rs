@@ -7,16 +7,20 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 
 use crate::api::text::{
-    AuthorizationCode, ClientId, ClientSecret, CodeVerifier, GrantType, LoginName, Password,
-    RedirectUri, RefreshToken, Scope, Text,
+    AuthorizationCode, ClientId, ClientSecret, CodeVerifier, GrantType, LoginName, MfaToken, Otp,
+    Password, RecoveryCode, RedirectUri, RefreshToken, Scope, Text,
 };
 use crate::auth::sessions::IssuedTokens;
 
-/// An OAuth2 token request (RFC 6749 §4.3.2 password grant, §6 refresh).
+/// An OAuth2 token request (RFC 6749 §4.1.3 authorization code, §4.3.2
+/// password, §4.4.2 client credentials, §6 refresh), and the second step
+/// of a password grant that needs a second factor.
 // No `Debug`: it holds a password.
 #[derive(Object, Deserialize)]
 pub struct TokenRequest {
-    /// `password` or `refresh_token`.
+    /// The grant: `authorization_code`, `password`, `refresh_token`,
+    /// `client_credentials`, or a second-factor step
+    /// (`urn:gatehouse:grant-type:mfa-otp`, `…:mfa-recovery-code`).
     pub grant_type: GrantType,
     /// For `grant_type=password`.
     pub username: Option<Text<LoginName>>,
@@ -32,6 +36,17 @@ pub struct TokenRequest {
     pub redirect_uri: Option<Text<RedirectUri>>,
     /// For `grant_type=authorization_code`: the PKCE verifier (RFC 7636).
     pub code_verifier: Option<Text<CodeVerifier>>,
+    /// For the second-factor grants: the `mfa_token` of the password
+    /// grant's 403 `mfa_required`.
+    pub mfa_token: Option<Text<MfaToken>>,
+    /// For `grant_type=urn:gatehouse:grant-type:mfa-otp`: the six-digit
+    /// code of the authenticator app.
+    #[oai(write_only)]
+    pub otp: Option<Text<Otp>>,
+    /// For `grant_type=urn:gatehouse:grant-type:mfa-recovery-code`: one of
+    /// the recovery codes.
+    #[oai(write_only)]
+    pub recovery_code: Option<Text<RecoveryCode>>,
     /// Space-separated scopes; empty or absent means the default (`profile`).
     pub scope: Option<Text<Scope>>,
     /// The public client's id (optional; recorded on the session).
@@ -54,6 +69,30 @@ pub struct LoginRequest {
     /// (`profile`).
     #[oai(nullable)]
     pub scope: Option<Text<Scope>>,
+}
+
+/// The second step of a login that needs a second factor: the `mfa_token`
+/// of its 403 `mfa_required`, and either `otp` or `recovery_code`.
+#[derive(Object)]
+#[oai(example)]
+pub struct LoginMfaRequest {
+    pub mfa_token: Text<MfaToken>,
+    /// The six-digit code of the authenticator app.
+    #[oai(nullable)]
+    pub otp: Option<Text<Otp>>,
+    /// One of the recovery codes (instead of `otp`).
+    #[oai(nullable)]
+    pub recovery_code: Option<Text<RecoveryCode>>,
+}
+
+impl Example for LoginMfaRequest {
+    fn example() -> Self {
+        Self {
+            mfa_token: Text::new("q3YhV0t1c2xqY2Zl3jR2mZ8xk4bW7nP0aQs9uE6fG1H"),
+            otp: Some(Text::new("123456")),
+            recovery_code: None,
+        }
+    }
 }
 
 /// Exchange a refresh token for a new token pair.

@@ -6,7 +6,7 @@ use poem::http::StatusCode;
 use poem::web::Data;
 use poem_openapi::payload::{Form, Json};
 use poem_openapi::{ApiResponse, OpenApi};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret as _, SecretString};
 
 use super::ApiTags;
 use super::error_body::{NO_STORE, OAuthErrorCode};
@@ -18,12 +18,15 @@ use super::oauth::{basic_client, client_info, oauth_errors};
 use super::text::Text;
 use crate::auth::clients::ClientCredentials;
 use crate::auth::grant::GrantParams;
+use crate::auth::mfa::Factor;
 use crate::auth::sessions::{GrantError, IssuedTokens};
 use crate::state::AppState;
 
 mod bodies;
 
-use bodies::{LoginRequest, LogoutRequest, RefreshRequest, TokenRequest, TokenResponse};
+use bodies::{
+    LoginMfaRequest, LoginRequest, LogoutRequest, RefreshRequest, TokenRequest, TokenResponse,
+};
 
 /// Tokens issued.
 #[derive(ApiResponse)]
@@ -55,12 +58,20 @@ impl Failures for TokenFailures {
              scope is not supported (`unsupported_grant_type`, `invalid_scope`).",
         ),
         INVALID_CLIENT,
+        MFA_REQUIRED,
         TOO_LARGE,
         TOO_MANY_ATTEMPTS,
         INTERNAL,
         BUSY,
     ];
 }
+
+/// The password was right; the account needs a second factor.
+const MFA_REQUIRED: Answer = Answer::mfa_required(
+    "The password is right and the account has a second factor (`mfa_required`): \
+     finish with the `mfa_token` and a code (`grant_type=urn:gatehouse:grant-type:mfa-otp` \
+     or `…:mfa-recovery-code`, or `POST /auth/login/mfa`).",
+);
 
 /// How the JSON grant endpoints can fail: as the token endpoint, without
 /// `401 invalid_client`, since they take no client credentials.
@@ -73,6 +84,44 @@ impl Failures for GrantFailures {
             "The request is malformed (`invalid_request`), the credentials or the \
              refresh token are refused (`invalid_grant`), or the scope is not \
              supported (`invalid_scope`).",
+        ),
+        TOO_LARGE,
+        TOO_MANY_ATTEMPTS,
+        INTERNAL,
+        BUSY,
+    ];
+}
+
+/// How the JSON password grant can fail: as the other JSON grants, and
+/// 403 `mfa_required` for an account with a second factor.
+pub enum LoginFailures {}
+
+impl Failures for LoginFailures {
+    const ANSWERS: &'static [Answer] = &[
+        Answer::oauth(
+            400,
+            "The request is malformed (`invalid_request`), the username or password is \
+             refused (`invalid_grant`: one answer for both), or the scope is not supported \
+             (`invalid_scope`).",
+        ),
+        MFA_REQUIRED,
+        TOO_LARGE,
+        TOO_MANY_ATTEMPTS,
+        INTERNAL,
+        BUSY,
+    ];
+}
+
+/// How the second step of a login can fail: as the JSON grants, without
+/// a second `mfa_required`.
+pub enum MfaGrantFailures {}
+
+impl Failures for MfaGrantFailures {
+    const ANSWERS: &'static [Answer] = &[
+        Answer::oauth(
+            400,
+            "The request is malformed (`invalid_request`), or the `mfa_token` or the code \
+             is refused (`invalid_grant`): forged, expired, used, or wrong.",
         ),
         TOO_LARGE,
         TOO_MANY_ATTEMPTS,
@@ -111,6 +160,7 @@ fn refused<F: Failures>(err: GrantError) -> Failure<F> {
             )
         }
         GrantError::UnauthorizedClient(msg) => bad_request(OAuthErrorCode::UnauthorizedClient, msg),
+        GrantError::MfaRequired(token) => Failure::mfa_required(token.expose_secret().to_owned()),
         GrantError::Internal(err) => err.into(),
     }
 }
@@ -142,9 +192,15 @@ pub struct TokenApi;
 
 #[OpenApi(tag = "ApiTags::Tokens")]
 impl TokenApi {
-    /// OAuth2 token endpoint (password and refresh_token grants)
+    /// OAuth2 token endpoint
     ///
-    /// RFC 6749 §4.3 and §6, form-encoded. This is the `tokenUrl` and
+    /// RFC 6749 §4.1.3 (authorization code, with PKCE), §4.3 (password),
+    /// §4.4 (client credentials) and §6 (refresh), form-encoded. For an
+    /// account with a second factor, the password grant answers 403
+    /// `mfa_required` with an `mfa_token`; finish with
+    /// `grant_type=urn:gatehouse:grant-type:mfa-otp` (`mfa_token`, `otp`) or
+    /// `urn:gatehouse:grant-type:mfa-recovery-code` (`mfa_token`,
+    /// `recovery_code`). This is the `tokenUrl` and
     /// `refreshUrl` of the OAuth2 security scheme, so Swagger UI's Authorize
     /// button logs in here. A `client_id` in the body or HTTP Basic client
     /// credentials are accepted (clients are public).
@@ -208,6 +264,9 @@ impl TokenApi {
             code: form.code.map(|code| code.0),
             redirect_uri: form.redirect_uri.map(|uri| uri.0),
             code_verifier: form.code_verifier.map(|verifier| verifier.0),
+            mfa_token: form.mfa_token.map(|token| token.0),
+            otp: form.otp.map(|otp| otp.0),
+            recovery_code: form.recovery_code.map(|code| code.0),
         };
         let client = client_info(req, credentials.id.clone());
         let issued = state
@@ -220,7 +279,9 @@ impl TokenApi {
     /// Log in with a username and password (JSON)
     ///
     /// The password grant as JSON, for SDKs. Unknown users and wrong
-    /// passwords get the same `invalid_grant` answer.
+    /// passwords get the same `invalid_grant` answer. For an account with a
+    /// second factor, the right password is answered 403 `mfa_required`
+    /// with an `mfa_token` for `loginMfa`.
     #[oai(
         path = "/auth/login",
         method = "post",
@@ -232,7 +293,7 @@ impl TokenApi {
         state: Data<&AppState>,
         req: &Request,
         body: Json<LoginRequest>,
-    ) -> Result<Issued, Failure<GrantFailures>> {
+    ) -> Result<Issued, Failure<LoginFailures>> {
         let Json(login) = body;
         let password = SecretString::from(login.password.0);
         let client = client_info(req, None);
@@ -240,6 +301,43 @@ impl TokenApi {
         let issued = state
             .sessions
             .password_grant(&login.username, password, scope, client)
+            .await;
+        Ok(issued.map_err(refused)?.into())
+    }
+
+    /// Finish a login with a second factor (JSON)
+    ///
+    /// The second step of `login` for an account with a second factor: the
+    /// `mfa_token` of its 403 `mfa_required` with either `otp` (the
+    /// authenticator app's code) or `recovery_code`. A forged, expired or
+    /// used `mfa_token`, and a wrong or already used code, are 400
+    /// `invalid_grant`; a token takes a few wrong codes at most.
+    #[oai(
+        path = "/auth/login/mfa",
+        method = "post",
+        operation_id = "loginMfa",
+        transform = "oauth_errors"
+    )]
+    async fn login_mfa(
+        &self,
+        state: Data<&AppState>,
+        req: &Request,
+        body: Json<LoginMfaRequest>,
+    ) -> Result<Issued, Failure<MfaGrantFailures>> {
+        let Json(request) = body;
+        let factor = match (&request.otp, &request.recovery_code) {
+            (Some(otp), None) => Factor::Otp(otp),
+            (None, Some(code)) => Factor::RecoveryCode(code),
+            _ => {
+                return Err(Failure::invalid_request(
+                    "give exactly one of `otp` and `recovery_code`",
+                ));
+            }
+        };
+        let client = client_info(req, None);
+        let issued = state
+            .sessions
+            .second_factor_grant(&request.mfa_token, factor, &client)
             .await;
         Ok(issued.map_err(refused)?.into())
     }

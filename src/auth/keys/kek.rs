@@ -118,6 +118,13 @@ impl Kek {
     /// Decrypts what [`Kek::seal`] sealed for `kid`; `None` if it was altered,
     /// moved to another `kid`, or sealed with another KEK.
     pub(super) fn open(&self, kid: &str, sealed: &str) -> Option<SecretBox<[u8; 32]>> {
+        let plain = self.open_bytes(kid, sealed)?;
+        let seed = <[u8; 32]>::try_from(plain.as_slice()).ok()?;
+        Some(SecretBox::new(Box::new(seed)))
+    }
+
+    /// Decrypts what [`Kek::seal`] sealed for `kid`, whatever its length.
+    fn open_bytes(&self, kid: &str, sealed: &str) -> Option<Zeroizing<Vec<u8>>> {
         let bytes = URL_SAFE_NO_PAD.decode(sealed).ok()?;
         if bytes.len() < 24 {
             return None;
@@ -135,8 +142,7 @@ impl Kek {
                 },
             )
             .ok()?;
-        let seed = <[u8; 32]>::try_from(plain.as_slice()).ok()?;
-        Some(SecretBox::new(Box::new(seed)))
+        Some(Zeroizing::new(plain))
     }
 
     /// Seals the 32-byte server secret `name` (bound to its name, apart
@@ -148,6 +154,27 @@ impl Kek {
     /// Opens what [`Kek::seal_secret`] sealed as `name`.
     pub fn open_secret(&self, name: &str, sealed: &str) -> Option<SecretBox<[u8; 32]>> {
         self.open(&format!("secret:{name}"), sealed)
+    }
+}
+
+/// The label a TOTP secret is sealed under: bound to its account, apart
+/// from signing keys' ids and server secrets' names.
+fn totp_label(user_id: &str) -> String {
+    format!("totp:{user_id}")
+}
+
+impl Kek {
+    /// Seals the TOTP secret of the account `user_id`.
+    pub fn seal_totp(&self, user_id: &str, secret: &[u8; 20]) -> String {
+        self.seal(&totp_label(user_id), secret)
+    }
+
+    /// Opens what [`Kek::seal_totp`] sealed for `user_id`; `None` if it
+    /// was altered, moved to another account or sealed with another KEK.
+    pub fn open_totp(&self, user_id: &str, sealed: &str) -> Option<SecretBox<[u8; 20]>> {
+        let plain = self.open_bytes(&totp_label(user_id), sealed)?;
+        let secret = <[u8; 20]>::try_from(plain.as_slice()).ok()?;
+        Some(SecretBox::new(Box::new(secret)))
     }
 }
 
@@ -223,6 +250,20 @@ mod tests {
                 .is_none()
         );
         assert!(!format!("{kek:?}").contains("key:"));
+    }
+
+    #[test]
+    fn a_sealed_totp_secret_opens_only_for_its_account() {
+        let kek = Kek::from_bytes(super::random_bytes());
+        let sealed = kek.seal_totp("user-1", &[9; 20]);
+        assert_eq!(
+            kek.open_totp("user-1", &sealed).unwrap().expose_secret(),
+            &[9; 20]
+        );
+        assert!(kek.open_totp("user-2", &sealed).is_none());
+        assert!(kek.open_secret("user-1", &sealed).is_none());
+        let other = Kek::from_bytes(super::random_bytes());
+        assert!(other.open_totp("user-1", &sealed).is_none());
     }
 
     #[test]

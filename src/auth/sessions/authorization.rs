@@ -146,21 +146,26 @@ impl Sessions {
             .await?)
     }
 
-    /// Starts a browser session for `user_id` (who just gave the password
-    /// at `user_epoch`); the cookie's value.
+    /// Starts a browser session for the user who just signed in at
+    /// `user_epoch`, as `amr` says; the cookie's value.
     pub async fn open_browser_session(
         &self,
         user_id: &UserId,
         user_epoch: i64,
+        amr: &str,
     ) -> Result<SecretString, Error> {
         let cookie = crate::auth::random_token();
         let now = self.clock.now();
+        let signed_in = BrowserSession {
+            user_id: user_id.clone(),
+            auth_time: now,
+            user_epoch,
+            amr: amr.to_owned(),
+        };
         self.store
             .insert_browser_session(
                 &TokenHash::of(cookie.expose_secret()),
-                user_id,
-                user_epoch,
-                now,
+                &signed_in,
                 now + BROWSER_SESSION_TTL,
             )
             .await?;
@@ -269,6 +274,7 @@ impl Sessions {
                 code_challenge: &request.code_challenge,
                 auth_time: signed_in.auth_time,
                 user_epoch: signed_in.user_epoch,
+                amr: &signed_in.amr,
                 created_at: now,
                 expires_at: now + CODE_TTL,
             })

@@ -88,6 +88,7 @@ impl Sessions {
                     session_id: session_id.clone(),
                     authenticated_at: record.auth_time,
                     user_epoch: record.user_epoch,
+                    amr: record.amr.clone(),
                 },
             )
             .await?;

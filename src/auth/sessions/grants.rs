@@ -11,8 +11,9 @@ use crate::audit::AuditKind;
 use crate::auth::accounts::{BAD_CREDENTIALS, LoginRefused};
 use crate::auth::client::{ClientInfo, MAX_REFRESH_TOKEN_BYTES};
 use crate::auth::clients::{Client, ClientCredentials, ClientError};
-use crate::auth::grant::{AuthMethod, GrantParams, GrantType};
+use crate::auth::grant::{GrantParams, GrantType, PASSWORD_ONLY};
 use crate::auth::jwt::Subject;
+use crate::auth::mfa::{Factor, FactorError, PasswordStep};
 use crate::auth::refresh::RefreshError;
 use crate::auth::scope::{self, InvalidScope};
 use crate::error::Error;
@@ -51,6 +52,10 @@ pub enum GrantError {
     /// The client may not use this grant type (`unauthorized_client`).
     #[error("{0}")]
     UnauthorizedClient(String),
+    /// The password was right and the account needs a second factor: the
+    /// `mfa_token` that continues the login.
+    #[error("a second factor is required")]
+    MfaRequired(SecretString),
     #[error(transparent)]
     Internal(#[from] Error),
 }
@@ -61,6 +66,17 @@ impl From<LoginRefused> for GrantError {
             LoginRefused::BadCredentials => Self::InvalidGrant(BAD_CREDENTIALS),
             LoginRefused::Throttled(retry_after) => Self::TooManyAttempts(retry_after),
             LoginRefused::Internal(err) => Self::Internal(err),
+        }
+    }
+}
+
+impl From<FactorError> for GrantError {
+    fn from(err: FactorError) -> Self {
+        match err {
+            FactorError::BadToken => Self::InvalidGrant(crate::auth::mfa::BAD_MFA_TOKEN),
+            FactorError::BadCode => Self::InvalidGrant(crate::auth::mfa::BAD_CODE),
+            FactorError::Throttled(retry_after) => Self::TooManyAttempts(retry_after),
+            FactorError::Internal(err) => Self::Internal(err),
         }
     }
 }
@@ -82,12 +98,14 @@ impl From<sqlx::Error> for GrantError {
 }
 
 /// How a new session is opened: its id (named before it exists by a code's
-/// redemption), when its user authenticated, and the account's epoch then.
+/// redemption), when and how its user authenticated (RFC 8176 `amr`), and
+/// the account's epoch then.
 #[derive(Debug, Clone)]
 pub(super) struct Opening {
     pub session_id: SessionId,
     pub authenticated_at: crate::clock::UnixMillis,
     pub user_epoch: i64,
+    pub amr: String,
 }
 
 const BAD_REFRESH_TOKEN: &str = "the refresh token is invalid, expired or revoked";
@@ -118,7 +136,7 @@ impl Sessions {
             }
         };
         let authenticated = self.clients.authenticate(credentials, &client).await?;
-        if !authenticated.may_use(grant_type) {
+        if !authenticated.may_use(grant_type.registered_as()) {
             return Err(GrantError::UnauthorizedClient(format!(
                 "the client may not use the `{}` grant",
                 grant_type.as_str()
@@ -147,7 +165,76 @@ impl Sessions {
                 self.authorization_code_grant(&authenticated, params, &client)
                     .await
             }
+            GrantType::MfaOtp => {
+                let otp = params.otp.unwrap_or_default();
+                if otp.is_empty() {
+                    return Err(GrantError::InvalidRequest("`otp` is required".into()));
+                }
+                let mfa_token = params.mfa_token.unwrap_or_default();
+                self.second_factor_grant_for(&authenticated, &mfa_token, Factor::Otp(&otp), &client)
+                    .await
+            }
+            GrantType::MfaRecoveryCode => {
+                let code = params.recovery_code.unwrap_or_default();
+                if code.is_empty() {
+                    return Err(GrantError::InvalidRequest(
+                        "`recovery_code` is required".into(),
+                    ));
+                }
+                let mfa_token = params.mfa_token.unwrap_or_default();
+                let factor = Factor::RecoveryCode(&code);
+                self.second_factor_grant_for(&authenticated, &mfa_token, factor, &client)
+                    .await
+            }
         }
+    }
+
+    /// The second step of the built-in client's password grant
+    /// (`POST /auth/login/mfa`).
+    pub async fn second_factor_grant(
+        &self,
+        mfa_token: &str,
+        factor: Factor<'_>,
+        client: &ClientInfo,
+    ) -> Result<IssuedTokens, GrantError> {
+        let builtin = self.clients.builtin();
+        self.second_factor_grant_for(&builtin, mfa_token, factor, client)
+            .await
+    }
+
+    /// The second step of a password grant (`mfa_token` from its 403
+    /// `mfa_required`), with a TOTP code or a recovery code: the session
+    /// the password step would have opened, signed in with a second factor.
+    pub async fn second_factor_grant_for(
+        &self,
+        authenticated: &Client,
+        mfa_token: &str,
+        factor: Factor<'_>,
+        client: &ClientInfo,
+    ) -> Result<IssuedTokens, GrantError> {
+        if mfa_token.is_empty() {
+            return Err(GrantError::InvalidRequest("`mfa_token` is required".into()));
+        }
+        let passed = self
+            .mfa
+            .pass(mfa_token, &authenticated.id, factor, client)
+            .await?;
+        let challenge = passed.challenge;
+        let opening = Opening {
+            session_id: SessionId::generate(),
+            authenticated_at: self.clock.now(),
+            user_epoch: challenge.user_epoch,
+            amr: passed.amr.to_owned(),
+        };
+        self.open_session_with(
+            &passed.user,
+            challenge.scope,
+            &challenge.client_id,
+            challenge.client_confidential,
+            client,
+            opening,
+        )
+        .await
     }
 
     /// The client credentials grant (RFC 6749 §4.4): a confidential client's
@@ -220,6 +307,19 @@ impl Sessions {
         }
         let scope = scope::for_grant(requested_scope, &authenticated.scopes, scope::DEFAULT)?;
         let user = self.accounts.log_in(username, password, &client).await?;
+        if user.mfa_enabled_at.is_some() {
+            let mfa_token = self
+                .mfa
+                .challenge(PasswordStep {
+                    user: &user,
+                    client_id: &authenticated.id,
+                    client_confidential: authenticated.confidential,
+                    scope: &scope,
+                })
+                .await?;
+            tracing::info!(user_id = %user.id, "password accepted; a second factor is required");
+            return Err(GrantError::MfaRequired(mfa_token));
+        }
         self.open_session_as(
             &user,
             scope,
@@ -259,6 +359,7 @@ impl Sessions {
             session_id: SessionId::generate(),
             authenticated_at: now,
             user_epoch: user.session_epoch,
+            amr: PASSWORD_ONLY.to_owned(),
         };
         self.open_session_with(user, scope, client_id, confidential, client, opening)
             .await
@@ -276,7 +377,7 @@ impl Sessions {
         opening: Opening,
     ) -> Result<IssuedTokens, GrantError> {
         let now = self.clock.now();
-        let amr = AuthMethod::Password.as_str();
+        let amr = opening.amr.as_str();
         let session_id = opening.session_id;
         let refresh_token = crate::auth::random_token();
         let expires_at = now + self.rotation.policy().ttl;

@@ -67,6 +67,8 @@ pub struct Sessions {
     pub(crate) clock: Arc<dyn Clock>,
     /// Introspection's reads of sessions, gathered into batches.
     pub(crate) live_reads: Arc<LiveSessionReads>,
+    /// Second factors: the password grant asks for one where it is enabled.
+    pub(crate) mfa: Arc<crate::auth::SecondFactor>,
 }
 
 impl Sessions {
