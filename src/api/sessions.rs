@@ -34,6 +34,10 @@ pub struct Session {
     /// The client address at login.
     #[oai(nullable)]
     pub ip: Option<String>,
+    /// How the user signed in (RFC 8176 `amr` values): `pwd` for the
+    /// password, with `mfa` (and `otp` for an authenticator app's code)
+    /// after a second factor.
+    pub amr: Vec<String>,
     /// Whether the access token of this request belongs to this session.
     pub current: bool,
 }
@@ -49,6 +53,7 @@ impl Session {
             client_id: record.client_id,
             user_agent: record.user_agent,
             ip: record.ip,
+            amr: record.amr.split_whitespace().map(str::to_owned).collect(),
         }
     }
 }

@@ -258,7 +258,7 @@ impl Store {
         .bind(challenge.hash)
         .bind(challenge.user_id)
         .bind(challenge.client_id)
-        .bind(i32::from(challenge.client_confidential))
+        .bind(i64::from(challenge.client_confidential))
         .bind(challenge.scope)
         .bind(challenge.auth_time)
         .bind(challenge.user_epoch)
@@ -371,24 +371,25 @@ impl Store {
         &self,
         kek_id: &str,
     ) -> Result<Vec<(UserId, String, bool)>, sqlx::Error> {
-        let select = sqlx::query(
-            "SELECT id AS user_id, totp_sealed AS sealed, 1 AS confirmed FROM users \
-             WHERE totp_kek_id = ? AND totp_sealed IS NOT NULL \
-             UNION ALL SELECT user_id, sealed, 0 AS confirmed FROM totp_enrolments WHERE kek_id = ?",
+        let confirmed = sqlx::query(
+            "SELECT id AS user_id, totp_sealed AS sealed FROM users \
+             WHERE totp_kek_id = ? AND totp_sealed IS NOT NULL",
         )
-        .bind(kek_id)
         .bind(kek_id);
-        let rows = self.run(async |conn| select.fetch_all(conn).await).await?;
-        rows.iter()
-            .map(|row| {
-                let confirmed: i64 = row.try_get("confirmed")?;
-                Ok((
+        let waiting = sqlx::query("SELECT user_id, sealed FROM totp_enrolments WHERE kek_id = ?")
+            .bind(kek_id);
+        let mut secrets = Vec::new();
+        for (select, is_confirmed) in [(confirmed, true), (waiting, false)] {
+            let rows = self.run(async |conn| select.fetch_all(conn).await).await?;
+            for row in rows {
+                secrets.push((
                     row.try_get("user_id")?,
                     row.try_get("sealed")?,
-                    confirmed == 1,
-                ))
-            })
-            .collect()
+                    is_confirmed,
+                ));
+            }
+        }
+        Ok(secrets)
     }
 
     /// Replaces the TOTP secret `old` of `user_id` (sealed with `old_kek`)

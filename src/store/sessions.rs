@@ -41,6 +41,8 @@ pub struct SessionRecord {
     pub created_at: UnixMillis,
     pub last_used_at: UnixMillis,
     pub expires_at: UnixMillis,
+    /// How its user signed in (RFC 8176 values, space-separated).
+    pub amr: String,
 }
 
 impl Store {
@@ -112,7 +114,7 @@ impl Store {
         now: UnixMillis,
     ) -> Result<Vec<SessionRecord>, sqlx::Error> {
         let select = sqlx::query(
-            "SELECT id, client_id, user_agent, ip, created_at, last_used_at, expires_at \
+            "SELECT id, client_id, user_agent, ip, created_at, last_used_at, expires_at, amr \
              FROM sessions WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ? \
              ORDER BY created_at DESC, id",
         )

@@ -23,6 +23,7 @@ mod layout;
 mod limits;
 mod mail_delivery;
 mod metrics;
+mod mfa;
 mod pages;
 mod password_change;
 mod password_reset;
