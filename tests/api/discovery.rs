@@ -73,7 +73,9 @@ async fn the_metadata_names_the_endpoints_and_what_they_support(store: Store) {
             "authorization_code",
             "password",
             "refresh_token",
-            "client_credentials"
+            "client_credentials",
+            "urn:gatehouse:grant-type:mfa-otp",
+            "urn:gatehouse:grant-type:mfa-recovery-code"
         ])
     );
     assert_eq!(

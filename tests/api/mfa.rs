@@ -356,7 +356,9 @@ async fn instances_racing_the_same_code_let_exactly_one_login_through(store: Sto
     statuses.sort_unstable();
     assert_eq!(statuses[0], 200, "{statuses:?}");
     assert!(
-        statuses[1..].iter().all(|status| [400, 429].contains(status)),
+        statuses[1..]
+            .iter()
+            .all(|status| [400, 429].contains(status)),
         "{statuses:?}"
     );
 

@@ -40,9 +40,17 @@ async fn registering_returns_the_user_and_never_a_secret(store: Store) {
     fields.sort();
     assert_eq!(
         fields,
-        ["created_at", "email", "email_verified", "id", "username"]
+        [
+            "created_at",
+            "email",
+            "email_verified",
+            "id",
+            "mfa_enabled",
+            "username"
+        ]
     );
     assert_eq!(reply.body["email_verified"], false);
+    assert_eq!(reply.body["mfa_enabled"], false);
     assert!(!reply.body.to_string().contains("argon2"));
 
     let without_email = app.register("bob", PASSWORD).await;
