@@ -32,6 +32,9 @@ on_both_stores!(
     the_sign_in_form_works_with_cors_on_for_the_api,
     a_password_change_or_a_disabled_account_ends_the_browser_session,
     auth_time_is_the_sign_in_on_the_page_through_every_refresh,
+    an_account_with_a_second_factor_gives_a_code_after_the_password,
+    a_recovery_code_works_on_the_page_and_enrolling_signs_browsers_out,
+    a_late_or_worn_out_second_step_on_the_page_starts_over,
 );
 
 const APP: &str = "photo-app";
@@ -887,4 +890,135 @@ async fn auth_time_is_the_sign_in_on_the_page_through_every_refresh(store: Store
         .await;
     refreshed.assert_status(200);
     assert_eq!(auth_time(&refreshed), first, "kept by the refresh");
+}
+
+/// An app with `photo-app` registered and `alice` enrolled in TOTP.
+async fn with_second_factor(store: Store) -> (TestApp, crate::mfa::Enrolled) {
+    let app = TestApp::spawn(store).await;
+    register_app(&app, APP, false, &[CALLBACK]).await;
+    let alice = crate::mfa::enrolled(&app, "alice").await;
+    (app, alice)
+}
+
+/// The second-factor form of `page` with `code` typed in.
+fn with_code<'a>(page: &Page, code: &'a str) -> Vec<(&'a str, String)> {
+    let mut form = form_of(page, &[("otp", code)]);
+    form.push(("mfa_token", page.field("mfa_token")));
+    form.push(("username", page.field("username")));
+    form
+}
+
+async fn an_account_with_a_second_factor_gives_a_code_after_the_password(store: Store) {
+    let (app, alice) = with_second_factor(store).await;
+    let mut browser = Browser::new(&app);
+    let login = browser.open(&authorize_path(APP, CALLBACK, &[])).await;
+    let second = browser
+        .submit(&login, &[("username", "alice"), ("password", PASSWORD)])
+        .await;
+    assert_eq!(second.status, 200, "{}", second.html);
+    assert!(
+        second.html.contains("Two-step verification"),
+        "{}",
+        second.html
+    );
+    assert!(second.html.contains(r#"autocomplete="one-time-code""#));
+    assert_eq!(second.field("step"), "otp");
+    assert!(
+        !browser.cookies.keys().any(|name| name.contains("session")),
+        "no browser session before the second factor"
+    );
+
+    let wrong_code = crate::mfa::wrong_code(&app, &alice.secret, 1);
+    let wrong = browser.post(&with_code(&second, &wrong_code)).await;
+    assert_eq!(wrong.status, 400, "{}", wrong.html);
+    assert!(wrong.html.contains("That code is wrong"), "{}", wrong.html);
+    assert_eq!(wrong.field("mfa_token"), second.field("mfa_token"));
+
+    let otp = crate::mfa::code(&app, &alice.secret, 0);
+    let consent = browser.post(&with_code(&wrong, &otp)).await;
+    assert_eq!(consent.status, 200, "{}", consent.html);
+    let back = browser.submit(&consent, &[("decision", "allow")]).await;
+    let tokens = redeem(&app, APP, &back.answer()["code"], CALLBACK, VERIFIER).await;
+    tokens.assert_status(200);
+    let claims = crate::helpers::claims_of(tokens.str("access_token"));
+    assert_eq!(claims["amr"], json!(["pwd", "otp", "mfa"]));
+
+    // Signed in with both factors, the browser goes straight back next time.
+    let again = browser.open(&authorize_path(APP, CALLBACK, &[])).await;
+    assert_eq!(again.status, 302, "{}", again.html);
+    let tokens = redeem(&app, APP, &again.answer()["code"], CALLBACK, VERIFIER).await;
+    let claims = crate::helpers::claims_of(tokens.str("access_token"));
+    assert_eq!(claims["amr"], json!(["pwd", "otp", "mfa"]));
+}
+
+async fn a_recovery_code_works_on_the_page_and_enrolling_signs_browsers_out(store: Store) {
+    let app = TestApp::spawn(store).await;
+    register_app(&app, APP, true, &[CALLBACK]).await;
+    app.register("bob", PASSWORD).await.assert_status(201);
+    // Bob's browser signs in with the password alone...
+    let mut browser = Browser::new(&app);
+    let login = browser.open(&authorize_path(APP, CALLBACK, &[])).await;
+    let back = browser
+        .submit(&login, &[("username", "bob"), ("password", PASSWORD)])
+        .await;
+    assert_eq!(back.status, 302, "{}", back.html);
+    // ...then bob turns on a second factor: that browser must give it.
+    let tokens = app.login("bob", PASSWORD).await;
+    let access = tokens.str("access_token");
+    let started = crate::mfa::start(&app, access, PASSWORD).await;
+    let secret = started.str("secret").to_owned();
+    app.clock.freeze();
+    crate::mfa::confirm(&app, access, &crate::mfa::code(&app, &secret, 0))
+        .await
+        .assert_status(200);
+    let login = browser.open(&authorize_path(APP, CALLBACK, &[])).await;
+    assert_eq!(login.status, 200, "signed out: {}", login.html);
+    assert!(login.html.contains(r#"name="password""#));
+
+    let codes: Vec<_> = app
+        .query_strings("SELECT code_hash FROM mfa_recovery_codes")
+        .await;
+    assert_eq!(codes.len(), 10);
+    // A recovery code, typed with spaces, in the same field.
+    let alice = crate::mfa::enrolled(&app, "alice").await;
+    let mut browser = Browser::new(&app);
+    let login = browser.open(&authorize_path(APP, CALLBACK, &[])).await;
+    let second = browser
+        .submit(&login, &[("username", "alice"), ("password", PASSWORD)])
+        .await;
+    let typed = format!(" {} ", alice.recovery_codes[0].replace('-', " "));
+    let back = browser.post(&with_code(&second, &typed)).await;
+    assert_eq!(back.status, 302, "{}", back.html);
+    let tokens = redeem(&app, APP, &back.answer()["code"], CALLBACK, VERIFIER).await;
+    let claims = crate::helpers::claims_of(tokens.str("access_token"));
+    assert_eq!(claims["amr"], json!(["pwd", "mfa"]));
+}
+
+async fn a_late_or_worn_out_second_step_on_the_page_starts_over(store: Store) {
+    let (app, alice) = with_second_factor(store).await;
+    let mut browser = Browser::new(&app);
+    let login = browser.open(&authorize_path(APP, CALLBACK, &[])).await;
+    let second = browser
+        .submit(&login, &[("username", "alice"), ("password", PASSWORD)])
+        .await;
+    app.clock.advance(std::time::Duration::from_secs(6 * 60));
+    let otp = crate::mfa::code(&app, &alice.secret, 0);
+    let late = browser.post(&with_code(&second, &otp)).await;
+    assert_eq!(late.status, 400, "{}", late.html);
+    assert!(late.html.contains("Sign in again"), "{}", late.html);
+    assert!(late.html.contains(r#"name="password""#));
+
+    // Five wrong codes wear a step out, even with the right one after.
+    let second = browser
+        .submit(&late, &[("username", "alice"), ("password", PASSWORD)])
+        .await;
+    let mut page = second;
+    for seed in 0..5 {
+        let wrong_code = crate::mfa::wrong_code(&app, &alice.secret, seed);
+        page = browser.post(&with_code(&page, &wrong_code)).await;
+        assert_eq!(page.status, 400, "{}", page.html);
+    }
+    let otp = crate::mfa::code(&app, &alice.secret, 0);
+    let worn = browser.post(&with_code(&page, &otp)).await;
+    assert!(worn.html.contains("Sign in again"), "{}", worn.html);
 }

@@ -56,7 +56,7 @@ pub(crate) fn code(app: &TestApp, secret: &str, steps: i64) -> String {
 }
 
 /// A code of none of the steps the server accepts now.
-fn wrong_code(app: &TestApp, secret: &str, seed: u32) -> String {
+pub(crate) fn wrong_code(app: &TestApp, secret: &str, seed: u32) -> String {
     let valid: Vec<_> = (-1..=1).map(|steps| code(app, secret, steps)).collect();
     (seed..)
         .map(|n| format!("{:06}", (n * 7919 + 12345) % 1_000_000))
