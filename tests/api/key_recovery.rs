@@ -211,6 +211,12 @@ async fn a_lost_key_encryption_key_is_recovered_by_a_reset(store: Store) {
 
 async fn the_key_encryption_key_is_replaced_by_resealing_and_tokens_keep_verifying(store: Store) {
     let app = TestApp::spawn(store).await;
+    // A second factor, and an enrolment waiting for its code: both sealed.
+    let bob = crate::mfa::enrolled(&app, "bob").await;
+    let carol = app.user_with_tokens("carol").await;
+    let waiting =
+        crate::mfa::start(&app, carol.str("access_token"), crate::helpers::PASSWORD).await;
+    waiting.assert_status(200);
     let tokens = app.user_with_tokens("alice").await;
     // Within one grace window, however long the reseal takes.
     app.clock.freeze();
@@ -223,7 +229,7 @@ async fn the_key_encryption_key_is_replaced_by_resealing_and_tokens_keep_verifyi
     let resealed = gatehouse::reseal_keys(&app.config.keys, &app.config.database, &new_kek_path)
         .await
         .unwrap();
-    assert_eq!(resealed, (2, 0));
+    assert_eq!(resealed, (2, 2), "two signing keys, two TOTP secrets");
     let new_kek = Kek::load(&new_kek_path).unwrap();
     let records = app.state.store.signing_keys().await.unwrap();
     assert!(records.iter().all(|record| record.kek_id == new_kek.id()));
@@ -254,4 +260,18 @@ async fn the_key_encryption_key_is_replaced_by_resealing_and_tokens_keep_verifyi
     assert_eq!(replayed.str("refresh_token"), rotated.str("refresh_token"));
     let events = audit_events(&app, "keys_resealed").await;
     assert_eq!(events.len(), 1);
+    // The second factor works with the new key, confirmed or waiting.
+    let mfa_token = crate::mfa::mfa_token(&second, "bob").await;
+    crate::mfa::with_otp(
+        &second,
+        &mfa_token,
+        &crate::mfa::code(&second, &bob.secret, 0),
+    )
+    .await
+    .assert_status(200);
+    let code = crate::mfa::code(&second, waiting.str("secret"), 0);
+    let carol = second.login("carol", crate::helpers::PASSWORD).await;
+    crate::mfa::confirm(&second, carol.str("access_token"), &code)
+        .await
+        .assert_status(200);
 }
