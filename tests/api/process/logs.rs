@@ -269,3 +269,97 @@ fn the_authorization_code_flows_secrets_reach_no_log_line() {
         assert!(!log.contains(secret), "{secret} in the log");
     }
 }
+
+#[test]
+fn the_second_factors_secrets_reach_no_log_line_and_an_operator_resets_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("gatehouse.log");
+    let server = Server::start_logging_to(
+        dir.path(),
+        &["--argon2-memory-kib", "256", "--argon2-iterations", "1"],
+        Some(&log_path),
+    );
+    let json_of = |response: &str| -> serde_json::Value {
+        let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
+        serde_json::from_str(body).unwrap_or_else(|_| panic!("{response}"))
+    };
+    let body = format!(r#"{{"username":"alice","password":"{PASSWORD}"}}"#);
+    server.request("POST", "/users", "application/json", &body);
+    let tokens = json_of(&server.request("POST", "/auth/login", "application/json", &body));
+    let bearer = format!(
+        "Authorization: Bearer {}\r\n",
+        tokens["access_token"].as_str().unwrap()
+    );
+    let authorized = |path: &str, body: &str| {
+        json_of(&http_with(
+            server.addr,
+            "POST",
+            path,
+            "application/json",
+            &bearer,
+            body,
+        ))
+    };
+    let started = authorized(
+        "/users/me/mfa/totp",
+        &format!(r#"{{"current_password":"{PASSWORD}"}}"#),
+    );
+    let secret = started["secret"].as_str().unwrap().to_owned();
+    let bytes: [u8; 20] = totp_rs::Secret::try_from_base32(&secret)
+        .unwrap()
+        .as_bytes()
+        .try_into()
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let otp = gatehouse::auth::mfa::totp::code_at(&secrecy::SecretBox::new(Box::new(bytes)), now);
+    let confirmed = authorized(
+        "/users/me/mfa/totp/confirm",
+        &format!(r#"{{"code":"{otp}"}}"#),
+    );
+    let codes: Vec<String> = confirmed["recovery_codes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{confirmed}"))
+        .iter()
+        .map(|code| code.as_str().unwrap().to_owned())
+        .collect();
+    let refused = server.request("POST", "/auth/login", "application/json", &body);
+    assert!(refused.starts_with("HTTP/1.1 403"), "{refused}");
+    let mfa_token = json_of(&refused)["mfa_token"].as_str().unwrap().to_owned();
+    let second = format!(
+        r#"{{"mfa_token":"{mfa_token}","recovery_code":"{}"}}"#,
+        codes[0]
+    );
+    let signed_in = server.request("POST", "/auth/login/mfa", "application/json", &second);
+    assert!(signed_in.starts_with("HTTP/1.1 200"), "{signed_in}");
+
+    // The operator's reset, for a user who lost the phone and the codes.
+    let reset = gatehouse(&["user", "mfa-reset", "--username", "alice"], dir.path())
+        .output()
+        .unwrap();
+    assert!(reset.status.success(), "{reset:?}");
+    assert!(String::from_utf8_lossy(&reset.stderr).contains("second factor of alice is removed"));
+    let unknown = gatehouse(&["user", "mfa-reset", "--username", "nobody"], dir.path())
+        .output()
+        .unwrap();
+    assert!(!unknown.status.success(), "{unknown:?}");
+    // Other instances see it within --session-check-ttl; the login at once.
+    let again = server.request("POST", "/auth/login", "application/json", &body);
+    assert!(again.starts_with("HTTP/1.1 200"), "{again}");
+
+    server.signal("TERM");
+    assert_eq!(server.wait().code(), Some(0));
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        log.contains("second factor enabled") && log.contains("recovery code used"),
+        "the log covers the flow: {log}"
+    );
+    let mut secrets = vec![secret.clone(), secret.to_lowercase(), otp, mfa_token];
+    secrets.extend(codes.iter().cloned());
+    secrets.extend(codes.iter().map(|code| code.replace('-', "")));
+    for secret in &secrets {
+        assert!(!log.contains(secret.as_str()), "{secret} in the log");
+    }
+}
