@@ -1,10 +1,12 @@
 // @gatehouse/client: a typed Gatehouse client with a token manager.
-export { Account, type AccountErrorCode, type ResetFor } from "./account.js";
+export { Account, type AccountErrorCode, type ResetFor, type TotpEnrolment } from "./account.js";
 export { createGatehouse, type Gatehouse, type GatehouseOptions } from "./client.js";
 export { ApiError, OAuthError, errorFrom, errorOf, retryAfterSeconds } from "./errors.js";
 export {
+  MfaRequired,
   Session,
   tokenSet,
+  type SecondFactor,
   type PendingStorage,
   type RedirectSignInOptions,
   type SessionEvents,

@@ -7,6 +7,41 @@ import type { Fetch } from "./transport.js";
 
 type TokenResponse = components["schemas"]["TokenResponse"];
 type TokenRequest = components["schemas"]["TokenRequest"];
+type MfaRequiredBody = components["schemas"]["MfaRequired"];
+
+const MFA_OTP = "urn:gatehouse:grant-type:mfa-otp";
+const MFA_RECOVERY_CODE = "urn:gatehouse:grant-type:mfa-recovery-code";
+
+/** What finishes a sign-in that needs a second factor. */
+export type SecondFactor =
+  /** The six-digit code of the authenticator app. */
+  | { otp: string }
+  /** One of the account's recovery codes (each works once). */
+  | { recoveryCode: string };
+
+/**
+ * The password was right and the account has a second factor: the sign-in's
+ * second step. `complete` may be called again after a wrong code (it throws
+ * `OAuthError` `invalid_grant`), a few times, within five minutes; then the
+ * sign-in starts over with the password.
+ */
+export class MfaRequired {
+  readonly kind = "mfa_required" as const;
+  readonly #complete: (factor: SecondFactor) => Promise<TokenSet>;
+
+  constructor(
+    /** The server's explanation. */
+    readonly description: string,
+    complete: (factor: SecondFactor) => Promise<TokenSet>,
+  ) {
+    this.#complete = complete;
+  }
+
+  /** Finishes the sign-in with a code: the new session's tokens. */
+  complete(factor: SecondFactor): Promise<TokenSet> {
+    return this.#complete(factor);
+  }
+}
 
 export type SignedOutReason =
   /** `signOut()` in this tab. */
@@ -134,11 +169,32 @@ export class Session {
     return tokens;
   }
 
-  /** Logs in with the password grant: a new session. */
-  async signIn(username: string, password: string, scope?: string): Promise<TokenSet> {
+  /**
+   * Logs in with the password grant: a new session. For an account with a
+   * second factor, the right password resolves to an `MfaRequired` step
+   * instead: finish it with `complete({ otp })` or
+   * `complete({ recoveryCode })`. A wrong password throws `OAuthError`
+   * `invalid_grant` either way.
+   */
+  async signIn(username: string, password: string, scope?: string): Promise<TokenSet | MfaRequired> {
     const epoch = ++this.#epoch;
     const form: TokenRequest = { grant_type: "password", username, password };
     if (scope !== undefined) form.scope = scope;
+    if (this.#options.clientId !== undefined) form.client_id = this.#options.clientId;
+    const answer = await this.#grantOrStep(form);
+    if (epoch !== this.#epoch) throw new ApiError(0, "superseded", "signed out during sign-in");
+    if (answer instanceof MfaRequired) return answer;
+    await this.#adopt(answer);
+    return answer;
+  }
+
+  /** The second step of a sign-in: the password step's token and a code. */
+  async #completeSignIn(mfaToken: string, factor: SecondFactor): Promise<TokenSet> {
+    const epoch = ++this.#epoch;
+    const form: TokenRequest =
+      "otp" in factor
+        ? { grant_type: MFA_OTP, mfa_token: mfaToken, otp: factor.otp }
+        : { grant_type: MFA_RECOVERY_CODE, mfa_token: mfaToken, recovery_code: factor.recoveryCode };
     if (this.#options.clientId !== undefined) form.client_id = this.#options.clientId;
     const tokens = await this.#grant(form);
     if (epoch !== this.#epoch) throw new ApiError(0, "superseded", "signed out during sign-in");
@@ -314,6 +370,15 @@ export class Session {
   }
 
   async #grant(form: TokenRequest): Promise<TokenSet> {
+    const answer = await this.#grantOrStep(form);
+    if (answer instanceof MfaRequired) {
+      throw new OAuthError(403, "mfa_required", "a second factor is required");
+    }
+    return answer;
+  }
+
+  /** A token request's tokens, or the second step its 403 `mfa_required` asks for. */
+  async #grantOrStep(form: TokenRequest): Promise<TokenSet | MfaRequired> {
     const body = new URLSearchParams();
     for (const [key, value] of Object.entries(form)) {
       if (typeof value === "string") body.set(key, value);
@@ -326,6 +391,16 @@ export class Session {
         body,
       }),
     );
+    if (response.status === 403) {
+      const step = (await response
+        .clone()
+        .json()
+        .catch(() => undefined)) as MfaRequiredBody | undefined;
+      if (step?.error === "mfa_required" && typeof step.mfa_token === "string") {
+        const token = step.mfa_token;
+        return new MfaRequired(step.error_description, (factor) => this.#completeSignIn(token, factor));
+      }
+    }
     if (!response.ok) throw await errorFrom(response);
     return tokenSet((await response.json()) as TokenResponse, sentAt, this.#now());
   }

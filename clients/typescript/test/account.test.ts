@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { ApiError, createGatehouse } from "../src/index.js";
-import { PASSWORD, startGatehouse } from "./server.js";
+import { PASSWORD, signedIn, startGatehouse } from "./server.js";
 
 const mailDir = mkdtempSync(join(tmpdir(), "gatehouse-sdk-mail-"));
 const server = await startGatehouse("--mail-dir", mailDir, "--mail-poll-interval", "100ms");
@@ -61,8 +61,8 @@ test("a forgotten password is reset with the mailed link", async () => {
   await rejects(account.confirmPasswordReset(token, "short"), "invalid_password", 400);
   await account.confirmPasswordReset(token, "a brand new passphrase");
   await rejects(account.confirmPasswordReset(token, "another new passphrase"), "invalid_token", 400);
-  const signedIn = await session.signIn(username, "a brand new passphrase");
-  assert.ok(signedIn.accessToken.length > 0);
+  const tokens = signedIn(await session.signIn(username, "a brand new passphrase"));
+  assert.ok(tokens.accessToken.length > 0);
 });
 
 test("an address is verified, and changed only once the new one is confirmed", async () => {

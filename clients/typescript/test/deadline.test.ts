@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { createServer, type Socket } from "node:net";
 import { after, before, test } from "node:test";
 import { ApiError, createGatehouse } from "../src/index.js";
-import { PASSWORD, register, startGatehouse, type Server } from "./server.js";
+import { PASSWORD, register, signedIn, startGatehouse, type Server } from "./server.js";
 
 let server: Server;
 let stalled: { url: string; close: () => void };
@@ -71,7 +71,7 @@ test("a refresh that times out keeps the session and its still-valid access toke
   const signedOut: string[] = [];
   session.on("signedOut", (reason) => signedOut.push(reason));
   const username = await register(server.url);
-  const first = await session.signIn(username, PASSWORD);
+  const first = signedIn(await session.signIn(username, PASSWORD));
 
   // 30 s before the access token expires: inside the refresh margin, and
   // the network stalls.

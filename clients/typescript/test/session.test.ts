@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { OAuthError, createGatehouse, type SignedOutReason } from "../src/index.js";
-import { PASSWORD, recording, register, startGatehouse, type Server } from "./server.js";
+import { PASSWORD, recording, register, signedIn, startGatehouse, type Server } from "./server.js";
 
 const FIFTEEN_MINUTES = 15 * 60_000;
 
@@ -22,7 +22,7 @@ describe("the token manager", () => {
       fetch: wire.fetch,
       now: () => Date.now() + offset,
     });
-    const first = await session.signIn(await register(server.url), PASSWORD);
+    const first = signedIn(await session.signIn(await register(server.url), PASSWORD));
     assert.ok(Math.abs(first.expiresAt - Date.now() - FIFTEEN_MINUTES) < 5_000, "expiry from expires_in");
     assert.ok(Math.abs(first.skew) < 5_000, "one machine: no skew to speak of");
 
@@ -146,7 +146,7 @@ describe("the token manager", () => {
       assert.equal(error.error, "invalid_grant");
       return true;
     });
-    const tokens = await session.signIn(username, PASSWORD);
+    const tokens = signedIn(await session.signIn(username, PASSWORD));
     const events: SignedOutReason[] = [];
     session.on("signedOut", (reason) => events.push(reason));
     // The refresh token is revoked behind the client's back.
