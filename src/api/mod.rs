@@ -89,8 +89,10 @@ pub(crate) type Apis = (
 pub(crate) fn openapi_service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(Apis::default(), "Gatehouse", env!("CARGO_PKG_VERSION"))
         .description(
-            "Password login that issues short-lived JWT access tokens and rotating refresh \
-             tokens. Use **Authorize** (OAuth2 password flow) to try the protected operations.",
+            "Password login (with an optional second factor) that issues short-lived JWT \
+             access tokens and rotating refresh tokens. Use **Authorize** to try the protected \
+             operations: the password flow, or the authorization code flow, whose sign-in page \
+             also asks an account with a second factor for its code.",
         )
         .license(poem_openapi::LicenseObject::new("MIT OR Apache-2.0"))
         .server(

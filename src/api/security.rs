@@ -22,7 +22,9 @@ pub enum Scopes {
 /// Gatehouse's sign-in page (authorization code with PKCE; `client_id`
 /// `gatehouse`, no secret) or posts the username and password to
 /// `/oauth/token` (password, first-party only); either way it sends the
-/// access token as a Bearer token.
+/// access token as a Bearer token. For an account with a second factor, use
+/// the authorization code flow: its sign-in page asks for the code after
+/// the password, while the password flow stops at 403 `mfa_required`.
 /// Access tokens are JWTs (RFC 9068, `typ: at+jwt`) signed and checked as
 /// the JWT best current practices (RFC8725) ask: one pinned algorithm
 /// (EdDSA, or HS256 by configuration), explicit `typ`, `iss`, `aud`, `exp`
