@@ -249,6 +249,32 @@ async fn a_successor_presented_at_once_on_a_lagging_node_is_accepted() {
     first.close().await.unwrap();
 }
 
+/// Issue 26: one code, sent with three logins' `mfa_token`s at once on the
+/// three nodes: the account's step moves on once, so one login gets in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs tests/galera/cluster.sh start"]
+async fn one_code_raced_on_three_nodes_lets_one_login_through() {
+    let _cluster = CLUSTER.lock().await;
+    let apps = TestApp::spawn_on_galera(|_| {}).await;
+    let alice = crate::mfa::enrolled(&apps[0], "alice").await;
+    for trial in 0..3 {
+        apps[0].clock.advance(Duration::from_secs(30));
+        let otp = crate::mfa::code(&apps[0], &alice.secret, 0);
+        let mut tokens = Vec::new();
+        for app in &apps {
+            tokens.push(crate::mfa::mfa_token(app, "alice").await);
+        }
+        let (a, b, c) = tokio::join!(
+            crate::mfa::with_otp(&apps[0], &tokens[0], &otp),
+            crate::mfa::with_otp(&apps[1], &tokens[1], &otp),
+            crate::mfa::with_otp(&apps[2], &tokens[2], &otp),
+        );
+        let mut statuses = [a.status.as_u16(), b.status.as_u16(), c.status.as_u16()];
+        statuses.sort_unstable();
+        assert_eq!(statuses, [200, 400, 400], "trial {trial}");
+    }
+}
+
 /// The `host:port` of each node.
 fn node_addrs() -> Vec<std::net::SocketAddr> {
     galera_node_urls()

@@ -10,7 +10,50 @@ use crate::on_both_stores;
 on_both_stores!(
     pruning_deletes_expired_and_long_revoked_sessions_and_stale_counters_only,
     audit_events_past_their_retention_are_deleted,
+    expired_second_factor_steps_and_enrolments_go_and_live_ones_stay,
 );
+
+async fn expired_second_factor_steps_and_enrolments_go_and_live_ones_stay(store: Store) {
+    let app = TestApp::spawn(store).await;
+    crate::mfa::enrolled(&app, "alice").await;
+    crate::mfa::mfa_token(&app, "alice").await;
+    let bob = app.user_with_tokens("bob").await;
+    crate::mfa::start(&app, bob.str("access_token"), PASSWORD)
+        .await
+        .assert_status(200);
+    let count = |table: &'static str| {
+        let app = &app;
+        async move {
+            app.query_strings(&format!("SELECT CAST(COUNT(*) AS CHAR) FROM {table}"))
+                .await
+        }
+    };
+    let state = &app.state;
+    let (retention, window) = (
+        Duration::from_secs(7 * 24 * 3600),
+        Duration::from_secs(3600),
+    );
+    state
+        .sessions
+        .prune(state.clock.now(), retention, window)
+        .await
+        .unwrap();
+    assert_eq!(count("mfa_challenges").await, ["1"], "a live step stays");
+    assert_eq!(count("totp_enrolments").await, ["1"]);
+    let later = state.clock.now() + Duration::from_secs(16 * 60);
+    state
+        .sessions
+        .prune(later, retention, window)
+        .await
+        .unwrap();
+    assert_eq!(count("mfa_challenges").await, ["0"]);
+    assert_eq!(count("totp_enrolments").await, ["0"]);
+    assert_eq!(
+        count("mfa_recovery_codes").await,
+        ["10"],
+        "the account's codes stay"
+    );
+}
 
 async fn audit_events_past_their_retention_are_deleted(store: Store) {
     let app = TestApp::spawn(store).await;
