@@ -48,7 +48,8 @@ pub enum AuditKind {
     MfaEnabled,
     /// The user removed their second factor.
     MfaDisabled,
-    /// A wrong, replayed or throttled second-factor code.
+    /// A wrong, replayed or throttled second-factor code, or a wrong
+    /// password while enrolling or removing one.
     MfaFailed,
     /// A login's second step used a recovery code.
     MfaRecoveryCodeUsed,

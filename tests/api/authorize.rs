@@ -928,6 +928,20 @@ async fn an_account_with_a_second_factor_gives_a_code_after_the_password(store: 
         "no browser session before the second factor"
     );
 
+    // Posted from another site, or without the CSRF token: refused before
+    // the code is looked at (the step keeps all its tries).
+    let otp = crate::mfa::code(&app, &alice.secret, 0);
+    let forged = browser
+        .post_with(
+            &with_code(&second, &otp),
+            &[("Origin", "https://evil.example")],
+        )
+        .await;
+    assert_eq!(forged.status, 403, "{}", forged.html);
+    let mut tokenless = with_code(&second, &otp);
+    tokenless.retain(|(name, _)| *name != "csrf");
+    assert_eq!(browser.post(&tokenless).await.status, 403);
+
     let wrong_code = crate::mfa::wrong_code(&app, &alice.secret, 1);
     let wrong = browser.post(&with_code(&second, &wrong_code)).await;
     assert_eq!(wrong.status, 400, "{}", wrong.html);

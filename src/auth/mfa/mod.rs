@@ -168,13 +168,7 @@ impl SecondFactor {
     ) -> Result<totp::Enrolment, EnrolError> {
         let user = self
             .accounts
-            .check_current_password(
-                user_id,
-                session_id,
-                password,
-                client,
-                AuditKind::PasswordChangeFailed,
-            )
+            .check_current_password(user_id, session_id, password, client, AuditKind::MfaFailed)
             .await?;
         if user.mfa_enabled_at.is_some() {
             return Err(EnrolError::AlreadyEnabled);
@@ -259,13 +253,7 @@ impl SecondFactor {
     ) -> Result<(), EnrolError> {
         let user = self
             .accounts
-            .check_current_password(
-                user_id,
-                session_id,
-                password,
-                client,
-                AuditKind::PasswordChangeFailed,
-            )
+            .check_current_password(user_id, session_id, password, client, AuditKind::MfaFailed)
             .await?;
         if user.mfa_enabled_at.is_none() {
             return Err(EnrolError::NotEnabled);
