@@ -122,12 +122,11 @@ impl Store {
     }
 
     /// Confirms the enrolment `secret` of `user_id` with a code of `step`:
-    /// moves the secret into the account, records the step as used and
-    /// replaces the recovery codes with `codes`, and ends the sign-in page's
+    /// moves the secret into the account, records the step as used,
+    /// replaces the recovery codes with `codes` and ends the sign-in page's
     /// browser sessions (signed in with the password alone), in one
-    /// transaction. `false`
-    /// (nothing changed) if the account already has a second factor or the
-    /// enrolment was replaced or confirmed meanwhile.
+    /// transaction. `false` (nothing changed) if the account already has a
+    /// second factor, or the enrolment was replaced or confirmed meanwhile.
     pub async fn confirm_totp(
         &self,
         user_id: &UserId,
