@@ -201,7 +201,7 @@ impl Store {
     /// Spends a code of `step` for `user_id` if no code of it or a later
     /// step was accepted before: whether this call did.
     pub async fn claim_totp_step(&self, user_id: &UserId, step: i64) -> Result<bool, sqlx::Error> {
-        self.run(async |conn| claim_step(conn, user_id, step).await)
+        self.retry_aborted(|| self.run(async |conn| claim_step(conn, user_id, step).await))
             .await
     }
 
@@ -213,8 +213,10 @@ impl Store {
         hash: &TokenHash,
         now: UnixMillis,
     ) -> Result<bool, sqlx::Error> {
-        self.run(async |conn| use_recovery_code(conn, user_id, hash, now).await)
-            .await
+        self.retry_aborted(|| {
+            self.run(async |conn| use_recovery_code(conn, user_id, hash, now).await)
+        })
+        .await
     }
 
     /// Removes the second factor of `user_id`: its secret, recovery codes,
@@ -292,11 +294,14 @@ impl Store {
 
     /// Counts a wrong code given with the password step `hash`.
     pub async fn challenge_failed(&self, hash: &TokenHash) -> Result<(), sqlx::Error> {
-        let update =
-            sqlx::query("UPDATE mfa_challenges SET failures = failures + 1 WHERE token_hash = ?")
-                .bind(hash);
-        self.run(async |conn| update.execute(conn).await.map(drop))
-            .await
+        self.retry_aborted(|| {
+            let update = sqlx::query(
+                "UPDATE mfa_challenges SET failures = failures + 1 WHERE token_hash = ?",
+            )
+            .bind(hash);
+            self.run(async |conn| update.execute(conn).await.map(drop))
+        })
+        .await
     }
 
     /// Passes the password step `hash` with `proof`, spending both in one

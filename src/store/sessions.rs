@@ -52,34 +52,37 @@ impl Store {
     /// first leaves the login with no session, and one that commits after
     /// revokes it.
     pub async fn insert_session(&self, session: &NewSession<'_>) -> Result<bool, sqlx::Error> {
-        self.run(async |conn| {
-            let mut tx = conn.begin().await?;
-            let inserted = sqlx::query(
-                "INSERT INTO sessions (id, user_id, client_id, scope, user_agent, ip, \
+        // An abort (a cluster node certifying a concurrent write to the
+        // user's row first) leaves nothing behind: tried again.
+        self.retry_aborted(|| {
+            self.run(async |conn| {
+                let mut tx = conn.begin().await?;
+                let inserted = sqlx::query(
+                    "INSERT INTO sessions (id, user_id, client_id, scope, user_agent, ip, \
                  created_at, last_used_at, expires_at, amr, client_confidential, auth_time) \
                  SELECT ?, id, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM users \
                  WHERE id = ? AND disabled_at IS NULL AND session_epoch = ?",
-            )
-            .bind(session.id)
-            .bind(session.client_id)
-            .bind(session.scope)
-            .bind(session.user_agent)
-            .bind(session.ip)
-            .bind(session.created_at)
-            .bind(session.created_at)
-            .bind(session.expires_at)
-            .bind(session.amr)
-            .bind(i64::from(session.client_confidential))
-            .bind(session.auth_time)
-            .bind(session.user_id)
-            .bind(session.user_epoch)
-            .execute(&mut *tx)
-            .await?;
-            if inserted.rows_affected() != 1 {
-                tx.rollback().await?;
-                return Ok(false);
-            }
-            sqlx::query(
+                )
+                .bind(session.id)
+                .bind(session.client_id)
+                .bind(session.scope)
+                .bind(session.user_agent)
+                .bind(session.ip)
+                .bind(session.created_at)
+                .bind(session.created_at)
+                .bind(session.expires_at)
+                .bind(session.amr)
+                .bind(i64::from(session.client_confidential))
+                .bind(session.auth_time)
+                .bind(session.user_id)
+                .bind(session.user_epoch)
+                .execute(&mut *tx)
+                .await?;
+                if inserted.rows_affected() != 1 {
+                    tx.rollback().await?;
+                    return Ok(false);
+                }
+                sqlx::query(
                 "INSERT INTO refresh_tokens (token_hash, session_id, created_at) VALUES (?, ?, ?)",
             )
             .bind(session.first_token_hash)
@@ -87,7 +90,8 @@ impl Store {
             .bind(session.created_at)
             .execute(&mut *tx)
             .await?;
-            tx.commit().await.map(|()| true)
+                tx.commit().await.map(|()| true)
+            })
         })
         .await
     }

@@ -109,21 +109,23 @@ impl Store {
             "failures = CASE WHEN window_start < ? THEN 1 ELSE failures + 1 END, \
              window_start = CASE WHEN window_start < ? THEN ? ELSE window_start END",
         );
-        self.run(async |conn| {
-            sqlx::query(&upsert)
-                .bind(key)
-                .bind(1_i64)
-                .bind(now)
-                .bind(expired)
-                .bind(expired)
-                .bind(now)
-                .execute(&mut *conn)
-                .await?;
-            sqlx::query("SELECT failures FROM login_throttle WHERE throttle_key = ?")
-                .bind(key)
-                .fetch_one(&mut *conn)
-                .await?
-                .try_get::<i64, _>(0)
+        self.retry_aborted(|| {
+            self.run(async |conn| {
+                sqlx::query(&upsert)
+                    .bind(key)
+                    .bind(1_i64)
+                    .bind(now)
+                    .bind(expired)
+                    .bind(expired)
+                    .bind(now)
+                    .execute(&mut *conn)
+                    .await?;
+                sqlx::query("SELECT failures FROM login_throttle WHERE throttle_key = ?")
+                    .bind(key)
+                    .fetch_one(&mut *conn)
+                    .await?
+                    .try_get::<i64, _>(0)
+            })
         })
         .await
     }
@@ -131,27 +133,33 @@ impl Store {
     /// Refuses attempts for `key` until `until` (Unix ms); never shortens a
     /// block already in place.
     pub async fn block(&self, key: &str, until: UnixMillis) -> Result<(), sqlx::Error> {
-        let update = sqlx::query(
-            "UPDATE login_throttle SET blocked_until = ? \
-             WHERE throttle_key = ? AND (blocked_until IS NULL OR blocked_until < ?)",
-        )
-        .bind(until)
-        .bind(key)
-        .bind(until);
-        self.run(async |conn| update.execute(conn).await.map(drop))
-            .await
+        self.retry_aborted(|| {
+            let update = sqlx::query(
+                "UPDATE login_throttle SET blocked_until = ? \
+                 WHERE throttle_key = ? AND (blocked_until IS NULL OR blocked_until < ?)",
+            )
+            .bind(until)
+            .bind(key)
+            .bind(until);
+            self.run(async |conn| update.execute(conn).await.map(drop))
+        })
+        .await
     }
 
     /// Forgets the failures of `keys` (after a successful login).
     pub async fn clear_failures(&self, keys: &[&str]) -> Result<(), sqlx::Error> {
-        self.run(async |conn| {
-            for key in keys {
-                sqlx::query("DELETE FROM login_throttle WHERE throttle_key = ?")
-                    .bind(*key)
-                    .execute(&mut *conn)
-                    .await?;
-            }
-            Ok(())
+        // Racing attempts on other nodes write the same counters: a
+        // certification failure is tried again.
+        self.retry_aborted(|| {
+            self.run(async |conn| {
+                for key in keys {
+                    sqlx::query("DELETE FROM login_throttle WHERE throttle_key = ?")
+                        .bind(*key)
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                Ok(())
+            })
         })
         .await
     }

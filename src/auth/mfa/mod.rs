@@ -413,7 +413,11 @@ impl SecondFactor {
         };
         match (passed, user) {
             (Passed::Passed(challenge), Some(user)) => {
-                self.throttle.succeeded(&self.store, admitted).await?;
+                // The step is spent: a failure to clear the counters must
+                // not turn the login into an error (they expire anyway).
+                if let Err(err) = self.throttle.succeeded(&self.store, admitted).await {
+                    tracing::warn!(user_id = %user.id, error = %err, "cannot clear the second factor's counters");
+                }
                 if let Factor::RecoveryCode(_) = factor {
                     let left = self.store.unused_recovery_codes(&user.id).await?;
                     tracing::info!(user_id = %user.id, recovery_codes_left = left, "recovery code used");
@@ -427,11 +431,9 @@ impl SecondFactor {
                     amr: factor.amr(),
                 })
             }
-            (Passed::NoChallenge, _) => {
-                // Spent by a racing attempt meanwhile: that one counts.
-                self.throttle.succeeded(&self.store, admitted).await?;
-                Err(FactorError::BadToken)
-            }
+            // Spent, expired or worn out meanwhile by a racing attempt: this
+            // one stays counted, as it was when admitted.
+            (Passed::NoChallenge, _) => Err(FactorError::BadToken),
             _ => {
                 self.store.challenge_failed(&hash).await?;
                 self.throttle.failed(&self.store, admitted, now).await?;
