@@ -298,3 +298,46 @@ async fn a_commit_the_database_aborts_is_tried_again_and_written_once() {
         .await
         .assert_status(200);
 }
+
+/// Issue 26: the second step of a login with the database hung is a 503 in
+/// time that spends nothing (the same `mfa_token` and code work once it is
+/// back), and a commit the database aborts is tried again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_second_step_of_a_login_survives_a_hung_database_and_an_aborted_commit() {
+    let proxy = DbProxy::start(mysql_server_addr()).await;
+    let app = TestApp::spawn_through(&proxy, for_faults).await;
+    let alice = crate::mfa::enrolled(&app, "alice").await;
+    let token = crate::mfa::mfa_token(&app, "alice").await;
+    let otp = crate::mfa::code(&app, &alice.secret, 0);
+
+    proxy.inject(Fault::BlackHole);
+    proxy.reset();
+    let started = Instant::now();
+    let hung = crate::mfa::with_otp(&app, &token, &otp).await;
+    hung.assert_error(503, "unavailable");
+    assert!(hung.header("retry-after").is_some());
+    assert!(started.elapsed() < DB_TIMEOUT + Duration::from_secs(1));
+    proxy.heal();
+    let mut back = crate::mfa::with_otp(&app, &token, &otp).await;
+    for _ in 0..50 {
+        if back.status != 503 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        back = crate::mfa::with_otp(&app, &token, &otp).await;
+    }
+    back.assert_status(200);
+
+    app.clock.advance(Duration::from_secs(30));
+    let token = crate::mfa::mfa_token(&app, "alice").await;
+    let otp = crate::mfa::code(&app, &alice.secret, 0);
+    let sessions = "SELECT CAST(COUNT(*) AS CHAR) FROM sessions WHERE revoked_at IS NULL";
+    let before: i64 = app.query_strings(sessions).await[0].parse().unwrap();
+    // The first COMMIT is the one that spends the step and the code.
+    proxy.inject(Fault::AbortNextCommit);
+    crate::mfa::with_otp(&app, &token, &otp)
+        .await
+        .assert_status(200);
+    let after: i64 = app.query_strings(sessions).await[0].parse().unwrap();
+    assert_eq!(after, before + 1, "one session, however often it was tried");
+}
