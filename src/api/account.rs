@@ -257,16 +257,7 @@ impl From<ChangeEmailError> for Failure<ChangeEmailFailures> {
     fn from(err: ChangeEmailError) -> Self {
         match err {
             ChangeEmailError::InvalidEmail(why) => Failure::bad_request("invalid_email", why),
-            ChangeEmailError::WrongPassword => {
-                Failure::bad_request("invalid_current_password", "the current password is wrong")
-            }
-            ChangeEmailError::Throttled(retry_after) => Failure::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too_many_attempts",
-                "too many failed attempts for this account; retry later",
-            )
-            .header(poem::http::header::RETRY_AFTER, retry_after.to_string()),
-            ChangeEmailError::UnknownUser => Failure::invalid_token(),
+            ChangeEmailError::CurrentPassword(err) => err.into(),
             ChangeEmailError::Internal(err) => err.into(),
         }
     }

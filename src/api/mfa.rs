@@ -209,9 +209,7 @@ impl<F: Failures> From<EnrolError> for Failure<F> {
     fn from(err: EnrolError) -> Self {
         let conflict = |code, message| Failure::new(StatusCode::CONFLICT, code, message);
         match err {
-            EnrolError::WrongPassword => {
-                Failure::bad_request("invalid_current_password", "the current password is wrong")
-            }
+            EnrolError::CurrentPassword(err) => err.into(),
             EnrolError::BadCode => Failure::bad_request("invalid_code", err.to_string()),
             EnrolError::AlreadyEnabled => conflict("mfa_already_enabled", err.to_string()),
             EnrolError::NotStarted => conflict("mfa_not_started", err.to_string()),
@@ -219,10 +217,9 @@ impl<F: Failures> From<EnrolError> for Failure<F> {
             EnrolError::Throttled(retry_after) => Failure::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "too_many_attempts",
-                "too many failed attempts for this account; retry later",
+                "too many wrong codes for this account; retry later",
             )
             .header(poem::http::header::RETRY_AFTER, retry_after.to_string()),
-            EnrolError::UnknownUser => Failure::invalid_token(),
             EnrolError::Internal(err) => err.into(),
         }
     }

@@ -16,7 +16,7 @@ use super::failure::{
 use super::oauth::client_info;
 use super::text::{Email, NewPassword, Password, Text, Username};
 use super::{ApiTags, BearerAuth, Scopes};
-use crate::auth::accounts::{ChangePasswordError, RegisterError};
+use crate::auth::accounts::{ChangePasswordError, PasswordCheckError, RegisterError};
 use crate::auth::scope;
 use crate::state::AppState;
 use crate::store::Account;
@@ -182,20 +182,32 @@ impl Failures for ChangePasswordFailures {
 impl From<ChangePasswordError> for Failure<ChangePasswordFailures> {
     fn from(err: ChangePasswordError) -> Self {
         match err {
-            ChangePasswordError::WrongPassword => {
-                Failure::bad_request("invalid_current_password", "the current password is wrong")
-            }
+            ChangePasswordError::CurrentPassword(err) => err.into(),
             ChangePasswordError::WeakPassword(why) => {
                 Failure::bad_request("invalid_password", why.to_string())
             }
-            ChangePasswordError::Throttled(retry_after) => Failure::new(
+            ChangePasswordError::Internal(err) => err.into(),
+        }
+    }
+}
+
+/// The current password refused, as every operation that asks for it
+/// answers: 400 `invalid_current_password`, 429 `too_many_attempts` (the
+/// login throttle's counters), or 401 when the account is gone.
+impl<F: Failures> From<PasswordCheckError> for Failure<F> {
+    fn from(err: PasswordCheckError) -> Self {
+        match err {
+            PasswordCheckError::WrongPassword => {
+                Failure::bad_request("invalid_current_password", "the current password is wrong")
+            }
+            PasswordCheckError::Throttled(retry_after) => Failure::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "too_many_attempts",
                 "too many failed attempts for this account; retry later",
             )
             .header(poem::http::header::RETRY_AFTER, retry_after.to_string()),
-            ChangePasswordError::UnknownUser => Failure::invalid_token(),
-            ChangePasswordError::Internal(err) => err.into(),
+            PasswordCheckError::UnknownUser => Failure::invalid_token(),
+            PasswordCheckError::Internal(err) => err.into(),
         }
     }
 }

@@ -59,6 +59,20 @@ impl From<sqlx::Error> for LoginRefused {
 /// Why a password change was refused, or that it failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ChangePasswordError {
+    /// The current password was not accepted.
+    #[error(transparent)]
+    CurrentPassword(#[from] PasswordCheckError),
+    #[error(transparent)]
+    WeakPassword(#[from] PolicyViolation),
+    #[error(transparent)]
+    Internal(#[from] Error),
+}
+
+/// Why the current password of a signed-in user was not accepted, or that
+/// checking failed: the one answer of every operation that asks for it
+/// (a password change, an email change, a second factor's enrolment).
+#[derive(Debug, thiserror::Error)]
+pub enum PasswordCheckError {
     #[error("the current password is wrong")]
     WrongPassword,
     /// Too many wrong passwords for the account: retry after this many
@@ -68,33 +82,7 @@ pub enum ChangePasswordError {
     #[error("the account no longer exists")]
     UnknownUser,
     #[error(transparent)]
-    WeakPassword(#[from] PolicyViolation),
-    #[error(transparent)]
     Internal(#[from] Error),
-}
-
-/// Why the current password was not accepted, or that checking failed.
-#[derive(Debug, thiserror::Error)]
-pub enum PasswordCheckError {
-    #[error("the current password is wrong")]
-    WrongPassword,
-    #[error("too many failed attempts; retry in {0} s")]
-    Throttled(u64),
-    #[error("the account no longer exists")]
-    UnknownUser,
-    #[error(transparent)]
-    Internal(#[from] Error),
-}
-
-impl From<PasswordCheckError> for ChangePasswordError {
-    fn from(err: PasswordCheckError) -> Self {
-        match err {
-            PasswordCheckError::WrongPassword => Self::WrongPassword,
-            PasswordCheckError::Throttled(seconds) => Self::Throttled(seconds),
-            PasswordCheckError::UnknownUser => Self::UnknownUser,
-            PasswordCheckError::Internal(err) => Self::Internal(err),
-        }
-    }
 }
 
 /// The outcome of checking a username and password.

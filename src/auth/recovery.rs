@@ -66,26 +66,11 @@ pub enum VerificationError {
 pub enum ChangeEmailError {
     #[error("{0}")]
     InvalidEmail(String),
-    #[error("the current password is wrong")]
-    WrongPassword,
-    #[error("too many failed attempts; retry in {0} s")]
-    Throttled(u64),
-    #[error("the account no longer exists")]
-    UnknownUser,
+    /// The current password was not accepted.
+    #[error(transparent)]
+    CurrentPassword(#[from] super::accounts::PasswordCheckError),
     #[error(transparent)]
     Internal(#[from] Error),
-}
-
-impl From<super::accounts::PasswordCheckError> for ChangeEmailError {
-    fn from(err: super::accounts::PasswordCheckError) -> Self {
-        use super::accounts::PasswordCheckError as E;
-        match err {
-            E::WrongPassword => Self::WrongPassword,
-            E::Throttled(seconds) => Self::Throttled(seconds),
-            E::UnknownUser => Self::UnknownUser,
-            E::Internal(err) => Self::Internal(err),
-        }
-    }
 }
 
 impl Accounts {

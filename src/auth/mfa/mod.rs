@@ -87,8 +87,9 @@ impl From<sqlx::Error> for FactorError {
 /// Why enrolling, confirming or removing was refused, or that it failed.
 #[derive(Debug, thiserror::Error)]
 pub enum EnrolError {
-    #[error("the current password is wrong")]
-    WrongPassword,
+    /// The current password was not accepted.
+    #[error(transparent)]
+    CurrentPassword(#[from] PasswordCheckError),
     #[error("{BAD_CODE}")]
     BadCode,
     #[error("a second factor is already enabled; remove it first")]
@@ -97,10 +98,9 @@ pub enum EnrolError {
     NotStarted,
     #[error("no second factor is enabled")]
     NotEnabled,
+    /// Too many wrong codes: retry after this many seconds.
     #[error("too many failed attempts; retry in {0} s")]
     Throttled(u64),
-    #[error("the account no longer exists")]
-    UnknownUser,
     #[error(transparent)]
     Internal(#[from] Error),
 }
@@ -108,17 +108,6 @@ pub enum EnrolError {
 impl From<sqlx::Error> for EnrolError {
     fn from(err: sqlx::Error) -> Self {
         Self::Internal(err.into())
-    }
-}
-
-impl From<PasswordCheckError> for EnrolError {
-    fn from(err: PasswordCheckError) -> Self {
-        match err {
-            PasswordCheckError::WrongPassword => Self::WrongPassword,
-            PasswordCheckError::Throttled(seconds) => Self::Throttled(seconds),
-            PasswordCheckError::UnknownUser => Self::UnknownUser,
-            PasswordCheckError::Internal(err) => Self::Internal(err),
-        }
     }
 }
 
@@ -203,7 +192,7 @@ impl SecondFactor {
             return Err(match user {
                 Some(user) if user.mfa_enabled_at.is_some() => EnrolError::AlreadyEnabled,
                 Some(_) => EnrolError::NotStarted,
-                None => EnrolError::UnknownUser,
+                None => PasswordCheckError::UnknownUser.into(),
             });
         };
         let secret = self.open(user_id, &sealed)?;
