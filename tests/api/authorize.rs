@@ -900,6 +900,16 @@ async fn with_second_factor(store: Store) -> (TestApp, crate::mfa::Enrolled) {
     (app, alice)
 }
 
+impl Browser<'_> {
+    /// Opens the app's authorization request and gives `username`'s
+    /// password: the page that follows.
+    async fn sign_in_as(&mut self, username: &str) -> Page {
+        let login = self.open(&authorize_path(APP, CALLBACK, &[])).await;
+        self.submit(&login, &[("username", username), ("password", PASSWORD)])
+            .await
+    }
+}
+
 /// The second-factor form of `page` with `code` typed in.
 fn with_code<'a>(page: &Page, code: &'a str) -> Vec<(&'a str, String)> {
     let mut form = form_of(page, &[("otp", code)]);
@@ -911,10 +921,7 @@ fn with_code<'a>(page: &Page, code: &'a str) -> Vec<(&'a str, String)> {
 async fn an_account_with_a_second_factor_gives_a_code_after_the_password(store: Store) {
     let (app, alice) = with_second_factor(store).await;
     let mut browser = Browser::new(&app);
-    let login = browser.open(&authorize_path(APP, CALLBACK, &[])).await;
-    let second = browser
-        .submit(&login, &[("username", "alice"), ("password", PASSWORD)])
-        .await;
+    let second = browser.sign_in_as("alice").await;
     assert_eq!(second.status, 200, "{}", second.html);
     assert!(
         second.html.contains("Two-step verification"),
@@ -971,10 +978,7 @@ async fn a_recovery_code_works_on_the_page_and_enrolling_signs_browsers_out(stor
     app.register("bob", PASSWORD).await.assert_status(201);
     // Bob's browser signs in with the password alone...
     let mut browser = Browser::new(&app);
-    let login = browser.open(&authorize_path(APP, CALLBACK, &[])).await;
-    let back = browser
-        .submit(&login, &[("username", "bob"), ("password", PASSWORD)])
-        .await;
+    let back = browser.sign_in_as("bob").await;
     assert_eq!(back.status, 302, "{}", back.html);
     // ...then bob turns on a second factor: that browser must give it.
     let tokens = app.login("bob", PASSWORD).await;
@@ -996,10 +1000,7 @@ async fn a_recovery_code_works_on_the_page_and_enrolling_signs_browsers_out(stor
     // A recovery code, typed with spaces, in the same field.
     let alice = crate::mfa::enrolled(&app, "alice").await;
     let mut browser = Browser::new(&app);
-    let login = browser.open(&authorize_path(APP, CALLBACK, &[])).await;
-    let second = browser
-        .submit(&login, &[("username", "alice"), ("password", PASSWORD)])
-        .await;
+    let second = browser.sign_in_as("alice").await;
     let typed = format!(" {} ", alice.recovery_codes[0].replace('-', " "));
     let back = browser.post(&with_code(&second, &typed)).await;
     assert_eq!(back.status, 302, "{}", back.html);
@@ -1011,10 +1012,7 @@ async fn a_recovery_code_works_on_the_page_and_enrolling_signs_browsers_out(stor
 async fn a_late_or_worn_out_second_step_on_the_page_starts_over(store: Store) {
     let (app, alice) = with_second_factor(store).await;
     let mut browser = Browser::new(&app);
-    let login = browser.open(&authorize_path(APP, CALLBACK, &[])).await;
-    let second = browser
-        .submit(&login, &[("username", "alice"), ("password", PASSWORD)])
-        .await;
+    let second = browser.sign_in_as("alice").await;
     app.clock.advance(std::time::Duration::from_secs(6 * 60));
     let otp = crate::mfa::code(&app, &alice.secret, 0);
     let late = browser.post(&with_code(&second, &otp)).await;
