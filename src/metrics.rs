@@ -35,7 +35,6 @@ pub struct Metrics {
     events: IntCounterVec,
     responses: IntCounterVec,
     latency: HistogramVec,
-    transaction_retries: IntCounter,
     refresh_replays: IntCounter,
     mails: IntCounterVec,
 }
@@ -108,12 +107,6 @@ impl Default for Metrics {
             &["operation"],
         )
         .expect("a valid metric");
-        let transaction_retries = IntCounter::new(
-            "gatehouse_db_transaction_retries_total",
-            "Transactions the database aborted (deadlock, lock wait, certification failure, \
-             busy) and that were tried again.",
-        )
-        .expect("a valid metric");
         let refresh_replays = IntCounter::new(
             "gatehouse_refresh_replays_total",
             "Refreshes answered with the successor already issued (a retry, a second tab).",
@@ -137,16 +130,14 @@ impl Default for Metrics {
             events,
             responses,
             latency,
-            transaction_retries,
             refresh_replays,
             mails,
         };
-        let collectors: [Box<dyn prometheus::core::Collector>; 6] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 5] = [
             Box::new(metrics.mails.clone()),
             Box::new(metrics.events.clone()),
             Box::new(metrics.responses.clone()),
             Box::new(metrics.latency.clone()),
-            Box::new(metrics.transaction_retries.clone()),
             Box::new(metrics.refresh_replays.clone()),
         ];
         for collector in collectors {
@@ -170,17 +161,6 @@ impl Metrics {
         if AuditKind::COUNTED.contains(&event) {
             self.events.with_label_values(&[event.as_str()]).inc();
         }
-    }
-
-    /// Counts one transaction that the database aborted (deadlock, lock
-    /// wait, certification failure, busy) and that was tried again.
-    pub fn transaction_retried(&self) {
-        self.transaction_retries.inc();
-    }
-
-    /// Transactions retried since start (see [`Metrics::transaction_retried`]).
-    pub fn transaction_retries(&self) -> u64 {
-        self.transaction_retries.get()
     }
 
     /// Counts one refresh answered with a successor already issued.
@@ -251,6 +231,12 @@ impl Metrics {
         }
         let totals = [
             (
+                "gatehouse_db_transaction_retries_total",
+                "Transactions the database aborted (deadlock, lock wait, certification failure, \
+                 busy) and that were tried again.",
+                gauges.transaction_retries,
+            ),
+            (
                 "gatehouse_session_cache_hits_total",
                 "Session checks answered from the cache.",
                 gauges.session_cache_hits,
@@ -305,6 +291,8 @@ pub struct Gauges {
     pub published_keys: usize,
     /// The database pool.
     pub pool: PoolStats,
+    /// Transactions the database aborted and that were tried again.
+    pub transaction_retries: u64,
     /// Since the current signing key took over; `None` for a fixed key.
     pub signing_key_age_secs: Option<i64>,
 }
@@ -323,7 +311,6 @@ mod tests {
         metrics.answered("getMe", 200, took);
         metrics.answered("getMe", 404, took);
         metrics.answered(NO_OPERATION, 999, took);
-        metrics.transaction_retried();
         let text = metrics.render(&Gauges {
             hashes_running: 1,
             cached_sessions: 3,
@@ -337,6 +324,7 @@ mod tests {
                 idle: 3,
                 max: 10,
             },
+            transaction_retries: 1,
             signing_key_age_secs: Some(60),
         });
         assert!(text.contains("gatehouse_events_total{event=\"login_succeeded\"} 2\n"));

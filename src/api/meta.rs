@@ -108,6 +108,7 @@ pub(crate) fn render_metrics(state: &AppState) -> String {
             .filter(|key| key.public_key().is_some())
             .count(),
         pool: state.store.pool_stats(),
+        transaction_retries: state.store.transactions_retried(),
         signing_key_age_secs: (signing.activates_at > crate::clock::UnixMillis::MIN)
             .then(|| i64::try_from(now.since(signing.activates_at).as_secs()).unwrap_or(i64::MAX)),
     })

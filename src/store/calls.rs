@@ -67,6 +67,7 @@ impl Store {
             match attempt().await {
                 Err(err) if is_transient(&err) && Instant::now() + pause < deadline => {
                     tracing::debug!(error = %err, "transaction aborted by the database; trying again");
+                    self.count_retry();
                     tokio::time::sleep(pause).await;
                 }
                 done => return done,

@@ -142,6 +142,9 @@ pub struct Store {
     writer: Option<Arc<tokio::sync::Mutex<()>>>,
     /// See [`StoreOptions::timeout`].
     timeout: Duration,
+    /// Transactions the database aborted and that were tried again, by
+    /// every clone of this store (`gatehouse_db_transaction_retries_total`).
+    retried: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Store {
@@ -185,7 +188,20 @@ impl Store {
             delivery,
             writer: (backend == Backend::Sqlite).then(Arc::default),
             timeout: options.timeout,
+            retried: Arc::default(),
         })
+    }
+
+    /// Transactions the database aborted (deadlock, lock wait, certification
+    /// failure, busy) and that were tried again, since the store opened.
+    pub fn transactions_retried(&self) -> u64 {
+        self.retried.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Counts one transaction tried again after the database aborted it.
+    pub(crate) fn count_retry(&self) {
+        self.retried
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The engine behind this store.

@@ -175,7 +175,7 @@ async fn a_rotation_whose_commit_answer_was_lost_is_handed_out_after_the_outage(
     app.clock.advance(OUTAGE);
     let successors = refresh_everyone_when_back(one(&app), &tokens).await;
     assert_everyone_signed_in(one(&app), &successors).await;
-    let retries = app.state.metrics.transaction_retries();
+    let retries = app.state.store.transactions_retried();
     assert_eq!(retries, 0, "a timed-out call is not retried in the request");
 }
 
@@ -282,7 +282,7 @@ async fn a_commit_the_database_aborts_is_tried_again_and_written_once() {
     proxy.inject(Fault::AbortNextCommit);
     let reply = app.refresh(&tokens[0]).await;
     reply.assert_status(200);
-    assert_eq!(app.state.metrics.transaction_retries(), 1);
+    assert_eq!(app.state.store.transactions_retried(), 1);
     let session = claims_of(reply.str("access_token"))["sid"].clone();
     let refreshes = app
         .state
@@ -333,6 +333,7 @@ async fn the_second_step_of_a_login_survives_a_hung_database_and_an_aborted_comm
     let otp = crate::mfa::code(&app, &alice.secret, 0);
     let sessions = "SELECT CAST(COUNT(*) AS CHAR) FROM sessions WHERE revoked_at IS NULL";
     let before: i64 = app.query_strings(sessions).await[0].parse().unwrap();
+    let retries = app.state.store.transactions_retried();
     // The first COMMIT is the one that spends the step and the code.
     proxy.inject(Fault::AbortNextCommit);
     crate::mfa::with_otp(&app, &token, &otp)
@@ -340,4 +341,14 @@ async fn the_second_step_of_a_login_survives_a_hung_database_and_an_aborted_comm
         .assert_status(200);
     let after: i64 = app.query_strings(sessions).await[0].parse().unwrap();
     assert_eq!(after, before + 1, "one session, however often it was tried");
+    assert_eq!(app.state.store.transactions_retried(), retries + 1);
+    let metrics = app.client.get("/metrics").send().await.0;
+    let text = metrics.into_body().into_string().await.unwrap();
+    assert!(
+        text.contains(&format!(
+            "gatehouse_db_transaction_retries_total {}\n",
+            retries + 1
+        )),
+        "{text}"
+    );
 }

@@ -90,7 +90,7 @@ pub async fn race(apps: &[Arc<TestApp>], token: &str, racers: usize) -> Vec<Repl
 /// or a certification failure).
 pub fn retries(apps: &[Arc<TestApp>]) -> u64 {
     apps.iter()
-        .map(|app| app.state.metrics.transaction_retries())
+        .map(|app| app.state.store.transactions_retried())
         .sum()
 }
 

@@ -129,7 +129,7 @@ impl RefreshRotation {
                 Err(err) => return Err(Error::from(err).into()),
             }
             aborted += 1;
-            self.metrics.transaction_retried();
+            self.store.count_retry();
             let pause = store::Backoff::TRANSACTION.pause(aborted);
             if Instant::now() + pause >= deadline {
                 tracing::warn!(
