@@ -22,7 +22,7 @@ use super::pages::{STYLE, outcome, page_posting_to, unavailable};
 use crate::auth::accounts::LoginRefused;
 use crate::auth::authorize::{AuthorizeParams, AuthorizeRequest, Refusal, with_query};
 use crate::auth::grant::PASSWORD_ONLY;
-use crate::auth::mfa::{Factor, FactorError, PasswordStep, recovery_codes};
+use crate::auth::mfa::{Factor, FactorError, PasswordStep};
 use crate::state::AppState;
 use crate::store::BrowserSession;
 
@@ -286,11 +286,7 @@ pub(super) async fn authorize_form(
             let mfa_token = form.mfa_token.unwrap_or_default();
             let code = form.otp.unwrap_or_default();
             let code = code.trim();
-            let factor = if recovery_codes::hash(code).is_some() {
-                Factor::RecoveryCode(code)
-            } else {
-                Factor::Otp(code)
-            };
+            let factor = Factor::typed(code);
             let from = client_info(req, Some(request.client.id.clone()));
             let error = match state
                 .mfa
