@@ -206,8 +206,14 @@ mod tests {
     fn one_field_takes_an_apps_code_or_a_recovery_code() {
         assert!(matches!(Factor::typed("123456"), Factor::Otp("123456")));
         assert!(matches!(Factor::typed("123 456"), Factor::Otp(_)));
-        assert!(matches!(Factor::typed("ybndr-fg8ej"), Factor::RecoveryCode(_)));
-        assert!(matches!(Factor::typed("YBNDRFG8EJ"), Factor::RecoveryCode(_)));
+        assert!(matches!(
+            Factor::typed("ybndr-fg8ej"),
+            Factor::RecoveryCode(_)
+        ));
+        assert!(matches!(
+            Factor::typed("YBNDRFG8EJ"),
+            Factor::RecoveryCode(_)
+        ));
         assert_eq!(Factor::Otp("1").amr(), "pwd otp mfa");
         assert_eq!(Factor::RecoveryCode("1").amr(), "pwd mfa");
     }
