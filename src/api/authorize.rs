@@ -204,204 +204,225 @@ pub(super) async fn authorize_form(
         );
     }
     let csrf = form.csrf.clone().unwrap_or_default();
-    let mut answer = Answer {
-        cookies: Vec::new(),
+    let posted = Posted {
+        state: &state,
+        req,
+        cookies: &cookies,
+        request: &request,
+        csrf: &csrf,
     };
     match form.step.as_deref() {
-        Some("login") => {
-            let username = form.username.unwrap_or_default();
-            let password = SecretString::from(form.password.unwrap_or_default());
-            if username.is_empty() || password.expose_secret().is_empty() {
-                let error = Some("Enter your username and your password.".into());
-                return login_page(
-                    product,
-                    &request,
-                    &csrf,
-                    &username,
-                    error,
-                    StatusCode::BAD_REQUEST,
-                );
-            }
-            let from = client_info(req, Some(request.client.id.clone()));
-            let user = match state.accounts.log_in(&username, password, &from).await {
-                Ok(user) => user,
-                Err(LoginRefused::BadCredentials) => {
-                    let error = Some("The username or the password is wrong.".into());
-                    return login_page(
-                        product,
-                        &request,
-                        &csrf,
-                        &username,
-                        error,
-                        StatusCode::BAD_REQUEST,
-                    );
-                }
-                Err(LoginRefused::Throttled(retry_after)) => {
-                    let error = Some(format!(
-                        "Too many failed attempts. Try again in {retry_after} seconds."
-                    ));
-                    return login_page(
-                        product,
-                        &request,
-                        &csrf,
-                        &username,
-                        error,
-                        StatusCode::TOO_MANY_REQUESTS,
-                    );
-                }
-                Err(LoginRefused::Internal(err)) => return unavailable(product, &err),
-            };
-            if user.mfa_enabled_at.is_some() {
-                let step = PasswordStep {
-                    user: &user,
-                    client_id: &request.client.id,
-                    client_confidential: request.client.confidential,
-                    scope: &request.scope,
-                };
-                return match state.mfa.challenge(step).await {
-                    Ok(token) => {
-                        let page = SecondFactorPage {
-                            product,
-                            style: STYLE,
-                            request: &request,
-                            csrf: &csrf,
-                            username: &user.username,
-                            mfa_token: token.expose_secret(),
-                            error: None,
-                        };
-                        second_factor_page(page, StatusCode::OK)
-                    }
-                    Err(err) => unavailable(product, &err),
-                };
-            }
-            let session = BrowserSession {
-                user_id: user.id,
-                auth_time: state.clock.now(),
-                user_epoch: user.session_epoch,
-                amr: PASSWORD_ONLY.to_owned(),
-            };
-            sign_in(&state, &cookies, answer, session, &request, &csrf).await
-        }
-        Some("otp") => {
-            let mfa_token = form.mfa_token.unwrap_or_default();
-            let code = form.otp.unwrap_or_default();
-            let code = code.trim();
-            let factor = Factor::typed(code);
-            let from = client_info(req, Some(request.client.id.clone()));
-            let error = match state
-                .mfa
-                .pass(&mfa_token, &request.client.id, factor, &from)
-                .await
-            {
-                Ok(passed) => {
-                    let session = BrowserSession {
-                        user_id: passed.user.id,
-                        auth_time: state.clock.now(),
-                        user_epoch: passed.challenge.user_epoch,
-                        amr: passed.amr.to_owned(),
-                    };
-                    return sign_in(&state, &cookies, answer, session, &request, &csrf).await;
-                }
-                Err(FactorError::BadToken) => {
-                    let error = Some(
-                        "This sign-in took too long, or had too many wrong codes. \
-                         Sign in again."
-                            .into(),
-                    );
-                    return login_page(
-                        product,
-                        &request,
-                        &csrf,
-                        "",
-                        error,
-                        StatusCode::BAD_REQUEST,
-                    );
-                }
-                Err(FactorError::BadCode) => (
-                    "That code is wrong or was already used. Wait for the next code and \
-                     try again."
-                        .to_owned(),
-                    StatusCode::BAD_REQUEST,
-                ),
-                Err(FactorError::Throttled(retry_after)) => (
-                    format!("Too many wrong codes. Try again in {retry_after} seconds."),
-                    StatusCode::TOO_MANY_REQUESTS,
-                ),
-                Err(FactorError::Internal(err)) => return unavailable(product, &err),
-            };
-            // Shown only: the name the password step was given for.
-            let username = form.username.unwrap_or_default();
-            let page = SecondFactorPage {
-                product,
-                style: STYLE,
-                request: &request,
-                csrf: &csrf,
-                username: &username,
-                mfa_token: &mfa_token,
-                error: Some(error.0),
-            };
-            second_factor_page(page, error.1)
-        }
-        Some("consent") => {
-            let session = match signed_in(&state, req, &cookies).await {
-                Ok(Some(session)) => session,
-                Ok(None) => {
-                    return login_page(product, &request, &csrf, "", None, StatusCode::OK);
-                }
-                Err(err) => return unavailable(product, &err),
-            };
-            match form.decision.as_deref() {
-                Some("allow") => {
-                    let from = client_info(req, Some(request.client.id.clone()));
-                    if let Err(err) = state
-                        .sessions
-                        .record_consent(&session.user_id, &request, &from)
-                        .await
-                    {
-                        return unavailable(product, &err);
-                    }
-                    send_code(&state, &session, &request).await
-                }
-                Some("deny") => back_to_client(
-                    &request.redirect_uri,
-                    "access_denied",
-                    "the user denied the request",
-                    request.state.as_deref(),
-                    state.sessions.issuer(),
-                ),
-                _ => bad_request(product, "Choose Allow or Deny."),
-            }
-        }
+        Some("login") => posted.password_step(form).await,
+        Some("otp") => posted.code_step(form).await,
+        Some("consent") => posted.consent_step(form).await,
         _ => bad_request(product, "This form's fields cannot be read."),
     }
 }
 
-/// The user just signed in as `session` says: the browser session's cookie,
-/// then on as [`continue_as`].
-async fn sign_in(
-    state: &AppState,
-    cookies: &Cookies,
-    mut answer: Answer,
-    session: BrowserSession,
-    request: &AuthorizeRequest,
-    csrf: &str,
-) -> Response {
-    let opened = state
-        .sessions
-        .open_browser_session(&session.user_id, session.user_epoch, &session.amr)
-        .await;
-    let cookie = match opened {
-        Ok(cookie) => cookie,
-        Err(err) => return unavailable(product(state), &err),
-    };
-    answer.cookies.push(cookies.set(
-        cookies.session_name(),
-        cookie.expose_secret(),
-        "Lax",
-        crate::auth::authorize::BROWSER_SESSION_TTL.as_secs(),
-    ));
-    let response = continue_as(state, &session, request, csrf).await;
-    answer.finish(response)
+/// A form posted back to the authorization endpoint, its request checked
+/// and its CSRF token matched: what each step answers with.
+struct Posted<'a> {
+    state: &'a AppState,
+    req: &'a Request,
+    cookies: &'a Cookies,
+    request: &'a AuthorizeRequest,
+    csrf: &'a str,
+}
+
+impl Posted<'_> {
+    fn product(&self) -> &str {
+        product(self.state)
+    }
+
+    /// The sign-in form again, for `username`, saying `error`.
+    fn login_again(&self, username: &str, error: String, status: StatusCode) -> Response {
+        let product = self.product();
+        login_page(
+            product,
+            self.request,
+            self.csrf,
+            username,
+            Some(error),
+            status,
+        )
+    }
+
+    /// The username and password: signed in, or the second-factor form
+    /// for an account that has one.
+    async fn password_step(&self, form: PostedForm) -> Response {
+        let username = form.username.unwrap_or_default();
+        let password = SecretString::from(form.password.unwrap_or_default());
+        if username.is_empty() || password.expose_secret().is_empty() {
+            let error = "Enter your username and your password.".into();
+            return self.login_again(&username, error, StatusCode::BAD_REQUEST);
+        }
+        let from = client_info(self.req, Some(self.request.client.id.clone()));
+        let user = match self.state.accounts.log_in(&username, password, &from).await {
+            Ok(user) => user,
+            Err(LoginRefused::BadCredentials) => {
+                let error = "The username or the password is wrong.".into();
+                return self.login_again(&username, error, StatusCode::BAD_REQUEST);
+            }
+            Err(LoginRefused::Throttled(retry_after)) => {
+                let error =
+                    format!("Too many failed attempts. Try again in {retry_after} seconds.");
+                return self.login_again(&username, error, StatusCode::TOO_MANY_REQUESTS);
+            }
+            Err(LoginRefused::Internal(err)) => return unavailable(self.product(), &err),
+        };
+        if user.mfa_enabled_at.is_some() {
+            let step = PasswordStep {
+                user: &user,
+                client_id: &self.request.client.id,
+                client_confidential: self.request.client.confidential,
+                scope: &self.request.scope,
+            };
+            return match self.state.mfa.challenge(step).await {
+                Ok(token) => self.second_factor_page(
+                    &user.username,
+                    token.expose_secret(),
+                    None,
+                    StatusCode::OK,
+                ),
+                Err(err) => unavailable(self.product(), &err),
+            };
+        }
+        let session = BrowserSession {
+            user_id: user.id,
+            auth_time: self.state.clock.now(),
+            user_epoch: user.session_epoch,
+            amr: PASSWORD_ONLY.to_owned(),
+        };
+        self.sign_in(session).await
+    }
+
+    /// A code of the authenticator app, or a recovery code, with the
+    /// password step's `mfa_token`.
+    async fn code_step(&self, form: PostedForm) -> Response {
+        let mfa_token = form.mfa_token.unwrap_or_default();
+        let code = form.otp.unwrap_or_default();
+        let from = client_info(self.req, Some(self.request.client.id.clone()));
+        let passed = self
+            .state
+            .mfa
+            .pass(
+                &mfa_token,
+                &self.request.client.id,
+                Factor::typed(code.trim()),
+                &from,
+            )
+            .await;
+        let error = match passed {
+            Ok(passed) => {
+                let session = BrowserSession {
+                    user_id: passed.user.id,
+                    auth_time: self.state.clock.now(),
+                    user_epoch: passed.challenge.user_epoch,
+                    amr: passed.amr.to_owned(),
+                };
+                return self.sign_in(session).await;
+            }
+            Err(FactorError::BadToken) => {
+                let error = "This sign-in took too long, or had too many wrong codes. \
+                             Sign in again."
+                    .into();
+                return self.login_again("", error, StatusCode::BAD_REQUEST);
+            }
+            Err(FactorError::BadCode) => (
+                "That code is wrong or was already used. Wait for the next code and try again."
+                    .to_owned(),
+                StatusCode::BAD_REQUEST,
+            ),
+            Err(FactorError::Throttled(retry_after)) => (
+                format!("Too many wrong codes. Try again in {retry_after} seconds."),
+                StatusCode::TOO_MANY_REQUESTS,
+            ),
+            Err(FactorError::Internal(err)) => return unavailable(self.product(), &err),
+        };
+        // Shown only: the name the password step was given for.
+        let username = form.username.unwrap_or_default();
+        self.second_factor_page(&username, &mfa_token, Some(error.0), error.1)
+    }
+
+    /// The second-factor form, answered with `status`, saying `error` if
+    /// there is one.
+    fn second_factor_page(
+        &self,
+        username: &str,
+        mfa_token: &str,
+        error: Option<String>,
+        status: StatusCode,
+    ) -> Response {
+        let page = SecondFactorPage {
+            product: self.product(),
+            style: STYLE,
+            request: self.request,
+            csrf: self.csrf,
+            username,
+            mfa_token,
+            error,
+        };
+        let origin = origin_of(&self.request.redirect_uri);
+        page_posting_to(status, page.render(), origin)
+    }
+
+    /// Allow or deny, by a signed-in browser.
+    async fn consent_step(&self, form: PostedForm) -> Response {
+        let (state, request) = (self.state, self.request);
+        let session = match signed_in(state, self.req, self.cookies).await {
+            Ok(Some(session)) => session,
+            Ok(None) => {
+                return login_page(self.product(), request, self.csrf, "", None, StatusCode::OK);
+            }
+            Err(err) => return unavailable(self.product(), &err),
+        };
+        match form.decision.as_deref() {
+            Some("allow") => {
+                let from = client_info(self.req, Some(request.client.id.clone()));
+                if let Err(err) = state
+                    .sessions
+                    .record_consent(&session.user_id, request, &from)
+                    .await
+                {
+                    return unavailable(self.product(), &err);
+                }
+                send_code(state, &session, request).await
+            }
+            Some("deny") => back_to_client(
+                &request.redirect_uri,
+                "access_denied",
+                "the user denied the request",
+                request.state.as_deref(),
+                state.sessions.issuer(),
+            ),
+            _ => bad_request(self.product(), "Choose Allow or Deny."),
+        }
+    }
+
+    /// The user just signed in as `session` says: the browser session's
+    /// cookie, then on as [`continue_as`].
+    async fn sign_in(&self, session: BrowserSession) -> Response {
+        let opened = self
+            .state
+            .sessions
+            .open_browser_session(&session.user_id, session.user_epoch, &session.amr)
+            .await;
+        let cookie = match opened {
+            Ok(cookie) => cookie,
+            Err(err) => return unavailable(self.product(), &err),
+        };
+        let cookies = self.cookies;
+        let answer = Answer {
+            cookies: vec![cookies.set(
+                cookies.session_name(),
+                cookie.expose_secret(),
+                "Lax",
+                crate::auth::authorize::BROWSER_SESSION_TTL.as_secs(),
+            )],
+        };
+        let response = continue_as(self.state, &session, self.request, self.csrf).await;
+        answer.finish(response)
+    }
 }
 
 /// With the user signed in: the consent page if the client needs it, else
@@ -498,11 +519,6 @@ fn login_page(
         .render(),
         origin_of(&request.redirect_uri),
     )
-}
-
-fn second_factor_page(page: SecondFactorPage<'_>, status: StatusCode) -> Response {
-    let origin = origin_of(&page.request.redirect_uri);
-    page_posting_to(status, page.render(), origin)
 }
 
 /// The browser session the request's cookie names, if live.
