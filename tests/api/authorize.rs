@@ -263,6 +263,19 @@ async fn redeem(
     .await
 }
 
+/// The app's refresh grant (a public client: its `client_id` in the body).
+async fn refresh_as_app(app: &TestApp, refresh_token: &str) -> Reply {
+    app.post_form(
+        "/oauth/token",
+        &[
+            ("grant_type", "refresh_token"),
+            ("client_id", APP),
+            ("refresh_token", refresh_token),
+        ],
+    )
+    .await
+}
+
 /// A fresh code for `alice` and the app (asking consent the first time).
 async fn code_for(app: &TestApp) -> String {
     let mut browser = Browser::new(app);
@@ -295,16 +308,7 @@ async fn a_public_app_gets_tokens_through_login_and_consent_with_pkce(store: Sto
     assert_eq!(claims["client_id"], APP);
     app.me(tokens.str("access_token")).await.assert_status(200);
     // The session rotates like any other.
-    let refreshed = app
-        .post_form(
-            "/oauth/token",
-            &[
-                ("grant_type", "refresh_token"),
-                ("client_id", APP),
-                ("refresh_token", tokens.str("refresh_token")),
-            ],
-        )
-        .await;
+    let refreshed = refresh_as_app(&app, tokens.str("refresh_token")).await;
     refreshed.assert_status(200);
     assert_ne!(refreshed.str("refresh_token"), tokens.str("refresh_token"));
 }
@@ -352,16 +356,9 @@ async fn a_code_is_redeemed_once_and_a_replay_revokes_what_the_first_got(store: 
     app.me(first.str("access_token"))
         .await
         .assert_error(401, "invalid_token");
-    app.post_form(
-        "/oauth/token",
-        &[
-            ("grant_type", "refresh_token"),
-            ("client_id", APP),
-            ("refresh_token", first.str("refresh_token")),
-        ],
-    )
-    .await
-    .assert_error(400, "invalid_grant");
+    refresh_as_app(&app, first.str("refresh_token"))
+        .await
+        .assert_error(400, "invalid_grant");
 }
 
 async fn two_instances_racing_to_redeem_one_code_give_exactly_one_token(store: Store) {
@@ -763,16 +760,9 @@ async fn a_user_sees_and_withdraws_a_consent_which_ends_the_apps_sessions(store:
         .me(photos.str("access_token"))
         .await
         .assert_error(401, "invalid_token");
-    app.post_form(
-        "/oauth/token",
-        &[
-            ("grant_type", "refresh_token"),
-            ("client_id", APP),
-            ("refresh_token", photos.str("refresh_token")),
-        ],
-    )
-    .await
-    .assert_error(400, "invalid_grant");
+    refresh_as_app(&app, photos.str("refresh_token"))
+        .await
+        .assert_error(400, "invalid_grant");
     app.me(own_token).await.assert_status(200);
     let listed = app
         .json_with_token(
@@ -878,16 +868,7 @@ async fn auth_time_is_the_sign_in_on_the_page_through_every_refresh(store: Store
         first - signed_in_at < 60,
         "the sign-in's time, not the code's"
     );
-    let refreshed = app
-        .post_form(
-            "/oauth/token",
-            &[
-                ("grant_type", "refresh_token"),
-                ("client_id", APP),
-                ("refresh_token", tokens.str("refresh_token")),
-            ],
-        )
-        .await;
+    let refreshed = refresh_as_app(&app, tokens.str("refresh_token")).await;
     refreshed.assert_status(200);
     assert_eq!(auth_time(&refreshed), first, "kept by the refresh");
 }
