@@ -42,13 +42,13 @@ pub struct ChallengeRecord {
 }
 
 /// What proves the second factor, as [`Store::pass_challenge`] spends it.
-#[derive(Debug, Clone, Copy)]
-pub enum Proof<'a> {
+#[derive(Debug, Clone)]
+pub enum Proof {
     /// A TOTP code of this 30-second step: accepted if the account has
     /// accepted no code of this step or a later one.
     TotpStep(i64),
     /// A recovery code, by its hash: accepted if unused.
-    RecoveryCode(&'a TokenHash),
+    RecoveryCode(TokenHash),
 }
 
 /// What [`Store::pass_challenge`] decided.
@@ -311,7 +311,7 @@ impl Store {
     pub async fn pass_challenge(
         &self,
         hash: &TokenHash,
-        proof: Proof<'_>,
+        proof: &Proof,
         now: UnixMillis,
         max_failures: i64,
     ) -> Result<Passed, sqlx::Error> {
@@ -343,7 +343,7 @@ impl Store {
                 .await?;
                 let challenge = challenge_of(&row)?;
                 let spent = match proof {
-                    Proof::TotpStep(step) => claim_step(&mut tx, &challenge.user_id, step).await?,
+                    Proof::TotpStep(step) => claim_step(&mut tx, &challenge.user_id, *step).await?,
                     Proof::RecoveryCode(code) => {
                         use_recovery_code(&mut tx, &challenge.user_id, code, now).await?
                     }

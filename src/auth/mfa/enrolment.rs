@@ -4,7 +4,6 @@
 
 use secrecy::{ExposeSecret as _, SecretString};
 
-use super::login::Offered;
 use super::{ENROLMENT_TTL, EnrolError, Factor, SecondFactor, recovery_codes, totp, unix_seconds};
 use crate::audit::AuditKind;
 use crate::auth::accounts::PasswordCheckError;
@@ -15,7 +14,7 @@ use crate::auth::throttle::Attempt;
 use crate::auth::username::UsernameKey;
 use crate::error::Error;
 use crate::ids::{SessionId, UserId};
-use crate::store::{SealedTotp, Store};
+use crate::store::{Proof, SealedTotp, Store};
 
 impl SecondFactor {
     /// Starts an enrolment for the signed-in `user_id`, after checking the
@@ -125,9 +124,9 @@ impl SecondFactor {
             Ok(admitted) => admitted,
             Err(retry_after) => return Err(EnrolError::Throttled(retry_after)),
         };
-        let spent = match self.offered(&user, Factor::typed(code), now)? {
-            Some(Offered::Step(step)) => self.store.claim_totp_step(user_id, step).await?,
-            Some(Offered::RecoveryCode(hash)) => {
+        let spent = match self.proof(&user, Factor::typed(code), now)? {
+            Some(Proof::TotpStep(step)) => self.store.claim_totp_step(user_id, step).await?,
+            Some(Proof::RecoveryCode(hash)) => {
                 self.store.use_recovery_code(user_id, &hash, now).await?
             }
             None => false,

@@ -15,23 +15,6 @@ use crate::error::Error;
 use crate::ids::TokenHash;
 use crate::store::{ChallengeRecord, NewChallenge, Passed, Proof, UserRecord};
 
-/// What a code offers to spend, before the store spends it.
-pub(super) enum Offered {
-    /// A TOTP code of this step.
-    Step(i64),
-    /// A recovery code, by its hash.
-    RecoveryCode(TokenHash),
-}
-
-impl Offered {
-    fn proof(&self) -> Proof<'_> {
-        match self {
-            Self::Step(step) => Proof::TotpStep(*step),
-            Self::RecoveryCode(hash) => Proof::RecoveryCode(hash),
-        }
-    }
-}
-
 impl SecondFactor {
     /// The password step of `step.user` is done and the account has a
     /// second factor: the `mfa_token` that continues it.
@@ -84,14 +67,14 @@ impl SecondFactor {
             .find_user_by_id(user_id)
             .await?
             .filter(|user| user.mfa_enabled_at.is_some() && user.disabled_at.is_none());
-        let offered = match &user {
-            Some(user) => self.offered(user, factor, now)?,
+        let proof = match &user {
+            Some(user) => self.proof(user, factor, now)?,
             None => None,
         };
-        let passed = match &offered {
-            Some(offered) => {
+        let passed = match &proof {
+            Some(proof) => {
                 self.store
-                    .pass_challenge(&hash, offered.proof(), now, MAX_FAILURES_PER_TOKEN)
+                    .pass_challenge(&hash, proof, now, MAX_FAILURES_PER_TOKEN)
                     .await?
             }
             None => Passed::ProofSpent,
@@ -150,15 +133,15 @@ impl SecondFactor {
 
     /// What `factor` would spend for `user` at `now`; `None` if it is no
     /// code of the account's secret at all, or cannot be a recovery code.
-    pub(super) fn offered(
+    pub(super) fn proof(
         &self,
         user: &UserRecord,
         factor: Factor<'_>,
         now: UnixMillis,
-    ) -> Result<Option<Offered>, Error> {
+    ) -> Result<Option<Proof>, Error> {
         Ok(match factor {
-            Factor::Otp(code) => self.step_of(user, code, now)?.map(Offered::Step),
-            Factor::RecoveryCode(code) => recovery_codes::hash(code).map(Offered::RecoveryCode),
+            Factor::Otp(code) => self.step_of(user, code, now)?.map(Proof::TotpStep),
+            Factor::RecoveryCode(code) => recovery_codes::hash(code).map(Proof::RecoveryCode),
         })
     }
 
